@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * format.h - the memtrace snapshot format, version 1: the one spec that the
+ * writer (src/snapshot.c, inside the profiled process) and the reader
+ * (src/format.c, used by tools/memtrace) both follow.
+ *
+ * A snapshot is little-endian binary:
+ *
+ *   file header   16 bytes: "MEMTRACE" magic, u16 major, u16 minor, u32 flags
+ *   records       each: u16 type, u16 flags (0), u32 len, then len bytes
+ *   END record    type 0xffff, len 16: u64 file size (including this record),
+ *                 u32 crc32 (zlib) of every byte before the END payload,
+ *                 u32 "MTEN"
+ *
+ * Records, in the order the writer emits them (a reader must not rely on the
+ * order except that META comes first and END last):
+ *
+ *   META    u32 pid, u32 ppid, u32 seq, u32 reason (mt_reason below),
+ *           u64 wall_ns, u64 mono_ns (when the dump began),
+ *           u64 start_wall_ns, u64 start_mono_ns (when tracking began),
+ *           u32 depth (frames captured at most), u32 page_size,
+ *           u32 len + exe path, u32 len + command line (NUL-separated args)
+ *   TOTALS  u32 n, then n u64 counters in MT_TOTALS order; a reader takes
+ *           the ones it knows, so later minor versions may append
+ *   MODULE  u64 bias (dlpi_addr), u64 lo, u64 hi (range of PT_LOAD
+ *           segments, absolute), u32 build-id length (<= 64) + build id,
+ *           u32 len + path
+ *   SITE    u32 id, u8 domain (mt_domain), u8 nframes, u16 0,
+ *           MT_SITE_COUNTERS as u64 each, then nframes u64 absolute return
+ *           addresses, innermost (the allocating caller) first; memtrace's
+ *           own frames are never recorded
+ *
+ * Unknown record types are skipped by their length: a minor version may add
+ * records. A different major version is refused. No record is longer than
+ * MT_REC_MAX. Strings are not NUL-terminated in the file.
+ */
+#ifndef MT_FORMAT_H
+#define MT_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_MAGIC "MEMTRACE"
+#define MT_MAGIC_LEN 8
+#define MT_END_MAGIC 0x4e45544du /* "MTEN" little-endian */
+#define MT_FORMAT_MAJOR 1
+#define MT_FORMAT_MINOR 0
+#define MT_FILE_HEADER_LEN 16
+#define MT_REC_HEADER_LEN 8
+#define MT_END_PAYLOAD_LEN 16
+#define MT_REC_MAX (16u << 20)
+#define MT_MAX_FRAMES 128
+#define MT_MAX_BUILD_ID 64
+
+enum mt_rec_type {
+	MT_REC_META = 1,
+	MT_REC_TOTALS = 2,
+	MT_REC_MODULE = 3,
+	MT_REC_SITE = 4,
+	MT_REC_END = 0xffff,
+};
+
+enum mt_domain {
+	MT_DOMAIN_HEAP = 0, /* malloc family */
+	MT_DOMAIN_MMAP = 1, /* anonymous mmap/mremap */
+	MT_DOMAIN_COUNT
+};
+
+/* Why a snapshot was written. */
+#define MT_REASONS(X)                                                          \
+	X(EXIT, 1, "at exit")                                                  \
+	X(UEXIT, 2, "at _exit")                                                \
+	X(API, 3, "on request (mt_snapshot)")                                  \
+	X(SIGNAL, 4, "on signal")                                              \
+	X(INTERVAL, 5, "periodic")
+
+enum mt_reason {
+#define X(name, val, text) MT_REASON_##name = val,
+	MT_REASONS(X)
+#undef X
+};
+
+/* Process totals, in file order. */
+#define MT_TOTALS(X)                                                           \
+	X(heap_live_bytes)                                                     \
+	X(heap_live_count)                                                     \
+	X(heap_peak_bytes)                                                     \
+	X(heap_alloc_count)                                                    \
+	X(heap_alloc_bytes)                                                    \
+	X(heap_free_count)                                                     \
+	X(mmap_live_bytes)                                                     \
+	X(mmap_live_count)                                                     \
+	X(mmap_peak_bytes)                                                     \
+	X(mmap_alloc_count)                                                    \
+	X(mmap_alloc_bytes)                                                    \
+	X(mmap_free_count)                                                     \
+	X(sites)                                                               \
+	X(untracked_allocs)
+
+typedef struct mt_totals {
+#define X(name) uint64_t name;
+	MT_TOTALS(X)
+#undef X
+} mt_totals_t;
+
+#define MT_TOTALS_N (sizeof(mt_totals_t) / sizeof(uint64_t))
+
+/* Per-callsite counters, in file order. Sizes are as the program asked. */
+#define MT_SITE_COUNTERS(X)                                                    \
+	X(live_bytes)                                                          \
+	X(live_count)                                                          \
+	X(alloc_count)                                                         \
+	X(alloc_bytes)                                                         \
+	X(peak_bytes)
+
+#define MT_SITE_FIXED_LEN (8 + 8 * 5)
+
+/* The zlib crc32 polynomial; both sides use this one implementation. */
+uint32_t mt__crc32(uint32_t crc, const void *buf, size_t len);
+
+/* Little-endian stores and loads (x86-64 and aarch64 are little-endian). */
+static inline void mt__put_u16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+static inline void mt__put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void mt__put_u64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint16_t mt__get_u16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t mt__get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint64_t mt__get_u64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#endif

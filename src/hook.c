@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hook.c - the entry points libmemtrace.so exports in place of the malloc
+ * family and the mmap family, and the start-up, fork and exit handling.
+ *
+ * Invariants:
+ *  - every call is forwarded to the next allocator in the chain (RTLD_NEXT),
+ *    whose results, errno and realloc(p, 0) semantics the program sees as is;
+ *  - only the outermost call of a thread is recorded (tl_busy): allocations
+ *    made by memtrace itself, libunwind or libc helpers it calls are not;
+ *  - dlsym's own allocations during start-up come from a static pool that
+ *    free/realloc/malloc_usable_size recognise forever after;
+ *  - a block is removed from the tables before the real free and added after
+ *    the real malloc, so an address reused by another thread is never lost;
+ *  - under AT_SECURE (setuid/setgid) nothing is tracked or written.
+ */
+#define _GNU_SOURCE
+/* mmap and mmap64 are both defined here: no 64-bit-offset renaming */
+#undef _FILE_OFFSET_BITS
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memtrace.h"
+#include "internal.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define TLS_IE __attribute__((tls_model("initial-exec")))
+
+static __thread int tl_busy TLS_IE;
+static __thread int tl_resolving TLS_IE;
+
+static struct {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	size_t (*malloc_usable_size)(void *);
+	void *(*mmap)(void *, size_t, int, int, int, off_t);
+	int (*munmap)(void *, size_t);
+	void *(*mremap)(void *, size_t, size_t, int, ...);
+	void (*exit_)(int);
+	void (*Exit_)(int);
+} real;
+
+enum { RES_NONE, RES_BUSY, RES_DONE };
+enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
+static int resolve_state = RES_NONE;
+static int init_state = INIT_NONE;
+static pid_t main_pid;
+static int exit_dumped;
+
+uint64_t mt__start_wall_ns, mt__start_mono_ns;
+
+/* ---- the bootstrap pool: dlsym's calloc before the real one is known ---- */
+#define POOL_SIZE (256u << 10)
+static char pool[POOL_SIZE] __attribute__((aligned(64)));
+static size_t pool_used;
+
+static bool in_pool(const void *p)
+{
+	return (const char *)p >= pool && (const char *)p < pool + POOL_SIZE;
+}
+
+/* 16-byte header holding the size; the memory is zero and never reused. */
+static void *pool_alloc(size_t size, size_t align)
+{
+	if (align < 16)
+		align = 16;
+	if (size > POOL_SIZE || align > 4096)
+		return NULL;
+	size_t old = __atomic_load_n(&pool_used, __ATOMIC_RELAXED), start, end;
+	do {
+		start = (old + 16 + align - 1) & ~(align - 1);
+		end = start + size;
+		if (end > POOL_SIZE)
+			return NULL;
+	} while (!__atomic_compare_exchange_n(&pool_used, &old, end, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	*(size_t *)(pool + start - 16) = size;
+	return pool + start;
+}
+
+static size_t pool_size(const void *p)
+{
+	return *(const size_t *)((const char *)p - 16);
+}
+
+/* ---- start-up ---- */
+
+static void *next_sym(const char *name)
+{
+	return dlsym(RTLD_NEXT, name);
+}
+
+static void resolve(void)
+{
+	int expect = RES_NONE;
+	if (!__atomic_compare_exchange_n(&resolve_state, &expect, RES_BUSY, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)
+			sched_yield();
+		return;
+	}
+	tl_resolving = 1;
+	real.malloc = next_sym("malloc");
+	real.free = next_sym("free");
+	real.calloc = next_sym("calloc");
+	real.realloc = next_sym("realloc");
+	real.posix_memalign = next_sym("posix_memalign");
+	real.aligned_alloc = next_sym("aligned_alloc");
+	real.memalign = next_sym("memalign");
+	real.valloc = next_sym("valloc");
+	real.pvalloc = next_sym("pvalloc");
+	real.malloc_usable_size = next_sym("malloc_usable_size");
+	real.mmap = next_sym("mmap");
+	real.munmap = next_sym("munmap");
+	real.mremap = next_sym("mremap");
+	real.exit_ = next_sym("_exit");
+	real.Exit_ = next_sym("_Exit");
+	tl_resolving = 0;
+	if (!real.malloc || !real.free || !real.calloc || !real.realloc || !real.mmap ||
+	    !real.munmap) {
+		static const char msg[] = "memtrace: cannot find the real allocator; aborting\n";
+		(void)mt__write_all(2, msg, sizeof(msg) - 1);
+		abort(); /* nothing can be forwarded: there is no safe way on */
+	}
+	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
+}
+
+#define ENSURE_RESOLVED()                                                      \
+	do {                                                                   \
+		if (MT_UNLIKELY(__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != \
+				RES_DONE))                                     \
+			resolve();                                             \
+	} while (0)
+
+static void at_exit_dump(void)
+{
+	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (getpid() != main_pid)
+		main_pid = getpid(); /* a forked child writes its own pid's file */
+	tl_busy++;
+	(void)mt__dump(MT_REASON_EXIT, NULL, 0);
+	tl_busy--;
+}
+
+static void atfork_prepare(void)
+{
+	if (init_state == INIT_READY)
+		mt__table_lock_all();
+}
+
+static void atfork_parent(void)
+{
+	if (init_state == INIT_READY)
+		mt__table_unlock_all();
+}
+
+static void atfork_child(void)
+{
+	if (init_state == INIT_READY)
+		mt__table_unlock_all();
+	mt__snapshot_atfork_child();
+}
+
+static void init(void)
+{
+	int expect = INIT_NONE;
+	if (!__atomic_compare_exchange_n(&init_state, &expect, INIT_BUSY, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return; /* another thread is on it: this call goes untracked */
+
+	tl_busy++;
+	main_pid = getpid();
+	if (getauxval(AT_SECURE)) {
+		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+		tl_busy--;
+		return;
+	}
+	mt__start_wall_ns = mt__now_ns(CLOCK_REALTIME);
+	mt__start_mono_ns = mt__now_ns(CLOCK_MONOTONIC);
+	mt__options_init();
+	mt__snapshot_init();
+	if (!mt__table_init()) {
+		mt__warn("cannot set up tables; tracking is off");
+		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+		tl_busy--;
+		return;
+	}
+	mt__unwind_init();
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	if (mt__opt.at_exit)
+		atexit(at_exit_dump);
+	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
+	tl_busy--;
+}
+
+static inline bool tracking(void)
+{
+	int s = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);
+	if (MT_LIKELY(s == INIT_READY))
+		return true;
+	if (s == INIT_NONE) {
+		init();
+		return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_READY;
+	}
+	return false;
+}
+
+__attribute__((constructor)) static void mt_ctor(void)
+{
+	ENSURE_RESOLVED();
+	if (!tl_busy)
+		(void)tracking();
+}
+
+/* ---- recording ---- */
+
+static mt_site_t *current_site(int domain)
+{
+	uintptr_t frames[MT_MAX_FRAMES];
+	int n = mt__unwind(frames, mt__opt.depth);
+	mt_site_t *s = mt__site_get(frames, n, domain);
+	if (!s)
+		mt__count_untracked();
+	return s;
+}
+
+static void record_heap(void *p, size_t size)
+{
+	int saved = errno;
+	mt_site_t *s = current_site(MT_DOMAIN_HEAP);
+	if (s)
+		mt__heap_add(p, size, s);
+	errno = saved;
+}
+
+/* Enter/leave a recorded call: only the outermost call of a thread. */
+#define ENTER() (!tl_busy && tracking() && (tl_busy = 1))
+#define LEAVE() (tl_busy = 0)
+
+/* ---- the malloc family ---- */
+
+EXPORT void *malloc(size_t size)
+{
+	if (MT_UNLIKELY(resolve_state != RES_DONE)) {
+		if (tl_resolving)
+			return pool_alloc(size, 16);
+		resolve();
+	}
+	if (!ENTER())
+		return real.malloc(size);
+	void *p = real.malloc(size);
+	if (p)
+		record_heap(p, size);
+	LEAVE();
+	return p;
+}
+
+EXPORT void free(void *p)
+{
+	if (!p || in_pool(p))
+		return;
+	ENSURE_RESOLVED();
+	if (MT_LIKELY(init_state == INIT_READY)) {
+		int saved = errno;
+		mt__heap_remove(p);
+		errno = saved;
+	}
+	real.free(p);
+}
+
+EXPORT void cfree(void *p)
+{
+	free(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	if (n && size > SIZE_MAX / n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (MT_UNLIKELY(resolve_state != RES_DONE)) {
+		if (tl_resolving)
+			return pool_alloc(n * size, 16);
+		resolve();
+	}
+	if (!ENTER())
+		return real.calloc(n, size);
+	void *p = real.calloc(n, size);
+	if (p)
+		record_heap(p, n * size);
+	LEAVE();
+	return p;
+}
+
+/* realloc semantics are the backing allocator's: on failure the old block
+ * stays live (and tracked); a NULL result for size 0 means it was freed. */
+static void *do_realloc(void *p, size_t size)
+{
+	if (in_pool(p)) {
+		void *q = malloc(size);
+		if (q)
+			memcpy(q, p, pool_size(p) < size ? pool_size(p) : size);
+		return q;
+	}
+	ENSURE_RESOLVED();
+	if (!p)
+		return malloc(size);
+	if (!ENTER()) {
+		if (init_state == INIT_READY) {
+			/* nested (from inside memtrace) yet on a tracked block:
+			 * never leave a stale entry behind */
+			void *q = real.realloc(p, size);
+			if (q || size == 0) {
+				int saved = errno;
+				mt__heap_remove(p);
+				errno = saved;
+			}
+			return q;
+		}
+		return real.realloc(p, size);
+	}
+	uint64_t meta = mt__heap_detach(p);
+	void *q = real.realloc(p, size);
+	int saved = errno;
+	if (q || size == 0) {
+		mt__heap_release(meta);
+		if (q)
+			record_heap(q, size);
+	} else {
+		mt__heap_reattach(p, meta);
+	}
+	errno = saved;
+	LEAVE();
+	return q;
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+	return do_realloc(p, size);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	if (n && size > SIZE_MAX / n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return do_realloc(p, n * size);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	ENSURE_RESOLVED();
+	if (!ENTER())
+		return real.posix_memalign(out, align, size);
+	void *p = NULL;
+	int r = real.posix_memalign(&p, align, size);
+	if (r == 0) {
+		record_heap(p, size);
+		*out = p;
+	}
+	LEAVE();
+	return r;
+}
+
+#define ALIGNED_HOOK(name, params, args, size_expr)                            \
+	EXPORT void *name params                                               \
+	{                                                                      \
+		ENSURE_RESOLVED();                                             \
+		if (!real.name) {                                              \
+			errno = ENOMEM;                                        \
+			return NULL;                                           \
+		}                                                              \
+		if (!ENTER())                                                  \
+			return real.name args;                                 \
+		void *p = real.name args;                                      \
+		if (p)                                                         \
+			record_heap(p, size_expr);                             \
+		LEAVE();                                                       \
+		return p;                                                      \
+	}
+
+ALIGNED_HOOK(aligned_alloc, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(memalign, (size_t align, size_t size), (align, size), size)
+ALIGNED_HOOK(valloc, (size_t size), (size), size)
+ALIGNED_HOOK(pvalloc, (size_t size), (size), size)
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (in_pool(p))
+		return pool_size(p);
+	ENSURE_RESOLVED();
+	return real.malloc_usable_size ? real.malloc_usable_size(p) : 0;
+}
+
+/* ---- the mmap family: anonymous mappings are the mmap domain ---- */
+
+static size_t page_round(size_t n)
+{
+	size_t pg = 4096;
+	return n > SIZE_MAX - pg ? n : (n + pg - 1) & ~(pg - 1);
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	ENSURE_RESOLVED();
+	if (!ENTER())
+		return real.mmap(addr, len, prot, flags, fd, off);
+	void *p = real.mmap(addr, len, prot, flags, fd, off);
+	if (p != MAP_FAILED) {
+		int saved = errno;
+		if (flags & MAP_ANONYMOUS) {
+			mt_site_t *s = current_site(MT_DOMAIN_MMAP);
+			if (s)
+				mt__mmap_add(p, page_round(len), s);
+		} else if (flags & MAP_FIXED) {
+			mt__mmap_remove(p, page_round(len)); /* a file now covers it */
+		}
+		errno = saved;
+	}
+	LEAVE();
+	return p;
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return mmap(addr, len, prot, flags, fd, off);
+}
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	ENSURE_RESOLVED();
+	/* forget first: once unmapped, another thread may map the range anew */
+	if (len && !((uintptr_t)addr & 4095) && init_state == INIT_READY) {
+		int saved = errno;
+		mt__mmap_remove(addr, page_round(len));
+		errno = saved;
+	}
+	return real.munmap(addr, len);
+}
+
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	void *new_addr = NULL;
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	ENSURE_RESOLVED();
+	if (!ENTER())
+		return real.mremap(old, old_len, new_len, flags, new_addr);
+	mt_site_t *was = mt__mmap_detach(old, page_round(old_len));
+	void *p = real.mremap(old, old_len, new_len, flags, new_addr);
+	int saved = errno;
+	if (was) {
+		/* like realloc: the bytes now belong to the mremap caller */
+		mt_site_t *s = p != MAP_FAILED ? current_site(MT_DOMAIN_MMAP) : was;
+		if (s)
+			mt__mmap_add(p != MAP_FAILED ? p : old,
+				     page_round(p != MAP_FAILED ? new_len : old_len), s);
+	}
+	errno = saved;
+	LEAVE();
+	return p;
+}
+
+/* ---- process exit ---- */
+
+static void dump_on_uexit(void)
+{
+	if (init_state != INIT_READY || !mt__opt.at_exit || getpid() != main_pid)
+		return;
+	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
+		return;
+	tl_busy++;
+	(void)mt__dump(MT_REASON_UEXIT, NULL, 0);
+	tl_busy--;
+}
+
+EXPORT void _exit(int status)
+{
+	dump_on_uexit();
+	ENSURE_RESOLVED();
+	real.exit_(status);
+	__builtin_unreachable();
+}
+
+EXPORT void _Exit(int status)
+{
+	dump_on_uexit();
+	ENSURE_RESOLVED();
+	real.Exit_(status);
+	__builtin_unreachable();
+}
+
+/* ---- the public API (include/memtrace.h) ---- */
+
+EXPORT int mt_snapshot(char *path, size_t pathlen)
+{
+	if (!tracking())
+		return -ENOSYS;
+	tl_busy++;
+	int r = mt__dump(MT_REASON_API, path, pathlen);
+	tl_busy--;
+	return r;
+}
+
+EXPORT void mt_reset_peak(void)
+{
+	if (tracking())
+		mt__reset_peak();
+}

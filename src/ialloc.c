@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ialloc.c - memtrace's private allocator. Everything memtrace keeps (callsite
+ * records, uthash buckets, dump buffers) comes from here, never from the
+ * allocator being profiled, so a hook can never recurse into itself and the
+ * program's heap figures are not disturbed by ours.
+ *
+ * Power-of-two size classes from 16 B to 64 KiB, carved from 1 MiB chunks
+ * mapped with the raw mmap syscall; larger requests are mapped directly. The
+ * caller passes the size back to mt__ifree (uthash does). One mutex; the lock
+ * order is: table locks, then this one (see table.c).
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MIN_SHIFT 4
+#define MAX_SHIFT 16
+#define NCLASSES (MAX_SHIFT - MIN_SHIFT + 1)
+#define CHUNK (1u << 20)
+
+struct free_node {
+	struct free_node *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct free_node *free_lists[NCLASSES];
+static char *chunk_cur, *chunk_end;
+
+void *mt__map(size_t size)
+{
+	long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r == -1)
+		return NULL;
+	return (void *)r;
+}
+
+void mt__unmap(void *p, size_t size)
+{
+	if (p)
+		syscall(SYS_munmap, p, size);
+}
+
+static size_t page_round(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+static int class_of(size_t size)
+{
+	int shift = MIN_SHIFT;
+	while (((size_t)1 << shift) < size)
+		shift++;
+	return shift - MIN_SHIFT;
+}
+
+void *mt__ialloc(size_t size)
+{
+	if (size == 0)
+		size = 1;
+	if (size > ((size_t)1 << MAX_SHIFT))
+		return size > SIZE_MAX - 4096 ? NULL : mt__map(page_round(size));
+
+	int c = class_of(size);
+	size_t csize = (size_t)1 << (c + MIN_SHIFT);
+	void *p = NULL;
+
+	pthread_mutex_lock(&lock);
+	if (free_lists[c]) {
+		p = free_lists[c];
+		free_lists[c] = free_lists[c]->next;
+	} else {
+		if ((size_t)(chunk_end - chunk_cur) < csize) {
+			char *chunk = mt__map(CHUNK);
+			if (chunk) {
+				/* the tail of the old chunk is lost: at most 64 KiB */
+				chunk_cur = chunk;
+				chunk_end = chunk + CHUNK;
+			}
+		}
+		if ((size_t)(chunk_end - chunk_cur) >= csize) {
+			p = chunk_cur;
+			chunk_cur += csize;
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	if (p)
+		memset(p, 0, csize);
+	return p;
+}
+
+void mt__ifree(void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (size == 0)
+		size = 1;
+	if (size > ((size_t)1 << MAX_SHIFT)) {
+		mt__unmap(p, page_round(size));
+		return;
+	}
+	int c = class_of(size);
+	struct free_node *n = p;
+
+	pthread_mutex_lock(&lock);
+	n->next = free_lists[c];
+	free_lists[c] = n;
+	pthread_mutex_unlock(&lock);
+}
+
+void mt__ialloc_lock(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+void mt__ialloc_unlock(void)
+{
+	pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - declarations shared between the files of libmemtrace.so,
+ * grouped under the file that owns them. Nothing here is installed.
+ *
+ * Data flow: hook.c (entry points) -> unwind.c (stack) -> table.c (callsites,
+ * live pointers, mappings) -> snapshot.c (dump file). options.c is read once
+ * at start; ialloc.c is the private allocator every hook path uses; util.c has
+ * the stdio-free helpers.
+ */
+#ifndef MT_INTERNAL_H
+#define MT_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "format.h"
+
+#define MT_HIDDEN __attribute__((visibility("hidden")))
+#define MT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MT_CACHELINE 64
+
+/* ---- options.c ---- */
+typedef struct mt_options {
+	char dir[4096];   /* MEMTRACE_DIR: absolute snapshot directory */
+	int depth;        /* MEMTRACE_DEPTH: frames captured per callsite */
+	bool at_exit;     /* MEMTRACE_AT_EXIT: dump when the process exits */
+	bool verbose;     /* MEMTRACE_VERBOSE: print the active options */
+} mt_options_t;
+
+extern mt_options_t mt__opt MT_HIDDEN;
+/* Reads MEMTRACE_* once; bad values warn once each and keep the default. */
+MT_HIDDEN void mt__options_init(void);
+
+/* ---- ialloc.c: the private allocator (mmap-backed, never the hooked one) */
+MT_HIDDEN void *mt__ialloc(size_t size);
+MT_HIDDEN void mt__ifree(void *p, size_t size);
+/* Raw anonymous mapping; NULL on failure. */
+MT_HIDDEN void *mt__map(size_t size);
+MT_HIDDEN void mt__unmap(void *p, size_t size);
+MT_HIDDEN void mt__ialloc_lock(void);
+MT_HIDDEN void mt__ialloc_unlock(void);
+
+/* ---- util.c: stdio-free helpers, safe on hook paths ---- */
+/* Writes all of buf, retrying EINTR and short writes; 0 or -errno. */
+MT_HIDDEN int mt__write_all(int fd, const void *buf, size_t len);
+/* Formats a warning line "memtrace: ..." onto stderr with write(2). Supports
+ * %s, %d, %u, %lu, %llu, %x, %%; nothing else. */
+MT_HIDDEN void mt__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+MT_HIDDEN size_t mt__vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
+MT_HIDDEN size_t mt__fmt(char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+MT_HIDDEN uint64_t mt__now_ns(int clock);
+
+/* ---- unwind.c ---- */
+/* Captures up to max return addresses of the caller of the hook, memtrace's
+ * own frames removed. Takes no memtrace lock. Returns the count. */
+MT_HIDDEN int mt__unwind(uintptr_t *frames, int max);
+MT_HIDDEN void mt__unwind_init(void);
+
+/* ---- table.c ---- */
+typedef struct mt_site mt_site_t;
+
+MT_HIDDEN bool mt__table_init(void);
+/* The callsite for this stack in this domain, created on first sight. NULL
+ * when the tables are out of memory (the allocation goes untracked). */
+MT_HIDDEN mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain);
+/* Heap: record a new live block, forget a freed one (returns false when
+ * memtrace never saw the pointer). */
+MT_HIDDEN void mt__heap_add(void *p, size_t size, mt_site_t *site);
+MT_HIDDEN bool mt__heap_remove(void *p);
+/* realloc's three steps: take the entry out (0: unknown pointer), then
+ * either release its counters (the block is gone) or put it back. */
+MT_HIDDEN uint64_t mt__heap_detach(void *p);
+MT_HIDDEN void mt__heap_release(uint64_t meta);
+MT_HIDDEN void mt__heap_reattach(void *p, uint64_t meta);
+/* Anonymous mappings: add a region, remove any tracked bytes in a range. */
+MT_HIDDEN void mt__mmap_add(void *p, size_t len, mt_site_t *site);
+MT_HIDDEN void mt__mmap_remove(void *p, size_t len);
+/* As mt__mmap_remove; returns the site that held the first bytes removed. */
+MT_HIDDEN mt_site_t *mt__mmap_detach(void *p, size_t len);
+MT_HIDDEN void mt__count_untracked(void);
+MT_HIDDEN void mt__totals_get(mt_totals_t *t);
+MT_HIDDEN void mt__reset_peak(void);
+/* Calls fn for every callsite; counters are read without stopping writers. */
+MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
+MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
+			      const uintptr_t **frames, uint64_t counters[5]);
+/* Fork: take every table lock in order, release in parent, reset in child. */
+MT_HIDDEN void mt__table_lock_all(void);
+MT_HIDDEN void mt__table_unlock_all(void);
+
+/* ---- snapshot.c ---- */
+/* Writes the next snapshot; 0 or -errno. path (may be NULL) gets its name. */
+MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
+MT_HIDDEN void mt__snapshot_init(void);
+MT_HIDDEN void mt__snapshot_atfork_child(void);
+
+/* ---- hook.c ---- */
+/* Time tracking began (wall and monotonic, ns). */
+extern uint64_t mt__start_wall_ns MT_HIDDEN, mt__start_mono_ns MT_HIDDEN;
+
+#endif

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c - writes memtrace.<pid>.<seq>.snap files (format.h) from inside
+ * the profiled process, atomically: a fresh temp file in the same directory
+ * (O_EXCL|O_NOFOLLOW|O_CLOEXEC, 0600), written with raw write(2), fsync,
+ * rename. Readers therefore see a complete snapshot or none. No stdio, no
+ * hooked malloc, no DWARF: addresses and module load addresses only, the
+ * analyzer symbolizes offline.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BUF_CAP (256u << 10)
+#define MAX_WARNINGS 5
+
+/* Serializes dumps; taken before any table lock (it is never held by a
+ * hook). */
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t seq_pid;
+static unsigned seq;
+static int warnings;
+
+typedef struct writer {
+	int fd;
+	unsigned char *buf;
+	size_t len;
+	uint32_t crc;
+	uint64_t total;
+	uint64_t limit; /* RLIMIT_FSIZE: never provoke SIGXFSZ */
+	int err;
+} writer_t;
+
+static void w_flush(writer_t *w)
+{
+	if (w->err || w->len == 0)
+		return;
+	if (w->total + w->len > w->limit) {
+		w->err = -EFBIG;
+		return;
+	}
+	w->crc = mt__crc32(w->crc, w->buf, w->len);
+	int r = mt__write_all(w->fd, w->buf, w->len);
+	if (r < 0)
+		w->err = r;
+	w->total += w->len;
+	w->len = 0;
+}
+
+static void w_bytes(writer_t *w, const void *p, size_t n)
+{
+	const unsigned char *src = p;
+	while (n > 0 && !w->err) {
+		if (w->len == BUF_CAP)
+			w_flush(w);
+		size_t k = BUF_CAP - w->len < n ? BUF_CAP - w->len : n;
+		memcpy(w->buf + w->len, src, k);
+		w->len += k;
+		src += k;
+		n -= k;
+	}
+}
+
+static void w_u8(writer_t *w, uint8_t v)
+{
+	w_bytes(w, &v, 1);
+}
+static void w_u16(writer_t *w, uint16_t v)
+{
+	unsigned char b[2];
+	mt__put_u16(b, v);
+	w_bytes(w, b, 2);
+}
+static void w_u32(writer_t *w, uint32_t v)
+{
+	unsigned char b[4];
+	mt__put_u32(b, v);
+	w_bytes(w, b, 4);
+}
+static void w_u64(writer_t *w, uint64_t v)
+{
+	unsigned char b[8];
+	mt__put_u64(b, v);
+	w_bytes(w, b, 8);
+}
+static void w_str(writer_t *w, const char *s, size_t n)
+{
+	w_u32(w, (uint32_t)n);
+	w_bytes(w, s, n);
+}
+static void w_rec(writer_t *w, uint16_t type, size_t len)
+{
+	w_u16(w, type);
+	w_u16(w, 0);
+	w_u32(w, (uint32_t)len);
+}
+
+/* Reads a small /proc file into buf; returns the length (0 on failure). */
+static size_t read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	if (fd < 0)
+		return 0;
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return len;
+}
+
+static char exe_path[4096];
+
+static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
+{
+	char cmd[4096];
+	ssize_t elen = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
+	if (elen < 0)
+		elen = 0;
+	exe_path[elen] = '\0';
+	size_t clen = read_small("/proc/self/cmdline", cmd, sizeof(cmd));
+	while (clen > 0 && cmd[clen - 1] == '\0')
+		clen--;
+
+	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen);
+	w_u32(w, (uint32_t)getpid());
+	w_u32(w, (uint32_t)getppid());
+	w_u32(w, seq);
+	w_u32(w, (uint32_t)reason);
+	w_u64(w, wall);
+	w_u64(w, mono);
+	w_u64(w, mt__start_wall_ns);
+	w_u64(w, mt__start_mono_ns);
+	w_u32(w, (uint32_t)mt__opt.depth);
+	w_u32(w, (uint32_t)sysconf(_SC_PAGESIZE));
+	w_str(w, exe_path, (size_t)elen);
+	w_str(w, cmd, clen);
+}
+
+static void write_totals(writer_t *w)
+{
+	mt_totals_t t;
+	mt__totals_get(&t);
+	w_rec(w, MT_REC_TOTALS, 4 + 8 * MT_TOTALS_N);
+	w_u32(w, (uint32_t)MT_TOTALS_N);
+	const uint64_t *v = (const uint64_t *)&t;
+	for (size_t i = 0; i < MT_TOTALS_N; i++)
+		w_u64(w, v[i]);
+}
+
+/* The GNU build id from a module's PT_NOTE segments, if any. */
+static size_t build_id(const struct dl_phdr_info *info, const unsigned char **out)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const unsigned char *p = (const unsigned char *)(info->dlpi_addr + ph->p_vaddr);
+		const unsigned char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+			const unsigned char *name = p + sizeof(*n);
+			const unsigned char *desc = name + ((n->n_namesz + 3) & ~3u);
+			const unsigned char *next = desc + ((n->n_descsz + 3) & ~3u);
+			if (next > end)
+				break;
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && n->n_descsz <= MT_MAX_BUILD_ID) {
+				*out = desc;
+				return n->n_descsz;
+			}
+			p = next;
+		}
+	}
+	return 0;
+}
+
+static int write_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	writer_t *w = arg;
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	const unsigned char *bid = NULL;
+	(void)size;
+
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+		if (a < lo)
+			lo = a;
+		if (a + ph->p_memsz > hi)
+			hi = a + ph->p_memsz;
+	}
+	if (hi == 0)
+		return 0;
+	const char *path = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : exe_path;
+	size_t plen = strnlen(path, 4096);
+	size_t blen = build_id(info, &bid);
+
+	w_rec(w, MT_REC_MODULE, 8 * 3 + 4 + blen + 4 + plen);
+	w_u64(w, info->dlpi_addr);
+	w_u64(w, lo);
+	w_u64(w, hi);
+	w_u32(w, (uint32_t)blen);
+	w_bytes(w, bid, blen);
+	w_str(w, path, plen);
+	return 0;
+}
+
+static void write_site(const mt_site_t *s, void *arg)
+{
+	writer_t *w = arg;
+	uint32_t id;
+	int domain, n;
+	const uintptr_t *frames;
+	uint64_t c[5];
+
+	mt__site_read(s, &id, &domain, &n, &frames, c);
+	w_rec(w, MT_REC_SITE, MT_SITE_FIXED_LEN + 8 * (size_t)n);
+	w_u32(w, id);
+	w_u8(w, (uint8_t)domain);
+	w_u8(w, (uint8_t)n);
+	w_u16(w, 0);
+	for (int i = 0; i < 5; i++)
+		w_u64(w, c[i]);
+	for (int i = 0; i < n; i++)
+		w_u64(w, frames[i]);
+}
+
+static void write_end(writer_t *w)
+{
+	unsigned char b[8];
+
+	w_rec(w, MT_REC_END, MT_END_PAYLOAD_LEN);
+	w_u64(w, w->total + w->len + 16);
+	w_flush(w);
+	/* the checksum covers every byte before its own field */
+	mt__put_u32(b, w->crc);
+	mt__put_u32(b + 4, MT_END_MAGIC);
+	w_bytes(w, b, 8);
+	w_flush(w);
+}
+
+/* Accepts a directory we own, or a sticky one such as /tmp; refuses one
+ * that others may write without the sticky bit. */
+static int check_dir(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	bool sticky = st.st_mode & S_ISVTX;
+	if ((st.st_mode & (S_IWOTH | S_IWGRP)) && !sticky)
+		return -EPERM;
+	if (st.st_uid != geteuid() && !sticky)
+		return -EPERM;
+	return 0;
+}
+
+static const char *errname(int e)
+{
+	switch (e) {
+	case ENOENT: return "no such directory";
+	case ENOTDIR: return "not a directory";
+	case EPERM: return "refused: owned by another user or writable by others without the sticky bit";
+	case EACCES: return "permission denied";
+	case ENOSPC: return "no space left on device";
+	case EFBIG: return "file size limit (ulimit -f) reached";
+	case EROFS: return "read-only file system";
+	case EDQUOT: return "disk quota exceeded";
+	case ENOMEM: return "out of memory";
+	default: return "I/O error";
+	}
+}
+
+static void warn_dump(const char *what, int err)
+{
+	if (warnings >= MAX_WARNINGS)
+		return;
+	warnings++;
+	mt__warn("cannot write a snapshot in %s: %s (%s, errno %d)%s", mt__opt.dir, errname(-err),
+		 what, -err, warnings == MAX_WARNINGS ? "; further failures are not reported" : "");
+}
+
+int mt__dump(int reason, char *path, size_t pathlen)
+{
+	char final[4200], tmp[4200];
+	writer_t w = { .fd = -1, .limit = UINT64_MAX };
+	struct rlimit rl;
+	int err;
+
+	uint64_t wall = mt__now_ns(CLOCK_REALTIME), mono = mt__now_ns(CLOCK_MONOTONIC);
+	pthread_mutex_lock(&dump_lock);
+	pid_t pid = getpid();
+	if (pid != seq_pid) {
+		seq_pid = pid;
+		seq = 0;
+	}
+	seq++;
+
+	err = check_dir(mt__opt.dir);
+	if (err) {
+		warn_dump("directory check", err);
+		goto out;
+	}
+	mt__fmt(final, sizeof(final), "%s/memtrace.%d.%u.snap", mt__opt.dir, (int)pid, seq);
+	w.buf = mt__map(BUF_CAP);
+	if (!w.buf) {
+		err = -ENOMEM;
+		warn_dump("buffer", err);
+		goto out;
+	}
+	for (int attempt = 0; attempt < 16 && w.fd < 0; attempt++) {
+		mt__fmt(tmp, sizeof(tmp), "%s/.memtrace.%d.%u.%x.tmp", mt__opt.dir, (int)pid, seq,
+			(unsigned)(mt__now_ns(CLOCK_MONOTONIC) ^ (uint64_t)attempt * 2654435761u));
+		w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (w.fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (w.fd < 0) {
+		err = -errno;
+		warn_dump("create", err);
+		goto out;
+	}
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		w.limit = rl.rlim_cur;
+
+	unsigned char hdr[MT_FILE_HEADER_LEN] = { 0 };
+	memcpy(hdr, MT_MAGIC, MT_MAGIC_LEN);
+	mt__put_u16(hdr + 8, MT_FORMAT_MAJOR);
+	mt__put_u16(hdr + 10, MT_FORMAT_MINOR);
+	w_bytes(&w, hdr, sizeof(hdr));
+	write_meta(&w, reason, wall, mono);
+	write_totals(&w);
+	dl_iterate_phdr(write_module, &w);
+	mt__sites_foreach(write_site, &w);
+	write_end(&w);
+
+	err = w.err;
+	if (!err && fsync(w.fd) != 0 && errno != EINVAL)
+		err = -errno;
+	if (close(w.fd) != 0 && !err && errno != EINTR)
+		err = -errno;
+	if (!err && rename(tmp, final) != 0)
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		warn_dump("write", err);
+		goto out;
+	}
+	if (path && pathlen)
+		mt__fmt(path, pathlen, "%s", final);
+	if (mt__opt.verbose)
+		mt__warn("wrote %s", final);
+out:
+	if (err)
+		seq--; /* the next dump reuses the number: names stay dense */
+	mt__unmap(w.buf, BUF_CAP);
+	pthread_mutex_unlock(&dump_lock);
+	return err;
+}
+
+void mt__snapshot_init(void)
+{
+	seq_pid = getpid();
+}
+
+void mt__snapshot_atfork_child(void)
+{
+	pthread_mutex_init(&dump_lock, NULL);
+	seq_pid = getpid();
+	seq = 0;
+	warnings = 0;
+}

@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * table.c - what memtrace knows: callsites, live heap blocks, live anonymous
+ * mappings, and the process totals.
+ *
+ * Conceptually a table with one row per live block (pointer, requested size,
+ * callsite) and one row per callsite (domain, stack, live bytes, live count,
+ * cumulative count and bytes, peak live bytes).
+ *
+ *   callsites  64 shards by stack hash, each a uthash table under its own
+ *              mutex; records are never freed, and are also reachable by id
+ *              (24 bits, 0 = none) through a two-level array read lock-free.
+ *   live heap  256 shards by pointer hash, each an open-addressing table of
+ *              16-byte entries {pointer, size << 24 | site id} under its own
+ *              mutex, grown by doubling with raw mmap.
+ *   mappings   one sorted array of regions under one mutex (mmap calls are
+ *              rare and cost a syscall anyway).
+ *   counters   per-callsite and process totals are relaxed atomics.
+ *
+ * Lock order (fork takes them all in this order): site shards 0..63, heap
+ * shards 0..255, the mapping lock, then ialloc.c's lock. No table lock is
+ * held while calling the real allocator or the unwinder.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define uthash_malloc(sz) mt__ialloc(sz)
+#define uthash_free(ptr, sz) mt__ifree((ptr), (sz))
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(elt) (oom_flag = 1)
+#define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
+	do {                                                                   \
+		uint64_t k_;                                                   \
+		memcpy(&k_, (keyptr), sizeof(k_));                             \
+		(hashv) = (unsigned)(k_ ^ (k_ >> 32));                         \
+	} while (0)
+static __thread int oom_flag __attribute__((tls_model("initial-exec")));
+#include <uthash.h>
+
+struct mt_site {
+	UT_hash_handle hh;
+	uint64_t hash;
+	mt_site_t *collide; /* next site with the same 64-bit hash */
+	uint32_t id;
+	uint8_t domain, nframes;
+	int64_t live_bytes, live_count;
+	uint64_t alloc_count, alloc_bytes;
+	int64_t peak_bytes;
+	uintptr_t frames[];
+};
+
+/* ---- callsite state ---- */
+#define SITE_SHARDS 64
+#define ID_BITS 24
+#define ID_CHUNK 4096
+#define ID_CHUNKS ((1u << ID_BITS) / ID_CHUNK)
+
+struct site_shard {
+	pthread_mutex_t lock;
+	mt_site_t *head;
+} __attribute__((aligned(MT_CACHELINE)));
+
+static struct site_shard site_shards[SITE_SHARDS];
+static mt_site_t **id_chunks[ID_CHUNKS];
+static uint32_t next_id = 1;
+
+/* ---- live heap block state ---- */
+#define HEAP_SHARDS 256
+#define HEAP_MIN_CAP 1024
+#define SIZE_MAX_PACKED ((1ull << 40) - 1)
+
+struct heap_entry {
+	uintptr_t key;
+	uint64_t meta; /* requested size << 24 | site id */
+};
+
+struct heap_shard {
+	pthread_mutex_t lock;
+	struct heap_entry *slots;
+	size_t cap, count;
+} __attribute__((aligned(MT_CACHELINE)));
+
+static struct heap_shard heap_shards[HEAP_SHARDS];
+
+/* ---- mapping state ---- */
+struct region {
+	uintptr_t lo, hi;
+	mt_site_t *site;
+};
+
+static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct region *regions;
+static size_t nregions, regions_cap;
+
+/* ---- totals ---- */
+static mt_totals_t totals;
+
+#define ADD(x, v) __atomic_add_fetch(&(x), (v), __ATOMIC_RELAXED)
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static void raise_peak(uint64_t *peak, uint64_t now)
+{
+	uint64_t old = LOAD(*peak);
+	while (now > old &&
+	       !__atomic_compare_exchange_n(peak, &old, now, true, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED))
+		;
+}
+
+bool mt__table_init(void)
+{
+	for (int i = 0; i < SITE_SHARDS; i++)
+		pthread_mutex_init(&site_shards[i].lock, NULL);
+	for (int i = 0; i < HEAP_SHARDS; i++)
+		pthread_mutex_init(&heap_shards[i].lock, NULL);
+	return true;
+}
+
+/* ---- callsites ---- */
+
+static uint64_t stack_hash(const uintptr_t *frames, int n, int domain)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 2 + domain);
+	for (int i = 0; i < n; i++) {
+		h ^= frames[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 33;
+	}
+	return h ? h : 1;
+}
+
+static bool publish_id(mt_site_t *s)
+{
+	uint32_t id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+	if (id >= (1u << ID_BITS))
+		return false;
+	mt_site_t ***slot = &id_chunks[id / ID_CHUNK];
+	mt_site_t **chunk = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!chunk) {
+		mt_site_t **fresh = mt__map(ID_CHUNK * sizeof(*fresh));
+		if (!fresh)
+			return false;
+		if (__atomic_compare_exchange_n(slot, &chunk, fresh, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			chunk = fresh;
+		else
+			mt__unmap(fresh, ID_CHUNK * sizeof(*fresh));
+	}
+	s->id = id;
+	__atomic_store_n(&chunk[id % ID_CHUNK], s, __ATOMIC_RELEASE);
+	ADD(totals.sites, 1);
+	return true;
+}
+
+static mt_site_t *site_by_id(uint32_t id)
+{
+	mt_site_t **chunk = __atomic_load_n(&id_chunks[id / ID_CHUNK], __ATOMIC_ACQUIRE);
+	return chunk ? __atomic_load_n(&chunk[id % ID_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+}
+
+mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
+{
+	uint64_t h = stack_hash(frames, n, domain);
+	struct site_shard *sh = &site_shards[h % SITE_SHARDS];
+	mt_site_t *s, *head;
+
+	pthread_mutex_lock(&sh->lock);
+	HASH_FIND(hh, sh->head, &h, sizeof(h), head);
+	for (s = head; s; s = s->collide)
+		if (s->domain == domain && s->nframes == n &&
+		    memcmp(s->frames, frames, (size_t)n * sizeof(*frames)) == 0)
+			goto out;
+
+	s = mt__ialloc(sizeof(*s) + (size_t)n * sizeof(*frames));
+	if (!s)
+		goto out;
+	s->hash = h;
+	s->domain = (uint8_t)domain;
+	s->nframes = (uint8_t)n;
+	memcpy(s->frames, frames, (size_t)n * sizeof(*frames));
+	if (!publish_id(s)) {
+		/* more callsites than ids: the allocation goes untracked */
+		mt__ifree(s, sizeof(*s) + (size_t)n * sizeof(*frames));
+		s = NULL;
+		goto out;
+	}
+	if (head) {
+		s->collide = head->collide;
+		head->collide = s;
+	} else {
+		/* on out-of-memory uthash leaves the record out: it stays
+		 * reachable by id, only deduplication is lost */
+		oom_flag = 0;
+		HASH_ADD(hh, sh->head, hash, sizeof(s->hash), s);
+		oom_flag = 0;
+	}
+out:
+	pthread_mutex_unlock(&sh->lock);
+	return s;
+}
+
+static void site_alloc(mt_site_t *s, uint64_t size)
+{
+	ADD(s->alloc_count, 1);
+	ADD(s->alloc_bytes, size);
+	ADD(s->live_count, 1);
+	raise_peak((uint64_t *)&s->peak_bytes, (uint64_t)ADD(s->live_bytes, (int64_t)size));
+}
+
+/* Takes bytes and blocks off a site's live figures (blocks may be negative
+ * when a mapping splits in two). */
+static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
+{
+	ADD(s->live_bytes, -(int64_t)size);
+	ADD(s->live_count, -blocks);
+}
+
+void mt__count_untracked(void)
+{
+	ADD(totals.untracked_allocs, 1);
+}
+
+/* ---- live heap blocks ---- */
+
+static inline uint64_t ptr_hash(uintptr_t p)
+{
+	return (uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline size_t home_slot(uint64_t h, size_t cap)
+{
+	return (size_t)(h >> 16) & (cap - 1);
+}
+
+static inline struct heap_shard *shard_of(uint64_t h)
+{
+	return &heap_shards[h >> 56];
+}
+
+/* Doubles a shard's table; false (table unchanged) when out of memory. */
+static bool heap_grow(struct heap_shard *sh)
+{
+	size_t cap = sh->cap ? sh->cap * 2 : HEAP_MIN_CAP;
+	struct heap_entry *t = mt__map(cap * sizeof(*t));
+	if (!t)
+		return false;
+	for (size_t i = 0; i < sh->cap; i++) {
+		uintptr_t k = sh->slots[i].key;
+		if (!k)
+			continue;
+		size_t j = home_slot(ptr_hash(k), cap);
+		while (t[j].key)
+			j = (j + 1) & (cap - 1);
+		t[j] = sh->slots[i];
+	}
+	mt__unmap(sh->slots, sh->cap * sizeof(*t));
+	sh->slots = t;
+	sh->cap = cap;
+	return true;
+}
+
+/* Index of p's entry, or of the empty slot where it would go. */
+static size_t heap_find(const struct heap_shard *sh, uintptr_t p, uint64_t h)
+{
+	size_t i = home_slot(h, sh->cap);
+	while (sh->slots[i].key && sh->slots[i].key != p)
+		i = (i + 1) & (sh->cap - 1);
+	return i;
+}
+
+/* Backward-shift deletion: linear probing without tombstones. */
+static void heap_delete_at(struct heap_shard *sh, size_t i)
+{
+	size_t mask = sh->cap - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		uintptr_t k = sh->slots[j].key;
+		if (!k)
+			break;
+		size_t home = home_slot(ptr_hash(k), sh->cap);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			sh->slots[i] = sh->slots[j];
+			i = j;
+		}
+	}
+	sh->slots[i].key = 0;
+	sh->slots[i].meta = 0;
+	sh->count--;
+}
+
+static void release_meta(uint64_t meta)
+{
+	uint64_t size = meta >> ID_BITS;
+	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
+	if (s)
+		site_release(s, size, 1);
+	ADD(totals.heap_live_bytes, -size);
+	ADD(totals.heap_live_count, -1);
+	ADD(totals.heap_free_count, 1);
+}
+
+void mt__heap_add(void *p, size_t size, mt_site_t *site)
+{
+	uintptr_t key = (uintptr_t)p;
+	uint64_t h = ptr_hash(key);
+	struct heap_shard *sh = shard_of(h);
+	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
+	uint64_t meta = sz << ID_BITS | site->id;
+	uint64_t stale = 0;
+
+	pthread_mutex_lock(&sh->lock);
+	if ((sh->count + 1) * 10 > sh->cap * 7 && !heap_grow(sh)) {
+		pthread_mutex_unlock(&sh->lock);
+		mt__count_untracked();
+		return;
+	}
+	size_t i = heap_find(sh, key, h);
+	if (sh->slots[i].key)
+		stale = sh->slots[i].meta; /* freed behind our back: forget it */
+	else
+		sh->count++;
+	sh->slots[i].key = key;
+	sh->slots[i].meta = meta;
+	pthread_mutex_unlock(&sh->lock);
+
+	if (stale)
+		release_meta(stale);
+	site_alloc(site, sz);
+	ADD(totals.heap_alloc_count, 1);
+	ADD(totals.heap_alloc_bytes, sz);
+	ADD(totals.heap_live_count, 1);
+	raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, sz));
+}
+
+uint64_t mt__heap_detach(void *p)
+{
+	uintptr_t key = (uintptr_t)p;
+	uint64_t h = ptr_hash(key);
+	struct heap_shard *sh = shard_of(h);
+	uint64_t meta = 0;
+
+	pthread_mutex_lock(&sh->lock);
+	if (sh->cap) {
+		size_t i = heap_find(sh, key, h);
+		if (sh->slots[i].key) {
+			meta = sh->slots[i].meta;
+			heap_delete_at(sh, i);
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return meta;
+}
+
+void mt__heap_release(uint64_t meta)
+{
+	if (meta)
+		release_meta(meta);
+}
+
+void mt__heap_reattach(void *p, uint64_t meta)
+{
+	uintptr_t key = (uintptr_t)p;
+	uint64_t h = ptr_hash(key);
+	struct heap_shard *sh = shard_of(h);
+
+	if (!meta)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	/* the entry was taken out a moment ago, so the table has room */
+	size_t i = heap_find(sh, key, h);
+	if (!sh->slots[i].key)
+		sh->count++;
+	sh->slots[i].key = key;
+	sh->slots[i].meta = meta;
+	pthread_mutex_unlock(&sh->lock);
+}
+
+bool mt__heap_remove(void *p)
+{
+	uint64_t meta = mt__heap_detach(p);
+	mt__heap_release(meta);
+	return meta != 0;
+}
+
+/* ---- anonymous mappings ---- */
+
+/* First region whose end lies above lo. */
+static size_t region_first_above(uintptr_t lo)
+{
+	size_t a = 0, b = nregions;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (regions[m].hi <= lo)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+static bool region_insert_at(size_t i, struct region r)
+{
+	if (nregions == regions_cap) {
+		size_t cap = regions_cap ? regions_cap * 2 : 256;
+		struct region *n = mt__ialloc(cap * sizeof(*n));
+		if (!n)
+			return false;
+		if (regions)
+			memcpy(n, regions, nregions * sizeof(*n));
+		mt__ifree(regions, regions_cap * sizeof(*n));
+		regions = n;
+		regions_cap = cap;
+	}
+	memmove(&regions[i + 1], &regions[i], (nregions - i) * sizeof(*regions));
+	regions[i] = r;
+	nregions++;
+	return true;
+}
+
+/* Removes [lo, hi) from the tracked regions; map_lock held. Returns the
+ * site of the first region it touched, NULL if none. */
+static mt_site_t *regions_cut(uintptr_t lo, uintptr_t hi)
+{
+	mt_site_t *first = NULL;
+	size_t i = region_first_above(lo);
+
+	while (i < nregions && regions[i].lo < hi) {
+		struct region *r = &regions[i];
+		uintptr_t clo = r->lo > lo ? r->lo : lo;
+		uintptr_t chi = r->hi < hi ? r->hi : hi;
+		uint64_t bytes = chi - clo;
+
+		if (!first)
+			first = r->site;
+		site_release(r->site, bytes, 0);
+		ADD(totals.mmap_live_bytes, -bytes);
+		if (clo == r->lo && chi == r->hi) {
+			site_release(r->site, 0, 1);
+			ADD(totals.mmap_live_count, -1);
+			ADD(totals.mmap_free_count, 1);
+			memmove(r, r + 1, (nregions - i - 1) * sizeof(*r));
+			nregions--;
+			continue;
+		}
+		if (clo == r->lo) {
+			r->lo = chi;
+		} else if (chi == r->hi) {
+			r->hi = clo;
+		} else {
+			/* a hole in the middle: one region becomes two */
+			struct region tail = { chi, r->hi, r->site };
+			r->hi = clo;
+			if (region_insert_at(i + 1, tail)) {
+				site_release(tail.site, 0, -1);
+				ADD(totals.mmap_live_count, 1);
+			} else {
+				site_release(tail.site, tail.hi - tail.lo, 0);
+				ADD(totals.mmap_live_bytes, -(tail.hi - tail.lo));
+			}
+		}
+		i++;
+	}
+	return first;
+}
+
+void mt__mmap_add(void *p, size_t len, mt_site_t *site)
+{
+	uintptr_t lo = (uintptr_t)p, hi = lo + len;
+
+	if (len == 0 || hi < lo)
+		return;
+	pthread_mutex_lock(&map_lock);
+	regions_cut(lo, hi);
+	if (region_insert_at(region_first_above(lo), (struct region){ lo, hi, site })) {
+		site_alloc(site, len);
+		ADD(totals.mmap_alloc_count, 1);
+		ADD(totals.mmap_alloc_bytes, len);
+		ADD(totals.mmap_live_count, 1);
+		raise_peak(&totals.mmap_peak_bytes, ADD(totals.mmap_live_bytes, len));
+	} else {
+		mt__count_untracked();
+	}
+	pthread_mutex_unlock(&map_lock);
+}
+
+mt_site_t *mt__mmap_detach(void *p, size_t len)
+{
+	uintptr_t lo = (uintptr_t)p;
+	mt_site_t *first = NULL;
+
+	if (len == 0 || lo + len < lo)
+		return NULL;
+	pthread_mutex_lock(&map_lock);
+	if (nregions)
+		first = regions_cut(lo, lo + len);
+	pthread_mutex_unlock(&map_lock);
+	return first;
+}
+
+void mt__mmap_remove(void *p, size_t len)
+{
+	(void)mt__mmap_detach(p, len);
+}
+
+/* ---- reading ---- */
+
+void mt__totals_get(mt_totals_t *t)
+{
+	const uint64_t *src = (const uint64_t *)&totals;
+	uint64_t *dst = (uint64_t *)t;
+	for (size_t i = 0; i < MT_TOTALS_N; i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+void mt__reset_peak(void)
+{
+	__atomic_store_n(&totals.heap_peak_bytes, LOAD(totals.heap_live_bytes), __ATOMIC_RELAXED);
+	__atomic_store_n(&totals.mmap_peak_bytes, LOAD(totals.mmap_live_bytes), __ATOMIC_RELAXED);
+}
+
+void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg)
+{
+	uint32_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+	if (n > (1u << ID_BITS))
+		n = 1u << ID_BITS;
+	for (uint32_t id = 1; id < n; id++) {
+		mt_site_t *s = site_by_id(id);
+		if (s)
+			fn(s, arg);
+	}
+}
+
+void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
+		   const uintptr_t **frames, uint64_t c[5])
+{
+	*id = s->id;
+	*domain = s->domain;
+	*nframes = s->nframes;
+	*frames = s->frames;
+	int64_t lb = LOAD(s->live_bytes), lc = LOAD(s->live_count);
+	c[0] = lb > 0 ? (uint64_t)lb : 0;
+	c[1] = lc > 0 ? (uint64_t)lc : 0;
+	c[2] = LOAD(s->alloc_count);
+	c[3] = LOAD(s->alloc_bytes);
+	c[4] = (uint64_t)LOAD(s->peak_bytes);
+}
+
+/* ---- fork ---- */
+
+void mt__table_lock_all(void)
+{
+	for (int i = 0; i < SITE_SHARDS; i++)
+		pthread_mutex_lock(&site_shards[i].lock);
+	for (int i = 0; i < HEAP_SHARDS; i++)
+		pthread_mutex_lock(&heap_shards[i].lock);
+	pthread_mutex_lock(&map_lock);
+	mt__ialloc_lock();
+}
+
+void mt__table_unlock_all(void)
+{
+	mt__ialloc_unlock();
+	pthread_mutex_unlock(&map_lock);
+	for (int i = HEAP_SHARDS - 1; i >= 0; i--)
+		pthread_mutex_unlock(&heap_shards[i].lock);
+	for (int i = SITE_SHARDS - 1; i >= 0; i--)
+		pthread_mutex_unlock(&site_shards[i].lock);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.c - the small libc replacements every hook path may use: a raw write
+ * loop and a tiny formatter. No stdio, no malloc, nothing that can take a
+ * lock the host might hold.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int mt__write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static size_t put_str(char *buf, size_t cap, size_t at, const char *s)
+{
+	if (!s)
+		s = "(null)";
+	while (*s && at + 1 < cap)
+		buf[at++] = *s++;
+	return at;
+}
+
+static size_t put_num(char *buf, size_t cap, size_t at, unsigned long long v, int base,
+		      int neg)
+{
+	char tmp[32];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v % (unsigned)base];
+		v /= (unsigned)base;
+	} while (v);
+	if (neg && at + 1 < cap)
+		buf[at++] = '-';
+	while (n > 0 && at + 1 < cap)
+		buf[at++] = tmp[--n];
+	return at;
+}
+
+size_t mt__vfmt(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+	size_t at = 0;
+
+	if (cap == 0)
+		return 0;
+	for (const char *f = fmt; *f; f++) {
+		if (*f != '%') {
+			if (at + 1 < cap)
+				buf[at++] = *f;
+			continue;
+		}
+		f++;
+		int longs = 0;
+		while (*f == 'l') {
+			longs++;
+			f++;
+		}
+		switch (*f) {
+		case 's':
+			at = put_str(buf, cap, at, va_arg(ap, const char *));
+			break;
+		case 'd': {
+			long long v = longs > 1 ? va_arg(ap, long long)
+				: longs ? va_arg(ap, long)
+					: va_arg(ap, int);
+			at = put_num(buf, cap, at, v < 0 ? -(unsigned long long)v : (unsigned long long)v,
+				     10, v < 0);
+			break;
+		}
+		case 'u':
+		case 'x': {
+			unsigned long long v = longs > 1 ? va_arg(ap, unsigned long long)
+				: longs ? va_arg(ap, unsigned long)
+					: va_arg(ap, unsigned);
+			at = put_num(buf, cap, at, v, *f == 'x' ? 16 : 10, 0);
+			break;
+		}
+		case '%':
+			if (at + 1 < cap)
+				buf[at++] = '%';
+			break;
+		default:
+			if (!*f)
+				f--;
+			break;
+		}
+	}
+	buf[at] = '\0';
+	return at;
+}
+
+size_t mt__fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t n = mt__vfmt(buf, cap, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void mt__warn(const char *fmt, ...)
+{
+	char buf[1024];
+	int saved = errno;
+	size_t n = mt__fmt(buf, sizeof(buf) - 1, "memtrace[%d]: ", (int)getpid());
+	va_list ap;
+
+	va_start(ap, fmt);
+	n += mt__vfmt(buf + n, sizeof(buf) - 1 - n, fmt, ap);
+	va_end(ap);
+	buf[n++] = '\n';
+	(void)mt__write_all(2, buf, n);
+	errno = saved;
+}
+
+uint64_t mt__now_ns(int clock)
+{
+	struct timespec ts;
+	if (clock_gettime(clock, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the memtrace analyzer's entry point: a table of subcommands, each
+ * in its own cmd-*.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "show", mt_cmd_show, "the top callsites of a snapshot, tracemalloc style" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: memtrace COMMAND [OPTIONS] ...\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'memtrace COMMAND --help' describes one command.\n"
+		   "Snapshots come from LD_PRELOAD=libmemtrace.so PROGRAM (see README.md).\n");
+}
+
+void mt_die_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "memtrace %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'memtrace %s --help')\n", cmd);
+	exit(MT_EXIT_USAGE);
+}
+
+void mt_load_or_die(const char *path, mt_snap_t *s)
+{
+	char err[1024];
+	if (mt_snap_load(path, s, err, sizeof(err)) != 0) {
+		char *shown = mt_printable(err);
+		fprintf(stderr, "memtrace: %s\n", shown ? shown : err);
+		free(shown);
+		exit(MT_EXIT_INPUT);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return MT_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return MT_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("memtrace 0.1.0 (snapshot format v%d.%d)\n", MT_FORMAT_MAJOR, MT_FORMAT_MINOR);
+		return MT_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "memtrace: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return MT_EXIT_USAGE;
+}

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symbolize.c - turns recorded return addresses into file:line and function
+ * names, offline, with elfutils' libdwfl: each module recorded in the
+ * snapshot is reported at its recorded load address, its build id compared
+ * with the recorded one (a changed file is reported once and its frames are
+ * shown as module+offset, never mis-symbolized), inlined calls expanded from
+ * the DWARF scopes, C++ names demangled. Results are cached per address.
+ */
+#define _GNU_SOURCE
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "cli.h"
+
+/* libstdc++'s demangler (C++ ABI), also understood by Rust's legacy names. */
+extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
+
+#define MAX_INLINE 16
+
+struct mod {
+	const mt_snap_module_t *rec;
+	const char *base; /* basename for display */
+	bool usable;      /* reported to libdwfl with a matching build id */
+};
+
+struct cached {
+	uint64_t addr;
+	int n;
+	mt_sframe_t f[MAX_INLINE];
+	UT_hash_handle hh;
+};
+
+struct mt_sym {
+	Dwfl *dwfl;
+	struct mod *mods; /* sorted by lo */
+	size_t nmods;
+	struct cached *cache;
+	char **strings;
+	size_t nstrings, capstrings;
+};
+
+static char *debuginfo_path;
+static const Dwfl_Callbacks callbacks = {
+	.find_elf = dwfl_build_id_find_elf,
+	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.section_address = dwfl_offline_section_address,
+	.debuginfo_path = &debuginfo_path,
+};
+
+/* Keeps a copy of s for the symbolizer's lifetime. */
+static const char *keep(mt_sym_t *sym, const char *s, bool demangle)
+{
+	char *copy = NULL;
+	if (!s)
+		return NULL;
+	if (demangle && s[0] == '_' && s[1] == 'Z') {
+		int status = 0;
+		copy = __cxa_demangle(s, NULL, NULL, &status);
+		if (status != 0) {
+			free(copy);
+			copy = NULL;
+		}
+	}
+	if (!copy)
+		copy = strdup(s);
+	if (!copy)
+		return s;
+	if (sym->nstrings == sym->capstrings) {
+		size_t cap = sym->capstrings ? sym->capstrings * 2 : 256;
+		char **n = realloc(sym->strings, cap * sizeof(*n));
+		if (!n) {
+			free(copy);
+			return s;
+		}
+		sym->strings = n;
+		sym->capstrings = cap;
+	}
+	sym->strings[sym->nstrings++] = copy;
+	return copy;
+}
+
+static int cmp_mod(const void *a, const void *b)
+{
+	const struct mod *x = a, *y = b;
+	return x->rec->lo < y->rec->lo ? -1 : x->rec->lo > y->rec->lo;
+}
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+	out[2 * n] = '\0';
+}
+
+mt_sym_t *mt_sym_open(const mt_snap_t *snap)
+{
+	mt_sym_t *sym = calloc(1, sizeof(*sym));
+	if (!sym)
+		return NULL;
+	sym->mods = calloc(snap->nmodules ? snap->nmodules : 1, sizeof(*sym->mods));
+	sym->dwfl = dwfl_begin(&callbacks);
+	if (!sym->mods || !sym->dwfl) {
+		mt_sym_close(sym);
+		return NULL;
+	}
+	dwfl_report_begin(sym->dwfl);
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		const mt_snap_module_t *m = &snap->modules[i];
+		struct mod *d = &sym->mods[sym->nmods++];
+		const char *slash = strrchr(m->path, '/');
+		d->rec = m;
+		d->base = slash ? slash + 1 : m->path;
+		if (m->path[0] != '/' || access(m->path, R_OK) != 0)
+			continue; /* the vdso, or a file that is gone */
+		Dwfl_Module *dm = dwfl_report_elf(sym->dwfl, d->base, m->path, -1, m->bias, false);
+		if (!dm)
+			continue;
+		const unsigned char *bits;
+		GElf_Addr vaddr;
+		int len = dwfl_module_build_id(dm, &bits, &vaddr);
+		if (m->build_id_len && (len != (int)m->build_id_len ||
+					memcmp(bits, m->build_id, m->build_id_len) != 0)) {
+			char want[2 * MT_MAX_BUILD_ID + 1];
+			char *shown = mt_printable(m->path);
+			hex(want, m->build_id, m->build_id_len);
+			fprintf(stderr,
+				"memtrace: warning: %s has changed since the snapshot (build id %s "
+				"expected); its frames are shown as addresses\n",
+				shown ? shown : "?", want);
+			free(shown);
+			continue;
+		}
+		d->usable = true;
+	}
+	dwfl_report_end(sym->dwfl, NULL, NULL);
+	qsort(sym->mods, sym->nmods, sizeof(*sym->mods), cmp_mod);
+	return sym;
+}
+
+static const struct mod *find_mod(const mt_sym_t *sym, uint64_t addr)
+{
+	size_t a = 0, b = sym->nmods;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (sym->mods[m].rec->hi <= addr)
+			a = m + 1;
+		else
+			b = m;
+	}
+	if (a < sym->nmods && sym->mods[a].rec->lo <= addr)
+		return &sym->mods[a];
+	return NULL;
+}
+
+/* Joins a relative DWARF path with the unit's compilation directory and
+ * folds "dir/../" so the same file always prints the same way. */
+static const char *full_path(mt_sym_t *sym, Dwarf_Die *cu, const char *file)
+{
+	Dwarf_Attribute attr;
+	const char *dir;
+	char *joined, *out;
+
+	if (!file || file[0] == '/' || !cu || !dwarf_attr(cu, DW_AT_comp_dir, &attr) ||
+	    !(dir = dwarf_formstring(&attr)))
+		return keep(sym, file, false);
+	if (asprintf(&joined, "%s/%s", dir, file) < 0)
+		return keep(sym, file, false);
+	out = malloc(strlen(joined) + 1);
+	if (!out) {
+		free(joined);
+		return keep(sym, file, false);
+	}
+	/* component by component: "." vanishes, ".." drops the previous one */
+	size_t n = 0;
+	for (char *save, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			while (n > 0 && out[--n] != '/')
+				;
+			continue;
+		}
+		out[n++] = '/';
+		size_t l = strlen(c);
+		memcpy(out + n, c, l);
+		n += l;
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = '\0';
+	free(joined);
+	const char *kept = keep(sym, out, false);
+	free(out);
+	return kept;
+}
+
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	const char *name = NULL;
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+		name = dwarf_formstring(&attr);
+	if (!name)
+		name = dwarf_diename(die);
+	if (!name && dwarf_attr_integrate(die, DW_AT_name, &attr))
+		name = dwarf_formstring(&attr);
+	return name;
+}
+
+/* Expands pc into its inline chain, innermost first. */
+static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const char *file,
+			  int line, mt_sframe_t *f, int max, const mt_sframe_t *proto)
+{
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cu = dwfl_module_addrdie(dm, pc, &bias);
+	Dwarf_Die *scopes = NULL;
+	int n = 0;
+
+	if (!cu)
+		return 0;
+	/* dwarf_getscopes follows an inlined call into its abstract origin;
+	 * the physical nesting of the innermost scope is the inline chain */
+	int ns = dwarf_getscopes(cu, pc - bias, &scopes);
+	if (ns > 0) {
+		Dwarf_Die inner = scopes[0];
+		free(scopes);
+		scopes = NULL;
+		ns = dwarf_getscopes_die(&inner, &scopes);
+	}
+	Dwarf_Files *files = NULL;
+	size_t nfiles = 0;
+	if (ns > 0)
+		dwarf_getsrcfiles(cu, &files, &nfiles);
+	for (int i = 0; i < ns && n < max; i++) {
+		int tag = dwarf_tag(&scopes[i]);
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+			continue;
+		f[n] = *proto;
+		f[n].func = keep(sym, die_name(&scopes[i]), true);
+		f[n].file = full_path(sym, cu, file);
+		f[n].line = line;
+		n++;
+		if (tag == DW_TAG_subprogram)
+			break;
+		/* the next frame out is where this one was inlined */
+		Dwarf_Attribute attr;
+		Dwarf_Word v;
+		file = NULL;
+		line = 0;
+		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) && dwarf_formudata(&attr, &v) == 0 &&
+		    files && v < nfiles)
+			file = dwarf_filesrc(files, v, NULL, NULL);
+		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
+			line = (int)v;
+	}
+	free(scopes);
+	return n;
+}
+
+int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
+{
+	struct cached *c;
+	HASH_FIND(hh, sym->cache, &addr, sizeof(addr), c);
+	if (c) {
+		*out = c->f;
+		return c->n;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		static mt_sframe_t none;
+		*out = &none;
+		return 1;
+	}
+	c->addr = addr;
+
+	const struct mod *m = find_mod(sym, addr);
+	mt_sframe_t proto = { 0 };
+	/* a return address: the call is the instruction before it */
+	Dwarf_Addr pc = addr ? addr - 1 : 0;
+	if (m) {
+		proto.module = m->rec->path;
+		proto.offset = addr - m->rec->bias;
+	}
+	Dwfl_Module *dm = m && m->usable ? dwfl_addrmodule(sym->dwfl, pc) : NULL;
+	if (dm) {
+		const char *file = NULL;
+		int line = 0;
+		Dwfl_Line *l = dwfl_module_getsrc(dm, pc);
+		if (l)
+			file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+		c->n = expand_inlines(sym, dm, pc, file, line, c->f, MAX_INLINE, &proto);
+		if (c->n == 0) {
+			GElf_Off off;
+			GElf_Sym s;
+			c->f[0] = proto;
+			c->f[0].func = keep(sym, dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL),
+					    true);
+			Dwarf_Addr bias;
+			c->f[0].file = full_path(sym, dwfl_module_addrdie(dm, pc, &bias), file);
+			c->f[0].line = line;
+			c->n = 1;
+		}
+	} else {
+		c->f[0] = proto;
+		c->n = 1;
+	}
+	HASH_ADD(hh, sym->cache, addr, sizeof(c->addr), c);
+	*out = c->f;
+	return c->n;
+}
+
+void mt_sym_close(mt_sym_t *sym)
+{
+	struct cached *c, *tmp;
+	if (!sym)
+		return;
+	HASH_ITER(hh, sym->cache, c, tmp)
+	{
+		HASH_DEL(sym->cache, c);
+		free(c);
+	}
+	if (sym->dwfl)
+		dwfl_end(sym->dwfl);
+	for (size_t i = 0; i < sym->nstrings; i++)
+		free(sym->strings[i]);
+	free(sym->strings);
+	free(sym->mods);
+	free(sym);
+}
