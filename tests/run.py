@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""memtrace's test cases, one per process: `run.py CASE`.
+
+Each case runs real programs under LD_PRELOAD=libmemtrace.so and checks exact
+figures: known bytes and block counts at known file:line (the lines carry
+`@tag` markers in tests/victims), identical output and exit status to a run
+without memtrace, and the analyzer's behaviour on good and bad files.
+"""
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+LIB = os.environ["MT_LIB"]
+TOOL = os.environ["MT_TOOL"]
+DEMO = os.environ["MT_DEMO"]
+VICTIMS = os.environ["MT_VICTIMS"]
+SRC = os.environ["MT_SRC"]
+TIMEOUT = 240
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise Fail(f"{what}: expected {want!r}, got {got!r}")
+
+
+def line_of(src, tag):
+    """The line number of the `@tag` marker in a victim source file."""
+    path = os.path.join(SRC, "tests", "victims", src)
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if re.search(r"@%s\b" % re.escape(tag), line):
+                return path, n
+    raise Fail(f"no @{tag} in {path}")
+
+
+def run(cmd, env=None, preload=True, cwd=None, dump_dir=None, input=None, timeout=TIMEOUT):
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    if env:
+        e.update(env)
+    if preload:
+        e["LD_PRELOAD"] = LIB
+        if dump_dir is not None:
+            e["MEMTRACE_DIR"] = dump_dir
+    return subprocess.run(cmd, env=e, cwd=cwd, capture_output=True, timeout=timeout,
+                          input=input, shell=isinstance(cmd, str))
+
+
+def victim(name):
+    return os.path.join(VICTIMS, "victim-" + name)
+
+
+def snaps(d, pid=None):
+    pat = f"memtrace.{pid}.*.snap" if pid else "memtrace.*.snap"
+    return sorted(glob.glob(os.path.join(d, pat)),
+                  key=lambda p: (int(p.split(".")[-3]), int(p.split(".")[-2])))
+
+
+def show_json(snap, *args):
+    r = subprocess.run([TOOL, "show", "--json", "-n", "0", *args, snap], capture_output=True,
+                       timeout=TIMEOUT)
+    check(r.returncode == 0, f"memtrace show {snap} failed: {r.stderr.decode()}")
+    return json.loads(r.stdout)
+
+
+def stats_by_line(js):
+    return {(s["file"], s["line"]): s for s in js["stats"]}
+
+
+def expect_site(js, src, tag, size, count):
+    path, line = line_of(src, tag)
+    got = stats_by_line(js).get((path, line))
+    check(got is not None, f"no live memory reported at {path}:{line} (@{tag}); "
+          f"have {[s['key'] for s in js['stats']][:12]}")
+    eq((got["size"], got["count"]), (size, count), f"size and count at @{tag}")
+
+
+def expect_absent(js, src, tag):
+    path, line = line_of(src, tag)
+    check((path, line) not in stats_by_line(js), f"@{tag} ({path}:{line}) should hold nothing")
+
+
+def only_snapshot(d):
+    s = snaps(d)
+    eq(len(s), 1, f"snapshots in {d}")
+    return s[0]
+
+
+def run_victim(name, env=None):
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = run([victim(name)], env=env, dump_dir=d)
+    return d, r
+
+
+def sums_match_totals(snap):
+    """Per-callsite live sums equal the process totals, per domain."""
+    for dom, key in (("heap", "heap_live_bytes"), ("mmap", "mmap_live_bytes")):
+        js = show_json(snap, "--domain", dom, "--group-by", "traceback")
+        eq(sum(s["size"] for s in js["stats"]), js["totals"][key], f"{dom} sites vs totals in {snap}")
+
+
+# ---- cases -------------------------------------------------------------
+
+def case_exports():
+    out = subprocess.run(["nm", "-D", "--defined-only", LIB], capture_output=True, text=True).stdout
+    names = {l.split()[-1] for l in out.splitlines() if l.strip()}
+    for sym in ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
+                "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree",
+                "mmap", "mmap64", "munmap", "mremap", "_exit", "_Exit", "mt_snapshot",
+                "mt_reset_peak"]:
+        check(sym in names, f"{sym} is not exported by {LIB}")
+    private = [n for n in names if n.startswith("mt__") or n.startswith("uthash")]
+    eq(private, [], "internal symbols exported")
+
+
+def case_basic():
+    d, r = run_victim("basic")
+    eq((r.returncode, r.stdout), (0, b"basic ok\n"), "exit status and output")
+    eq(r.stderr, b"", "stderr")
+    snap = only_snapshot(d)
+    js = show_json(snap)
+    expect_site(js, "basic.c", "keep100", 100000, 1000)
+    expect_site(js, "basic.c", "big", 12345, 1)
+    expect_absent(js, "basic.c", "freed64")
+    expect_absent(js, "basic.c", "errno")
+    sums_match_totals(snap)
+    # the text view is tracemalloc's Statistic format
+    text = subprocess.run([TOOL, "show", snap], capture_output=True, text=True).stdout
+    path, line = line_of("basic.c", "keep100")
+    check(f"{path}:{line}: size=97.7 KiB, count=1000, average=100 B\n" in text, text)
+
+
+def case_realloc():
+    d, r = run_victim("realloc")
+    eq((r.returncode, r.stdout), (0, b"realloc ok\n"), "exit status and output")
+    js = show_json(only_snapshot(d))
+    expect_site(js, "realloc.c", "r3", 1000, 1)
+    expect_absent(js, "realloc.c", "r1")
+    expect_absent(js, "realloc.c", "r2")
+    expect_site(js, "realloc.c", "r4", 50, 1)   # a failed realloc keeps the block
+    expect_absent(js, "realloc.c", "rfail")
+    expect_absent(js, "realloc.c", "z")         # realloc(p, 0) freed it
+    expect_site(js, "realloc.c", "ra", 300, 1)
+
+
+def case_family():
+    d, r = run_victim("family")
+    eq((r.returncode, r.stdout), (0, b"family ok\n"), "exit status and output")
+    js = show_json(only_snapshot(d))
+    for tag, size in [("calloc", 1000), ("posix_memalign", 256), ("aligned_alloc", 512),
+                      ("memalign", 200), ("valloc", 300), ("pvalloc", 100), ("slack", 5)]:
+        expect_site(js, "family.c", tag, size, 1)
+
+
+def case_cxx():
+    d, r = run_victim("cxx")
+    eq((r.returncode, r.stdout), (0, b"cxx ok 1000 200\n"), "exit status and output")
+    js = show_json(only_snapshot(d))
+    expect_site(js, "cxx.cpp", "arr", 4000, 40)
+    expect_site(js, "cxx.cpp", "obj", 5 * 48, 5)
+    expect_site(js, "cxx.cpp", "vec", 4000, 1)
+    # the std::string object (32 B) and its 201-byte buffer, both for this line
+    expect_site(js, "cxx.cpp", "str", 32 + 201, 2)
+
+
+def case_threads():
+    d, r = run_victim("threads")
+    eq((r.returncode, r.stdout), (0, b"threads ok\n"), "exit status and output")
+    snap = only_snapshot(d)
+    js = show_json(snap)
+    expect_site(js, "threads.c", "thr", 4 * 1000 * 32, 4000)
+    expect_absent(js, "threads.c", "xfer")
+    sums_match_totals(snap)
+
+
+def case_fork():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+    p = subprocess.Popen([victim("fork")], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=TIMEOUT)
+    eq(p.returncode, 0, f"exit status ({err!r})")
+    m = re.fullmatch(rb"fork ok (\d+) (\d+)\n", out)
+    check(m, f"output {out!r}")
+    child, child2 = int(m.group(1)), int(m.group(2))
+    eq([os.path.basename(s) for s in snaps(d)],
+       sorted([f"memtrace.{p.pid}.1.snap", f"memtrace.{child}.1.snap"],
+              key=lambda n: int(n.split(".")[1])), "snapshot files")
+    parent = show_json(snaps(d, p.pid)[0])
+    eq(parent["pid"], p.pid, "parent snapshot pid")
+    expect_site(parent, "fork.c", "parent", 1110, 10)
+    expect_absent(parent, "fork.c", "child")
+    expect_absent(parent, "fork.c", "child2")
+    kid = show_json(snaps(d, child)[0])
+    eq((kid["pid"], kid["ppid"]), (child, p.pid), "child snapshot pid and ppid")
+    expect_site(kid, "fork.c", "child", 7 * 222, 7)
+    expect_site(kid, "fork.c", "parent", 1110, 10)  # inherited, still live in the child
+
+
+def case_ctor():
+    d, r = run_victim("ctor")
+    eq((r.returncode, r.stdout), (0, b"ctor ok 1\n"), "exit status and output")
+    js = show_json(only_snapshot(d))
+    expect_site(js, "libctor.c", "ctor", 999, 3)
+
+
+def case_mmap():
+    d, r = run_victim("mmap")
+    eq((r.returncode, r.stdout), (0, b"mmap ok\n"), "exit status and output")
+    snap = only_snapshot(d)
+    js = show_json(snap, "--domain", "mmap")
+    expect_site(js, "mmap.c", "m1", 512 * 1024, 1)
+    expect_absent(js, "mmap.c", "m2")
+    expect_absent(js, "mmap.c", "m3")
+    expect_site(js, "mmap.c", "m4", 16384, 1)
+    expect_site(js, "mmap.c", "m5", 8192, 2)
+    expect_absent(js, "mmap.c", "file")
+    eq(js["totals"]["mmap_peak_bytes"] >= 1024 * 1024, True, "mmap peak covers the 1 MiB map")
+    eq(show_json(snap)["stats"] and True, True, "heap view still works")
+    sums_match_totals(snap)
+
+
+def case_uexit():
+    d, r = run_victim("uexit")
+    eq(r.returncode, 0, "exit status")
+    js = show_json(only_snapshot(d))
+    eq(js["reason"], "at _exit", "reason")
+    expect_site(js, "uexit.c", "uexit", 385, 5)
+
+
+def case_api():
+    d, r = run_victim("api")
+    eq(r.returncode, 0, "exit status")
+    m = re.fullmatch(rb"snapshot 0 (\S+)\n", r.stdout)
+    check(m, f"output {r.stdout!r}")
+    path = m.group(1).decode()
+    eq(os.path.basename(path), f"memtrace.{path.split('.')[-3]}.1.snap", "first snapshot name")
+    files = snaps(d)
+    eq(len(files), 2, "API snapshot plus the at-exit one")
+    eq(files[0], path, "API snapshot path")
+    js = show_json(path)
+    eq(js["reason"], "on request (mt_snapshot)", "reason")
+    expect_site(js, "api.c", "api", 16000, 4)
+    eq(show_json(files[1])["seq"], 2, "at-exit snapshot seq")
+    # without memtrace the weak reference is NULL and the program still runs
+    r = run([victim("api")], preload=False)
+    eq((r.returncode, r.stdout), (0, b"no memtrace\n"), "run without memtrace")
+
+
+def case_atomic_file():
+    d, r = run_victim("basic")
+    eq(r.returncode, 0, "exit status")
+    snap = only_snapshot(d)
+    eq(stat.S_IMODE(os.stat(snap).st_mode), 0o600, "snapshot mode")
+    eq(sorted(os.listdir(d)), [os.path.basename(snap)], "files left in the dump directory")
+    with open(snap, "rb") as f:
+        data = f.read()
+    eq(data[:8], b"MEMTRACE", "magic")
+    eq(data[-4:], b"MTEN", "END record")
+
+
+def case_demo():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = run([DEMO], dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"demo: served 10000 requests, 10 bytes of config\n"), "demo")
+    snap = only_snapshot(d)
+    text = subprocess.run([TOOL, "show", snap], capture_output=True, text=True).stdout
+    demo_c = os.path.join(SRC, "tools", "demo", "demo.c")
+    lines = open(demo_c).read().splitlines()
+    leak = next(i for i, l in enumerate(lines, 1) if "never freed" in l)
+    cfg = next(i for i, l in enumerate(lines, 1) if "calloc(1, 12345)" in l)
+    rows = [l for l in text.splitlines() if l.startswith(demo_c)]
+    eq(rows[0], f"{demo_c}:{leak}: size=93.8 KiB, count=1000, average=96 B", "top line")
+    eq(rows[1], f"{demo_c}:{cfg}: size=12.1 KiB, count=1, average=12.1 KiB", "second line")
+
+
+def case_options_bad_values():
+    for var, val in [("MEMTRACE_DEPTH", "abc"), ("MEMTRACE_DEPTH", "-1"),
+                     ("MEMTRACE_DEPTH", "99999999999"), ("MEMTRACE_DEPTH", "0"),
+                     ("MEMTRACE_DEPTH", ""), ("MEMTRACE_AT_EXIT", "maybe"),
+                     ("MEMTRACE_VERBOSE", "x" * 65536), ("MEMTRACE_DIR", "")]:
+        if var == "MEMTRACE_DIR":
+            # an empty directory name: warn, dump in the working directory
+            d = tempfile.mkdtemp(prefix="mt-test-")
+            r = run([victim("basic")], env={var: val}, cwd=d)
+        else:
+            d, r = run_victim("basic", env={var: val})
+        eq((r.returncode, r.stdout), (0, b"basic ok\n"), f"{var}={val[:20]!r}: program unaffected")
+        err = r.stderr.decode()
+        eq(len(err.splitlines()), 1, f"{var}={val[:20]!r}: one warning line, got {err!r}")
+        check(var in err and len(err) < 400, f"warning names {var} and is short: {err[:300]!r}")
+        js = show_json(only_snapshot(d))
+        expect_site(js, "basic.c", "keep100", 100000, 1000)  # defaults kept
+    # a good value is taken: depth 1 keeps one frame per callsite
+    d, r = run_victim("basic", env={"MEMTRACE_DEPTH": "1"})
+    eq(r.stderr, b"", "no warning for a good value")
+    js = show_json(only_snapshot(d), "--group-by", "traceback")
+    check(all(len(s["traceback"]) == 1 for s in js["stats"]), "depth 1 records one frame")
+
+
+def case_options_at_exit_off():
+    d, r = run_victim("basic", env={"MEMTRACE_AT_EXIT": "0"})
+    eq((r.returncode, r.stdout, r.stderr), (0, b"basic ok\n", b""), "program unaffected")
+    eq(snaps(d), [], "no snapshot with MEMTRACE_AT_EXIT=0")
+
+
+def case_options_dir():
+    # missing directory: one warning, the program's result unchanged
+    r = run([victim("basic")], env={"MEMTRACE_DIR": "/nonexistent/memtrace-dumps"})
+    eq((r.returncode, r.stdout), (0, b"basic ok\n"), "missing dir: program unaffected")
+    err = r.stderr.decode()
+    eq(len(err.splitlines()), 1, f"missing dir: one warning, got {err!r}")
+    check("/nonexistent/memtrace-dumps" in err and "no such directory" in err, err)
+    # a directory others may write without the sticky bit is refused
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    os.chmod(d, 0o777)
+    r = run([victim("basic")], dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"basic ok\n"), "unsafe dir: program unaffected")
+    check(b"refused" in r.stderr, f"unsafe dir refused: {r.stderr!r}")
+    eq(os.listdir(d), [], "nothing written to an unsafe dir")
+    # a relative directory is anchored at the start-up directory
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    os.mkdir(os.path.join(d, "sub"))
+    r = run([victim("basic")], env={"MEMTRACE_DIR": "sub"}, cwd=d)
+    eq(r.returncode, 0, "relative dir")
+    eq(len(snaps(os.path.join(d, "sub"))), 1, "snapshot in the relative dir")
+    # a regular file in place of the directory
+    f = os.path.join(d, "file")
+    open(f, "w").close()
+    r = run([victim("basic")], env={"MEMTRACE_DIR": f})
+    eq((r.returncode, r.stdout), (0, b"basic ok\n"), "file as dir: program unaffected")
+    check(b"not a directory" in r.stderr, r.stderr)
+
+
+def reader_fails(path, *must):
+    r = subprocess.run([TOOL, "show", path], capture_output=True, timeout=30)
+    err = r.stderr.decode(errors="replace")
+    eq(r.returncode, 2, f"exit status for {path} ({err!r})")
+    eq(r.stdout, b"", f"no output for {path}")
+    eq(len(err.splitlines()), 1, f"one line for {path}: {err!r}")
+    check(err.startswith(f"memtrace: {path}: offset "), f"message names file and offset: {err!r}")
+    for m in must:
+        check(m in err, f"{m!r} in {err!r}")
+    return err
+
+
+def good_snapshot():
+    d, r = run_victim("basic")
+    eq(r.returncode, 0, "victim")
+    with open(only_snapshot(d), "rb") as f:
+        return d, f.read()
+
+
+def case_reader_truncated():
+    d, data = good_snapshot()
+    out = os.path.join(d, "cut")
+    os.mkdir(out)
+
+    def one(n):
+        p = os.path.join(out, f"cut.{n}.snap")
+        with open(p, "wb") as f:
+            f.write(data[:n])
+        reader_fails(p)
+        os.unlink(p)
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(one, range(len(data))))
+    print(f"{len(data)} truncations rejected")
+
+
+def case_reader_bitflips():
+    d, data = good_snapshot()
+    rng = random.Random(1234)
+    p = os.path.join(d, "flipped.snap")
+    for i in range(300):
+        b = bytearray(data)
+        pos = rng.randrange(len(b))
+        b[pos] ^= 1 << rng.randrange(8)
+        with open(p, "wb") as f:
+            f.write(b)
+        reader_fails(p)
+    print("300 bit flips rejected")
+
+
+def case_reader_bad_files():
+    d, data = good_snapshot()
+    missing = os.path.join(d, "missing.snap")
+    reader_fails(missing, "cannot open")
+    empty = os.path.join(d, "empty.snap")
+    open(empty, "w").close()
+    reader_fails(empty, "empty file")
+    reader_fails(d, "not a regular file")
+    reader_fails("/dev/zero", "not a regular file")
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    reader_fails(fifo, "not a regular file")
+    foreign = os.path.join(d, "foreign.snap")
+    with open(foreign, "wb") as f:
+        f.write(b"\x7fELF" + data[4:])
+    reader_fails(foreign, "bad magic")
+    future = os.path.join(d, "future.snap")
+    with open(future, "wb") as f:
+        f.write(data[:8] + b"\x03\x00" + data[10:])
+    reader_fails(future, "written by format v3.0, this reader reads v1.0..v1.x")
+    short = os.path.join(d, "short.snap")
+    with open(short, "wb") as f:
+        f.write(b"MEMTR")
+    reader_fails(short, "truncated")
+
+
+# ---- real programs -----------------------------------------------------
+
+def same_as_without(cmd, env=None, cwd_factory=None, input=None):
+    """Runs cmd bare and under memtrace; asserts identical status and output;
+    returns the dump directory."""
+    results = []
+    d = tempfile.mkdtemp(prefix="mt-real-")
+    for preload in (False, True):
+        cwd = cwd_factory() if cwd_factory else None
+        r = run(cmd, env=env, preload=preload, dump_dir=d, cwd=cwd, input=input)
+        results.append(r)
+    bare, traced = results
+    eq(traced.returncode, bare.returncode, f"exit status of {cmd!r}")
+    eq(traced.stdout, bare.stdout, f"stdout of {cmd!r}")
+    eq(traced.stderr, bare.stderr, f"stderr of {cmd!r}")
+    files = snaps(d)
+    check(files, f"no snapshot from {cmd!r}")
+    for s in files:
+        js = show_json(s)
+        check(js["totals"]["heap_alloc_count"] > 0, f"{s} saw allocations")
+    sums_match_totals(files[-1])
+    return d, bare
+
+
+def python3():
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+
+
+PY = r"""
+import json, threading, collections
+class Node:
+    def __init__(self, i): self.i = i; self.tags = [str(i)] * 3
+data = {i: Node(i) for i in range(50000)}
+words = collections.Counter(str(i % 977) for i in range(100000))
+out = []
+def work(k):
+    out.append(sum(len(n.tags) for n in data.values() if n.i % 4 == k))
+ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sorted(out), len(words), json.dumps({"n": len(data)}))
+"""
+
+
+def case_real_python():
+    same_as_without([python3(), "-c", PY])
+
+
+def case_real_python_malloc():
+    d, bare = same_as_without([python3(), "-c", PY], env={"PYTHONMALLOC": "malloc"})
+    main = [s for s in snaps(d)]
+    js = show_json(main[-1])
+    check(js["totals"]["heap_alloc_count"] > 100000, "with PYTHONMALLOC=malloc objects reach malloc")
+
+
+SQL = """
+CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000)
+INSERT INTO t SELECT x, 'name-' || x, x * 0.5 FROM c;
+CREATE INDEX t_name ON t(name);
+SELECT count(*), sum(v) FROM t WHERE name LIKE 'name-1%';
+PRAGMA integrity_check;
+"""
+
+
+def case_real_sqlite3():
+    d, bare = same_as_without(["sqlite3", ":memory:"], input=SQL.encode())
+    check(bare.stdout.endswith(b"ok\n"), bare.stdout)
+
+
+GIT = r"""
+set -e
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.invalid GIT_COMMITTER_NAME=t
+export GIT_COMMITTER_EMAIL=t@example.invalid GIT_AUTHOR_DATE='2026-01-01T00:00:00Z'
+export GIT_COMMITTER_DATE='2026-01-01T00:00:00Z' HOME=$PWD GIT_CONFIG_NOSYSTEM=1
+git init -q -b main repo && cd repo
+for i in $(seq 1 200); do echo "file $i" > f$i.txt; done
+git add . && git commit -qm one
+for i in $(seq 1 50); do echo "more $i" >> f$i.txt; done
+git commit -qam two
+git gc -q
+git fsck --no-progress 2>&1
+git log --format='%H %s'
+git count-objects -v | grep -v size
+"""
+
+
+def case_real_git():
+    same_as_without(["bash", "-c", GIT], cwd_factory=lambda: tempfile.mkdtemp(prefix="mt-git-"))
+
+
+BASH = r"""
+trap 'echo trapped $?' EXIT
+f() { local s=0; for i in $(seq 1 2000); do s=$((s + i)); done; echo $s; }
+f | tr 0-9 a-j
+( echo subshell $BASHPID >/dev/null; echo in-subshell )
+declare -A h; for i in $(seq 1 3000); do h[k$i]=$i; done; echo ${#h[@]}
+echo $(echo nested $(echo deeper)) | wc -c
+exit 3
+"""
+
+
+def case_real_bash():
+    d, bare = same_as_without(["bash", "-c", BASH])
+    eq(bare.returncode, 3, "bash exit status")
+
+
+PERL = r"""
+my %h; for my $i (1..200000) { $h{"k$i"} = [$i, "v$i"]; }
+my $n = 0; for my $k (sort keys %h) { $n += $h{$k}[0] if $k =~ /7/; }
+delete $h{"k$_"} for 1..100000;
+print scalar(keys %h), " $n\n";
+"""
+
+
+def case_real_perl():
+    same_as_without(["perl", "-e", PERL])
+
+
+def main():
+    name = sys.argv[1]
+    fn = globals().get("case_" + name.replace("-", "_"))
+    if not fn:
+        print(f"unknown case {name}", file=sys.stderr)
+        return 2
+    try:
+        fn()
+    except Fail as e:
+        print(f"FAIL {name}: {e}", file=sys.stderr)
+        return 1
+    print(f"PASS {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

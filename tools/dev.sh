@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# tools/dev.sh demo|test - the README's quick start: installs what is missing
+# (Debian 12, as root or through sudo), builds with meson, then runs the demo
+# under the profiler ending in its report, or the whole test suite ending in
+# "N passed, N failed". Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-}
+case $what in
+demo|test) ;;
+*) echo "usage: tools/dev.sh demo|test" >&2; exit 1 ;;
+esac
+
+packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev libdw-dev
+          libelf-dev zlib1g-dev libjemalloc-dev python3)
+[ "$what" = test ] && packages+=(sqlite3 git perl)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	sudo=
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	echo "installing: ${missing[*]}" >&2
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+
+if [ "$what" = demo ]; then
+	dir=build/demo-snapshots
+	rm -rf "$dir" && mkdir -p "$dir"
+	echo "\$ LD_PRELOAD=build/src/libmemtrace.so MEMTRACE_DIR=$dir build/tools/memtrace/memtrace-demo"
+	LD_PRELOAD="$PWD/build/src/libmemtrace.so" MEMTRACE_DIR="$dir" build/tools/memtrace/memtrace-demo
+	snap=$(ls "$dir"/memtrace.*.snap)
+	echo "\$ build/tools/memtrace/memtrace show $snap"
+	exec build/tools/memtrace/memtrace show "$snap"
+fi
+
+status=0
+meson test -C build --num-processes "$(nproc)" --print-errorlogs || status=$?
+python3 - build/meson-logs/testlog.json <<'PY'
+import json, sys
+res = [json.loads(l)["result"] for l in open(sys.argv[1]) if l.strip()]
+ok = sum(r in ("OK", "EXPECTEDFAIL") for r in res)
+skipped = sum(r == "SKIP" for r in res)
+failed = len(res) - ok - skipped
+print(f"{ok} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
+PY
+exit $status
