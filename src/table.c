@@ -226,14 +226,23 @@ void mt__count_untracked(void)
 
 /* ---- live heap blocks ---- */
 
+/* murmur3's finalizer: heap addresses differ in a few middle bits, and
+ * linear probing needs every output bit to depend on all of them. The top
+ * byte picks the shard, the low bits the home slot. */
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	return (uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ull;
+	uint64_t h = p;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
 }
 
 static inline size_t home_slot(uint64_t h, size_t cap)
 {
-	return (size_t)(h >> 16) & (cap - 1);
+	return (size_t)h & (cap - 1);
 }
 
 static inline struct heap_shard *shard_of(uint64_t h)
