@@ -22,6 +22,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +57,9 @@ static struct {
 	void *(*mremap)(void *, size_t, size_t, int, ...);
 	void (*exit_)(int);
 	void (*Exit_)(int);
+	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	sighandler_t (*signal)(int, sighandler_t);
+	sighandler_t (*sysv_signal)(int, sighandler_t);
 } real;
 
 enum { RES_NONE, RES_BUSY, RES_DONE };
@@ -133,6 +137,9 @@ static void resolve(void)
 	real.mremap = next_sym("mremap");
 	real.exit_ = next_sym("_exit");
 	real.Exit_ = next_sym("_Exit");
+	real.sigaction = next_sym("sigaction");
+	real.signal = next_sym("signal");
+	real.sysv_signal = next_sym("sysv_signal");
 	tl_resolving = 0;
 	if (!real.malloc || !real.free || !real.calloc || !real.realloc || !real.mmap ||
 	    !real.munmap) {
@@ -178,6 +185,7 @@ static void atfork_child(void)
 	if (init_state == INIT_READY)
 		mt__table_unlock_all();
 	mt__snapshot_atfork_child();
+	mt__trigger_atfork_child();
 }
 
 static void init(void)
@@ -224,11 +232,21 @@ static inline bool tracking(void)
 	return false;
 }
 
+void mt__thread_untracked(void)
+{
+	tl_busy = 1;
+}
+
+/* Runs after libc is initialised (it is our dependency), so the snapshot
+ * thread is started here rather than at the first malloc. */
 __attribute__((constructor)) static void mt_ctor(void)
 {
 	ENSURE_RESOLVED();
-	if (!tl_busy)
-		(void)tracking();
+	if (tl_busy || !tracking())
+		return;
+	tl_busy++;
+	mt__trigger_init();
+	tl_busy--;
 }
 
 /* ---- recording ---- */
@@ -236,6 +254,8 @@ __attribute__((constructor)) static void mt_ctor(void)
 static mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
+	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
+		mt__trigger_respawn(); /* a forked child's first tracked call */
 	int n = mt__unwind(frames, mt__opt.depth);
 	mt_site_t *s = mt__site_get(frames, n, domain);
 	if (!s)
@@ -486,6 +506,49 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	errno = saved;
 	LEAVE();
 	return p;
+}
+
+/* ---- signals: memtrace's snapshot signal stays the program's (trigger.c) */
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	ENSURE_RESOLVED();
+	return mt__sigaction(sig, act, old, real.sigaction);
+}
+
+static sighandler_t via_sigaction(int sig, sighandler_t h, int flags, bool mask_self)
+{
+	struct sigaction act, old;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = h;
+	act.sa_flags = flags;
+	sigemptyset(&act.sa_mask);
+	if (mask_self)
+		sigaddset(&act.sa_mask, sig);
+	if (mt__sigaction(sig, &act, &old, real.sigaction) != 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+	ENSURE_RESOLVED();
+	if (sig != mt__opt.signal || sig == 0)
+		return real.signal(sig, h);
+	return via_sigaction(sig, h, SA_RESTART, true); /* glibc's BSD semantics */
+}
+
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+	return signal(sig, h);
+}
+
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+	ENSURE_RESOLVED();
+	if (sig != mt__opt.signal || sig == 0 || !real.sysv_signal)
+		return real.sysv_signal ? real.sysv_signal(sig, h) : SIG_ERR;
+	return via_sigaction(sig, h, SA_RESETHAND | SA_NODEFER, false);
 }
 
 /* ---- process exit ---- */

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "format.h"
@@ -30,6 +31,8 @@ typedef struct mt_options {
 	int depth;        /* MEMTRACE_DEPTH: frames captured per callsite */
 	bool at_exit;     /* MEMTRACE_AT_EXIT: dump when the process exits */
 	bool verbose;     /* MEMTRACE_VERBOSE: print the active options */
+	int signal;       /* MEMTRACE_SIGNAL: dump on this signal, 0 for none */
+	long interval_ms; /* MEMTRACE_INTERVAL: periodic dumps, 0 for none */
 } mt_options_t;
 
 extern mt_options_t mt__opt MT_HIDDEN;
@@ -100,7 +103,23 @@ MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
 MT_HIDDEN void mt__snapshot_init(void);
 MT_HIDDEN void mt__snapshot_atfork_child(void);
 
+/* ---- trigger.c: snapshots on signal and on a timer ---- */
+/* Installs the signal handler (unless the program has its own) and starts
+ * the dump thread; called once tracking is ready. */
+MT_HIDDEN void mt__trigger_init(void);
+/* In a forked child: a fresh wake-up pipe now, the thread on first need. */
+MT_HIDDEN void mt__trigger_atfork_child(void);
+MT_HIDDEN void mt__trigger_respawn(void);
+extern int mt__trigger_respawn_needed MT_HIDDEN;
+/* The program's sigaction, with memtrace's signal handled as the program
+ * would see it without memtrace. */
+MT_HIDDEN int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
+			    int (*real)(int, const struct sigaction *, struct sigaction *));
+
 /* ---- hook.c ---- */
+/* Marks the calling thread as memtrace's own: nothing it allocates is
+ * tracked. */
+MT_HIDDEN void mt__thread_untracked(void);
 /* Time tracking began (wall and monotonic, ns). */
 extern uint64_t mt__start_wall_ns MT_HIDDEN, mt__start_mono_ns MT_HIDDEN;
 

@@ -7,8 +7,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,7 +18,7 @@
 
 mt_options_t mt__opt;
 
-enum opt_type { OPT_INT, OPT_BOOL, OPT_DIR };
+enum opt_type { OPT_INT, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS };
 
 struct opt {
 	const char *name;
@@ -37,6 +39,10 @@ static const struct opt table[] = {
 	  "write a snapshot when the process exits" },
 	{ "MEMTRACE_VERBOSE", OPT_BOOL, 0, 0, 1, OFF(verbose),
 	  "print the active options at start" },
+	{ "MEMTRACE_SIGNAL", OPT_SIGNAL, SIGUSR1, 0, 0, OFF(signal),
+	  "signal that writes a snapshot: a name (USR1, SIGUSR2), a number, or none" },
+	{ "MEMTRACE_INTERVAL", OPT_SECONDS, 0, 0, 1000000000, OFF(interval_ms),
+	  "write a snapshot every this many seconds (decimals allowed; 0: never)" },
 };
 
 /* Strict decimal parse of a whole string within [min, max]. */
@@ -89,6 +95,65 @@ static const char *clip(const char *v, char *buf, size_t cap)
 	return buf;
 }
 
+/* Signals a profiler may take: never the ones the kernel or a debugger
+ * needs, nor those that stop or kill. */
+static const struct {
+	const char *name;
+	int sig;
+} signals[] = {
+	{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP },   { "PWR", SIGPWR },
+	{ "URG", SIGURG },   { "WINCH", SIGWINCH }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
+};
+
+static bool parse_signal(const char *s, long *out)
+{
+	long n;
+	if (strcasecmp(s, "none") == 0 || strcmp(s, "0") == 0)
+		return *out = 0, true;
+	if (parse_long(s, 1, 64, &n)) {
+		if (n >= SIGRTMIN && n <= SIGRTMAX)
+			return *out = n, true;
+		for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+			if (signals[i].sig == n)
+				return *out = n, true;
+		return false;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (strcasecmp(s, signals[i].name) == 0)
+			return *out = signals[i].sig, true;
+	return false;
+}
+
+/* "2", "0.5", "1.25": seconds with at most three decimals, as ms. */
+static bool parse_seconds(const char *s, long max_ms, long *out)
+{
+	long whole = 0, frac = 0, scale = 100;
+	const char *dot = strchr(s, '.');
+	char buf[32];
+	size_t n = dot ? (size_t)(dot - s) : strlen(s);
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (!parse_long(buf, 0, max_ms / 1000, &whole) || buf[0] == '-' || buf[0] == '+')
+		return false;
+	if (dot) {
+		const char *f = dot + 1;
+		if (!*f || strlen(f) > 3)
+			return false;
+		for (; *f; f++, scale /= 10) {
+			if (*f < '0' || *f > '9')
+				return false;
+			frac += (*f - '0') * scale;
+		}
+	}
+	*out = whole * 1000 + frac;
+	return true;
+}
+
 static void set_default_dir(void)
 {
 	if (!getcwd(mt__opt.dir, sizeof(mt__opt.dir)))
@@ -134,6 +199,24 @@ void mt__options_init(void)
 			}
 			*(int *)field = (int)n;
 			break;
+		case OPT_SIGNAL:
+			if (v && !parse_signal(v, &n)) {
+				mt__warn("%s='%s' is not a signal memtrace may use (USR1, USR2, HUP, PWR, URG, "
+					 "WINCH, PROF, VTALRM, a real-time signal number, or none); using USR1",
+					 o->name, clip(v, shown, sizeof(shown)));
+				n = o->def;
+			}
+			*(int *)field = (int)n;
+			break;
+		case OPT_SECONDS:
+			if (v && !parse_seconds(v, o->max, &n)) {
+				mt__warn("%s='%s' is not a number of seconds (at most 3 decimals) in 0..%ld; "
+					 "no periodic snapshots",
+					 o->name, clip(v, shown, sizeof(shown)), o->max / 1000);
+				n = o->def;
+			}
+			*(long *)field = n;
+			break;
 		case OPT_BOOL:
 			if (v && !parse_bool(v, &n)) {
 				mt__warn("%s='%s' is not 0/1/yes/no/on/off/true/false; using %ld", o->name,
@@ -146,8 +229,10 @@ void mt__options_init(void)
 	}
 
 	if (mt__opt.verbose) {
-		mt__warn("options: MEMTRACE_DIR=%s MEMTRACE_DEPTH=%d MEMTRACE_AT_EXIT=%d",
-			 mt__opt.dir, mt__opt.depth, (int)mt__opt.at_exit);
+		mt__warn("options: MEMTRACE_DIR=%s MEMTRACE_DEPTH=%d MEMTRACE_AT_EXIT=%d "
+			 "MEMTRACE_SIGNAL=%d MEMTRACE_INTERVAL=%ldms",
+			 mt__opt.dir, mt__opt.depth, (int)mt__opt.at_exit, mt__opt.signal,
+			 mt__opt.interval_ms);
 		for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 			mt__warn("  %s: %s", table[i].name, table[i].help);
 	}

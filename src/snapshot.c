@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdio.h> /* rename(2) only: no stdio stream is ever used */
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>

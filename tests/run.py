@@ -14,10 +14,13 @@ import random
 import re
 import shutil
 import stat
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
+from tracemalloc import _format_size  # the reference for the size format
 
 LIB = os.environ["MT_LIB"]
 TOOL = os.environ["MT_TOOL"]
@@ -46,7 +49,7 @@ def line_of(src, tag):
     path = os.path.join(SRC, "tests", "victims", src)
     with open(path) as f:
         for n, line in enumerate(f, 1):
-            if re.search(r"@%s\b" % re.escape(tag), line):
+            if re.search(r"(/\*|//) @%s\b" % re.escape(tag), line):
                 return path, n
     raise Fail(f"no @{tag} in {path}")
 
@@ -438,7 +441,12 @@ def same_as_without(cmd, env=None, cwd_factory=None, input=None):
     bare, traced = results
     eq(traced.returncode, bare.returncode, f"exit status of {cmd!r}")
     eq(traced.stdout, bare.stdout, f"stdout of {cmd!r}")
-    eq(traced.stderr, bare.stderr, f"stderr of {cmd!r}")
+    # memtrace's own notes (a program that handles SIGUSR1 itself, as bash
+    # does for its EXIT trap) are marked "memtrace[pid]:"; the rest is equal
+    ours = [l for l in traced.stderr.splitlines(True) if l.startswith(b"memtrace[")]
+    theirs = b"".join(l for l in traced.stderr.splitlines(True) if not l.startswith(b"memtrace["))
+    eq(theirs, bare.stderr, f"stderr of {cmd!r}")
+    check(len(ours) <= 2, f"memtrace said little: {ours!r}")
     files = snaps(d)
     check(files, f"no snapshot from {cmd!r}")
     for s in files:
@@ -540,6 +548,336 @@ print scalar(keys %h), " $n\n";
 
 def case_real_perl():
     same_as_without(["perl", "-e", PERL])
+
+
+# ---- snapshots on demand and the analyzer -------------------------------
+
+def tool(*args, check_rc=0):
+    r = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=TIMEOUT)
+    if check_rc is not None:
+        eq(r.returncode, check_rc, f"memtrace {' '.join(args)}: {r.stderr}")
+    return r
+
+
+def start(cmd, d, env=None):
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+    e.update(env or {})
+    return subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_snapshots(d, pid, n, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if len(snaps(d, pid)) >= n:
+            return
+        time.sleep(0.01)
+    raise Fail(f"expected {n} snapshots of {pid} in {d}, have {snaps(d, pid)}")
+
+
+def leak_series():
+    """Three SIGUSR1 snapshots of the leak victim, plus its at-exit one."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    p = start([victim("leak"), "2.2"], d)
+    t0 = time.time()
+    for i, at in enumerate((0.4, 1.0, 1.6)):
+        time.sleep(max(0, t0 + at - time.time()))
+        p.send_signal(signal.SIGUSR1)
+        wait_for_snapshots(d, p.pid, i + 1)
+    out, err = p.communicate(timeout=TIMEOUT)
+    eq(p.returncode, 0, f"leak victim exit status ({err!r})")
+    check(out.startswith(b"leaked "), out)
+    files = snaps(d, p.pid)
+    eq(len(files), 4, "three signal snapshots and the at-exit one")
+    return d, files, err
+
+
+def case_signal_diff_growth():
+    d, files, err = leak_series()
+    eq(err, b"", "nothing on stderr")
+    a, b, c = (show_json(f) for f in files[:3])
+    for js in (a, b, c):
+        eq(js["reason"], "on signal", "reason")
+    path, line = line_of("leak.c", "leak")
+    key = f"{path}:{line}"
+    sa, sc = stats_by_line(a)[(path, line)], stats_by_line(c)[(path, line)]
+    # diff: the leak line on top, with exactly the change show reports
+    js = json.loads(tool("diff", "--json", files[0], files[2]).stdout)
+    top = js["stats"][0]
+    eq(top["key"], key, "top line of the diff")
+    eq((top["size_diff"], top["count_diff"]), (sc["size"] - sa["size"], sc["count"] - sa["count"]),
+       "diff of the leak line")
+    text = tool("diff", files[0], files[2]).stdout
+    want = (f"{key}: size={_format_size(sc['size'], False)} "
+            f"({_format_size(sc['size'] - sa['size'], True)}), count={sc['count']} "
+            f"(+{sc['count'] - sa['count']}), average=1000 B")
+    check(want in text.splitlines(), f"{want!r} in diff text:\n{text}")
+    # growth: the leak ranks first, steady, at 100,000 B/s within 10 %
+    js = json.loads(tool("growth", "--json", *files[:3]).stdout)
+    first = js["suspects"][0]
+    eq((first["key"], first["kind"], first["rank"]), (key, "steady", 1), "first suspect")
+    check(abs(first["rate"] - 100000) <= 10000, f"leak rate {first['rate']:.0f} B/s, expected 100000")
+    # over all four (the one-off block comes after the third), the leak still
+    # ranks first and the one-off allocation is a jump
+    js = json.loads(tool("growth", "--json", *files).stdout)
+    eq((js["suspects"][0]["key"], js["suspects"][0]["kind"]), (key, "steady"), "first of four")
+    jump = [s for s in js["suspects"] if s["key"].endswith(f":{line_of('leak.c', 'jump')[1]}")]
+    eq([s["kind"] for s in jump], ["jump"], "the one-off allocation is a jump")
+    check(js["suspects"].index(jump[0]) > 0, "the jump ranks after the steady leak")
+    text = tool("growth", *files[:3]).stdout
+    check(re.search(r"^#1 " + re.escape(key) + r": .* grew in 2 of 2 intervals: steady$", text, re.M),
+          text)
+
+
+def case_signal_own_handler():
+    for how in ("sigaction", "signal"):
+        d = tempfile.mkdtemp(prefix="mt-test-")
+        p = start([victim("sighandler"), how], d)
+        eq(p.stdout.readline(), b"ready\n", "victim ready")
+        for _ in range(3):
+            p.send_signal(signal.SIGUSR1)
+            time.sleep(0.05)
+        out, err = p.communicate(timeout=TIMEOUT)
+        eq((p.returncode, out), (0, b"handled 3\n"), f"{how}: the program's handler ran")
+        lines = err.decode().splitlines()
+        eq(len(lines), 1, f"{how}: one warning: {lines}")
+        check("handles SIGUSR1 itself" in lines[0], lines[0])
+        eq([show_json(f)["reason"] for f in snaps(d)], ["at exit"], f"{how}: no signal snapshot")
+
+
+def case_signal_dd():
+    # dd prints its transfer statistics on SIGUSR1: they must still appear
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    p = start(["dd", "if=/dev/zero", "of=/dev/null", "bs=1k", "count=200000000"], d)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGUSR1)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=TIMEOUT)
+    check(err.count(b"records in") >= 2, f"dd reported on SIGUSR1 and at the end: {err!r}")
+    check(b"handles SIGUSR1 itself" in err, "memtrace said why it takes no snapshot")
+
+
+def case_signal_burst():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    p = start([victim("leak"), "1.5"], d)
+    time.sleep(0.2)
+    for _ in range(300):
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(0.001)
+    out, err = p.communicate(timeout=TIMEOUT)
+    eq((p.returncode, err), (0, b""), "a burst of signals: no crash, no noise")
+    files = snaps(d, p.pid)
+    check(2 <= len(files) <= 301, f"one dump per wake at most: {len(files)}")
+    seqs = [int(f.split(".")[-2]) for f in files]
+    eq(seqs, list(range(1, len(files) + 1)), "sequence numbers are dense")
+    for f in files:
+        show_json(f)
+    sums_match_totals(files[-1])
+
+
+def case_signal_choice():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    p = start([victim("leak"), "1.0"], d, env={"MEMTRACE_SIGNAL": "SIGUSR2"})
+    time.sleep(0.3)
+    p.send_signal(signal.SIGUSR2)
+    wait_for_snapshots(d, p.pid, 1)
+    p.communicate(timeout=TIMEOUT)
+    eq(p.returncode, 0, "USR2 dumps instead of killing")
+    eq([show_json(f)["reason"] for f in snaps(d, p.pid)], ["on signal", "at exit"], "reasons")
+    # with none, SIGUSR1 keeps its default action: the program dies of it
+    p = start([victim("leak"), "5"], d, env={"MEMTRACE_SIGNAL": "none"})
+    time.sleep(0.3)
+    p.send_signal(signal.SIGUSR1)
+    p.communicate(timeout=TIMEOUT)
+    eq(p.returncode, -signal.SIGUSR1, "MEMTRACE_SIGNAL=none leaves SIGUSR1 alone")
+    r = run([victim("leak"), "0.1"], env={"MEMTRACE_SIGNAL": "KILL"}, dump_dir=d)
+    eq(r.returncode, 0, "a refused signal name")
+    check(b"MEMTRACE_SIGNAL='KILL'" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr)
+
+
+def case_interval():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = run([victim("leak"), "1.1"], env={"MEMTRACE_INTERVAL": "0.25"}, dump_dir=d)
+    eq((r.returncode, r.stderr), (0, b""), "interval run")
+    files = snaps(d)
+    reasons = [show_json(f)["reason"] for f in files]
+    check(4 <= reasons.count("periodic") <= 5, f"about 4 periodic snapshots in 1.1 s: {reasons}")
+    eq(reasons[-1], "at exit", "last is the at-exit one")
+    secs = [show_json(f)["seconds"] for f in files if show_json(f)["reason"] == "periodic"]
+    for a, b in zip(secs, secs[1:]):
+        check(0.15 < b - a < 0.4, f"periodic spacing {b - a:.3f} s")
+
+
+def case_reset_peak():
+    d, r = run_victim("api")
+    eq(r.returncode, 0, "exit status")
+    js = show_json(snaps(d)[0])
+    t = js["totals"]
+    check(t["heap_peak_bytes"] < (1 << 20), f"peak after mt_reset_peak: {t['heap_peak_bytes']}")
+    check(t["heap_peak_bytes"] >= t["heap_live_bytes"], "peak >= live")
+
+
+def case_show_views():
+    d, r = run_victim("basic")
+    snap = only_snapshot(d)
+    path, line = line_of("basic.c", "keep100")
+    js = show_json(snap, "--group-by", "file")
+    eq(js["stats"][0]["key"], path, "file grouping")
+    check(js["stats"][0]["size"] >= 100000 + 12345, "file total")
+    js = show_json(snap, "--group-by", "function")
+    eq(js["stats"][0]["key"], "main", "function grouping")
+    js = show_json(snap, "--group-by", "module")
+    eq(js["stats"][0]["key"], victim("basic"), "module grouping")
+    js = show_json(snap, "--cumulative")
+    keys = [s["key"] for s in js["stats"]]
+    check(f"{path}:{line}" in keys, "cumulative keeps the line")
+    js = show_json(snap, "--include", "*basic.c")
+    check(all(s["file"] == path for s in js["stats"]), "include by file pattern")
+    js = show_json(snap, "--exclude", "*basic.c")
+    check(all(s["file"] != path for s in js["stats"]), "exclude by file pattern")
+    js = show_json(snap, "--include", "__libc_start_call_main", "--all-frames")
+    check(any(s["key"] == f"{path}:{line}" for s in js["stats"]), "--all-frames matches a caller")
+    js = show_json(snap, "--include", "__libc_start_call_main")
+    eq(js["stats"], [], "without --all-frames only the line's frame is matched")
+    js = show_json(snap, "--sort", "allocs")
+    fpath, fline = line_of("basic.c", "freed64")
+    freed = [s for s in js["stats"] if s["key"] == f"{fpath}:{fline}"]
+    eq([(s["allocs"], s["size"]) for s in freed], [(500, 0)], "--sort allocs shows freed churn")
+    js = show_json(snap, "--sort", "count")
+    eq(js["stats"][0]["key"], f"{path}:{line}", "--sort count")
+    text = tool("show", "-n", "1", snap).stdout
+    check(re.search(r"^\d+ other: size=", text, re.M), "the rest summed in an 'other' line")
+    r = tool("show", "--group-by", "traceback", "--cumulative", snap, check_rc=1)
+    check("does not go with" in r.stderr, r.stderr)
+    r = tool("show", "--limit", "x", snap, check_rc=1)
+    check("--limit" in r.stderr, r.stderr)
+    # C++: operator new and the std:: containers are passed over
+    d, r = run_victim("cxx")
+    js = show_json(only_snapshot(d), "--group-by", "function")
+    check(all(not s["key"].startswith("operator new") for s in js["stats"]), js["stats"][:3])
+
+
+def parse_stat_lines(text):
+    return [l for l in text.splitlines()
+            if re.match(r"^(#\d+ )?\S.*: size=", l) and not l.startswith("Total (")]
+
+
+def case_json_matches_text():
+    d, files, _ = leak_series()
+    for args in ([], ["--group-by", "function"], ["--domain", "all"], ["--group-by", "traceback"]):
+        js = show_json(files[2], *args)
+        lines = parse_stat_lines(tool("show", "-n", "0", *args, files[2]).stdout)
+        want = []
+        for s in js["stats"]:
+            line = f"{s['key']}: size={_format_size(s['size'], False)}, count={s['count']}"
+            if s["count"]:
+                line += f", average={_format_size(s['size'] / s['count'], False)}"
+            want.append(line)
+        eq(lines, want, f"show {args}: text and JSON")
+    js = json.loads(tool("diff", "--json", "-n", "0", files[0], files[2]).stdout)
+    lines = parse_stat_lines(tool("diff", "-n", "0", files[0], files[2]).stdout)
+    want = []
+    for s in js["stats"]:
+        line = (f"{s['key']}: size={_format_size(s['size'], False)} "
+                f"({_format_size(s['size_diff'], True)}), count={s['count']} ({s['count_diff']:+d})")
+        if s["count"]:
+            line += f", average={_format_size(s['size'] / s['count'], False)}"
+        want.append(line)
+    eq(lines, want, "diff: text and JSON")
+    js = json.loads(tool("growth", "--json", "-n", "0", *files).stdout)
+    lines = parse_stat_lines(tool("growth", "-n", "0", *files).stdout)
+    want = [f"#{s['rank']} {s['key']}: size={_format_size(s['size'], False)} "
+            f"({_format_size(s['size_diff'], True)}), count={s['count']} ({s['count_diff']:+d}), "
+            f"{_format_size(s['rate'], True)}/s, grew in {s['grew']} of {s['intervals']} "
+            f"intervals: {s['kind']}" for s in js["suspects"]]
+    eq(lines, want, "growth: text and JSON")
+    js = json.loads(tool("leaks", "--json", "-n", "0", files[-1]).stdout)
+    text = tool("leaks", "-n", "0", files[-1]).stdout
+    heads = re.findall(r"^Leak of (\d+) bytes \((.*)\) in (\d+) blocks", text, re.M)
+    eq(heads, [(str(l["size"]), _format_size(l["size"], False), str(l["count"]))
+               for l in js["leaks"]], "leaks: text and JSON")
+
+
+def case_diff_two_processes():
+    d1, _ = run_victim("basic")
+    d2, _ = run_victim("realloc")
+    r = tool("diff", only_snapshot(d1), only_snapshot(d2))
+    check("mixes two processes" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr)
+    r = tool("growth", only_snapshot(d1), only_snapshot(d2))
+    check("mixes two processes" in r.stderr, r.stderr)
+    r = tool("diff", only_snapshot(d1), check_rc=1)
+    check("needs two snapshot files" in r.stderr, r.stderr)
+    r = tool("diff", only_snapshot(d1), "/nonexistent.snap", check_rc=2)
+    check("/nonexistent.snap: offset 0: cannot open" in r.stderr, r.stderr)
+
+
+def case_leaks():
+    d, r = run_victim("basic")
+    snap = only_snapshot(d)
+    js = json.loads(tool("leaks", "--json", "-n", "0", snap).stdout)
+    path, line = line_of("basic.c", "keep100")
+    top = js["leaks"][0]
+    eq((top["size"], top["count"]), (100000, 1000), "the largest leak")
+    check(top["traceback"][0].startswith(f"{path}:{line} (main)"), top["traceback"][:2])
+    check(any(s["builtin"] and s["pattern"] == "_IO_file_doallocate" for s in js["suppressions"]),
+          f"stdout's buffer is a built-in suppression: {js['suppressions']}")
+    eq(js["leaked_bytes"], 100000 + 12345, "leaked bytes: the two live blocks of main")
+    nob = json.loads(tool("leaks", "--json", "--no-builtin", snap).stdout)
+    check(nob["leaked_bytes"] > js["leaked_bytes"], "--no-builtin shows libc's one-time blocks")
+    sup = os.path.join(d, "supp.txt")
+    with open(sup, "w") as f:
+        f.write("# ours\nleak:basic.c\n\n")
+    js = json.loads(tool("leaks", "--json", "--suppressions", sup, snap).stdout)
+    eq(js["leaked_bytes"], 0, "leak:basic.c suppresses main's blocks")
+    text = tool("leaks", snap).stdout
+    check(re.search(r"^Leak of 100000 bytes \(97.7 KiB\) in 1000 blocks, allocated from:\n"
+                    r"    #0 " + re.escape(f"{path}:{line}") + " in main$", text, re.M), text)
+    with open(sup, "w") as f:
+        f.write("nonsense\n")
+    r = tool("leaks", "--suppressions", sup, snap, check_rc=2)
+    check(f"{sup}:1: not a leak:PATTERN line" in r.stderr, r.stderr)
+
+
+def case_run():
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = tool("run", "-o", d, "--", victim("basic"))
+    eq(r.stdout, "basic ok\n", "the command's output")
+    files = snaps(d)
+    eq(len(files), 1, "one snapshot")
+    eq(r.stderr, f"memtrace: snapshot {files[0]}\n", "the snapshot is listed")
+    expect_site(show_json(files[0]), "basic.c", "keep100", 100000, 1000)
+    r = tool("run", "-o", d, "--", "sh", "-c", "exit 7", check_rc=7)
+    r = tool("run", "-o", d, "--", "no-such-command-here", check_rc=127)
+    check("command not found" in r.stderr, r.stderr)
+    # a static binary: a warning, and the program runs
+    static = os.path.join(d, "static-true")
+    src = os.path.join(d, "t.c")
+    with open(src, "w") as f:
+        f.write("int main(void) { return 3; }\n")
+    if subprocess.run(["cc", "-static", "-o", static, src]).returncode == 0:
+        r = tool("run", "-o", d, "--", static, check_rc=3)
+        check("statically linked" in r.stderr, r.stderr)
+    # a setuid binary: a warning, and the program runs
+    suid = os.path.join(d, "suid-basic")
+    shutil.copy(victim("basic"), suid)
+    os.chmod(suid, 0o4755)
+    r = tool("run", "-o", d, "--", suid)
+    check("setuid" in r.stderr and r.stdout == "basic ok\n", r.stderr)
+    # signals sent to memtrace reach the command; memtrace dies the same way
+    p = subprocess.Popen([TOOL, "run", "-o", d, "--", "sleep", "30"], stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=30)
+    eq(p.returncode, -signal.SIGTERM, "memtrace run ends as its command did")
+    # SIGUSR1 to memtrace run becomes a snapshot of the command
+    d2 = tempfile.mkdtemp(prefix="mt-test-")
+    p = subprocess.Popen([TOOL, "run", "-o", d2, "--", victim("leak"), "1.0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.4)
+    p.send_signal(signal.SIGUSR1)
+    out, err = p.communicate(timeout=30)
+    eq(p.returncode, 0, "leak under run")
+    eq([show_json(f)["reason"] for f in snaps(d2)], ["on signal", "at exit"], "forwarded USR1")
 
 
 def main():

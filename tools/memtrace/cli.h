@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cli.h - declarations shared by the files of the memtrace analyzer, grouped
- * by the file that owns them.
+ * by the file that owns them. The analyzer may use stdio and malloc freely;
+ * out of memory it exits with a message (mt_x* helpers).
  */
 #ifndef MT_CLI_H
 #define MT_CLI_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,11 +15,15 @@
 #include "snapread.h"
 
 /* ---- main.c ---- */
-/* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot). */
+/* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot),
+ * 3 a budget exceeded (reserved for checks). */
 enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2 };
 void mt_die_usage(const char *cmd, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
 void mt_load_or_die(const char *path, mt_snap_t *s);
+void *mt_xmalloc(size_t n);
+void *mt_xrealloc(void *p, size_t n);
+char *mt_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- symbolize.c: offline, from the modules recorded in the snapshot ---- */
 typedef struct mt_sframe {
@@ -36,35 +42,109 @@ mt_sym_t *mt_sym_open(const mt_snap_t *snap);
 int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out);
 void mt_sym_close(mt_sym_t *sym);
 
-/* ---- stats.c: tracemalloc-style grouping and formatting ---- */
-enum mt_group { MT_GROUP_LINENO, MT_GROUP_FILE, MT_GROUP_FUNCTION, MT_GROUP_TRACEBACK };
+/* ---- view.c: the options every report shares ---- */
+enum mt_group { MT_GROUP_LINENO, MT_GROUP_FILE, MT_GROUP_FUNCTION, MT_GROUP_MODULE,
+		MT_GROUP_TRACEBACK };
+enum mt_sort { MT_SORT_SIZE, MT_SORT_COUNT, MT_SORT_ALLOCS };
 
+typedef struct mt_view {
+	enum mt_group group;
+	int domain; /* MT_DOMAIN_*, or -1 for all */
+	bool cumulative, all_frames, json;
+	char **include, **exclude;
+	size_t ninclude, nexclude;
+	size_t limit; /* 0: all */
+	enum mt_sort sort;
+} mt_view_t;
+
+#define MT_VIEW_SHORTOPTS "n:g:d:h"
+#define MT_VIEW_LONGOPTS                                                       \
+	{ "limit", required_argument, NULL, 'n' },                             \
+	{ "group-by", required_argument, NULL, 'g' },                          \
+	{ "domain", required_argument, NULL, 'd' },                            \
+	{ "json", no_argument, NULL, 'j' },                                    \
+	{ "cumulative", no_argument, NULL, 'c' },                              \
+	{ "include", required_argument, NULL, 'I' },                           \
+	{ "exclude", required_argument, NULL, 'X' },                           \
+	{ "all-frames", no_argument, NULL, 'A' },                              \
+	{ "sort", required_argument, NULL, 'S' },                              \
+	{ "help", no_argument, NULL, 'h' }
+#define MT_VIEW_HELP                                                           \
+	"  -n, --limit N         the top N groups (default 10; 0 for all)\n"   \
+	"  -g, --group-by K      lineno (default), file, function, module or traceback\n" \
+	"      --cumulative      credit every frame of a stack, not only the first\n" \
+	"                        outside the allocator (not with traceback)\n"  \
+	"  -d, --domain D        heap (default: the malloc family), mmap (anonymous\n" \
+	"                        mappings) or all\n"                          \
+	"      --include PAT     only stacks whose line matches PAT (fnmatch, on the\n" \
+	"                        file, function or module); repeatable\n"     \
+	"      --exclude PAT     drop stacks whose line matches PAT; repeatable\n" \
+	"      --all-frames      --include/--exclude match any frame of the stack\n" \
+	"      --sort K          size (default), count, or allocs (cumulative\n" \
+	"                        allocations, freed ones included)\n"         \
+	"      --json            machine-readable output with exact byte counts\n" \
+	"  -h, --help            this text\n"
+
+void mt_view_init(mt_view_t *v);
+/* Takes one of the shared options; false if c is not one of them. */
+bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg);
+/* Checks combinations once all options are read. */
+void mt_view_check(const mt_view_t *v, const char *cmd);
+const char *mt_group_name(enum mt_group g);
+const char *mt_group_plural(enum mt_group g);
+const char *mt_domain_name(int domain);
+
+/* ---- stats.c: tracemalloc-style grouping and formatting ---- */
 typedef struct mt_stat {
-	char *key;        /* what the line shows: "file.c:12", "func (module)" */
+	char *key;         /* what the line shows: "file.c:12", "module(func)" */
 	mt_sframe_t where; /* the frame chosen to stand for the group */
 	uint64_t size, count, allocs, alloc_bytes;
-	char **trace;     /* traceback grouping: the frames, formatted */
+	char **trace;      /* traceback grouping: the frames, formatted */
 	size_t ntrace;
 } mt_stat_t;
 
 typedef struct mt_stats {
 	mt_stat_t *v;
-	size_t n;
+	size_t n, cap;
+	struct mt_group_ix *index; /* key -> position (stats.c) */
 } mt_stats_t;
 
-/* Groups the live blocks of one domain (or -1 for all). */
-int mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, enum mt_group group, int domain,
-		   mt_stats_t *out);
-void mt_stats_sort_by_size(mt_stats_t *st);
+/* The first frame outside the allocator: what a lineno line names. */
+mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site);
+bool mt_is_allocator_frame(const mt_sframe_t *f);
+/* Whether a site is in the view's domain and passes its filters. */
+bool mt_site_passes(const mt_view_t *v, mt_sym_t *sym, const mt_snap_site_t *site);
+/* Groups the sites of a snapshot: live ones, or all when with_dead. */
+void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
+		    mt_stats_t *out);
+mt_stat_t *mt_stats_find(const mt_stats_t *st, const char *key);
+void mt_stats_sort(mt_stats_t *st, enum mt_sort sort);
 void mt_stats_free(mt_stats_t *st);
 /* tracemalloc's _format_size: "97.7 KiB", "+22.1 MiB" with sign. */
 void mt_format_size(char *buf, size_t cap, double size, bool sign);
-/* Writes s as a JSON string literal. */
+/* Writes s as a JSON string literal (NULL as null). */
 void mt_json_str(FILE *f, const char *s);
 /* Copies s for display with control characters replaced by '?'. */
 char *mt_printable(const char *s);
+/* The first line of a group's key (a traceback key holds every frame). */
+char *mt_stat_title(const mt_stat_t *st);
+/* "Snapshot 3 of pid 42 (on signal), <date>, 1.5 s after start: /bin/x" */
+void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s);
+/* The snapshot's identity and totals as JSON members (no braces). */
+void mt_json_snap(FILE *f, const mt_snap_t *s);
+double mt_snap_seconds(const mt_snap_t *s);
+
+/* ---- cmd-show.c ---- */
+void mt_print_stat_line(const mt_stat_t *st);
+
+/* ---- cmd-diff.c ---- */
+void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
 
 /* ---- cmd-*.c ---- */
 int mt_cmd_show(int argc, char **argv);
+int mt_cmd_diff(int argc, char **argv);
+int mt_cmd_growth(int argc, char **argv);
+int mt_cmd_leaks(int argc, char **argv);
+int mt_cmd_run(int argc, char **argv);
 
 #endif

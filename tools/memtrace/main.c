@@ -3,6 +3,7 @@
  * main.c - the memtrace analyzer's entry point: a table of subcommands, each
  * in its own cmd-*.c.
  */
+#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,10 @@ static const struct command {
 	const char *summary;
 } commands[] = {
 	{ "show", mt_cmd_show, "the top callsites of a snapshot, tracemalloc style" },
+	{ "diff", mt_cmd_diff, "what changed between two snapshots" },
+	{ "growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects" },
+	{ "leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions" },
+	{ "run", mt_cmd_run, "run a command under memtrace and list its snapshots" },
 };
 
 static void usage(FILE *f)
@@ -36,6 +41,40 @@ void mt_die_usage(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, " (see 'memtrace %s --help')\n", cmd);
 	exit(MT_EXIT_USAGE);
+}
+
+static void oom(void)
+{
+	fputs("memtrace: out of memory\n", stderr);
+	exit(MT_EXIT_INPUT);
+}
+
+void *mt_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *mt_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *mt_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	va_start(ap, fmt);
+	int r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		oom();
+	return s;
 }
 
 void mt_load_or_die(const char *path, mt_snap_t *s)

@@ -11,6 +11,8 @@
  */
 #define _GNU_SOURCE
 #include <fnmatch.h>
+#include <inttypes.h>
+#include <time.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,7 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static bool is_allocator_frame(const mt_sframe_t *f)
+bool mt_is_allocator_frame(const mt_sframe_t *f)
 {
 	if (f->module &&
 	    match_any(base_name(f->module), runtime_modules,
@@ -77,7 +79,7 @@ static bool is_allocator_frame(const mt_sframe_t *f)
 }
 
 /* The frame that stands for a stack in lineno/file/function views. */
-static mt_sframe_t pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
+mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 {
 	const mt_sframe_t *first = NULL;
 	for (int i = 0; i < site->nframes; i++) {
@@ -86,7 +88,7 @@ static mt_sframe_t pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 		if (!first)
 			first = &f[0];
 		for (int j = 0; j < n; j++)
-			if (!is_allocator_frame(&f[j]))
+			if (!mt_is_allocator_frame(&f[j]))
 				return f[j];
 	}
 	if (first)
@@ -96,169 +98,269 @@ static mt_sframe_t pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 
 static char *frame_text(const mt_sframe_t *f, enum mt_group g)
 {
-	char *s = NULL;
 	const char *mod = f->module ? base_name(f->module) : "?";
-	int r;
 
 	switch (g) {
 	case MT_GROUP_FILE:
-		r = asprintf(&s, "%s", f->file ? f->file : mod);
-		break;
+		return mt_xasprintf("%s", f->file ? f->file : mod);
+	case MT_GROUP_MODULE:
+		return mt_xasprintf("%s", f->module ? f->module : "?");
 	case MT_GROUP_FUNCTION:
-		r = f->func ? asprintf(&s, "%s", f->func) : asprintf(&s, "%s(+0x%llx)", mod,
-								 (unsigned long long)f->offset);
-		break;
+		return f->func ? mt_xasprintf("%s", f->func)
+			       : mt_xasprintf("%s(+0x%llx)", mod, (unsigned long long)f->offset);
 	default:
 		if (f->file && f->line > 0)
-			r = asprintf(&s, "%s:%d", f->file, f->line);
-		else if (f->func)
-			r = asprintf(&s, "%s(%s)", mod, f->func);
-		else
-			r = asprintf(&s, "%s(+0x%llx)", mod, (unsigned long long)f->offset);
-		break;
+			return mt_xasprintf("%s:%d", f->file, f->line);
+		if (f->func)
+			return mt_xasprintf("%s(%s)", mod, f->func);
+		return mt_xasprintf("%s(+0x%llx)", mod, (unsigned long long)f->offset);
 	}
-	return r < 0 ? NULL : s;
 }
 
-struct group {
-	mt_stat_t st;
-	UT_hash_handle hh;
-};
+/* Every frame of a site, inlined calls expanded, innermost first. */
+typedef struct frames {
+	const mt_sframe_t **v;
+	size_t n, cap;
+} frames_t;
 
-/* The full traceback, one formatted frame per inline-expanded frame. */
-static int traceback(mt_sym_t *sym, const mt_snap_site_t *site, mt_stat_t *st, char **key)
+static void all_frames(mt_sym_t *sym, const mt_snap_site_t *site, frames_t *out)
 {
-	size_t cap = 0, klen = 0;
-	*key = NULL;
+	out->n = 0;
 	for (int i = 0; i < site->nframes; i++) {
 		const mt_sframe_t *f;
 		int n = mt_sym_lookup(sym, site->frames[i], &f);
 		for (int j = 0; j < n; j++) {
-			char *line = frame_text(&f[j], MT_GROUP_LINENO), *withfn = NULL;
-			if (!line)
-				return -1;
-			if (f[j].func && f[j].file && asprintf(&withfn, "%s (%s)", line, f[j].func) >= 0) {
-				free(line);
-				line = withfn;
+			if (out->n == out->cap) {
+				out->cap = out->cap ? out->cap * 2 : 64;
+				out->v = mt_xrealloc(out->v, out->cap * sizeof(*out->v));
 			}
-			if (st->ntrace == cap) {
-				cap = cap ? cap * 2 : 8;
-				char **t = realloc(st->trace, cap * sizeof(*t));
-				if (!t)
-					return free(line), -1;
-				st->trace = t;
-			}
-			st->trace[st->ntrace++] = line;
-			size_t ll = strlen(line);
-			char *k = realloc(*key, klen + ll + 2);
-			if (!k)
-				return -1;
-			*key = k;
-			memcpy(k + klen, line, ll);
-			klen += ll;
-			k[klen++] = '\n';
-			k[klen] = '\0';
+			out->v[out->n++] = &f[j];
 		}
 	}
-	if (!*key)
-		*key = strdup("<no frames>");
-	return *key ? 0 : -1;
 }
 
-static void stat_clear(mt_stat_t *st)
+static bool frame_matches(const char *pat, const mt_sframe_t *f)
 {
-	free(st->key);
-	for (size_t i = 0; i < st->ntrace; i++)
-		free(st->trace[i]);
-	free(st->trace);
+	const char *cands[] = { f->file, f->file ? base_name(f->file) : NULL, f->func, f->module,
+				f->module ? base_name(f->module) : NULL };
+	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
+		if (cands[i] && fnmatch(pat, cands[i], 0) == 0)
+			return true;
+	return false;
 }
 
-int mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, enum mt_group group, int domain,
-		   mt_stats_t *out)
+static bool any_matches(char **pats, size_t npats, const mt_sframe_t *where, const frames_t *fr,
+			bool all)
 {
-	struct group *groups = NULL, *g, *tmp;
-	int rc = 0;
+	for (size_t p = 0; p < npats; p++) {
+		if (frame_matches(pats[p], where))
+			return true;
+		for (size_t i = 0; all && i < fr->n; i++)
+			if (frame_matches(pats[p], fr->v[i]))
+				return true;
+	}
+	return false;
+}
+
+bool mt_site_passes(const mt_view_t *v, mt_sym_t *sym, const mt_snap_site_t *site)
+{
+	static frames_t fr;
+	if (v->domain >= 0 && site->domain != v->domain)
+		return false;
+	if (!v->ninclude && !v->nexclude)
+		return true;
+	mt_sframe_t where = mt_pick_frame(sym, site);
+	if (v->all_frames)
+		all_frames(sym, site, &fr);
+	else
+		fr.n = 0;
+	if (v->ninclude && !any_matches(v->include, v->ninclude, &where, &fr, v->all_frames))
+		return false;
+	if (v->nexclude && any_matches(v->exclude, v->nexclude, &where, &fr, v->all_frames))
+		return false;
+	return true;
+}
+
+struct mt_group_ix {
+	size_t idx;
+	UT_hash_handle hh;
+};
+
+static mt_stat_t *group_for(mt_stats_t *out, char *key, const mt_sframe_t *where)
+{
+	struct mt_group_ix *g;
+	HASH_FIND_STR(out->index, key, g);
+	if (g) {
+		free(key);
+		return &out->v[g->idx];
+	}
+	if (out->n == out->cap) {
+		out->cap = out->cap ? out->cap * 2 : 256;
+		out->v = mt_xrealloc(out->v, out->cap * sizeof(*out->v));
+	}
+	mt_stat_t *st = &out->v[out->n];
+	memset(st, 0, sizeof(*st));
+	st->key = key;
+	st->where = *where;
+	g = mt_xmalloc(sizeof(*g));
+	g->idx = out->n++;
+	HASH_ADD_KEYPTR(hh, out->index, st->key, strlen(st->key), g);
+	return st;
+}
+
+static void credit(mt_stat_t *st, const mt_snap_site_t *site)
+{
+	st->size += site->live_bytes;
+	st->count += site->live_count;
+	st->allocs += site->alloc_count;
+	st->alloc_bytes += site->alloc_bytes;
+}
+
+void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
+		    mt_stats_t *out)
+{
+	frames_t fr = { 0 };
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < snap->nsites && rc == 0; i++) {
+	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
-		mt_stat_t st = { 0 };
-		char *key;
-
-		if (site->live_count == 0 || (domain >= 0 && site->domain != domain))
+		if ((site->live_count == 0 && !with_dead) || !mt_site_passes(v, sym, site))
 			continue;
-		st.where = pick_frame(sym, site);
-		if (group == MT_GROUP_TRACEBACK) {
-			if (traceback(sym, site, &st, &key) != 0) {
-				stat_clear(&st);
-				free(key);
-				rc = -1;
-				break;
-			}
-		} else {
-			key = frame_text(&st.where, group);
-			if (!key) {
-				rc = -1;
-				break;
-			}
-		}
-		HASH_FIND_STR(groups, key, g);
-		if (!g) {
-			g = calloc(1, sizeof(*g));
-			if (!g) {
-				free(key);
-				stat_clear(&st);
-				rc = -1;
-				break;
-			}
-			g->st = st;
-			g->st.key = key;
-			HASH_ADD_KEYPTR(hh, groups, g->st.key, strlen(g->st.key), g);
-		} else {
-			free(key);
-			stat_clear(&st);
-		}
-		g->st.size += site->live_bytes;
-		g->st.count += site->live_count;
-		g->st.allocs += site->alloc_count;
-		g->st.alloc_bytes += site->alloc_bytes;
-	}
 
-	size_t n = HASH_COUNT(groups);
-	out->v = calloc(n ? n : 1, sizeof(*out->v));
-	if (!out->v)
-		rc = -1;
-	HASH_ITER(hh, groups, g, tmp)
-	{
-		HASH_DEL(groups, g);
-		if (out->v)
-			out->v[out->n++] = g->st;
-		else
-			stat_clear(&g->st);
-		free(g);
+		if (v->group == MT_GROUP_TRACEBACK) {
+			all_frames(sym, site, &fr);
+			size_t klen = 0;
+			char **trace = mt_xmalloc((fr.n ? fr.n : 1) * sizeof(*trace));
+			for (size_t j = 0; j < fr.n; j++) {
+				char *t = frame_text(fr.v[j], MT_GROUP_LINENO);
+				if (fr.v[j]->func && fr.v[j]->file) {
+					char *w = mt_xasprintf("%s (%s)", t, fr.v[j]->func);
+					free(t);
+					t = w;
+				}
+				trace[j] = t;
+				klen += strlen(t) + 1;
+			}
+			char *key = mt_xmalloc(klen + 16);
+			key[0] = '\0';
+			for (size_t j = 0, at = 0; j < fr.n; j++) {
+				size_t l = strlen(trace[j]);
+				memcpy(key + at, trace[j], l);
+				at += l;
+				key[at++] = '\n';
+				key[at] = '\0';
+			}
+			if (!fr.n)
+				strcpy(key, "<no frames>");
+			mt_sframe_t where = mt_pick_frame(sym, site);
+			size_t before = out->n;
+			mt_stat_t *st = group_for(out, key, &where);
+			if (out->n > before) {
+				st->trace = trace;
+				st->ntrace = fr.n;
+			} else {
+				for (size_t j = 0; j < fr.n; j++)
+					free(trace[j]);
+				free(trace);
+			}
+			credit(st, site);
+		} else if (v->cumulative) {
+			/* every distinct frame of the stack, credited once */
+			all_frames(sym, site, &fr);
+			size_t *seen = mt_xmalloc((fr.n ? fr.n : 1) * sizeof(*seen));
+			size_t nseen = 0;
+			for (size_t j = 0; j < fr.n; j++) {
+				/* indices, not pointers: group_for may move the array */
+				size_t idx = (size_t)(group_for(out, frame_text(fr.v[j], v->group), fr.v[j]) -
+						      out->v);
+				bool dup = false;
+				for (size_t k = 0; k < nseen && !dup; k++)
+					dup = seen[k] == idx;
+				if (dup)
+					continue;
+				seen[nseen++] = idx;
+				credit(&out->v[idx], site);
+			}
+			free(seen);
+		} else {
+			mt_sframe_t where = mt_pick_frame(sym, site);
+			credit(group_for(out, frame_text(&where, v->group), &where), site);
+		}
 	}
-	return rc;
+	free(fr.v);
+}
+
+mt_stat_t *mt_stats_find(const mt_stats_t *st, const char *key)
+{
+	struct mt_group_ix *g;
+	HASH_FIND_STR(st->index, key, g);
+	return g ? &st->v[g->idx] : NULL;
+}
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? -1 : a < b;
 }
 
 static int cmp_size(const void *a, const void *b)
 {
 	const mt_stat_t *x = a, *y = b;
-	if (x->size != y->size)
-		return x->size > y->size ? -1 : 1;
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
-	return strcmp(y->key, x->key); /* tracemalloc: then the traceback, reversed */
+	int c = cmp_u64(x->size, y->size);
+	if (!c)
+		c = cmp_u64(x->count, y->count);
+	return c ? c : strcmp(y->key, x->key);
 }
 
-void mt_stats_sort_by_size(mt_stats_t *st)
+static int cmp_count(const void *a, const void *b)
 {
-	qsort(st->v, st->n, sizeof(*st->v), cmp_size);
+	const mt_stat_t *x = a, *y = b;
+	int c = cmp_u64(x->count, y->count);
+	if (!c)
+		c = cmp_u64(x->size, y->size);
+	return c ? c : strcmp(y->key, x->key);
+}
+
+static int cmp_allocs(const void *a, const void *b)
+{
+	const mt_stat_t *x = a, *y = b;
+	int c = cmp_u64(x->allocs, y->allocs);
+	if (!c)
+		c = cmp_u64(x->alloc_bytes, y->alloc_bytes);
+	return c ? c : strcmp(y->key, x->key);
+}
+
+/* Sorting moves entries: the index is rebuilt for the new positions. */
+void mt_stats_sort(mt_stats_t *st, enum mt_sort sort)
+{
+	struct mt_group_ix *g, *tmp;
+	qsort(st->v, st->n, sizeof(*st->v),
+	      sort == MT_SORT_COUNT ? cmp_count : sort == MT_SORT_ALLOCS ? cmp_allocs : cmp_size);
+	HASH_ITER(hh, st->index, g, tmp)
+	{
+		HASH_DEL(st->index, g);
+		free(g);
+	}
+	for (size_t i = 0; i < st->n; i++) {
+		g = mt_xmalloc(sizeof(*g));
+		g->idx = i;
+		HASH_ADD_KEYPTR(hh, st->index, st->v[i].key, strlen(st->v[i].key), g);
+	}
 }
 
 void mt_stats_free(mt_stats_t *st)
 {
-	for (size_t i = 0; i < st->n; i++)
-		stat_clear(&st->v[i]);
+	struct mt_group_ix *g, *tmp;
+	HASH_ITER(hh, st->index, g, tmp)
+	{
+		HASH_DEL(st->index, g);
+		free(g);
+	}
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->v[i].key);
+		for (size_t j = 0; j < st->v[i].ntrace; j++)
+			free(st->v[i].trace[j]);
+		free(st->v[i].trace);
+	}
 	free(st->v);
 	memset(st, 0, sizeof(*st));
 }
@@ -290,8 +392,12 @@ char *mt_printable(const char *s)
 
 void mt_json_str(FILE *f, const char *s)
 {
+	if (!s) {
+		fputs("null", f);
+		return;
+	}
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
@@ -300,4 +406,54 @@ void mt_json_str(FILE *f, const char *s)
 			fputc(*p, f);
 	}
 	fputc('"', f);
+}
+
+char *mt_stat_title(const mt_stat_t *st)
+{
+	char *t = mt_printable(st->ntrace ? st->trace[0] : st->key);
+	char *nl = strchr(t, '\n');
+	if (nl)
+		*nl = '\0';
+	return t;
+}
+
+double mt_snap_seconds(const mt_snap_t *s)
+{
+	return (double)(s->mono_ns - s->start_mono_ns) / 1e9;
+}
+
+void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
+{
+	char when[64] = "?";
+	time_t t = (time_t)(s->wall_ns / 1000000000ull);
+	struct tm tm;
+	char *exe = mt_printable(s->exe);
+
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	fprintf(f, "%sSnapshot %u of pid %u (%s), %s, %.3f s after start: %s\n", label, s->seq,
+		s->pid, mt_reason_text(s->reason), when, mt_snap_seconds(s), exe);
+	free(exe);
+}
+
+void mt_json_snap(FILE *f, const mt_snap_t *s)
+{
+	fprintf(f, "\"file\":");
+	mt_json_str(f, s->file);
+	fprintf(f, ",\"format\":\"%u.%u\",\"pid\":%u,\"ppid\":%u,\"seq\":%u,\"reason\":", s->major,
+		s->minor, s->pid, s->ppid, s->seq);
+	mt_json_str(f, mt_reason_text(s->reason));
+	fprintf(f, ",\"wall_ns\":%" PRIu64 ",\"mono_ns\":%" PRIu64 ",\"start_mono_ns\":%" PRIu64
+		   ",\"seconds\":%.6f,\"exe\":",
+		s->wall_ns, s->mono_ns, s->start_mono_ns, mt_snap_seconds(s));
+	char *exe = mt_printable(s->exe);
+	mt_json_str(f, exe);
+	free(exe);
+	fprintf(f, ",\"totals\":{");
+	const uint64_t *tv = (const uint64_t *)&s->totals;
+	size_t i = 0;
+#define X(name) fprintf(f, "%s\"" #name "\":%" PRIu64, i ? "," : "", tv[i]), i++;
+	MT_TOTALS(X)
+#undef X
+	fprintf(f, "}");
 }

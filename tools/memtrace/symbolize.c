@@ -99,6 +99,19 @@ static void hex(char *out, const unsigned char *p, size_t n)
 	out[2 * n] = '\0';
 }
 
+/* One warning per changed file, however many snapshots name it. */
+static bool first_warning(const char *path)
+{
+	static char **seen;
+	static size_t nseen;
+	for (size_t i = 0; i < nseen; i++)
+		if (strcmp(seen[i], path) == 0)
+			return false;
+	seen = mt_xrealloc(seen, (nseen + 1) * sizeof(*seen));
+	seen[nseen++] = mt_xasprintf("%s", path);
+	return true;
+}
+
 mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 {
 	mt_sym_t *sym = calloc(1, sizeof(*sym));
@@ -128,6 +141,8 @@ mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 		if (m->build_id_len && (len != (int)m->build_id_len ||
 					memcmp(bits, m->build_id, m->build_id_len) != 0)) {
 			char want[2 * MT_MAX_BUILD_ID + 1];
+			if (!first_warning(m->path))
+				continue;
 			char *shown = mt_printable(m->path);
 			hex(want, m->build_id, m->build_id_len);
 			fprintf(stderr,

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-run.c - `memtrace run [OPTIONS] -- CMD ARGS`: runs CMD with
+ * libmemtrace.so preloaded, forwards the signals sent to memtrace, exits as
+ * CMD did, and lists the snapshots it wrote. Says plainly when CMD cannot be
+ * profiled: a static binary, a setuid one, or one with its own malloc.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#ifndef MT_LIBDIR
+#define MT_LIBDIR "/usr/local/lib"
+#endif
+
+static const char usage_text[] =
+	"usage: memtrace run [OPTIONS] [--] COMMAND [ARGS...]\n"
+	"\n"
+	"Runs COMMAND under memtrace (LD_PRELOAD=libmemtrace.so) and lists the\n"
+	"snapshots written. Signals sent to memtrace go to COMMAND; memtrace exits\n"
+	"as COMMAND did.\n"
+	"\n"
+	"  -o, --dir DIR        snapshot directory (default: the working directory)\n"
+	"  -s, --signal SIG     signal that writes a snapshot (default USR1; none)\n"
+	"  -i, --interval SECS  also write a snapshot every SECS seconds\n"
+	"      --depth N        frames recorded per callsite (default 16)\n"
+	"      --lib PATH       the libmemtrace.so to use (default: next to memtrace,\n"
+	"                       or where it was installed; or $MEMTRACE_LIB)\n"
+	"  -h, --help           this text\n";
+
+static pid_t child;
+
+static void forward(int sig, siginfo_t *info, void *ctx)
+{
+	(void)ctx;
+	/* a terminal's ^C already reached the whole process group */
+	if (child > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE))
+		kill(child, sig);
+}
+
+static bool readable(const char *p)
+{
+	return p && access(p, R_OK) == 0;
+}
+
+static char *find_lib(const char *given)
+{
+	char self[PATH_MAX];
+	if (given)
+		return readable(given) ? realpath(given, NULL) : NULL;
+	const char *env = getenv("MEMTRACE_LIB");
+	if (env && *env)
+		return readable(env) ? realpath(env, NULL) : NULL;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		const char *rel[] = { "/../../src/libmemtrace.so", "/../lib/x86_64-linux-gnu/libmemtrace.so",
+				      "/../lib64/libmemtrace.so", "/../lib/libmemtrace.so" };
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			char *p = mt_xasprintf("%s%s", self, rel[i]);
+			if (readable(p)) {
+				char *r = realpath(p, NULL);
+				free(p);
+				return r;
+			}
+			free(p);
+		}
+	}
+	char *p = mt_xasprintf("%s/libmemtrace.so", MT_LIBDIR);
+	if (readable(p))
+		return p;
+	free(p);
+	return NULL;
+}
+
+static char *find_cmd(const char *cmd)
+{
+	if (strchr(cmd, '/'))
+		return mt_xasprintf("%s", cmd);
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	char *copy = mt_xasprintf("%s", path), *save = NULL;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char *p = mt_xasprintf("%s/%s", *d ? d : ".", cmd);
+		if (access(p, X_OK) == 0) {
+			free(copy);
+			return p;
+		}
+		free(p);
+	}
+	free(copy);
+	return NULL;
+}
+
+/* Why COMMAND cannot be profiled, or NULL when it can (as far as we see). */
+static const char *inspect(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return NULL; /* exec will say what is wrong */
+	if (st.st_mode & (S_ISUID | S_ISGID))
+		return "it is setuid/setgid: the loader ignores LD_PRELOAD for it and memtrace stays "
+		       "inert by design; no snapshot will be written";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	const char *why = NULL;
+	elf_version(EV_CURRENT);
+	Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+	size_t nph = 0;
+	if (e && elf_kind(e) == ELF_K_ELF && elf_getphdrnum(e, &nph) == 0) {
+		bool interp = false;
+		for (size_t i = 0; i < nph; i++) {
+			GElf_Phdr ph;
+			if (gelf_getphdr(e, (int)i, &ph) && ph.p_type == PT_INTERP)
+				interp = true;
+		}
+		if (!interp)
+			why = "it is statically linked: there is nothing to preload into; no snapshot "
+			      "will be written";
+		Elf_Scn *scn = NULL;
+		while (!why && (scn = elf_nextscn(e, scn))) {
+			GElf_Shdr sh;
+			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM)
+				continue;
+			Elf_Data *data = elf_getdata(scn, NULL);
+			size_t count = sh.sh_entsize ? sh.sh_size / sh.sh_entsize : 0;
+			for (size_t i = 0; data && i < count; i++) {
+				GElf_Sym sym;
+				if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
+					continue;
+				const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
+				if (name && (!strcmp(name, "malloc") || !strcmp(name, "free"))) {
+					why = "it defines its own malloc/free: its allocations do not reach "
+					      "memtrace, snapshots will miss them";
+					break;
+				}
+			}
+		}
+	}
+	if (e)
+		elf_end(e);
+	close(fd);
+	return why;
+}
+
+/* Snapshots written since the run began, in pid and sequence order. */
+static void list_snapshots(const char *dir, time_t since)
+{
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, versionsort);
+	int found = 0;
+	for (int i = 0; i < n; i++) {
+		const char *nm = names[i]->d_name;
+		size_t len = strlen(nm);
+		struct stat st;
+		char *p = mt_xasprintf("%s/%s", dir, nm);
+		if (!strncmp(nm, "memtrace.", 9) && len > 5 && !strcmp(nm + len - 5, ".snap") &&
+		    stat(p, &st) == 0 && st.st_mtime >= since) {
+			fprintf(stderr, "memtrace: snapshot %s\n", p);
+			found++;
+		}
+		free(p);
+		free(names[i]);
+	}
+	if (n >= 0)
+		free(names);
+	if (!found)
+		fprintf(stderr, "memtrace: no snapshot was written in %s\n", dir);
+}
+
+int mt_cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'o' },
+		{ "signal", required_argument, NULL, 's' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "depth", required_argument, NULL, 'D' },
+		{ "lib", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+o:s:i:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': dir = optarg; break;
+		case 's': sig = optarg; break;
+		case 'i': interval = optarg; break;
+		case 'D': depth = optarg; break;
+		case 'L': lib = optarg; break;
+		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
+		default: mt_die_usage("run", "unknown option");
+		}
+	}
+	if (optind >= argc)
+		mt_die_usage("run", "needs a command to run");
+
+	char *libpath = find_lib(lib);
+	if (!libpath) {
+		fprintf(stderr, "memtrace: cannot find libmemtrace.so%s%s; use --lib PATH or MEMTRACE_LIB\n",
+			lib ? " at " : "", lib ? lib : "");
+		return MT_EXIT_USAGE;
+	}
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		strcpy(cwd, ".");
+	char *absdir = dir ? realpath(dir, NULL) : mt_xasprintf("%s", cwd);
+	if (!absdir) {
+		fprintf(stderr, "memtrace: snapshot directory %s: %s\n", dir, strerror(errno));
+		return MT_EXIT_USAGE;
+	}
+	char *cmdpath = find_cmd(argv[optind]);
+	if (!cmdpath) {
+		fprintf(stderr, "memtrace: %s: command not found\n", argv[optind]);
+		return 127;
+	}
+	const char *why = inspect(cmdpath);
+	if (why)
+		fprintf(stderr, "memtrace: warning: cannot profile %s: %s\n", cmdpath, why);
+
+	const char *old = getenv("LD_PRELOAD");
+	char *preload = old && *old ? mt_xasprintf("%s:%s", libpath, old) : mt_xasprintf("%s", libpath);
+	setenv("LD_PRELOAD", preload, 1);
+	setenv("MEMTRACE_DIR", absdir, 1);
+	if (sig)
+		setenv("MEMTRACE_SIGNAL", sig, 1);
+	if (interval)
+		setenv("MEMTRACE_INTERVAL", interval, 1);
+	if (depth)
+		setenv("MEMTRACE_DEPTH", depth, 1);
+
+	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = forward;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+		sigaction(fwd[i], &sa, NULL);
+
+	time_t start = time(NULL);
+	fflush(NULL);
+	child = fork();
+	if (child < 0) {
+		fprintf(stderr, "memtrace: fork: %s\n", strerror(errno));
+		return MT_EXIT_USAGE;
+	}
+	if (child == 0) {
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
+			sigaction(fwd[i], &dfl, NULL);
+		execv(cmdpath, argv + optind);
+		fprintf(stderr, "memtrace: cannot run %s: %s\n", cmdpath, strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	int status = 0;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	list_snapshots(absdir, start);
+	free(libpath);
+	free(absdir);
+	free(cmdpath);
+	free(preload);
+	if (WIFSIGNALED(status)) {
+		/* die the same way, so a shell sees what it would have seen */
+		int s = WTERMSIG(status);
+		signal(s, SIG_DFL);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, s);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		raise(s);
+		return 128 + s;
+	}
+	return WEXITSTATUS(status);
+}
