@@ -14,8 +14,8 @@ demo|test) ;;
 esac
 
 packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev libdw-dev
-          libelf-dev zlib1g-dev libjemalloc-dev python3)
-[ "$what" = test ] && packages+=(sqlite3 git perl)
+          libelf-dev zlib1g-dev libjemalloc-dev libiberty-dev python3)
+[ "$what" = test ] && packages+=(sqlite3 git perl coreutils)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

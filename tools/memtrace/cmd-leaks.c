@@ -260,11 +260,14 @@ int mt_cmd_leaks(int argc, char **argv)
 		}
 		if (shown < st.n)
 			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n", st.n - shown);
-		for (size_t k = 0; k < nsupps; k++)
-			if (supps[k].hits)
-				printf("%ssuppressed %" PRIu64 " tracebacks by %sleak:%s\n",
-				       k == 0 ? "\n" : "", supps[k].hits, k < nbuiltin ? "built-in " : "",
-				       supps[k].text);
+		bool first = true;
+		for (size_t k = 0; k < nsupps; k++) {
+			if (!supps[k].hits)
+				continue;
+			printf("%sSuppressed %" PRIu64 " tracebacks with %sleak:%s\n", first ? "\n" : "",
+			       supps[k].hits, k < nbuiltin ? "built-in " : "", supps[k].text);
+			first = false;
+		}
 	}
 	mt_stats_free(&st);
 	free(kept.sites);

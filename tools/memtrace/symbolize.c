@@ -5,13 +5,14 @@
  * snapshot is reported at its recorded load address, its build id compared
  * with the recorded one (a changed file is reported once and its frames are
  * shown as module+offset, never mis-symbolized), inlined calls expanded from
- * the DWARF scopes, C++ names demangled. Results are cached per address.
+ * the DWARF scopes, C++ and Rust names demangled (libiberty). Results are cached per address.
  */
 #define _GNU_SOURCE
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <libiberty/demangle.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,8 +20,6 @@
 
 #include "cli.h"
 
-/* libstdc++'s demangler (C++ ABI), also understood by Rust's legacy names. */
-extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
 
 #define MAX_INLINE 16
 
@@ -60,14 +59,9 @@ static const char *keep(mt_sym_t *sym, const char *s, bool demangle)
 	char *copy = NULL;
 	if (!s)
 		return NULL;
-	if (demangle && s[0] == '_' && s[1] == 'Z') {
-		int status = 0;
-		copy = __cxa_demangle(s, NULL, NULL, &status);
-		if (status != 0) {
-			free(copy);
-			copy = NULL;
-		}
-	}
+	/* libiberty: C++ (_Z) and Rust, legacy (_ZN..17h<hash>E) and v0 (_R) */
+	if (demangle && s[0] == '_' && (s[1] == 'Z' || s[1] == 'R'))
+		copy = cplus_demangle(s, DMGL_PARAMS | DMGL_ANSI | DMGL_AUTO);
 	if (!copy)
 		copy = strdup(s);
 	if (!copy)
@@ -141,7 +135,8 @@ mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 		if (m->build_id_len && (len != (int)m->build_id_len ||
 					memcmp(bits, m->build_id, m->build_id_len) != 0)) {
 			char want[2 * MT_MAX_BUILD_ID + 1];
-			if (!first_warning(m->path))
+			/* memtrace's own frames are never recorded: no need to say */
+			if (!strncmp(d->base, "libmemtrace.so", 14) || !first_warning(m->path))
 				continue;
 			char *shown = mt_printable(m->path);
 			hex(want, m->build_id, m->build_id_len);

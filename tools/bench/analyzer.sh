@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# tools/bench/analyzer.sh [SITES] [ROUNDS] - how fast the analyzer is on big
+# snapshots: a series of ROUNDS snapshots with SITES callsites each (default
+# 100,000 and 10), then the wall time of show, diff and growth on them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sites=${1:-100000}
+rounds=${2:-10}
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build >/dev/null
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+LD_PRELOAD=$PWD/build/src/libmemtrace.so MEMTRACE_DIR=$dir MEMTRACE_DEPTH=16 \
+	build/tools/bench/manysites "$sites" "$rounds" >/dev/null
+mapfile -t snaps < <(ls -v "$dir"/memtrace.*.snap | grep -v "\.$((rounds + 1))\.snap")
+tool=build/tools/memtrace/memtrace
+echo "snapshots: ${#snaps[@]} of $(du -h "${snaps[-1]}" | cut -f1) each, $($tool show --json -n 1 "${snaps[-1]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["sites"])') callsites"
+t() { local s=$(date +%s.%N); "$@" >/dev/null; python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')"; }
+echo "show   (1 snapshot, lines):      $(t $tool show "${snaps[-1]}") s   (target < 2 s)"
+echo "show   (1 snapshot, tracebacks): $(t $tool show -g traceback "${snaps[-1]}") s"
+echo "diff   (2 snapshots):            $(t $tool diff "${snaps[0]}" "${snaps[-1]}") s   (target < 2 s)"
+echo "growth (${#snaps[@]} snapshots):           $(t $tool growth "${snaps[@]}") s   (target < 5 s)"
