@@ -25,6 +25,9 @@
  *   MODULE  u64 bias (dlpi_addr), u64 lo, u64 hi (range of PT_LOAD
  *           segments, absolute), u32 build-id length (<= 64) + build id,
  *           u32 len + path
+ *   ALLOC   (since 1.1) u32 n, then n u64 in MT_ALLOC_STATS order: the
+ *           allocator's own figures and the process's memory (see below);
+ *           u32 len + allocator name ("glibc", "jemalloc")
  *   SITE    u32 id, u8 domain (mt_domain), u8 nframes, u16 0,
  *           MT_SITE_COUNTERS as u64 each, then nframes u64 absolute return
  *           addresses, innermost (the allocating caller) first; memtrace's
@@ -44,7 +47,7 @@
 #define MT_MAGIC_LEN 8
 #define MT_END_MAGIC 0x4e45544du /* "MTEN" little-endian */
 #define MT_FORMAT_MAJOR 1
-#define MT_FORMAT_MINOR 0
+#define MT_FORMAT_MINOR 1
 #define MT_FILE_HEADER_LEN 16
 #define MT_REC_HEADER_LEN 8
 #define MT_END_PAYLOAD_LEN 16
@@ -57,6 +60,7 @@ enum mt_rec_type {
 	MT_REC_TOTALS = 2,
 	MT_REC_MODULE = 3,
 	MT_REC_SITE = 4,
+	MT_REC_ALLOC = 5,
 	MT_REC_END = 0xffff,
 };
 
@@ -104,6 +108,30 @@ typedef struct mt_totals {
 } mt_totals_t;
 
 #define MT_TOTALS_N (sizeof(mt_totals_t) / sizeof(uint64_t))
+
+/* The allocator's figures and the process's memory, in file order. Bytes
+ * unless named otherwise; a figure the allocator cannot give is 0. */
+#define MT_ALLOC_STATS(X)                                                      \
+	X(arenas, "arenas in use")                                             \
+	X(arena_max, "arena cap memtrace applied (0: none)")                  \
+	X(held, "bytes the allocator holds from the system")                  \
+	X(in_use, "bytes allocated, by the allocator's count")                \
+	X(resident, "bytes the allocator keeps resident (jemalloc)")          \
+	X(rss, "process resident set size")                                    \
+	X(vms, "process virtual size")                                         \
+	X(anon_maps, "anonymous mappings")                                     \
+	X(anon_bytes, "bytes in anonymous mappings")                           \
+	X(anon_64m, "64 MiB regions (glibc arena heaps) among them")          \
+	X(anon_1m, "anonymous mappings of 1 MiB or more")
+
+typedef struct mt_alloc_stats {
+#define X(name, text) uint64_t name;
+	MT_ALLOC_STATS(X)
+#undef X
+	char name[16];
+} mt_alloc_stats_t;
+
+#define MT_ALLOC_STATS_N ((sizeof(mt_alloc_stats_t) - 16) / sizeof(uint64_t))
 
 /* Per-callsite counters, in file order. Sizes are as the program asked. */
 #define MT_SITE_COUNTERS(X)                                                    \

@@ -62,6 +62,19 @@ static struct {
 	sighandler_t (*sysv_signal)(int, sighandler_t);
 } real;
 
+/* Tracked calls go to `be`: the system allocator (sysbe, the next in the
+ * chain) or jemalloc (arena.c). Everything else goes to the system. */
+static mt_backend_t sysbe;
+static const mt_backend_t *be = &sysbe;
+static const mt_backend_t *jebe; /* jemalloc, once loaded */
+
+static void init_sysbe(void)
+{
+	sysbe = (mt_backend_t){ real.malloc, real.free, real.calloc, real.realloc,
+				real.posix_memalign, real.aligned_alloc, real.memalign, real.valloc,
+				real.pvalloc, real.malloc_usable_size };
+}
+
 enum { RES_NONE, RES_BUSY, RES_DONE };
 enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
 static int resolve_state = RES_NONE;
@@ -147,6 +160,7 @@ static void resolve(void)
 		(void)mt__write_all(2, msg, sizeof(msg) - 1);
 		abort(); /* nothing can be forwarded: there is no safe way on */
 	}
+	init_sysbe();
 	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
 }
 
@@ -213,6 +227,7 @@ static void init(void)
 		return;
 	}
 	mt__unwind_init();
+	mt__arena_tune();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	if (mt__opt.at_exit)
 		atexit(at_exit_dump);
@@ -245,6 +260,10 @@ __attribute__((constructor)) static void mt_ctor(void)
 	if (tl_busy || !tracking())
 		return;
 	tl_busy++;
+	/* the switch to jemalloc: what was allocated before stays the
+	 * system's, and goes back to it (the owner bit in the table) */
+	if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
+		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
 	mt__trigger_init();
 	tl_busy--;
 }
@@ -263,18 +282,51 @@ static mt_site_t *current_site(int domain)
 	return s;
 }
 
-static void record_heap(void *p, size_t size)
+/* Records a new block; false when it could not be (it goes untracked). */
+static bool record_heap(void *p, size_t size, int owner)
 {
 	int saved = errno;
 	mt_site_t *s = current_site(MT_DOMAIN_HEAP);
-	if (s)
-		mt__heap_add(p, size, s);
+	bool ok = s && mt__heap_add(p, size, s, owner);
 	errno = saved;
+	return ok;
 }
 
 /* Enter/leave a recorded call: only the outermost call of a thread. */
 #define ENTER() (!tl_busy && tracking() && (tl_busy = 1))
 #define LEAVE() (tl_busy = 0)
+
+/* ---- backends: tracked calls go to `be`, everything else to the system */
+
+
+static inline int owner_of_be(const mt_backend_t *b)
+{
+	return b == &sysbe ? MT_OWNER_SYSTEM : MT_OWNER_JEMALLOC;
+}
+
+static inline const mt_backend_t *be_of_owner(int owner)
+{
+	return owner == MT_OWNER_JEMALLOC && jebe ? jebe : &sysbe;
+}
+
+/* A block from a tracked call: recorded, or, when it cannot be and the
+ * backend is not the system one, handed back and served by the system
+ * untracked, so that no jemalloc block ever goes unrecorded. */
+static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int zero)
+{
+	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
+		return p;
+	void *q = real.malloc(size ? size : 1);
+	if (q) {
+		if (zero)
+			memset(q, 0, size);
+		else if (copy)
+			memcpy(q, p, copy);
+	}
+	b->free(p);
+	return q;
+}
+
 
 /* ---- the malloc family ---- */
 
@@ -287,11 +339,20 @@ EXPORT void *malloc(size_t size)
 	}
 	if (!ENTER())
 		return real.malloc(size);
-	void *p = real.malloc(size);
-	if (p)
-		record_heap(p, size);
+	const mt_backend_t *b = be;
+	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
 	return p;
+}
+
+/* Forgets a block and returns the backend that owns it. */
+static const mt_backend_t *forget(void *p)
+{
+	int saved = errno;
+	uint64_t meta = mt__heap_detach(p);
+	mt__heap_release(meta);
+	errno = saved;
+	return meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 }
 
 EXPORT void free(void *p)
@@ -301,8 +362,9 @@ EXPORT void free(void *p)
 	ENSURE_RESOLVED();
 	if (MT_LIKELY(init_state == INIT_READY)) {
 		int saved = errno;
-		mt__heap_remove(p);
+		forget(p)->free(p);
 		errno = saved;
+		return;
 	}
 	real.free(p);
 }
@@ -325,49 +387,88 @@ EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (!ENTER())
 		return real.calloc(n, size);
-	void *p = real.calloc(n, size);
-	if (p)
-		record_heap(p, n * size);
+	const mt_backend_t *b = be;
+	void *p = keep(b, b->calloc(n, size), n * size, 0, 1);
 	LEAVE();
 	return p;
 }
 
-/* realloc semantics are the backing allocator's: on failure the old block
- * stays live (and tracked); a NULL result for size 0 means it was freed. */
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* realloc semantics are the owning allocator's: on failure the old block
+ * stays live (and tracked); a NULL result for size 0 means it was freed. A
+ * block moves from the system to jemalloc by malloc, copy and free. */
 static void *do_realloc(void *p, size_t size)
 {
 	if (in_pool(p)) {
 		void *q = malloc(size);
 		if (q)
-			memcpy(q, p, pool_size(p) < size ? pool_size(p) : size);
+			memcpy(q, p, min_size(pool_size(p), size));
 		return q;
 	}
 	ENSURE_RESOLVED();
 	if (!p)
 		return malloc(size);
 	if (!ENTER()) {
-		if (init_state == INIT_READY) {
-			/* nested (from inside memtrace) yet on a tracked block:
-			 * never leave a stale entry behind */
-			void *q = real.realloc(p, size);
-			if (q || size == 0) {
-				int saved = errno;
-				mt__heap_remove(p);
-				errno = saved;
+		if (init_state != INIT_READY)
+			return real.realloc(p, size);
+		/* nested (from inside memtrace or libc under a hook): the
+		 * block's owner still decides, and a tracked block stays so */
+		uint64_t meta = mt__heap_detach(p);
+		const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
+		void *q = ob->realloc(p, size);
+		int saved = errno;
+		if (q || size == 0) {
+			mt_site_t *site = meta ? mt__meta_site(meta) : NULL;
+			mt__heap_release(meta);
+			if (q && meta && !(site && mt__heap_add(q, size, site, mt__meta_owner(meta))) &&
+			    ob != &sysbe) {
+				void *r = real.malloc(size);
+				if (r)
+					memcpy(r, q, min_size(ob->malloc_usable_size(q), size));
+				ob->free(q);
+				q = r;
 			}
-			return q;
+		} else {
+			mt__heap_reattach(p, meta);
 		}
-		return real.realloc(p, size);
+		errno = saved;
+		return q;
 	}
+
 	uint64_t meta = mt__heap_detach(p);
-	void *q = real.realloc(p, size);
-	int saved = errno;
-	if (q || size == 0) {
+	const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
+	const mt_backend_t *nb = be;
+	void *q;
+	int saved;
+	if (ob == nb) {
+		q = nb->realloc(p, size);
+		saved = errno;
+		if (q || size == 0) {
+			mt__heap_release(meta);
+			q = keep(nb, q, size, size, 0);
+		} else {
+			mt__heap_reattach(p, meta);
+		}
+	} else if (size == 0) {
 		mt__heap_release(meta);
-		if (q)
-			record_heap(q, size);
+		ob->free(p);
+		q = NULL;
+		saved = errno;
 	} else {
-		mt__heap_reattach(p, meta);
+		q = nb->malloc(size);
+		saved = errno;
+		if (q) {
+			memcpy(q, p, min_size(ob->malloc_usable_size(p), size));
+			mt__heap_release(meta);
+			ob->free(p);
+			q = keep(nb, q, size, size, 0);
+		} else {
+			mt__heap_reattach(p, meta);
+		}
 	}
 	errno = saved;
 	LEAVE();
@@ -393,16 +494,23 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	ENSURE_RESOLVED();
 	if (!ENTER())
 		return real.posix_memalign(out, align, size);
+	const mt_backend_t *b = be;
 	void *p = NULL;
-	int r = real.posix_memalign(&p, align, size);
+	int r = b->posix_memalign(&p, align, size);
 	if (r == 0) {
-		record_heap(p, size);
-		*out = p;
+		if (record_heap(p, size, owner_of_be(b)) || b == &sysbe) {
+			*out = p;
+		} else {
+			b->free(p);
+			r = real.posix_memalign(out, align, size);
+		}
 	}
 	LEAVE();
 	return r;
 }
 
+/* The aligned family: a block that cannot be recorded is allocated again
+ * by the system (alignment and size are what matter, not the content). */
 #define ALIGNED_HOOK(name, params, args, size_expr)                            \
 	EXPORT void *name params                                               \
 	{                                                                      \
@@ -413,9 +521,12 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		}                                                              \
 		if (!ENTER())                                                  \
 			return real.name args;                                 \
-		void *p = real.name args;                                      \
-		if (p)                                                         \
-			record_heap(p, size_expr);                             \
+		const mt_backend_t *b = be;                                    \
+		void *p = b->name args;                                        \
+		if (p && !record_heap(p, size_expr, owner_of_be(b)) && b != &sysbe) { \
+			b->free(p);                                            \
+			p = real.name args;                                    \
+		}                                                              \
 		LEAVE();                                                       \
 		return p;                                                      \
 	}
@@ -427,11 +538,15 @@ ALIGNED_HOOK(pvalloc, (size_t size), (size), size)
 
 EXPORT size_t malloc_usable_size(void *p)
 {
+	uint64_t meta;
 	if (!p)
 		return 0;
 	if (in_pool(p))
 		return pool_size(p);
 	ENSURE_RESOLVED();
+	if (jebe && init_state == INIT_READY && mt__heap_lookup(p, &meta) &&
+	    mt__meta_owner(meta) == MT_OWNER_JEMALLOC)
+		return jebe->malloc_usable_size(p);
 	return real.malloc_usable_size ? real.malloc_usable_size(p) : 0;
 }
 

@@ -33,7 +33,11 @@ typedef struct mt_options {
 	bool verbose;     /* MEMTRACE_VERBOSE: print the active options */
 	int signal;       /* MEMTRACE_SIGNAL: dump on this signal, 0 for none */
 	long interval_ms; /* MEMTRACE_INTERVAL: periodic dumps, 0 for none */
+	int arena_max;    /* MEMTRACE_ARENA_MAX: cap the allocator's arenas, 0: leave */
+	int allocator;    /* MEMTRACE_ALLOCATOR: MT_ALLOC_SYSTEM or MT_ALLOC_JEMALLOC */
 } mt_options_t;
+
+enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
 
 extern mt_options_t mt__opt MT_HIDDEN;
 /* Reads MEMTRACE_* once; bad values warn once each and keep the default. */
@@ -74,13 +78,19 @@ MT_HIDDEN bool mt__table_init(void);
 MT_HIDDEN mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain);
 /* Heap: record a new live block, forget a freed one (returns false when
  * memtrace never saw the pointer). */
-MT_HIDDEN void mt__heap_add(void *p, size_t size, mt_site_t *site);
+MT_HIDDEN bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner);
+/* Which allocator a detached entry's block belongs to (MT_OWNER_*). */
+MT_HIDDEN int mt__meta_owner(uint64_t meta);
 MT_HIDDEN bool mt__heap_remove(void *p);
 /* realloc's three steps: take the entry out (0: unknown pointer), then
  * either release its counters (the block is gone) or put it back. */
 MT_HIDDEN uint64_t mt__heap_detach(void *p);
 MT_HIDDEN void mt__heap_release(uint64_t meta);
 MT_HIDDEN void mt__heap_reattach(void *p, uint64_t meta);
+/* The entry of a live block, left in place; false when not tracked. */
+MT_HIDDEN bool mt__heap_lookup(void *p, uint64_t *meta);
+/* The callsite an entry was recorded at (NULL if unknown). */
+MT_HIDDEN mt_site_t *mt__meta_site(uint64_t meta);
 /* Anonymous mappings: add a region, remove any tracked bytes in a range. */
 MT_HIDDEN void mt__mmap_add(void *p, size_t len, mt_site_t *site);
 MT_HIDDEN void mt__mmap_remove(void *p, size_t len);
@@ -102,6 +112,34 @@ MT_HIDDEN void mt__table_unlock_all(void);
 MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
 MT_HIDDEN void mt__snapshot_init(void);
 MT_HIDDEN void mt__snapshot_atfork_child(void);
+
+/* ---- arena.c: the allocators behind the hooks, and their figures ---- */
+/* A malloc family. The system one is the next in the chain (RTLD_NEXT);
+ * jemalloc is dlopen'ed privately, so it serves only what memtrace routes
+ * to it: tracked allocations, whose owner the live-block table records. */
+typedef struct mt_backend {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	size_t (*malloc_usable_size)(void *);
+} mt_backend_t;
+
+enum { MT_OWNER_SYSTEM = 0, MT_OWNER_JEMALLOC = 1 };
+
+/* Caps the system allocator's arenas (MEMTRACE_ARENA_MAX); at init, before
+ * the program's threads exist. */
+MT_HIDDEN void mt__arena_tune(void);
+/* Loads jemalloc as the backend for tracked allocations; NULL on failure
+ * (one warning: the system allocator stays). */
+MT_HIDDEN const mt_backend_t *mt__jemalloc_load(void);
+/* The allocator's own figures, gathered on the dump thread. */
+MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
 /* Installs the signal handler (unless the program has its own) and starts

@@ -18,7 +18,7 @@
 
 mt_options_t mt__opt;
 
-enum opt_type { OPT_INT, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS };
+enum opt_type { OPT_INT, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS, OPT_ALLOCATOR };
 
 struct opt {
 	const char *name;
@@ -43,6 +43,10 @@ static const struct opt table[] = {
 	  "signal that writes a snapshot: a name (USR1, SIGUSR2), a number, or none" },
 	{ "MEMTRACE_INTERVAL", OPT_SECONDS, 0, 0, 1000000000, OFF(interval_ms),
 	  "write a snapshot every this many seconds (decimals allowed; 0: never)" },
+	{ "MEMTRACE_ARENA_MAX", OPT_INT, 0, 1, 1024, OFF(arena_max),
+	  "cap the allocator's arenas (glibc arena_max, jemalloc narenas); unset: leave" },
+	{ "MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
+	  "the allocator behind the program's allocations: system or jemalloc" },
 };
 
 /* Strict decimal parse of a whole string within [min, max]. */
@@ -193,10 +197,25 @@ void mt__options_init(void)
 			break;
 		case OPT_INT:
 			if (v && !parse_long(v, o->min, o->max, &n)) {
-				mt__warn("%s='%s' is not a whole number in %ld..%ld; using %ld", o->name,
-					 clip(v, shown, sizeof(shown)), o->min, o->max, o->def);
+				if (o->def)
+					mt__warn("%s='%s' is not a whole number in %ld..%ld; using %ld",
+						 o->name, clip(v, shown, sizeof(shown)), o->min, o->max,
+						 o->def);
+				else
+					mt__warn("%s='%s' is not a whole number in %ld..%ld; ignored",
+						 o->name, clip(v, shown, sizeof(shown)), o->min, o->max);
 				n = o->def;
 			}
+			*(int *)field = (int)n;
+			break;
+		case OPT_ALLOCATOR:
+			if (v && strcmp(v, "system") == 0)
+				n = MT_ALLOC_SYSTEM;
+			else if (v && strcmp(v, "jemalloc") == 0)
+				n = MT_ALLOC_JEMALLOC;
+			else if (v)
+				mt__warn("%s='%s' is not system or jemalloc; using system", o->name,
+					 clip(v, shown, sizeof(shown)));
 			*(int *)field = (int)n;
 			break;
 		case OPT_SIGNAL:
@@ -230,9 +249,11 @@ void mt__options_init(void)
 
 	if (mt__opt.verbose) {
 		mt__warn("options: MEMTRACE_DIR=%s MEMTRACE_DEPTH=%d MEMTRACE_AT_EXIT=%d "
-			 "MEMTRACE_SIGNAL=%d MEMTRACE_INTERVAL=%ldms",
+			 "MEMTRACE_SIGNAL=%d MEMTRACE_INTERVAL=%ldms MEMTRACE_ARENA_MAX=%d "
+			 "MEMTRACE_ALLOCATOR=%s",
 			 mt__opt.dir, mt__opt.depth, (int)mt__opt.at_exit, mt__opt.signal,
-			 mt__opt.interval_ms);
+			 mt__opt.interval_ms, mt__opt.arena_max,
+			 mt__opt.allocator == MT_ALLOC_JEMALLOC ? "jemalloc" : "system");
 		for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 			mt__warn("  %s: %s", table[i].name, table[i].help);
 	}

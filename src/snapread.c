@@ -127,6 +127,28 @@ static int parse_totals(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 	return 0;
 }
 
+static int parse_alloc(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
+{
+	size_t end = at + len;
+	if (len < 4)
+		return fail(c, at, "ALLOC record too short");
+	uint32_t n = mt__get_u32(c->data + at);
+	if ((uint64_t)n * 8 > len - 4)
+		return fail(c, at, "ALLOC record holds %zu bytes for %u figures", len - 4, n);
+	uint64_t *dst = (uint64_t *)&s->alloc;
+	for (uint32_t i = 0; i < n && i < MT_ALLOC_STATS_N; i++)
+		dst[i] = mt__get_u64(c->data + at + 4 + 8 * i);
+	at += 4 + 8 * (size_t)n;
+	char *name = NULL;
+	size_t nlen = 0;
+	if (get_str(c, &at, end, &name, &nlen))
+		return -1;
+	snprintf(s->alloc.name, sizeof(s->alloc.name), "%s", name);
+	free(name);
+	s->has_alloc = true;
+	return 0;
+}
+
 static int parse_module(struct ctx *c, mt_snap_module_t *m, size_t at, size_t len)
 {
 	size_t end = at + len;
@@ -225,6 +247,10 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			break;
 		case MT_REC_TOTALS:
 			if (parse_totals(c, s, body, len))
+				return -1;
+			break;
+		case MT_REC_ALLOC:
+			if (parse_alloc(c, s, body, len))
 				return -1;
 			break;
 		case MT_REC_MODULE: {

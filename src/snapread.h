@@ -8,6 +8,7 @@
 #ifndef MT_SNAPREAD_H
 #define MT_SNAPREAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,8 @@ typedef struct mt_snap {
 	char *cmdline; /* args separated by NUL */
 	size_t cmdline_len;
 	mt_totals_t totals;
+	bool has_alloc; /* format 1.1: the allocator's figures */
+	mt_alloc_stats_t alloc;
 	size_t nmodules;
 	mt_snap_module_t *modules;
 	size_t nsites;

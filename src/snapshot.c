@@ -223,6 +223,19 @@ static int write_module(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+static void write_alloc(writer_t *w)
+{
+	mt_alloc_stats_t st;
+	mt__alloc_stats(&st);
+	size_t nlen = strnlen(st.name, sizeof(st.name));
+	w_rec(w, MT_REC_ALLOC, 4 + 8 * MT_ALLOC_STATS_N + 4 + nlen);
+	w_u32(w, (uint32_t)MT_ALLOC_STATS_N);
+	const uint64_t *v = (const uint64_t *)&st;
+	for (size_t i = 0; i < MT_ALLOC_STATS_N; i++)
+		w_u64(w, v[i]);
+	w_str(w, st.name, nlen);
+}
+
 static void write_site(const mt_site_t *s, void *arg)
 {
 	writer_t *w = arg;
@@ -349,6 +362,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	w_bytes(&w, hdr, sizeof(hdr));
 	write_meta(&w, reason, wall, mono);
 	write_totals(&w);
+	write_alloc(&w);
 	dl_iterate_phdr(write_module, &w);
 	mt__sites_foreach(write_site, &w);
 	write_end(&w);

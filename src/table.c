@@ -11,8 +11,9 @@
  *              mutex; records are never freed, and are also reachable by id
  *              (24 bits, 0 = none) through a two-level array read lock-free.
  *   live heap  256 shards by pointer hash, each an open-addressing table of
- *              16-byte entries {pointer, size << 24 | site id} under its own
- *              mutex, grown by doubling with raw mmap.
+ *              16-byte entries {pointer, size << 25 | owner << 24 | site id}
+ *              under its own mutex, grown by doubling with raw mmap. The
+ *              owner bit says which allocator holds the block (arena.c).
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
  *   counters   per-callsite and process totals are relaxed atomics.
@@ -71,11 +72,13 @@ static uint32_t next_id = 1;
 /* ---- live heap block state ---- */
 #define HEAP_SHARDS 256
 #define HEAP_MIN_CAP 1024
-#define SIZE_MAX_PACKED ((1ull << 40) - 1)
+#define SIZE_SHIFT (ID_BITS + 1)
+#define OWNER_BIT (1ull << ID_BITS)
+#define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
 
 struct heap_entry {
 	uintptr_t key;
-	uint64_t meta; /* requested size << 24 | site id */
+	uint64_t meta; /* requested size << 25 | owner << 24 | site id */
 };
 
 struct heap_shard {
@@ -303,9 +306,14 @@ static void heap_delete_at(struct heap_shard *sh, size_t i)
 	sh->count--;
 }
 
+int mt__meta_owner(uint64_t meta)
+{
+	return (meta & OWNER_BIT) ? 1 : 0;
+}
+
 static void release_meta(uint64_t meta)
 {
-	uint64_t size = meta >> ID_BITS;
+	uint64_t size = meta >> SIZE_SHIFT;
 	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
 	if (s)
 		site_release(s, size, 1);
@@ -314,20 +322,20 @@ static void release_meta(uint64_t meta)
 	ADD(totals.heap_free_count, 1);
 }
 
-void mt__heap_add(void *p, size_t size, mt_site_t *site)
+bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
 	struct heap_shard *sh = shard_of(h);
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
-	uint64_t meta = sz << ID_BITS | site->id;
+	uint64_t meta = sz << SIZE_SHIFT | (owner ? OWNER_BIT : 0) | site->id;
 	uint64_t stale = 0;
 
 	pthread_mutex_lock(&sh->lock);
 	if ((sh->count + 1) * 10 > sh->cap * 7 && !heap_grow(sh)) {
 		pthread_mutex_unlock(&sh->lock);
 		mt__count_untracked();
-		return;
+		return false;
 	}
 	size_t i = heap_find(sh, key, h);
 	if (sh->slots[i].key)
@@ -345,6 +353,7 @@ void mt__heap_add(void *p, size_t size, mt_site_t *site)
 	ADD(totals.heap_alloc_bytes, sz);
 	ADD(totals.heap_live_count, 1);
 	raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, sz));
+	return true;
 }
 
 uint64_t mt__heap_detach(void *p)
@@ -388,6 +397,28 @@ void mt__heap_reattach(void *p, uint64_t meta)
 	sh->slots[i].key = key;
 	sh->slots[i].meta = meta;
 	pthread_mutex_unlock(&sh->lock);
+}
+
+bool mt__heap_lookup(void *p, uint64_t *meta)
+{
+	uintptr_t key = (uintptr_t)p;
+	uint64_t h = ptr_hash(key);
+	struct heap_shard *sh = shard_of(h);
+
+	*meta = 0;
+	pthread_mutex_lock(&sh->lock);
+	if (sh->cap) {
+		size_t i = heap_find(sh, key, h);
+		if (sh->slots[i].key)
+			*meta = sh->slots[i].meta;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return *meta != 0;
+}
+
+mt_site_t *mt__meta_site(uint64_t meta)
+{
+	return site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
 }
 
 bool mt__heap_remove(void *p)

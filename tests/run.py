@@ -25,6 +25,9 @@ from tracemalloc import _format_size  # the reference for the size format
 LIB = os.environ["MT_LIB"]
 TOOL = os.environ["MT_TOOL"]
 DEMO = os.environ["MT_DEMO"]
+ARENAS = os.environ["MT_ARENAS"]
+JEMALLOC = {"MEMTRACE_ALLOCATOR": "jemalloc",
+            "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=16384"}
 VICTIMS = os.environ["MT_VICTIMS"]
 SRC = os.environ["MT_SRC"]
 TIMEOUT = 240
@@ -298,7 +301,11 @@ def case_options_bad_values():
     for var, val in [("MEMTRACE_DEPTH", "abc"), ("MEMTRACE_DEPTH", "-1"),
                      ("MEMTRACE_DEPTH", "99999999999"), ("MEMTRACE_DEPTH", "0"),
                      ("MEMTRACE_DEPTH", ""), ("MEMTRACE_AT_EXIT", "maybe"),
-                     ("MEMTRACE_VERBOSE", "x" * 65536), ("MEMTRACE_DIR", "")]:
+                     ("MEMTRACE_VERBOSE", "x" * 65536), ("MEMTRACE_DIR", ""),
+                     ("MEMTRACE_ARENA_MAX", "0"), ("MEMTRACE_ARENA_MAX", "-1"),
+                     ("MEMTRACE_ARENA_MAX", "abc"), ("MEMTRACE_ARENA_MAX", "99999999999"),
+                     ("MEMTRACE_ALLOCATOR", "tcmalloc"), ("MEMTRACE_SIGNAL", "TERM"),
+                     ("MEMTRACE_INTERVAL", "-2"), ("MEMTRACE_INTERVAL", "1.2345")]:
         if var == "MEMTRACE_DIR":
             # an empty directory name: warn, dump in the working directory
             d = tempfile.mkdtemp(prefix="mt-test-")
@@ -419,7 +426,7 @@ def case_reader_bad_files():
     reader_fails(foreign, "bad magic")
     future = os.path.join(d, "future.snap")
     with open(future, "wb") as f:
-        f.write(data[:8] + b"\x03\x00" + data[10:])
+        f.write(data[:8] + b"\x03\x00\x00\x00" + data[12:])
     reader_fails(future, "written by format v3.0, this reader reads v1.0..v1.x")
     short = os.path.join(d, "short.snap")
     with open(short, "wb") as f:
@@ -878,6 +885,96 @@ def case_run():
     out, err = p.communicate(timeout=30)
     eq(p.returncode, 0, "leak under run")
     eq([show_json(f)["reason"] for f in snaps(d2)], ["on signal", "at exit"], "forwarded USR1")
+
+
+# ---- allocator control -------------------------------------------------
+
+def alloc_of(snap):
+    js = show_json(snap)
+    check("allocator" in js, f"{snap} has the allocator's figures")
+    return js["allocator"]
+
+
+def case_arena_cap():
+    res = {}
+    for label, env in (("default", {}), ("capped", {"MEMTRACE_ARENA_MAX": "2"})):
+        d = tempfile.mkdtemp(prefix="mt-test-")
+        r = run([ARENAS, "24", "20"], env=env, dump_dir=d)
+        eq((r.returncode, r.stderr), (0, b""), f"{label} run")
+        res[label] = alloc_of(snaps(d)[0])
+    dflt, cap = res["default"], res["capped"]
+    check(dflt["arenas"] > 4, f"24 threads get several glibc arenas: {dflt['arenas']}")
+    eq((cap["arenas"], cap["arena_max"]), (2, 2), "MEMTRACE_ARENA_MAX=2 caps glibc at 2 arenas")
+    eq(dflt["arena_max"], 0, "no cap by default")
+    # each arena beyond the main one reserves a 64 MiB heap
+    check(dflt["anon_64m"] >= dflt["arenas"] - 1 and cap["anon_64m"] <= 1,
+          f"64 MiB heaps: {dflt['anon_64m']} vs {cap['anon_64m']}")
+    saved = dflt["vms"] - cap["vms"]
+    want = (dflt["arenas"] - cap["arenas"]) * (64 << 20)
+    check(0.8 * want <= saved <= 1.2 * want + (64 << 20),
+          f"VMS lower by about the arenas' reservations: {saved >> 20} MiB for {want >> 20} MiB")
+    text = tool("show", snaps(d)[0]).stdout
+    check(re.search(r"^Memory: live heap .* allocator glibc holds .* in 2 arenas \(capped at 2\); "
+                    r"RSS .*, VMS ", text, re.M), text)
+    check(re.search(r"^Overhead: .* held beyond the live heap", text, re.M), text)
+
+
+def case_jemalloc_switch():
+    d, r = run_victim("switch", env=JEMALLOC)
+    eq((r.returncode, r.stdout, r.stderr), (0, b"switch ok done\n", b""), "switch victim")
+    js = show_json(only_snapshot(d))
+    eq(js["allocator"]["name"], "jemalloc", "allocator")
+    expect_absent(js, "switch.c", "new")
+    expect_absent(js, "switch.c", "moved")
+    # without static TLS room: one warning, the system allocator, the program runs
+    d, r = run_victim("switch", env={"MEMTRACE_ALLOCATOR": "jemalloc"})
+    eq((r.returncode, r.stdout), (0, b"switch ok done\n"), "jemalloc not loadable")
+    eq(len(r.stderr.splitlines()), 1, r.stderr)
+    check(b"memtrace run --allocator jemalloc" in r.stderr, r.stderr)
+    eq(show_json(only_snapshot(d))["allocator"]["name"], "glibc", "fell back to glibc")
+
+
+def case_jemalloc_real_programs():
+    d, _ = same_as_without([python3(), "-c", PY], env=dict(JEMALLOC, PYTHONMALLOC="malloc"))
+    eq(alloc_of(snaps(d)[-1])["name"], "jemalloc", "python3 ran on jemalloc")
+    d, bare = same_as_without(["sqlite3", ":memory:"], input=SQL.encode(), env=JEMALLOC)
+    check(bare.stdout.endswith(b"ok\n"), bare.stdout)
+    eq(alloc_of(snaps(d)[-1])["name"], "jemalloc", "sqlite3 ran on jemalloc")
+    d, _ = same_as_without([victim("cxx")], env=JEMALLOC)
+    js = show_json(snaps(d)[-1])
+    eq(js["allocator"]["name"], "jemalloc", "C++ ran on jemalloc")
+    expect_site(js, "cxx.cpp", "arr", 4000, 40)
+    # memtrace run sets it all up
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = tool("run", "-o", d, "--allocator", "jemalloc", "--arena-max", "2", "--", ARENAS, "8", "5")
+    a = alloc_of(snaps(d)[0])
+    eq((a["name"], a["arena_max"]), ("jemalloc", 2), "memtrace run --allocator jemalloc")
+
+
+def case_alloc_figures():
+    d, r = run_victim("figures")
+    eq(r.returncode, 0, f"figures victim: {r.stderr!r}")
+    path, rss0, rss1, vms0, vms1 = r.stdout.split()
+    a = alloc_of(path.decode())
+    for name, got, lo, hi in (("rss", a["rss"], int(rss0), int(rss1)),
+                              ("vms", a["vms"], int(vms0), int(vms1))):
+        want = (lo + hi) / 2 * 1024
+        check(abs(got - want) <= 0.1 * want, f"{name}: snapshot {got}, /proc says {want:.0f}")
+    check(a["held"] >= 48 << 20, f"glibc holds the 48 MiB: {a['held']}")
+    check(a["in_use"] >= 48 << 20, f"glibc counts the 48 MiB in use: {a['in_use']}")
+
+
+def case_memory_verdict():
+    d, files, _ = leak_series()
+    js = json.loads(tool("diff", "--json", files[0], files[2]).stdout)
+    check(js["verdict"].startswith("the live heap grew"), js["verdict"])
+    text = tool("diff", files[0], files[2]).stdout
+    check(re.search(r"^Memory: live heap .* \(\+.*\); glibc holds .* arenas \([+-]\d+\); RSS .*VMS",
+                    text, re.M), text)
+    check("Verdict: the live heap grew" in text, text)
+    text = tool("growth", *files).stdout
+    check(re.search(r"^\s+seq\s+seconds\s+heap live\s+blocks\s+heap peak\s+mmap live\s+held\s+"
+                    r"arenas\s+RSS\s+VMS$", text, re.M), text)
 
 
 def main():

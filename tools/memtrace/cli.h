@@ -133,6 +133,13 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s);
 /* The snapshot's identity and totals as JSON members (no braces). */
 void mt_json_snap(FILE *f, const mt_snap_t *s);
 double mt_snap_seconds(const mt_snap_t *s);
+/* The allocator's figures: "Memory: live heap ...; allocator glibc holds
+ * ... in N arenas; RSS ..., VMS ..." and an "Overhead:" line. */
+void mt_print_memory(FILE *f, const mt_snap_t *s);
+/* How those figures moved, and what that suggests: a leak (live heap
+ * grows), fragmentation (held grows, live flat) or arena sprawl. */
+void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b);
+const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b);
 
 /* ---- cmd-show.c ---- */
 void mt_print_stat_line(const mt_stat_t *st);

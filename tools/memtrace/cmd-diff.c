@@ -171,7 +171,9 @@ int mt_cmd_diff(int argc, char **argv)
 		mt_json_snap(stdout, &snap[0]);
 		printf("},\"new\":{");
 		mt_json_snap(stdout, &snap[1]);
-		printf("},\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"cumulative\":%s,"
+		printf("},\"verdict\":");
+		mt_json_str(stdout, mt_memory_verdict(&snap[0], &snap[1]));
+		printf(",\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"cumulative\":%s,"
 		       "\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
 		       ",\"count_diff\":%" PRId64 ",\"groups\":%zu,\"stats\":[",
 		       secs, mt_group_name(v.group), mt_domain_name(v.domain),
@@ -200,6 +202,7 @@ int mt_cmd_diff(int argc, char **argv)
 		mt_format_size(sdiff, sizeof(sdiff), (double)total_size, true);
 		printf("Total (%s): size=%s (%s), count=%" PRIu64 " (%+" PRId64 ") in %.3f s\n",
 		       mt_domain_name(v.domain), size, sdiff, new_count, total_count, secs);
+		mt_print_memory_diff(stdout, &snap[0], &snap[1]);
 		char of[32] = "";
 		if (shown < n)
 			snprintf(of, sizeof(of), " of %zu", n);

@@ -161,7 +161,9 @@ int mt_cmd_growth(int argc, char **argv)
 			mt_json_snap(stdout, &s[i].snap);
 			printf("}");
 		}
-		printf("],\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"growing\":%zu,"
+		printf("],\"verdict\":");
+		mt_json_str(stdout, mt_memory_verdict(&s[0].snap, &s[n - 1].snap));
+		printf(",\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"growing\":%zu,"
 		       "\"suspects\":[",
 		       span, mt_group_name(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {
@@ -189,17 +191,25 @@ int mt_cmd_growth(int argc, char **argv)
 		printf("Growth over %d snapshots of pid %u (%s), %.3f s from snapshot %u to %u\n", n,
 		       s[0].snap.pid, exe, span, s[0].snap.seq, s[n - 1].snap.seq);
 		free(exe);
-		printf("Process totals:\n  %5s %10s %12s %10s %12s %12s\n", "seq", "seconds",
-		       "heap live", "blocks", "heap peak", "mmap live");
+		printf("Process totals:\n  %5s %10s %11s %9s %11s %11s %11s %6s %11s %11s\n", "seq",
+		       "seconds", "heap live", "blocks", "heap peak", "mmap live", "held", "arenas",
+		       "RSS", "VMS");
 		for (int i = 0; i < n; i++) {
-			char live[32], peak[32], mm[32];
+			char live[32], peak[32], mm[32], held[32], rss[32], vms[32];
 			const mt_totals_t *t = &s[i].snap.totals;
+			const mt_alloc_stats_t *a = &s[i].snap.alloc;
 			mt_format_size(live, sizeof(live), (double)t->heap_live_bytes, false);
 			mt_format_size(peak, sizeof(peak), (double)t->heap_peak_bytes, false);
 			mt_format_size(mm, sizeof(mm), (double)t->mmap_live_bytes, false);
-			printf("  %5u %10.3f %12s %10" PRIu64 " %12s %12s\n", s[i].snap.seq,
-			       mt_snap_seconds(&s[i].snap), live, t->heap_live_count, peak, mm);
+			mt_format_size(held, sizeof(held), (double)a->held, false);
+			mt_format_size(rss, sizeof(rss), (double)a->rss, false);
+			mt_format_size(vms, sizeof(vms), (double)a->vms, false);
+			printf("  %5u %10.3f %11s %9" PRIu64 " %11s %11s %11s %6" PRIu64 " %11s %11s\n",
+			       s[i].snap.seq, mt_snap_seconds(&s[i].snap), live, t->heap_live_count, peak,
+			       mm, held, a->arenas, rss, vms);
 		}
+		if (s[0].snap.has_alloc && s[n - 1].snap.has_alloc)
+			printf("Verdict: %s\n", mt_memory_verdict(&s[0].snap, &s[n - 1].snap));
 		printf("Leak suspects (%s, %s), steady growth first: %zu growing\n",
 		       mt_group_plural(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {

@@ -37,6 +37,10 @@ static const char usage_text[] =
 	"  -s, --signal SIG     signal that writes a snapshot (default USR1; none)\n"
 	"  -i, --interval SECS  also write a snapshot every SECS seconds\n"
 	"      --depth N        frames recorded per callsite (default 16)\n"
+	"      --arena-max N    cap the allocator's arenas (glibc arena_max, jemalloc\n"
+	"                       narenas)\n"
+	"      --allocator A    system (default) or jemalloc: the allocator behind\n"
+	"                       COMMAND's allocations\n"
 	"      --lib PATH       the libmemtrace.so to use (default: next to memtrace,\n"
 	"                       or where it was installed; or $MEMTRACE_LIB)\n"
 	"  -h, --help           this text\n";
@@ -194,10 +198,13 @@ int mt_cmd_run(int argc, char **argv)
 		{ "interval", required_argument, NULL, 'i' },
 		{ "depth", required_argument, NULL, 'D' },
 		{ "lib", required_argument, NULL, 'L' },
+		{ "arena-max", required_argument, NULL, 'a' },
+		{ "allocator", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
+	const char *arena_max = NULL, *allocator = NULL;
 	int c;
 
 	optind = 1;
@@ -208,6 +215,12 @@ int mt_cmd_run(int argc, char **argv)
 		case 'i': interval = optarg; break;
 		case 'D': depth = optarg; break;
 		case 'L': lib = optarg; break;
+		case 'a': arena_max = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "system") && strcmp(optarg, "jemalloc"))
+				mt_die_usage("run", "--allocator takes system or jemalloc, not '%s'", optarg);
+			allocator = optarg;
+			break;
 		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
 		default: mt_die_usage("run", "unknown option");
 		}
@@ -248,6 +261,20 @@ int mt_cmd_run(int argc, char **argv)
 		setenv("MEMTRACE_INTERVAL", interval, 1);
 	if (depth)
 		setenv("MEMTRACE_DEPTH", depth, 1);
+	if (arena_max)
+		setenv("MEMTRACE_ARENA_MAX", arena_max, 1);
+	if (allocator) {
+		setenv("MEMTRACE_ALLOCATOR", allocator, 1);
+		if (!strcmp(allocator, "jemalloc")) {
+			/* Debian's jemalloc uses initial-exec TLS: loading it after
+			 * start-up needs that much static TLS set aside */
+			const char *t = getenv("GLIBC_TUNABLES");
+			char *tun = t && *t ? mt_xasprintf("%s:glibc.rtld.optional_static_tls=16384", t)
+					    : mt_xasprintf("glibc.rtld.optional_static_tls=16384");
+			setenv("GLIBC_TUNABLES", tun, 1);
+			free(tun);
+		}
+	}
 
 	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 	struct sigaction sa;

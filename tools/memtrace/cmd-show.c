@@ -125,6 +125,7 @@ int mt_cmd_show(int argc, char **argv)
 	} else {
 		mt_print_snap_line(stdout, "", &snap);
 		print_totals(&snap);
+		mt_print_memory(stdout, &snap);
 		char of[32] = "";
 		if (shown < st.n)
 			snprintf(of, sizeof(of), " of %zu", st.n);

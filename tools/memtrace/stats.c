@@ -456,4 +456,81 @@ void mt_json_snap(FILE *f, const mt_snap_t *s)
 	MT_TOTALS(X)
 #undef X
 	fprintf(f, "}");
+	if (s->has_alloc) {
+		fprintf(f, ",\"allocator\":{\"name\":");
+		mt_json_str(f, s->alloc.name);
+		const uint64_t *av = (const uint64_t *)&s->alloc;
+		i = 0;
+#define X(name, text) fprintf(f, ",\"" #name "\":%" PRIu64, av[i]), i++;
+		MT_ALLOC_STATS(X)
+#undef X
+		fprintf(f, "}");
+	}
+}
+
+static const char *sz(char *buf, double v, bool sign)
+{
+	mt_format_size(buf, 32, v, sign);
+	return buf;
+}
+
+void mt_print_memory(FILE *f, const mt_snap_t *s)
+{
+	char a[32], b[32], c[32], d[32], cap[48] = "";
+	const mt_alloc_stats_t *m = &s->alloc;
+	if (!s->has_alloc)
+		return;
+	if (m->arena_max)
+		snprintf(cap, sizeof(cap), " (capped at %" PRIu64 ")", m->arena_max);
+	fprintf(f, "Memory: live heap %s in %" PRIu64 " blocks; allocator %s holds %s in %" PRIu64
+		   " arenas%s; RSS %s, VMS %s\n",
+		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count, m->name,
+		sz(b, (double)m->held, false), m->arenas, cap, sz(c, (double)m->rss, false),
+		sz(d, (double)m->vms, false));
+	int64_t over = (int64_t)(m->held - s->totals.heap_live_bytes);
+	fprintf(f, "Overhead: %s held beyond the live heap (fragmentation, free lists, caches); "
+		   "%" PRIu64 " anonymous mappings (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
+		   " 64 MiB arena heaps\n",
+		sz(a, (double)over, false), m->anon_maps, sz(b, (double)m->anon_bytes, false),
+		m->anon_1m, m->anon_64m);
+}
+
+const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b)
+{
+	if (!a->has_alloc || !b->has_alloc)
+		return NULL;
+	double live = (double)b->totals.heap_live_bytes - (double)a->totals.heap_live_bytes;
+	double held = (double)b->alloc.held - (double)a->alloc.held;
+	double arenas = (double)b->alloc.arenas - (double)a->alloc.arenas;
+	double base = (double)(b->alloc.held > a->alloc.held ? b->alloc.held : a->alloc.held);
+	/* a change matters above 64 KiB and 2 % of what the allocator holds */
+	double floor = base * 0.02 > 65536 ? base * 0.02 : 65536;
+	if (arenas > 0 && held > floor && held > 2 * (live > 0 ? live : 0))
+		return "arena sprawl: the allocator added arenas and holds far more than the live "
+		       "heap grew (try MEMTRACE_ARENA_MAX or MEMTRACE_ALLOCATOR=jemalloc)";
+	if (live > floor)
+		return "the live heap grew: look for leaks among the growing lines";
+	if (held > floor)
+		return "the allocator holds more while the live heap stayed flat: fragmentation "
+		       "or allocator caches, not a leak";
+	if (live < -floor || held < -floor)
+		return "memory went down";
+	return "no significant change";
+}
+
+void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b)
+{
+	char x[32], y[32], z[32], w[32], u[32], v[32], q[32], r[32];
+	if (!a->has_alloc || !b->has_alloc)
+		return;
+	fprintf(f, "Memory: live heap %s (%s); %s holds %s (%s) in %" PRIu64 " arenas (%+" PRId64
+		   "); RSS %s (%s), VMS %s (%s)\n",
+		sz(x, (double)b->totals.heap_live_bytes, false),
+		sz(y, (double)b->totals.heap_live_bytes - (double)a->totals.heap_live_bytes, true),
+		b->alloc.name, sz(z, (double)b->alloc.held, false),
+		sz(w, (double)b->alloc.held - (double)a->alloc.held, true), b->alloc.arenas,
+		(int64_t)(b->alloc.arenas - a->alloc.arenas), sz(u, (double)b->alloc.rss, false),
+		sz(v, (double)b->alloc.rss - (double)a->alloc.rss, true), sz(q, (double)b->alloc.vms, false),
+		sz(r, (double)b->alloc.vms - (double)a->alloc.vms, true));
+	fprintf(f, "Verdict: %s\n", mt_memory_verdict(a, b));
 }

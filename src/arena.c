@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arena.c - the allocators behind the hooks and their own figures.
+ *
+ *  - Arena tuning (MEMTRACE_ARENA_MAX): glibc's mallopt(M_ARENA_MAX) at init,
+ *    before the program's threads exist; for jemalloc, "narenas" through the
+ *    malloc_conf string jemalloc reads when it starts (the program's own
+ *    MALLOC_CONF environment variable is read after it, and wins).
+ *  - jemalloc as backing allocator (MEMTRACE_ALLOCATOR=jemalloc): Debian's
+ *    libjemalloc.so.2 is dlopen'ed RTLD_LOCAL, so its malloc never becomes
+ *    the program's by symbol lookup; memtrace routes tracked allocations to
+ *    it and records the owner of each block in the live-block table. Blocks
+ *    allocated before the switch, by memtrace's own nested calls or by anyone
+ *    else are not in the table as jemalloc's, and go back to the system
+ *    allocator. mallopt/malloc_trim/mallinfo2 still reach glibc: harmless.
+ *  - Figures (on the dump thread, never in a signal handler): glibc's
+ *    mallinfo2 and malloc_info (one <heap nr=...> per arena), jemalloc's
+ *    stats after an "epoch" refresh, /proc/self/statm and /proc/self/maps.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h> /* malloc_info writes to a FILE: fmemopen, on the dump thread only */
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* jemalloc reads this when it starts; NULL (jemalloc's default) unless
+ * memtrace loads jemalloc with an arena cap. */
+EXPORT const char *malloc_conf;
+static char conf_buf[64];
+
+static mt_backend_t je;
+static int (*je_mallctl)(const char *, void *, size_t *, void *, size_t);
+static int applied_arena_max;
+
+void mt__arena_tune(void)
+{
+	if (mt__opt.arena_max <= 0 || mt__opt.allocator != MT_ALLOC_SYSTEM)
+		return;
+	if (mallopt(M_ARENA_MAX, mt__opt.arena_max) != 1)
+		mt__warn("mallopt(M_ARENA_MAX, %d) failed: the arena count is not capped",
+			 mt__opt.arena_max);
+	else
+		applied_arena_max = mt__opt.arena_max;
+}
+
+/* jemalloc has no pvalloc: a page-aligned block of whole pages. */
+static void *je_pvalloc(size_t size)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *p = NULL;
+	if (size > SIZE_MAX - pg) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size = size ? (size + pg - 1) & ~(pg - 1) : pg;
+	int r = je.posix_memalign(&p, pg, size);
+	if (r) {
+		errno = r;
+		return NULL;
+	}
+	return p;
+}
+
+const mt_backend_t *mt__jemalloc_load(void)
+{
+	if (mt__opt.arena_max > 0) {
+		mt__fmt(conf_buf, sizeof(conf_buf), "narenas:%d", mt__opt.arena_max);
+		malloc_conf = conf_buf;
+	}
+	/* already in the process (preloaded after memtrace, or linked by the
+	 * program), else loaded here: that needs static TLS room, which
+	 * `memtrace run --allocator jemalloc` provides through GLIBC_TUNABLES */
+	void *h = dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+	bool preloaded = h != NULL;
+	if (!h)
+		h = dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		const char *why = dlerror();
+		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: cannot load libjemalloc.so.2 (%s); the system "
+			 "allocator stays. Run the program with 'memtrace run --allocator jemalloc', or "
+			 "set GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384",
+			 why ? why : "unknown error");
+		malloc_conf = NULL;
+		return NULL;
+	}
+#define SYM(f) (je.f = (__typeof__(je.f))dlsym(h, #f))
+	if (!SYM(malloc) || !SYM(free) || !SYM(calloc) || !SYM(realloc) || !SYM(posix_memalign) ||
+	    !SYM(aligned_alloc) || !SYM(memalign) || !SYM(valloc) || !SYM(malloc_usable_size)) {
+		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: libjemalloc.so.2 lacks the malloc family; the "
+			 "system allocator stays");
+		malloc_conf = NULL;
+		return NULL;
+	}
+#undef SYM
+	je.pvalloc = je_pvalloc;
+	je_mallctl = (int (*)(const char *, void *, size_t *, void *, size_t))dlsym(h, "mallctl");
+	if (mt__opt.arena_max > 0) {
+		unsigned n = 0;
+		size_t sz = sizeof(n);
+		if (preloaded && je_mallctl &&
+		    je_mallctl("opt.narenas", &n, &sz, NULL, 0) == 0 && n != (unsigned)mt__opt.arena_max)
+			mt__warn("jemalloc started before memtrace with %u arenas: MEMTRACE_ARENA_MAX=%d "
+				 "cannot apply; set MALLOC_CONF=narenas:%d",
+				 n, mt__opt.arena_max, mt__opt.arena_max);
+		else
+			applied_arena_max = mt__opt.arena_max;
+	}
+	return &je;
+}
+
+static size_t read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	if (fd < 0)
+		return 0;
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return len;
+}
+
+static uint64_t parse_u64(const char **p)
+{
+	uint64_t v = 0;
+	while (**p == ' ')
+		(*p)++;
+	while (**p >= '0' && **p <= '9')
+		v = v * 10 + (uint64_t)(*(*p)++ - '0');
+	return v;
+}
+
+static uint64_t parse_hex(const char **p)
+{
+	uint64_t v = 0;
+	for (;; (*p)++) {
+		char c = **p;
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (uint64_t)(c - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+/* Anonymous mappings from /proc/self/maps, read in chunks. A glibc arena
+ * heap is a 64 MiB-aligned reservation, part read-write and the rest
+ * PROT_NONE: adjacent anonymous pieces from an aligned start that add up to
+ * exactly 64 MiB count as one. */
+static void scan_maps(mt_alloc_stats_t *st)
+{
+	const uint64_t heap = 64ull << 20;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	char *buf = mt__map(1u << 16);
+	size_t have = 0;
+	uint64_t run_start = 0, run_end = 0;
+
+	if (fd < 0 || !buf) {
+		if (fd >= 0)
+			close(fd);
+		mt__unmap(buf, 1u << 16);
+		return;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + have, (1u << 16) - 1 - have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 && have == 0)
+			break;
+		have += n > 0 ? (size_t)n : 0;
+		buf[have] = '\0';
+		char *nl, *line = buf;
+		while ((nl = strchr(line, '\n')) || (n <= 0 && *line)) {
+			if (nl)
+				*nl = '\0';
+			const char *p = line;
+			uint64_t lo = parse_hex(&p);
+			p++;
+			uint64_t hi = parse_hex(&p);
+			/* perms offset dev inode [path] */
+			int field = 0;
+			const char *path = "";
+			uint64_t inode = 0;
+			while (*p && field < 5) {
+				while (*p == ' ')
+					p++;
+				field++;
+				if (field == 4)
+					inode = parse_u64(&p);
+				else
+					while (*p && *p != ' ')
+						p++;
+			}
+			while (*p == ' ')
+				p++;
+			path = p;
+			if (inode == 0 && (*path == '\0' || strcmp(path, "[heap]") == 0)) {
+				uint64_t len = hi - lo;
+				st->anon_maps++;
+				st->anon_bytes += len;
+				if (len >= (1u << 20))
+					st->anon_1m++;
+				if (lo % heap == 0) {
+					run_start = lo;
+					run_end = hi;
+				} else if (run_end == lo) {
+					run_end = hi;
+				} else {
+					run_start = run_end = 0;
+				}
+				if (run_end && run_end - run_start == heap) {
+					st->anon_64m++;
+					run_start = run_end = 0;
+				}
+			} else {
+				run_start = run_end = 0;
+			}
+			if (!nl) {
+				line += strlen(line);
+				break;
+			}
+			line = nl + 1;
+		}
+		size_t rest = have - (size_t)(line - buf);
+		memmove(buf, line, rest);
+		have = rest;
+		if (n <= 0)
+			break;
+	}
+	close(fd);
+	mt__unmap(buf, 1u << 16);
+}
+
+static void glibc_stats(mt_alloc_stats_t *st)
+{
+	struct mallinfo2 mi = mallinfo2();
+	st->held = mi.arena + mi.hblkhd;
+	st->in_use = mi.uordblks + mi.hblkhd;
+
+	/* one <heap nr="N"> element per arena */
+	size_t cap = 1u << 20;
+	char *xml = mt__map(cap);
+	if (!xml)
+		return;
+	FILE *f = fmemopen(xml, cap - 1, "w");
+	if (f) {
+		malloc_info(0, f);
+		fclose(f);
+		xml[cap - 1] = '\0';
+		for (const char *p = xml; (p = strstr(p, "<heap nr=")); p += 9)
+			st->arenas++;
+	}
+	mt__unmap(xml, cap);
+}
+
+static void jemalloc_stats(mt_alloc_stats_t *st)
+{
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch), v;
+	unsigned narenas;
+	if (!je_mallctl)
+		return;
+	je_mallctl("epoch", &epoch, &sz, &epoch, sz);
+	sz = sizeof(v);
+	if (je_mallctl("stats.mapped", &v, &sz, NULL, 0) == 0)
+		st->held = v;
+	sz = sizeof(v);
+	if (je_mallctl("stats.allocated", &v, &sz, NULL, 0) == 0)
+		st->in_use = v;
+	sz = sizeof(v);
+	if (je_mallctl("stats.resident", &v, &sz, NULL, 0) == 0)
+		st->resident = v;
+	sz = sizeof(narenas);
+	if (je_mallctl("arenas.narenas", &narenas, &sz, NULL, 0) == 0)
+		st->arenas = narenas;
+}
+
+void mt__alloc_stats(mt_alloc_stats_t *st)
+{
+	char buf[256];
+	memset(st, 0, sizeof(*st));
+	if (je.malloc) {
+		strcpy(st->name, "jemalloc");
+		jemalloc_stats(st);
+	} else {
+		strcpy(st->name, "glibc");
+		glibc_stats(st);
+	}
+	st->arena_max = (uint64_t)applied_arena_max;
+	if (read_file("/proc/self/statm", buf, sizeof(buf))) {
+		const char *p = buf;
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		st->vms = parse_u64(&p) * pg;
+		st->rss = parse_u64(&p) * pg;
+	}
+	scan_maps(st);
+}
