@@ -19,7 +19,9 @@
  *           u64 wall_ns, u64 mono_ns (when the dump began),
  *           u64 start_wall_ns, u64 start_mono_ns (when tracking began),
  *           u32 depth (frames captured at most), u32 page_size,
- *           u32 len + exe path, u32 len + command line (NUL-separated args)
+ *           u32 len + exe path, u32 len + command line (NUL-separated args),
+ *           (since 1.1) u64 sample mean: 0 when every allocation is recorded,
+ *           else the mean bytes between samples (counters are estimates)
  *   TOTALS  u32 n, then n u64 counters in MT_TOTALS order; a reader takes
  *           the ones it knows, so later minor versions may append
  *   MODULE  u64 bias (dlpi_addr), u64 lo, u64 hi (range of PT_LOAD

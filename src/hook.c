@@ -227,6 +227,7 @@ static void init(void)
 		return;
 	}
 	mt__unwind_init();
+	mt__sample_init();
 	mt__arena_tune();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	if (mt__opt.at_exit)
@@ -262,7 +263,10 @@ __attribute__((constructor)) static void mt_ctor(void)
 	tl_busy++;
 	/* the switch to jemalloc: what was allocated before stays the
 	 * system's, and goes back to it (the owner bit in the table) */
-	if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
+	if (mt__opt.allocator == MT_ALLOC_JEMALLOC && mt__sample_mean)
+		mt__warn("MEMTRACE_ALLOCATOR=jemalloc does not go with MEMTRACE_SAMPLE (unsampled "
+			 "blocks would have no known owner); the system allocator stays");
+	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
 		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
 	mt__trigger_init();
 	tl_busy--;
@@ -328,6 +332,12 @@ static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int 
 }
 
 
+/* Sampling mode: most calls skip recording, after one counter update. */
+static inline bool unsampled(size_t size)
+{
+	return mt__sample_mean && !mt__sample_next(size);
+}
+
 /* ---- the malloc family ---- */
 
 EXPORT void *malloc(size_t size)
@@ -340,7 +350,7 @@ EXPORT void *malloc(size_t size)
 	if (!ENTER())
 		return real.malloc(size);
 	const mt_backend_t *b = be;
-	void *p = keep(b, b->malloc(size), size, 0, 0);
+	void *p = unsampled(size) ? b->malloc(size) : keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
 	return p;
 }
@@ -360,7 +370,7 @@ EXPORT void free(void *p)
 	if (!p || in_pool(p))
 		return;
 	ENSURE_RESOLVED();
-	if (MT_LIKELY(init_state == INIT_READY)) {
+	if (MT_LIKELY(init_state == INIT_READY) && !(mt__sample_mean && !mt__maybe_recorded(p))) {
 		int saved = errno;
 		forget(p)->free(p);
 		errno = saved;
@@ -388,7 +398,8 @@ EXPORT void *calloc(size_t n, size_t size)
 	if (!ENTER())
 		return real.calloc(n, size);
 	const mt_backend_t *b = be;
-	void *p = keep(b, b->calloc(n, size), n * size, 0, 1);
+	void *p = unsampled(n * size) ? b->calloc(n, size)
+				      : keep(b, b->calloc(n, size), n * size, 0, 1);
 	LEAVE();
 	return p;
 }
@@ -439,7 +450,7 @@ static void *do_realloc(void *p, size_t size)
 		return q;
 	}
 
-	uint64_t meta = mt__heap_detach(p);
+	uint64_t meta = mt__sample_mean && !mt__maybe_recorded(p) ? 0 : mt__heap_detach(p);
 	const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 	const mt_backend_t *nb = be;
 	void *q;
@@ -449,7 +460,8 @@ static void *do_realloc(void *p, size_t size)
 		saved = errno;
 		if (q || size == 0) {
 			mt__heap_release(meta);
-			q = keep(nb, q, size, size, 0);
+			if (!unsampled(size))
+				q = keep(nb, q, size, size, 0);
 		} else {
 			mt__heap_reattach(p, meta);
 		}
@@ -498,7 +510,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	void *p = NULL;
 	int r = b->posix_memalign(&p, align, size);
 	if (r == 0) {
-		if (record_heap(p, size, owner_of_be(b)) || b == &sysbe) {
+		if (unsampled(size) || record_heap(p, size, owner_of_be(b)) || b == &sysbe) {
 			*out = p;
 		} else {
 			b->free(p);
@@ -523,7 +535,8 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			return real.name args;                                 \
 		const mt_backend_t *b = be;                                    \
 		void *p = b->name args;                                        \
-		if (p && !record_heap(p, size_expr, owner_of_be(b)) && b != &sysbe) { \
+		if (p && !unsampled(size_expr) &&                              \
+		    !record_heap(p, size_expr, owner_of_be(b)) && b != &sysbe) { \
 			b->free(p);                                            \
 			p = real.name args;                                    \
 		}                                                              \

@@ -35,6 +35,8 @@ typedef struct mt_options {
 	long interval_ms; /* MEMTRACE_INTERVAL: periodic dumps, 0 for none */
 	int arena_max;    /* MEMTRACE_ARENA_MAX: cap the allocator's arenas, 0: leave */
 	int allocator;    /* MEMTRACE_ALLOCATOR: MT_ALLOC_SYSTEM or MT_ALLOC_JEMALLOC */
+	long sample_bytes; /* MEMTRACE_SAMPLE: mean bytes between samples, 0: exact */
+	long sample_seed; /* MEMTRACE_SAMPLE_SEED: 0 for a random seed */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
@@ -87,6 +89,9 @@ MT_HIDDEN bool mt__heap_remove(void *p);
 MT_HIDDEN uint64_t mt__heap_detach(void *p);
 MT_HIDDEN void mt__heap_release(uint64_t meta);
 MT_HIDDEN void mt__heap_reattach(void *p, uint64_t meta);
+/* In sampling mode: false when p is surely not a recorded block (a
+ * counting filter read without a lock); true when it may be. */
+MT_HIDDEN bool mt__maybe_recorded(const void *p);
 /* The entry of a live block, left in place; false when not tracked. */
 MT_HIDDEN bool mt__heap_lookup(void *p, uint64_t *meta);
 /* The callsite an entry was recorded at (NULL if unknown). */
@@ -140,6 +145,15 @@ MT_HIDDEN void mt__arena_tune(void);
 MT_HIDDEN const mt_backend_t *mt__jemalloc_load(void);
 /* The allocator's own figures, gathered on the dump thread. */
 MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
+
+/* ---- sample.c: Poisson sampling by bytes ---- */
+extern uint64_t mt__sample_mean MT_HIDDEN; /* 0: exact mode */
+MT_HIDDEN void mt__sample_init(void);
+/* Whether this thread's next allocation of size bytes is sampled. */
+MT_HIDDEN bool mt__sample_next(size_t size);
+/* A recorded block's weight: estimated bytes (size/p) and blocks (1/p);
+ * size and 1 in exact mode. */
+MT_HIDDEN void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount);
 
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
 /* Installs the signal handler (unless the program has its own) and starts

@@ -18,7 +18,8 @@
 
 mt_options_t mt__opt;
 
-enum opt_type { OPT_INT, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS, OPT_ALLOCATOR };
+enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS,
+		OPT_ALLOCATOR };
 
 struct opt {
 	const char *name;
@@ -45,6 +46,10 @@ static const struct opt table[] = {
 	  "write a snapshot every this many seconds (decimals allowed; 0: never)" },
 	{ "MEMTRACE_ARENA_MAX", OPT_INT, 0, 1, 1024, OFF(arena_max),
 	  "cap the allocator's arenas (glibc arena_max, jemalloc narenas); unset: leave" },
+	{ "MEMTRACE_SAMPLE", OPT_SIZE, 0, 1, 1l << 30, OFF(sample_bytes),
+	  "sample: record one allocation per this many bytes on average (K, M, G); unset: exact" },
+	{ "MEMTRACE_SAMPLE_SEED", OPT_LONG, 0, 1, 1l << 62, OFF(sample_seed),
+	  "seed of the sampling draws, for reproducible runs; unset: random" },
 	{ "MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
 	  "the allocator behind the program's allocations: system or jemalloc" },
 };
@@ -208,6 +213,34 @@ void mt__options_init(void)
 			}
 			*(int *)field = (int)n;
 			break;
+		case OPT_LONG:
+		case OPT_SIZE: {
+			char num[32];
+			size_t len = v ? strlen(v) : 0;
+			long mult = 1;
+			bool ok = v && len > 0 && len < sizeof(num);
+			if (ok) {
+				memcpy(num, v, len + 1);
+				char last = num[len - 1];
+				if (o->type == OPT_SIZE && (last == 'K' || last == 'k' || last == 'M' ||
+							    last == 'm' || last == 'G' || last == 'g')) {
+					mult = last == 'K' || last == 'k' ? 1l << 10
+					       : last == 'M' || last == 'm' ? 1l << 20 : 1l << 30;
+					num[--len] = '\0';
+				}
+				ok = len > 0 && parse_long(num, 1, o->max / mult, &n) && num[0] != '-';
+				n *= mult;
+			}
+			if (v && (!ok || n < o->min || n > o->max)) {
+				mt__warn("%s='%s' is not a %s in %ld..%ld; ignored", o->name,
+					 clip(v, shown, sizeof(shown)),
+					 o->type == OPT_SIZE ? "size (K, M, G allowed)" : "whole number",
+					 o->min, o->max);
+				n = o->def;
+			}
+			*(long *)field = n;
+			break;
+		}
 		case OPT_ALLOCATOR:
 			if (v && strcmp(v, "system") == 0)
 				n = MT_ALLOC_SYSTEM;

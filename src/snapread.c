@@ -111,6 +111,8 @@ static int parse_meta(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 	at += 56;
 	if (get_str(c, &at, end, &s->exe, NULL) || get_str(c, &at, end, &s->cmdline, &s->cmdline_len))
 		return -1;
+	if (end - at >= 8)
+		s->sample_bytes = mt__get_u64(c->data + at);
 	return 0;
 }
 

@@ -137,7 +137,7 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	while (clen > 0 && cmd[clen - 1] == '\0')
 		clen--;
 
-	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen);
+	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen + 8);
 	w_u32(w, (uint32_t)getpid());
 	w_u32(w, (uint32_t)getppid());
 	w_u32(w, seq);
@@ -150,6 +150,7 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	w_u32(w, (uint32_t)sysconf(_SC_PAGESIZE));
 	w_str(w, exe_path, (size_t)elen);
 	w_str(w, cmd, clen);
+	w_u64(w, mt__sample_mean);
 }
 
 static void write_totals(writer_t *w)

@@ -16,7 +16,9 @@
  *              owner bit says which allocator holds the block (arena.c).
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
- *   counters   per-callsite and process totals are relaxed atomics.
+ *   counters   per-callsite counters are relaxed atomics; of the heap's process
+ *              totals only the live bytes (for the peak) are kept on the hot
+ *              path, the counts are summed from the callsites when read.
  *
  * Lock order (fork takes them all in this order): site shards 0..63, heap
  * shards 0..255, the mapping lock, then ialloc.c's lock. No table lock is
@@ -71,7 +73,7 @@ static uint32_t next_id = 1;
 
 /* ---- live heap block state ---- */
 #define HEAP_SHARDS 256
-#define HEAP_MIN_CAP 1024
+#define HEAP_MIN_CAP 16 /* small live sets stay in cache */
 #define SIZE_SHIFT (ID_BITS + 1)
 #define OWNER_BIT (1ull << ID_BITS)
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
@@ -125,14 +127,20 @@ bool mt__table_init(void)
 
 /* ---- callsites ---- */
 
+/* Two independent multiply lanes: half the latency of one serial chain. */
 static uint64_t stack_hash(const uintptr_t *frames, int n, int domain)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 2 + domain);
-	for (int i = 0; i < n; i++) {
-		h ^= frames[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 33;
+	uint64_t a = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 2 + domain), b = 0xc2b2ae3d27d4eb4full;
+	int i = 0;
+	for (; i + 1 < n; i += 2) {
+		a = (a ^ frames[i]) * 0xff51afd7ed558ccdull;
+		b = (b ^ frames[i + 1]) * 0xc4ceb9fe1a85ec53ull;
 	}
+	if (i < n)
+		a = (a ^ frames[i]) * 0xff51afd7ed558ccdull;
+	uint64_t h = a ^ (b >> 29) ^ (a >> 32);
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
 	return h ? h : 1;
 }
 
@@ -165,17 +173,52 @@ static mt_site_t *site_by_id(uint32_t id)
 	return chunk ? __atomic_load_n(&chunk[id % ID_CHUNK], __ATOMIC_ACQUIRE) : NULL;
 }
 
+static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			      int domain);
+
+/* A per-thread direct-mapped cache in front of the shards: a hot path finds
+ * its callsite without a lock. Entries are verified frame by frame, so two
+ * stacks with one hash are never merged. 4 KiB of static TLS per thread,
+ * trivially destructible: a thread that exits leaves nothing behind. */
+#define TL_CACHE 256
+static __thread struct {
+	uint64_t hash;
+	mt_site_t *site;
+} tl_sites[TL_CACHE] __attribute__((tls_model("initial-exec")));
+
+static inline bool same_site(const mt_site_t *s, const uintptr_t *frames, int n, int domain)
+{
+	return s->domain == domain && s->nframes == n &&
+	       memcmp(s->frames, frames, (size_t)n * sizeof(*frames)) == 0;
+}
+
 mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
 {
 	uint64_t h = stack_hash(frames, n, domain);
 	struct site_shard *sh = &site_shards[h % SITE_SHARDS];
+	mt_site_t *s;
+	unsigned slot = (unsigned)(h >> 32) % TL_CACHE;
+
+	s = tl_sites[slot].site;
+	if (tl_sites[slot].hash == h && s && same_site(s, frames, n, domain))
+		return s;
+	s = site_lookup(sh, h, frames, n, domain);
+	if (s) {
+		tl_sites[slot].hash = h;
+		tl_sites[slot].site = s;
+	}
+	return s;
+}
+
+static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			      int domain)
+{
 	mt_site_t *s, *head;
 
 	pthread_mutex_lock(&sh->lock);
 	HASH_FIND(hh, sh->head, &h, sizeof(h), head);
 	for (s = head; s; s = s->collide)
-		if (s->domain == domain && s->nframes == n &&
-		    memcmp(s->frames, frames, (size_t)n * sizeof(*frames)) == 0)
+		if (same_site(s, frames, n, domain))
 			goto out;
 
 	s = mt__ialloc(sizeof(*s) + (size_t)n * sizeof(*frames));
@@ -206,11 +249,11 @@ out:
 	return s;
 }
 
-static void site_alloc(mt_site_t *s, uint64_t size)
+static void site_alloc(mt_site_t *s, uint64_t size, uint64_t count)
 {
-	ADD(s->alloc_count, 1);
+	ADD(s->alloc_count, count);
 	ADD(s->alloc_bytes, size);
-	ADD(s->live_count, 1);
+	ADD(s->live_count, (int64_t)count);
 	raise_peak((uint64_t *)&s->peak_bytes, (uint64_t)ADD(s->live_bytes, (int64_t)size));
 }
 
@@ -311,15 +354,41 @@ int mt__meta_owner(uint64_t meta)
 	return (meta & OWNER_BIT) ? 1 : 0;
 }
 
+/* Sampling mode: a counting filter over recorded blocks' addresses, so that
+ * free() of the many unsampled blocks skips the table. */
+#define FILTER_BITS 16
+static uint8_t filter[1u << FILTER_BITS];
+
+static inline size_t filter_slot(const void *p)
+{
+	return (size_t)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - FILTER_BITS));
+}
+
+bool mt__maybe_recorded(const void *p)
+{
+	return __atomic_load_n(&filter[filter_slot(p)], __ATOMIC_RELAXED) != 0;
+}
+
+static void filter_add(const void *p, int d)
+{
+	if (!mt__sample_mean)
+		return;
+	uint8_t *f = &filter[filter_slot(p)];
+	uint8_t old = __atomic_load_n(f, __ATOMIC_RELAXED);
+	/* a saturated counter stays set: a false "maybe", never a miss */
+	while (old != 255 && !__atomic_compare_exchange_n(f, &old, (uint8_t)(old + d), true,
+							  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
 static void release_meta(uint64_t meta)
 {
-	uint64_t size = meta >> SIZE_SHIFT;
+	uint64_t size = meta >> SIZE_SHIFT, wbytes, wcount;
 	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
+	mt__sample_weight(size, &wbytes, &wcount);
 	if (s)
-		site_release(s, size, 1);
-	ADD(totals.heap_live_bytes, -size);
-	ADD(totals.heap_live_count, -1);
-	ADD(totals.heap_free_count, 1);
+		site_release(s, wbytes, (int64_t)wcount);
+	ADD(totals.heap_live_bytes, -wbytes);
 }
 
 bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
@@ -348,11 +417,12 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 
 	if (stale)
 		release_meta(stale);
-	site_alloc(site, sz);
-	ADD(totals.heap_alloc_count, 1);
-	ADD(totals.heap_alloc_bytes, sz);
-	ADD(totals.heap_live_count, 1);
-	raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, sz));
+	else
+		filter_add(p, 1);
+	uint64_t wbytes, wcount;
+	mt__sample_weight(sz, &wbytes, &wcount);
+	site_alloc(site, wbytes, wcount);
+	raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, wbytes));
 	return true;
 }
 
@@ -372,6 +442,8 @@ uint64_t mt__heap_detach(void *p)
 		}
 	}
 	pthread_mutex_unlock(&sh->lock);
+	if (meta)
+		filter_add(p, -1);
 	return meta;
 }
 
@@ -392,8 +464,10 @@ void mt__heap_reattach(void *p, uint64_t meta)
 	pthread_mutex_lock(&sh->lock);
 	/* the entry was taken out a moment ago, so the table has room */
 	size_t i = heap_find(sh, key, h);
-	if (!sh->slots[i].key)
+	if (!sh->slots[i].key) {
 		sh->count++;
+		filter_add(p, 1);
+	}
 	sh->slots[i].key = key;
 	sh->slots[i].meta = meta;
 	pthread_mutex_unlock(&sh->lock);
@@ -518,7 +592,7 @@ void mt__mmap_add(void *p, size_t len, mt_site_t *site)
 	pthread_mutex_lock(&map_lock);
 	regions_cut(lo, hi);
 	if (region_insert_at(region_first_above(lo), (struct region){ lo, hi, site })) {
-		site_alloc(site, len);
+		site_alloc(site, len, 1);
 		ADD(totals.mmap_alloc_count, 1);
 		ADD(totals.mmap_alloc_bytes, len);
 		ADD(totals.mmap_live_count, 1);
@@ -550,12 +624,25 @@ void mt__mmap_remove(void *p, size_t len)
 
 /* ---- reading ---- */
 
+static void sum_heap_site(const mt_site_t *s, void *arg)
+{
+	mt_totals_t *t = arg;
+	if (s->domain != MT_DOMAIN_HEAP)
+		return;
+	int64_t lc = LOAD(s->live_count);
+	t->heap_live_count += lc > 0 ? (uint64_t)lc : 0;
+	t->heap_alloc_count += LOAD(s->alloc_count);
+	t->heap_alloc_bytes += LOAD(s->alloc_bytes);
+}
+
 void mt__totals_get(mt_totals_t *t)
 {
 	const uint64_t *src = (const uint64_t *)&totals;
 	uint64_t *dst = (uint64_t *)t;
 	for (size_t i = 0; i < MT_TOTALS_N; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	mt__sites_foreach(sum_heap_site, t);
+	t->heap_free_count = t->heap_alloc_count - t->heap_live_count;
 }
 
 void mt__reset_peak(void)

@@ -433,6 +433,13 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
 	fprintf(f, "%sSnapshot %u of pid %u (%s), %s, %.3f s after start: %s\n", label, s->seq,
 		s->pid, mt_reason_text(s->reason), when, mt_snap_seconds(s), exe);
+	if (s->sample_bytes) {
+		char rate[32];
+		mt_format_size(rate, sizeof(rate), (double)s->sample_bytes, false);
+		fprintf(f, "%sSampled: one allocation per %s on average, weighted by 1/p: sizes and "
+			   "counts below are estimates\n",
+			label, rate);
+	}
 	free(exe);
 }
 

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""tools/bench/overhead.py - memtrace's overhead, side by side in one run.
+
+Each workload runs bare, under memtrace exact (default depth), under memtrace
+sampled (MEMTRACE_SAMPLE=512K) and under heaptrack (Debian's package), the
+modes alternating, REPS times each; the table gives medians of wall and CPU
+time (user + sys of the whole process tree) as ratios to bare, and peak RSS.
+Then: 2-thread throughput against 1 thread, memtrace's bytes per live
+allocation, how long a dump holds up an allocating thread, and how time per
+operation scales with live blocks and with callsites.
+
+  python3 tools/bench/overhead.py [--reps N] [--quick] [--no-scaling]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+B = os.path.join(ROOT, "build")
+LIB = os.path.join(B, "src", "libmemtrace.so")
+BENCH = os.path.join(B, "tools", "bench")
+
+PY = r"""
+class Node:
+    __slots__ = ("k", "v", "kids")
+    def __init__(self, k, v): self.k, self.v, self.kids = k, v, []
+total = 0
+for r in range(6):
+    d = {}
+    for i in range(60000):
+        n = Node("k%d" % i, [i, str(i), {"x": i}])
+        d[n.k] = n
+        if i % 3: d["k%d" % (i // 2)].kids.append(n)
+    total += sum(len(n.kids) + len(n.v[1]) for n in d.values())
+print(total)
+"""
+
+SQL = """
+CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, v REAL);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 300000)
+INSERT INTO t SELECT x, 'name-' || x, x * 0.5 FROM c;
+CREATE INDEX t_name ON t(name);
+CREATE INDEX t_v ON t(v);
+SELECT count(*), sum(v) FROM t WHERE name LIKE 'name-1%';
+"""
+
+
+def run(cmd, env, cwd, stdin=None):
+    """Wall, CPU (user + sys, the whole tree) and peak RSS (KiB) of cmd, as
+    GNU time sees them: its own small process forks the command, so the
+    peak RSS is the command's, not this script's."""
+    out = os.path.join(cwd, "time.out")
+    t0 = time.monotonic()
+    r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", out, *cmd], env=env, cwd=cwd,
+                       input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.monotonic() - t0
+    if r.returncode != 0:
+        return None
+    u, s, m = open(out).read().split()[-3:]
+    return wall, float(u) + float(s), int(m)
+
+
+def modes(have_heaptrack):
+    m = ["bare", "exact", "sampled"]
+    return m + (["heaptrack"] if have_heaptrack else [])
+
+
+def command(mode, cmd, work):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if mode in ("exact", "sampled"):
+        env["LD_PRELOAD"] = LIB
+        env["MEMTRACE_DIR"] = work
+        env["MEMTRACE_AT_EXIT"] = "0"  # the run, not the final dump
+        if mode == "sampled":
+            env["MEMTRACE_SAMPLE"] = "512K"
+    if mode == "heaptrack":
+        out = os.path.join(work, "ht")
+        for f in os.listdir(work):
+            if f.startswith("ht"):
+                os.unlink(os.path.join(work, f))
+        cmd = ["heaptrack", "-o", out, *cmd]
+    return cmd, env
+
+
+def bench(workloads, reps, have_ht):
+    rows = []
+    for name, cmd, stdin, extra in workloads:
+        res = {m: [] for m in modes(have_ht)}
+        work = tempfile.mkdtemp(prefix="mt-bench-")
+        for _ in range(reps):
+            for m in modes(have_ht):
+                c, env = command(m, cmd, work)
+                env.update(extra)
+                res[m].append(run(c, env, work, stdin))
+        shutil.rmtree(work, ignore_errors=True)
+        med = {m: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
+                   max(x[2] for x in v)) for m, v in res.items() if v and None not in v}
+        rows.append((name, med))
+        bw, bc, _ = med["bare"]
+        for m in modes(have_ht):
+            if m not in med:
+                print(f"{name:<38} {m:<10} failed", flush=True)
+                continue
+            w, c, rss = med[m]
+            print(f"{name:<38} {m:<10} {w:8.3f} {c:8.3f} {w / bw:9.2f}x {c / bc:9.2f}x "
+                  f"{rss / 1024:9.1f}", flush=True)
+    return rows
+
+
+def footprint(args):
+    env = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=tempfile.mkdtemp(prefix="mt-bench-"),
+               MEMTRACE_AT_EXIT="0")
+    bare = dict(os.environ)
+    bare.pop("LD_PRELOAD", None)
+    exe = os.path.join(BENCH, "footprint")
+
+    def one(e, *a):
+        out = subprocess.run([exe, *map(str, a)], env=e, capture_output=True, text=True,
+                             check=True).stdout
+        return dict(kv.split("=") for kv in out.split())
+    return one, env, bare
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="smaller workloads")
+    ap.add_argument("--no-scaling", action="store_true")
+    a = ap.parse_args()
+    subprocess.run(["ninja", "-C", B], check=True, stdout=subprocess.DEVNULL)
+    have_ht = shutil.which("heaptrack") is not None
+    if not have_ht:
+        print("heaptrack not found (apt-get install heaptrack): its column is left out")
+    ops = 2000000 if a.quick else 10000000
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+    churn = os.path.join(BENCH, "churn")
+    workloads = [
+        (f"C churn {ops // 1000000}M ops, 1 thread", [churn, str(ops), "1"], None, {}),
+        (f"C churn {ops // 1000000}M ops, 2 threads", [churn, str(ops), "2"], None, {}),
+        ("Python objects (PYTHONMALLOC=malloc)", [py, "-c", PY], None, {"PYTHONMALLOC": "malloc"}),
+        ("sqlite3 300k rows, 2 indexes", ["sqlite3", ":memory:"], SQL.encode(), {}),
+        ("C++ map/string/vector", [os.path.join(BENCH, "cxxload"), "10" if a.quick else "40"], None, {}),
+    ]
+    print(f"median of {a.reps} runs each, modes alternating; CPU = user + sys of the process tree")
+    print(f"{'workload':<38} {'mode':<10} {'wall s':>8} {'cpu s':>8} {'wall/bare':>10} "
+          f"{'cpu/bare':>10} {'maxRSS MiB':>10}")
+    rows = bench(workloads, a.reps, have_ht)
+
+    med = dict(rows)
+    c1 = med[workloads[0][0]]
+    c2 = med[workloads[1][0]]
+    print()
+    for m in modes(have_ht):
+        if m in c1 and m in c2:
+            print(f"2 threads vs 1, same total ops, {m:<9}: {c1[m][0] / c2[m][0]:.2f}x the throughput")
+    if have_ht and "heaptrack" in c1:
+        for m in ("exact", "sampled"):
+            print(f"churn 1 thread: memtrace {m} is {c1['heaptrack'][1] / c1[m][1]:.1f}x "
+                  f"less CPU than heaptrack")
+
+    one, env, bare = footprint(a)
+    n = 200000 if a.quick else 1000000
+    b, t = one(bare, n, 50000), one(env, n, 50000)
+    extra = (int(t["rss_kb"]) - int(b["rss_kb"])) * 1024
+    print(f"\n{n} live blocks of 32 B in 50000 callsites: RSS +{extra / 2**20:.1f} MiB under "
+          f"memtrace, {extra / n:.1f} bytes per live block, callsite tables included")
+    h = one(env, n, 50000, "holdup")
+    print(f"dump of {n} live blocks in 50000 callsites: an allocating thread was held up "
+          f"{float(h['max_stall_us']) / 1000:.2f} ms at most")
+    if a.no_scaling:
+        return
+    print("\ntime per free+malloc, ns (bare / memtrace exact):")
+    for live in ([1000, 100000, 1000000] if a.quick else [1000, 100000, 1000000, 10000000]):
+        b, t = one(bare, live, 1000), one(env, live, 1000)
+        print(f"  {live:>9} live blocks, 1000 callsites: {float(b['ns_per_op']):7.1f} / "
+              f"{float(t['ns_per_op']):7.1f}")
+    for sites in [10, 1000, 100000, 262144]:
+        b, t = one(bare, 300000, sites), one(env, 300000, sites)
+        print(f"  300000 live blocks, {sites:>6} callsites: {float(b['ns_per_op']):7.1f} / "
+              f"{float(t['ns_per_op']):7.1f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
