@@ -101,7 +101,9 @@ enum mt_reason {
 	X(mmap_alloc_bytes)                                                    \
 	X(mmap_free_count)                                                     \
 	X(sites)                                                               \
-	X(untracked_allocs)
+	X(untracked_allocs)                                                    \
+	X(fast_unwinds)                                                        \
+	X(unwind_mismatches)
 
 typedef struct mt_totals {
 #define X(name) uint64_t name;

@@ -70,6 +70,9 @@ MT_HIDDEN uint64_t mt__now_ns(int clock);
  * own frames removed. Takes no memtrace lock. Returns the count. */
 MT_HIDDEN int mt__unwind(uintptr_t *frames, int max);
 MT_HIDDEN void mt__unwind_init(void);
+/* Stacks taken by the frame-size cache (about), and how many of its
+ * periodic checks against libunwind disagreed. */
+MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);
 
 /* ---- table.c ---- */
 typedef struct mt_site mt_site_t;

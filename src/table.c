@@ -272,12 +272,14 @@ void mt__count_untracked(void)
 
 /* ---- live heap blocks ---- */
 
-/* murmur3's finalizer: heap addresses differ in a few middle bits, and
- * linear probing needs every output bit to depend on all of them. The top
- * byte picks the shard, the low bits the home slot. */
+/* Blocks that are neighbours on the heap are neighbours in the table: the
+ * hash (murmur3's finalizer) is of the 256-byte region, the home slot adds
+ * the 16-byte granule within it. Allocation order then walks the table
+ * sequentially instead of missing the cache at every call. The top byte of
+ * the hash picks the shard. */
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	uint64_t h = p;
+	uint64_t h = p >> 8;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
@@ -286,9 +288,9 @@ static inline uint64_t ptr_hash(uintptr_t p)
 	return h;
 }
 
-static inline size_t home_slot(uint64_t h, size_t cap)
+static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
 {
-	return (size_t)h & (cap - 1);
+	return (size_t)(h + ((key >> 4) & 15)) & (cap - 1);
 }
 
 static inline struct heap_shard *shard_of(uint64_t h)
@@ -307,7 +309,7 @@ static bool heap_grow(struct heap_shard *sh)
 		uintptr_t k = sh->slots[i].key;
 		if (!k)
 			continue;
-		size_t j = home_slot(ptr_hash(k), cap);
+		size_t j = home_slot(k, ptr_hash(k), cap);
 		while (t[j].key)
 			j = (j + 1) & (cap - 1);
 		t[j] = sh->slots[i];
@@ -321,7 +323,7 @@ static bool heap_grow(struct heap_shard *sh)
 /* Index of p's entry, or of the empty slot where it would go. */
 static size_t heap_find(const struct heap_shard *sh, uintptr_t p, uint64_t h)
 {
-	size_t i = home_slot(h, sh->cap);
+	size_t i = home_slot(p, h, sh->cap);
 	while (sh->slots[i].key && sh->slots[i].key != p)
 		i = (i + 1) & (sh->cap - 1);
 	return i;
@@ -336,7 +338,7 @@ static void heap_delete_at(struct heap_shard *sh, size_t i)
 		uintptr_t k = sh->slots[j].key;
 		if (!k)
 			break;
-		size_t home = home_slot(ptr_hash(k), sh->cap);
+		size_t home = home_slot(k, ptr_hash(k), sh->cap);
 		/* move j back to i unless its home lies cyclically in (i, j] */
 		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 		if (!stays) {
@@ -643,6 +645,7 @@ void mt__totals_get(mt_totals_t *t)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	mt__sites_foreach(sum_heap_site, t);
 	t->heap_free_count = t->heap_alloc_count - t->heap_live_count;
+	mt__unwind_stats(&t->fast_unwinds, &t->unwind_mismatches);
 }
 
 void mt__reset_peak(void)

@@ -1,23 +1,62 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * unwind.c - stack capture for every tracked allocation, with libunwind's
- * unw_backtrace (local-only). Frames that belong to libmemtrace.so itself are
- * dropped, so frame 0 is always the code that called malloc. Runs before any
- * memtrace lock is taken: libunwind may take the loader lock and allocate,
- * and those allocations come back through the hooks as untracked (hook.c's
- * per-thread guard).
+ * unwind.c - stack capture for every tracked allocation. libunwind (local
+ * only) is the unwinder; in front of it sits a cache of frame sizes that
+ * makes a repeated stack cost a few loads per frame instead of a DWARF
+ * unwind.
+ *
+ * On x86-64 a return address RA_k lives at slot_k on the stack, and the next
+ * one out at slot_k + d, where d is the size of the caller's frame at that
+ * call site. For a function whose CFA is SP-relative at the call (no alloca,
+ * no dynamic realignment), d is a property of RA_k alone. Every libunwind
+ * walk records d per return address in a global table; an address seen with
+ * two different d is marked variable, one whose frame is the outermost is
+ * marked terminal. The fast walk starts at the exact slot of the first
+ * return address outside memtrace (memtrace is built with frame pointers),
+ * reads RA_k, looks up d, and steps; it gives up to libunwind at any address
+ * not known or marked variable, or when a slot would leave this thread's
+ * stack. Every 64th fast walk of a thread is checked against libunwind's
+ * unw_backtrace of the same stack: a difference marks the addresses involved variable and
+ * is counted, so a stack is never silently mis-captured twice.
+ *
+ * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
+ * that called malloc. No memtrace lock is taken: libunwind may take the
+ * loader lock and allocate, and those allocations come back through the
+ * hooks untracked (hook.c's per-thread guard).
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
 #include <libunwind.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "internal.h"
 
 /* libmemtrace.so's executable range, found once at start. */
 static uintptr_t self_lo, self_hi;
+
+/* return address -> caller frame size; 2^16 entries, insert-only */
+#define FS_BITS 16
+#define FS_CAP (1u << FS_BITS)
+#define FS_VARIABLE UINT32_MAX
+#define FS_TERMINAL (UINT32_MAX - 1)
+#define FS_MAX_FRAME (1u << 20) /* a larger frame is treated as variable */
+
+struct fsize {
+	uintptr_t ra;
+	uint32_t size; /* 0 while being filled */
+	uint32_t pad;
+};
+static struct fsize *fs_table;
+
+#define CHECK_EVERY 64
+
+static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
+
+static uint64_t fast_walks, mismatches;
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -38,6 +77,189 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+static inline bool in_self(uintptr_t a)
+{
+	return a >= self_lo && a < self_hi;
+}
+
+static inline size_t fs_home(uintptr_t ra)
+{
+	return (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS));
+}
+
+static uint32_t fs_get(uintptr_t ra)
+{
+	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
+		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
+		if (k == ra)
+			return __atomic_load_n(&fs_table[i].size, __ATOMIC_ACQUIRE);
+		if (!k)
+			return 0;
+	}
+	return 0;
+}
+
+/* Records what a libunwind walk saw; a second, different size for the same
+ * address makes it variable for good. */
+static void fs_put(uintptr_t ra, uint32_t size)
+{
+	if (!fs_table || !ra)
+		return;
+	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
+		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
+		if (!k && __atomic_compare_exchange_n(&fs_table[i].ra, &k, ra, false, __ATOMIC_ACQ_REL,
+						      __ATOMIC_ACQUIRE)) {
+			__atomic_store_n(&fs_table[i].size, size, __ATOMIC_RELEASE);
+			return;
+		}
+		if (k == ra) {
+			uint32_t old = __atomic_load_n(&fs_table[i].size, __ATOMIC_ACQUIRE);
+			if (old != size && old != 0)
+				__atomic_store_n(&fs_table[i].size, FS_VARIABLE, __ATOMIC_RELEASE);
+			return;
+		}
+	}
+	/* the neighbourhood is full: this address stays uncached */
+}
+
+/* This thread's stack, once: the fast walk reads only inside it. */
+static bool stack_bounds(void)
+{
+	pthread_attr_t attr;
+	void *addr;
+	size_t size;
+
+	if (tl_stack_hi)
+		return tl_stack_hi != 1;
+	tl_stack_hi = 1; /* unknown, unless found below */
+	if (pthread_getattr_np(pthread_self(), &attr) != 0)
+		return false;
+	if (pthread_attr_getstack(&attr, &addr, &size) == 0 && size) {
+		tl_stack_lo = (uintptr_t)addr;
+		tl_stack_hi = (uintptr_t)addr + size;
+	}
+	pthread_attr_destroy(&attr);
+	return tl_stack_hi != 1;
+}
+
+/* The slot of the first return address outside memtrace, by our own frame
+ * pointers. 0 if it cannot be found. */
+static uintptr_t first_slot(void)
+{
+	uintptr_t *fp = __builtin_frame_address(0);
+	for (int i = 0; i < 16; i++) {
+		uintptr_t f = (uintptr_t)fp;
+		if (f < tl_stack_lo || f + 16 > tl_stack_hi || (f & 7))
+			return 0;
+		if (!in_self(fp[1]))
+			return f + 8;
+		fp = (uintptr_t *)fp[0];
+	}
+	return 0;
+}
+
+/* The last stack this thread took, with the slot of every frame: a walk
+ * that finds the same return addresses at the same slots has the same
+ * layout (each frame's size follows from its return address), so it reads
+ * them in place, without a table lookup. 512 bytes of static TLS. */
+#define MEMO 16
+static __thread struct {
+	uintptr_t slot[MEMO], ra[MEMO];
+	int n, max;
+} tl_memo __attribute__((tls_model("initial-exec")));
+
+/* -1: the fast walk cannot tell; else the number of frames. */
+static int fast_walk(uintptr_t slot, uintptr_t *frames, int max)
+{
+	int n = 0;
+	bool same = tl_memo.n > 0 && tl_memo.max == max && tl_memo.slot[0] == slot;
+	while (n < max) {
+		if (slot < tl_stack_lo || slot + 8 > tl_stack_hi)
+			goto unknown;
+		uintptr_t ra = *(const uintptr_t *)slot;
+		if (same && ra == tl_memo.ra[n]) {
+			frames[n++] = ra;
+			if (n == tl_memo.n)
+				return n; /* the whole stack is the last one */
+			slot = tl_memo.slot[n];
+			continue;
+		}
+		same = false;
+		uint32_t d = fs_get(ra);
+		if (d == 0 || d == FS_VARIABLE)
+			goto unknown;
+		if (n < MEMO) {
+			tl_memo.slot[n] = slot;
+			tl_memo.ra[n] = ra;
+		}
+		frames[n++] = ra;
+		if (d == FS_TERMINAL)
+			break;
+		slot += d;
+	}
+	tl_memo.n = n <= MEMO ? n : 0;
+	tl_memo.max = max;
+	return n;
+unknown:
+	tl_memo.n = 0; /* partly overwritten: no longer one stack */
+	return -1;
+}
+
+/* libunwind's walk, teaching the frame-size table as it goes. */
+static int slow_walk(uintptr_t *frames, int max)
+{
+	unw_context_t uc;
+	unw_cursor_t c;
+	uintptr_t prev_ra = 0, prev_sp = 0;
+	int n = 0;
+
+	if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+		return 0;
+	for (;;) {
+		unw_word_t ip = 0, sp = 0;
+		unw_get_reg(&c, UNW_REG_IP, &ip);
+		unw_get_reg(&c, UNW_REG_SP, &sp);
+		bool sig = unw_is_signal_frame(&c) > 0;
+		if (ip && !in_self(ip)) {
+			/* ip is a return address stored just below sp */
+			bool plain = !sig && sp >= 8 && *(const uintptr_t *)(sp - 8) == ip;
+			if (prev_ra) {
+				uintptr_t d = sp - prev_sp;
+				fs_put(prev_ra, plain && sp > prev_sp && d < FS_MAX_FRAME ? (uint32_t)d
+											  : FS_VARIABLE);
+			}
+			if (n >= max)
+				break;
+			frames[n++] = ip;
+			prev_ra = plain ? ip : 0;
+			if (!plain)
+				fs_put(ip, FS_VARIABLE);
+			prev_sp = sp;
+		}
+		if (unw_step(&c) <= 0) {
+			if (prev_ra && n < max)
+				fs_put(prev_ra, FS_TERMINAL);
+			break;
+		}
+	}
+	return n;
+}
+
+/* unw_backtrace (libunwind's per-address trace cache), memtrace's frames
+ * dropped: for checking the fast walk, which it should match exactly. */
+static int backtrace_walk(uintptr_t *frames, int max)
+{
+	void *buf[MT_MAX_FRAMES + 8];
+	int want = max + 6 > (int)(sizeof(buf) / sizeof(buf[0])) ? (int)(sizeof(buf) / sizeof(buf[0]))
+								 : max + 6;
+	int n = unw_backtrace(buf, want), skip = 0, out = 0;
+	while (skip < n && in_self((uintptr_t)buf[skip]))
+		skip++;
+	for (int i = skip; i < n && out < max; i++)
+		frames[out++] = (uintptr_t)buf[i];
+	return out;
+}
+
 void mt__unwind_init(void)
 {
 	Dl_info info;
@@ -45,6 +267,9 @@ void mt__unwind_init(void)
 
 	if (dladdr((void *)mt__unwind_init, &info) && info.dli_fbase)
 		dl_iterate_phdr(find_self, info.dli_fbase);
+	fs_table = mt__map(FS_CAP * sizeof(*fs_table));
+	/* per-thread caches: no global lock, no signal masking per step */
+	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	/* warm up: libunwind builds its caches and resolves its own symbols
 	 * here, not inside the program's first hot allocation */
 	(void)mt__unwind(frames, 4);
@@ -52,18 +277,35 @@ void mt__unwind_init(void)
 
 int mt__unwind(uintptr_t *frames, int max)
 {
-	void *buf[MT_MAX_FRAMES + 8];
-	int want = max + 6;
-	if (want > (int)(sizeof(buf) / sizeof(buf[0])))
-		want = (int)(sizeof(buf) / sizeof(buf[0]));
+	if (fs_table && stack_bounds()) {
+		uintptr_t slot = first_slot();
+		int n = slot ? fast_walk(slot, frames, max) : -1;
+		if (n >= 0) {
+			if (++tl_walks % CHECK_EVERY)
+				return n;
+			/* the periodic check: the same stack, by libunwind's own
+			 * cached backtrace */
+			uintptr_t check[MT_MAX_FRAMES];
+			int m = backtrace_walk(check, max);
+			__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
+			bool same = m == n;
+			for (int i = 0; same && i < n; i++)
+				same = check[i] == frames[i];
+			if (same)
+				return n;
+			__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
+			for (int i = 0; i < n; i++)
+				fs_put(frames[i], FS_VARIABLE);
+			for (int i = 0; i < m; i++)
+				frames[i] = check[i];
+			return m;
+		}
+	}
+	return slow_walk(frames, max);
+}
 
-	int n = unw_backtrace(buf, want);
-	int skip = 0;
-	while (skip < n && (uintptr_t)buf[skip] >= self_lo && (uintptr_t)buf[skip] < self_hi)
-		skip++;
-
-	int out = 0;
-	for (int i = skip; i < n && out < max; i++)
-		frames[out++] = (uintptr_t)buf[i];
-	return out;
+void mt__unwind_stats(uint64_t *fast, uint64_t *bad)
+{
+	*fast = __atomic_load_n(&fast_walks, __ATOMIC_RELAXED);
+	*bad = __atomic_load_n(&mismatches, __ATOMIC_RELAXED);
 }
