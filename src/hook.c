@@ -196,8 +196,10 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	if (init_state == INIT_READY)
+	if (init_state == INIT_READY) {
 		mt__table_unlock_all();
+		mt__table_atfork_child();
+	}
 	mt__snapshot_atfork_child();
 	mt__trigger_atfork_child();
 }

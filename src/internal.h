@@ -114,6 +114,10 @@ MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int 
 /* Fork: take every table lock in order, release in parent, reset in child. */
 MT_HIDDEN void mt__table_lock_all(void);
 MT_HIDDEN void mt__table_unlock_all(void);
+MT_HIDDEN void mt__table_atfork_child(void);
+/* Moves every thread's pending heap counts into the callsites: a dump
+ * calls it first, so what it writes is exact. */
+MT_HIDDEN void mt__table_flush(void);
 
 /* ---- snapshot.c ---- */
 /* Writes the next snapshot; 0 or -errno. path (may be NULL) gets its name. */

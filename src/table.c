@@ -116,8 +116,13 @@ static void raise_peak(uint64_t *peak, uint64_t now)
 		;
 }
 
+static void blk_destructor(void *arg);
+static pthread_key_t blk_key;
+static int blk_key_ok;
+
 bool mt__table_init(void)
 {
+	blk_key_ok = pthread_key_create(&blk_key, blk_destructor) == 0;
 	for (int i = 0; i < SITE_SHARDS; i++)
 		pthread_mutex_init(&site_shards[i].lock, NULL);
 	for (int i = 0; i < HEAP_SHARDS; i++)
@@ -265,6 +270,179 @@ static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
 	ADD(s->live_count, -blocks);
 }
 
+/* ---- per-thread counting for the heap ----
+ *
+ * Threads that allocate at the same callsites would otherwise bounce the
+ * sites' counter cache lines between cores on every call. Each thread adds
+ * its heap counts into a block of its own (64 entries, direct-mapped by site
+ * id), with atomic adds on lines no other thread writes; an entry is flushed
+ * into its site when another site needs its place, and the live-byte total
+ * into the process total every 64 KiB. A dump flushes every registered block
+ * first (mt__table_flush), so snapshots are exact; only the process peak is
+ * coarser: it may miss up to 64 KiB per thread. A block's lock is taken only
+ * to change which site an entry counts for, by its thread or by a dump. At
+ * thread exit a pthread key destructor flushes the block and frees it for the
+ * next thread; later calls in that thread count straight into the sites.
+ */
+#define TL_SLOTS 64
+#define TL_LIVE_BATCH (64 << 10)
+
+struct tl_entry {
+	mt_site_t *site;
+	int64_t bytes, count, allocs, alloc_bytes;
+};
+
+struct tl_block {
+	struct tl_entry e[TL_SLOTS];
+	int64_t live_bytes;
+	int lock, in_use;
+	struct tl_block *next;
+} __attribute__((aligned(MT_CACHELINE)));
+
+static struct tl_block *blocks; /* every block ever made; never freed */
+static __thread struct tl_block *tl_blk __attribute__((tls_model("initial-exec")));
+static __thread int tl_blk_gone __attribute__((tls_model("initial-exec")));
+
+static void blk_lock(struct tl_block *b)
+{
+	while (__atomic_exchange_n(&b->lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&b->lock, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void blk_unlock(struct tl_block *b)
+{
+	__atomic_store_n(&b->lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Moves an entry's counts into its site; the block's lock is held. */
+static void entry_flush(struct tl_entry *e)
+{
+	mt_site_t *s = e->site;
+	if (!s)
+		return;
+	int64_t bytes = __atomic_exchange_n(&e->bytes, 0, __ATOMIC_RELAXED);
+	int64_t count = __atomic_exchange_n(&e->count, 0, __ATOMIC_RELAXED);
+	int64_t allocs = __atomic_exchange_n(&e->allocs, 0, __ATOMIC_RELAXED);
+	int64_t abytes = __atomic_exchange_n(&e->alloc_bytes, 0, __ATOMIC_RELAXED);
+	if (allocs)
+		ADD(s->alloc_count, (uint64_t)allocs);
+	if (abytes)
+		ADD(s->alloc_bytes, (uint64_t)abytes);
+	if (count)
+		ADD(s->live_count, count);
+	if (bytes) {
+		int64_t now = ADD(s->live_bytes, bytes);
+		if (bytes > 0 && now > 0)
+			raise_peak((uint64_t *)&s->peak_bytes, (uint64_t)now);
+	}
+}
+
+static void live_flush(struct tl_block *b)
+{
+	int64_t d = __atomic_exchange_n(&b->live_bytes, 0, __ATOMIC_RELAXED);
+	if (d) {
+		uint64_t now = ADD(totals.heap_live_bytes, (uint64_t)d);
+		if (d > 0)
+			raise_peak(&totals.heap_peak_bytes, now);
+	}
+}
+
+static void block_flush(struct tl_block *b)
+{
+	blk_lock(b);
+	for (int i = 0; i < TL_SLOTS; i++)
+		entry_flush(&b->e[i]);
+	live_flush(b);
+	blk_unlock(b);
+}
+
+static void blk_destructor(void *arg)
+{
+	struct tl_block *b = arg;
+	block_flush(b);
+	blk_lock(b);
+	for (int i = 0; i < TL_SLOTS; i++)
+		b->e[i].site = NULL;
+	blk_unlock(b);
+	tl_blk = NULL;
+	tl_blk_gone = 1;
+	__atomic_store_n(&b->in_use, 0, __ATOMIC_RELEASE);
+}
+
+static struct tl_block *my_block(void)
+{
+	if (MT_LIKELY(tl_blk != NULL))
+		return tl_blk;
+	if (tl_blk_gone || !blk_key_ok)
+		return NULL;
+	struct tl_block *b;
+	for (b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE); b; b = b->next) {
+		int free_ = 0;
+		if (__atomic_compare_exchange_n(&b->in_use, &free_, 1, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			break;
+	}
+	if (!b) {
+		b = mt__ialloc(sizeof(*b));
+		if (!b)
+			return NULL;
+		b->in_use = 1;
+		b->next = __atomic_load_n(&blocks, __ATOMIC_RELAXED);
+		while (!__atomic_compare_exchange_n(&blocks, &b->next, b, true, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED))
+			;
+	}
+	tl_blk = b;
+	if (pthread_setspecific(blk_key, b) != 0) {
+		/* no destructor: count straight into the sites */
+		tl_blk = NULL;
+		tl_blk_gone = 1;
+		block_flush(b);
+		__atomic_store_n(&b->in_use, 0, __ATOMIC_RELEASE);
+		return NULL;
+	}
+	return b;
+}
+
+/* Adds a heap block's weighted figures (negative for a release). */
+static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+{
+	struct tl_block *b = my_block();
+	if (!b) {
+		if (alloc) {
+			site_alloc(s, (uint64_t)bytes, (uint64_t)count);
+			raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, (uint64_t)bytes));
+		} else {
+			site_release(s, (uint64_t)-bytes, -count);
+			ADD(totals.heap_live_bytes, (uint64_t)bytes);
+		}
+		return;
+	}
+	struct tl_entry *e = &b->e[s->id % TL_SLOTS];
+	if (e->site != s) {
+		blk_lock(b);
+		entry_flush(e);
+		e->site = s;
+		blk_unlock(b);
+	}
+	__atomic_add_fetch(&e->bytes, bytes, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&e->count, count, __ATOMIC_RELAXED);
+	if (alloc) {
+		__atomic_add_fetch(&e->allocs, count, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&e->alloc_bytes, bytes, __ATOMIC_RELAXED);
+	}
+	int64_t live = __atomic_add_fetch(&b->live_bytes, bytes, __ATOMIC_RELAXED);
+	if (live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH)
+		live_flush(b);
+}
+
+void mt__table_flush(void)
+{
+	for (struct tl_block *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE); b; b = b->next)
+		block_flush(b);
+}
+
 void mt__count_untracked(void)
 {
 	ADD(totals.untracked_allocs, 1);
@@ -389,8 +567,9 @@ static void release_meta(uint64_t meta)
 	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
 	mt__sample_weight(size, &wbytes, &wcount);
 	if (s)
-		site_release(s, wbytes, (int64_t)wcount);
-	ADD(totals.heap_live_bytes, -wbytes);
+		heap_count(s, -(int64_t)wbytes, -(int64_t)wcount, false);
+	else
+		ADD(totals.heap_live_bytes, -wbytes);
 }
 
 bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
@@ -423,8 +602,7 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 		filter_add(p, 1);
 	uint64_t wbytes, wcount;
 	mt__sample_weight(sz, &wbytes, &wcount);
-	site_alloc(site, wbytes, wcount);
-	raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, wbytes));
+	heap_count(site, (int64_t)wbytes, (int64_t)wcount, true);
 	return true;
 }
 
@@ -691,6 +869,12 @@ void mt__table_lock_all(void)
 		pthread_mutex_lock(&heap_shards[i].lock);
 	pthread_mutex_lock(&map_lock);
 	mt__ialloc_lock();
+}
+
+void mt__table_atfork_child(void)
+{
+	for (struct tl_block *b = blocks; b; b = b->next)
+		b->lock = 0;
 }
 
 void mt__table_unlock_all(void)

@@ -451,8 +451,9 @@ void mt_json_snap(FILE *f, const mt_snap_t *s)
 		s->minor, s->pid, s->ppid, s->seq);
 	mt_json_str(f, mt_reason_text(s->reason));
 	fprintf(f, ",\"wall_ns\":%" PRIu64 ",\"mono_ns\":%" PRIu64 ",\"start_mono_ns\":%" PRIu64
-		   ",\"seconds\":%.6f,\"exe\":",
-		s->wall_ns, s->mono_ns, s->start_mono_ns, mt_snap_seconds(s));
+		   ",\"seconds\":%.6f,\"sampled\":%s,\"sample_bytes\":%" PRIu64 ",\"exe\":",
+		s->wall_ns, s->mono_ns, s->start_mono_ns, mt_snap_seconds(s),
+		s->sample_bytes ? "true" : "false", s->sample_bytes);
 	char *exe = mt_printable(s->exe);
 	mt_json_str(f, exe);
 	free(exe);

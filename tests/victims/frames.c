@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* Stacks the frame-size cache must not confuse: a caller with a variable
+ * frame (alloca of changing size) reached from two different functions, and
+ * deep recursion. Each allocation's traceback must be exact. */
+#include <alloca.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *volatile sink;
+
+static void __attribute__((noinline)) leaf(char *buf)
+{
+	sink = malloc(48); /* @leaf */
+	buf[0] = 1;
+}
+
+static void __attribute__((noinline)) varframe(int n)
+{
+	char *buf = alloca((size_t)n);
+	memset(buf, 0, (size_t)n);
+	leaf(buf);
+	__asm__ volatile("" ::: "memory");
+}
+
+static void __attribute__((noinline)) from_a(int n)
+{
+	varframe(n); /* @from_a */
+	__asm__ volatile("" ::: "memory");
+}
+
+static void __attribute__((noinline)) from_b(int n)
+{
+	varframe(n); /* @from_b */
+	__asm__ volatile("" ::: "memory");
+}
+
+static void __attribute__((noinline)) recurse(int depth)
+{
+	if (depth == 0) {
+		sink = malloc(16); /* @deep */
+		return;
+	}
+	recurse(depth - 1);
+	__asm__ volatile("" ::: "memory");
+}
+
+int main(void)
+{
+	for (int i = 0; i < 3000; i++) {
+		if (i % 3 == 0)
+			from_a(16 + (i % 7) * 64);
+		else
+			from_b(16 + (i % 5) * 128);
+	}
+	for (int i = 0; i < 500; i++)
+		recurse(40);
+	printf("frames ok\n");
+	return 0;
+}

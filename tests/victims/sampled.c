@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/* A deterministic workload for sampling: 20,000 blocks of 1000 B and
+ * 200,000 blocks of 24 B stay live, 100,000 blocks of 5000 B come and go. */
+#include <stdio.h>
+#include <stdlib.h>
+
+static void *big[20000], *small[200000];
+void *volatile sink;
+
+int main(void)
+{
+	for (int i = 0; i < 200000; i++) {
+		if (i < 20000)
+			big[i] = malloc(1000); /* @big */
+		small[i] = malloc(24); /* @small */
+		if (i % 2 == 0) {
+			void *t = malloc(5000); /* @temp */
+			sink = t;
+			free(t);
+		}
+	}
+	printf("sampled ok %d\n", big[0] != NULL && small[0] != NULL);
+	return 0;
+}
