@@ -349,10 +349,13 @@ EXPORT void *malloc(size_t size)
 			return pool_alloc(size, 16);
 		resolve();
 	}
+	/* sampling: an unsampled call costs one counter update, no more */
+	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
+		return real.malloc(size);
 	if (!ENTER())
 		return real.malloc(size);
 	const mt_backend_t *b = be;
-	void *p = unsampled(size) ? b->malloc(size) : keep(b, b->malloc(size), size, 0, 0);
+	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
 	return p;
 }

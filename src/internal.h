@@ -156,8 +156,19 @@ MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 /* ---- sample.c: Poisson sampling by bytes ---- */
 extern uint64_t mt__sample_mean MT_HIDDEN; /* 0: exact mode */
 MT_HIDDEN void mt__sample_init(void);
-/* Whether this thread's next allocation of size bytes is sampled. */
-MT_HIDDEN bool mt__sample_next(size_t size);
+/* Whether this thread's next allocation of size bytes is sampled: one
+ * subtraction inline, the draw out of line. */
+extern __thread int64_t mt__tl_sample_left MT_HIDDEN __attribute__((tls_model("initial-exec")));
+MT_HIDDEN bool mt__sample_slow(size_t size);
+static inline bool mt__sample_next(size_t size)
+{
+	int64_t left = mt__tl_sample_left - (int64_t)size;
+	if (MT_LIKELY(left > 0)) {
+		mt__tl_sample_left = left;
+		return false;
+	}
+	return mt__sample_slow(size);
+}
 /* A recorded block's weight: estimated bytes (size/p) and blocks (1/p);
  * size and 1 in exact mode. */
 MT_HIDDEN void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount);

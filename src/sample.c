@@ -17,7 +17,8 @@
 uint64_t mt__sample_mean;
 static uint64_t seed;
 
-static __thread int64_t tl_left __attribute__((tls_model("initial-exec")));
+__thread int64_t mt__tl_sample_left __attribute__((tls_model("initial-exec")));
+#define tl_left mt__tl_sample_left
 static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
 static uint64_t thread_no;
 
@@ -48,13 +49,16 @@ static int64_t gap(void)
 	return g < 1 ? 1 : g > 4e18 ? (int64_t)4e18 : (int64_t)g;
 }
 
-bool mt__sample_next(size_t size)
+bool mt__sample_slow(size_t size)
 {
-	if (MT_UNLIKELY(tl_rng == 0))
+	if (MT_UNLIKELY(tl_rng == 0)) {
 		tl_left = gap(); /* a thread's first gap is drawn, not zero */
-	tl_left -= (int64_t)size;
-	if (MT_LIKELY(tl_left > 0))
-		return false;
+		tl_left -= (int64_t)size;
+		if (tl_left > 0)
+			return false;
+	} else {
+		tl_left -= (int64_t)size;
+	}
 	while (tl_left <= 0)
 		tl_left += gap(); /* several points in one block: one sample */
 	return true;
