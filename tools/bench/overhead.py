@@ -141,10 +141,15 @@ def main():
     ops = 2000000 if a.quick else 10000000
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
     churn = os.path.join(BENCH, "churn")
+    # a file, not -c: heaptrack records the command line in its line-based
+    # trace and fails on one with newlines
+    pyfile = os.path.join(tempfile.mkdtemp(prefix="mt-bench-"), "objects.py")
+    with open(pyfile, "w") as f:
+        f.write(PY)
     workloads = [
         (f"C churn {ops // 1000000}M ops, 1 thread", [churn, str(ops), "1"], None, {}),
         (f"C churn {ops // 1000000}M ops, 2 threads", [churn, str(ops), "2"], None, {}),
-        ("Python objects (PYTHONMALLOC=malloc)", [py, "-c", PY], None, {"PYTHONMALLOC": "malloc"}),
+        ("Python objects (PYTHONMALLOC=malloc)", [py, pyfile], None, {"PYTHONMALLOC": "malloc"}),
         ("sqlite3 300k rows, 2 indexes", ["sqlite3", ":memory:"], SQL.encode(), {}),
         ("C++ map/string/vector", [os.path.join(BENCH, "cxxload"), "10" if a.quick else "40"], None, {}),
     ]
