@@ -123,6 +123,8 @@ MT_HIDDEN void mt__table_flush(void);
 /* Writes the next snapshot; 0 or -errno. path (may be NULL) gets its name. */
 MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
 MT_HIDDEN void mt__snapshot_init(void);
+/* Removes temp files left by killed processes in the snapshot directory. */
+MT_HIDDEN void mt__snapshot_cleanup(void);
 MT_HIDDEN void mt__snapshot_atfork_child(void);
 
 /* ---- arena.c: the allocators behind the hooks, and their figures ---- */

@@ -9,7 +9,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h> /* rename(2) only: no stdio stream is ever used */
@@ -271,21 +274,31 @@ static void write_end(writer_t *w)
 	w_flush(w);
 }
 
-/* Accepts a directory we own, or a sticky one such as /tmp; refuses one
- * that others may write without the sticky bit. */
-static int check_dir(const char *dir)
+/* The snapshot directory, resolved once at start: a symlink given then is
+ * followed then; one put in its place later is refused (O_NOFOLLOW), so
+ * nothing is ever written outside the directory chosen at start. */
+static char dir_real[4096];
+
+/* Opens the directory afresh (a descriptor kept open could be closed and
+ * reused by the program): one we own, or a sticky one such as /tmp;
+ * refused when others may write it without the sticky bit. */
+static int open_dir(void)
 {
 	struct stat st;
-	if (stat(dir, &st) != 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
+	int fd = open(dir_real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ELOOP : -errno;
+	if (fstat(fd, &st) != 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
 	bool sticky = st.st_mode & S_ISVTX;
-	if ((st.st_mode & (S_IWOTH | S_IWGRP)) && !sticky)
+	if (((st.st_mode & (S_IWOTH | S_IWGRP)) && !sticky) || (st.st_uid != geteuid() && !sticky)) {
+		close(fd);
 		return -EPERM;
-	if (st.st_uid != geteuid() && !sticky)
-		return -EPERM;
-	return 0;
+	}
+	return fd;
 }
 
 static const char *errname(int e)
@@ -293,6 +306,7 @@ static const char *errname(int e)
 	switch (e) {
 	case ENOENT: return "no such directory";
 	case ENOTDIR: return "not a directory";
+	case ELOOP: return "refused: replaced by a symbolic link since start";
 	case EPERM: return "refused: owned by another user or writable by others without the sticky bit";
 	case EACCES: return "permission denied";
 	case ENOSPC: return "no space left on device";
@@ -315,8 +329,9 @@ static void warn_dump(const char *what, int err)
 
 int mt__dump(int reason, char *path, size_t pathlen)
 {
-	char final[4200], tmp[4200];
+	char final[4300];
 	writer_t w = { .fd = -1, .limit = UINT64_MAX };
+	int dfd = -1;
 	struct rlimit rl;
 	int err;
 
@@ -329,12 +344,15 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	}
 	seq++;
 
-	err = check_dir(mt__opt.dir);
-	if (err) {
+	dfd = open_dir();
+	if (dfd < 0) {
+		err = dfd;
 		warn_dump("directory check", err);
 		goto out;
 	}
-	mt__fmt(final, sizeof(final), "%s/memtrace.%d.%u.snap", mt__opt.dir, (int)pid, seq);
+	char name[128], tmp[128];
+	mt__fmt(name, sizeof(name), "memtrace.%d.%u.snap", (int)pid, seq);
+	mt__fmt(final, sizeof(final), "%s/%s", dir_real, name);
 	w.buf = mt__map(BUF_CAP);
 	if (!w.buf) {
 		err = -ENOMEM;
@@ -342,9 +360,9 @@ int mt__dump(int reason, char *path, size_t pathlen)
 		goto out;
 	}
 	for (int attempt = 0; attempt < 16 && w.fd < 0; attempt++) {
-		mt__fmt(tmp, sizeof(tmp), "%s/.memtrace.%d.%u.%x.tmp", mt__opt.dir, (int)pid, seq,
+		mt__fmt(tmp, sizeof(tmp), ".memtrace.%d.%u.%x.tmp", (int)pid, seq,
 			(unsigned)(mt__now_ns(CLOCK_MONOTONIC) ^ (uint64_t)attempt * 2654435761u));
-		w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		w.fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (w.fd < 0 && errno != EEXIST)
 			break;
 	}
@@ -374,13 +392,14 @@ int mt__dump(int reason, char *path, size_t pathlen)
 		err = -errno;
 	if (close(w.fd) != 0 && !err && errno != EINTR)
 		err = -errno;
-	if (!err && rename(tmp, final) != 0)
+	if (!err && renameat(dfd, tmp, dfd, name) != 0)
 		err = -errno;
 	if (err) {
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		warn_dump("write", err);
 		goto out;
 	}
+	(void)fsync(dfd); /* the rename itself survives a crash */
 	if (path && pathlen)
 		mt__fmt(path, pathlen, "%s", final);
 	if (mt__opt.verbose)
@@ -388,6 +407,8 @@ int mt__dump(int reason, char *path, size_t pathlen)
 out:
 	if (err)
 		seq--; /* the next dump reuses the number: names stay dense */
+	if (dfd >= 0)
+		close(dfd);
 	mt__unmap(w.buf, BUF_CAP);
 	pthread_mutex_unlock(&dump_lock);
 	return err;
@@ -396,6 +417,40 @@ out:
 void mt__snapshot_init(void)
 {
 	seq_pid = getpid();
+	if (!realpath(mt__opt.dir, dir_real))
+		mt__fmt(dir_real, sizeof(dir_real), "%s", mt__opt.dir);
+}
+
+/* Removes the temp files of dumps that a killed process left behind: only
+ * ours (same user), only regular files named as memtrace names them, only
+ * of processes that no longer exist. */
+void mt__snapshot_cleanup(void)
+{
+	int dfd = open_dir();
+	if (dfd < 0)
+		return;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *p = e->d_name;
+		size_t len = strlen(p);
+		if (strncmp(p, ".memtrace.", 10) != 0 || len < 15 || strcmp(p + len - 4, ".tmp") != 0)
+			continue;
+		long pid = 0;
+		for (p += 10; *p >= '0' && *p <= '9' && pid < 1 << 30; p++)
+			pid = pid * 10 + (*p - '0');
+		struct stat st;
+		if (*p != '.' || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_uid == geteuid())
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
 }
 
 void mt__snapshot_atfork_child(void)
