@@ -173,7 +173,8 @@ static void resolve(void)
 
 static void at_exit_dump(void)
 {
-	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
+	mt__snapshot_exiting();
+	if (!mt__opt.at_exit || __atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
 		return;
 	if (getpid() != main_pid)
 		main_pid = getpid(); /* a forked child writes its own pid's file */
@@ -232,8 +233,7 @@ static void init(void)
 	mt__sample_init();
 	mt__arena_tune();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	if (mt__opt.at_exit)
-		atexit(at_exit_dump);
+	atexit(at_exit_dump); /* also ends signal and timer dumps cleanly */
 	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
 	tl_busy--;
 }
@@ -689,7 +689,11 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 
 static void dump_on_uexit(void)
 {
-	if (init_state != INIT_READY || !mt__opt.at_exit || getpid() != main_pid)
+	/* a vfork child shares the parent's memory: touch nothing there */
+	if (init_state != INIT_READY || getpid() != main_pid)
+		return;
+	mt__snapshot_exiting();
+	if (!mt__opt.at_exit)
 		return;
 	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
 		return;

@@ -32,8 +32,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_node *free_lists[NCLASSES];
 static char *chunk_cur, *chunk_end;
 
+static long map_calls;
+
 void *mt__map(size_t size)
 {
+	/* MEMTRACE_FAIL_AFTER (testing): memtrace's own memory runs out */
+	if (MT_UNLIKELY(mt__opt.fail_after > 0) &&
+	    __atomic_add_fetch(&map_calls, 1, __ATOMIC_RELAXED) > mt__opt.fail_after)
+		return NULL;
 	long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r == -1)

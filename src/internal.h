@@ -37,6 +37,7 @@ typedef struct mt_options {
 	int allocator;    /* MEMTRACE_ALLOCATOR: MT_ALLOC_SYSTEM or MT_ALLOC_JEMALLOC */
 	long sample_bytes; /* MEMTRACE_SAMPLE: mean bytes between samples, 0: exact */
 	long sample_seed; /* MEMTRACE_SAMPLE_SEED: 0 for a random seed */
+	long fail_after;  /* MEMTRACE_FAIL_AFTER (testing): own mmaps fail after N */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
@@ -125,6 +126,9 @@ MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
 MT_HIDDEN void mt__snapshot_init(void);
 /* Removes temp files left by killed processes in the snapshot directory. */
 MT_HIDDEN void mt__snapshot_cleanup(void);
+/* The process is exiting: waits for a dump under way, refuses new signal
+ * and timer dumps (the at-exit one still goes). */
+MT_HIDDEN void mt__snapshot_exiting(void);
 MT_HIDDEN void mt__snapshot_atfork_child(void);
 
 /* ---- arena.c: the allocators behind the hooks, and their figures ---- */

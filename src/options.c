@@ -50,6 +50,8 @@ static const struct opt table[] = {
 	  "sample: record one allocation per this many bytes on average (K, M, G); unset: exact" },
 	{ "MEMTRACE_SAMPLE_SEED", OPT_LONG, 0, 1, 1l << 62, OFF(sample_seed),
 	  "seed of the sampling draws, for reproducible runs; unset: random" },
+	{ "MEMTRACE_FAIL_AFTER", OPT_LONG, 0, 1, 1l << 40, OFF(fail_after),
+	  "testing: memtrace's own memory requests fail after this many" },
 	{ "MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
 	  "the allocator behind the program's allocations: system or jemalloc" },
 };

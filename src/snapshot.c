@@ -31,6 +31,7 @@
  * hook). */
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t seq_pid;
+static int exiting; /* the process is ending: no more signal or timer dumps */
 static unsigned seq;
 static int warnings;
 
@@ -286,8 +287,13 @@ static int open_dir(void)
 {
 	struct stat st;
 	int fd = open(dir_real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP ? -ELOOP : -errno;
+	if (fd < 0) {
+		int e = errno;
+		struct stat lst;
+		if ((e == ENOTDIR || e == ELOOP) && lstat(dir_real, &lst) == 0 && S_ISLNK(lst.st_mode))
+			return -ELOOP;
+		return -e;
+	}
 	if (fstat(fd, &st) != 0) {
 		int e = -errno;
 		close(fd);
@@ -337,6 +343,10 @@ int mt__dump(int reason, char *path, size_t pathlen)
 
 	uint64_t wall = mt__now_ns(CLOCK_REALTIME), mono = mt__now_ns(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&dump_lock);
+	if (exiting && (reason == MT_REASON_SIGNAL || reason == MT_REASON_INTERVAL)) {
+		pthread_mutex_unlock(&dump_lock);
+		return -ESHUTDOWN;
+	}
 	pid_t pid = getpid();
 	if (pid != seq_pid) {
 		seq_pid = pid;
@@ -414,6 +424,15 @@ out:
 	return err;
 }
 
+/* At exit: waits for a dump under way to finish and stops later signal and
+ * timer dumps, so that no dump is cut short by the end of the process. */
+void mt__snapshot_exiting(void)
+{
+	pthread_mutex_lock(&dump_lock);
+	exiting = 1;
+	pthread_mutex_unlock(&dump_lock);
+}
+
 void mt__snapshot_init(void)
 {
 	seq_pid = getpid();
@@ -456,6 +475,7 @@ void mt__snapshot_cleanup(void)
 void mt__snapshot_atfork_child(void)
 {
 	pthread_mutex_init(&dump_lock, NULL);
+	exiting = 0;
 	seq_pid = getpid();
 	seq = 0;
 	warnings = 0;

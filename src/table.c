@@ -445,7 +445,10 @@ void mt__table_flush(void)
 
 void mt__count_untracked(void)
 {
-	ADD(totals.untracked_allocs, 1);
+	static int said;
+	if (ADD(totals.untracked_allocs, 1) == 1 && !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		mt__warn("out of memory for memtrace's own tables: from now on some allocations are "
+			 "not tracked (snapshots count them as untracked); the program is unaffected");
 }
 
 /* ---- live heap blocks ---- */
