@@ -40,17 +40,29 @@ void *mt__map(size_t size)
 	if (MT_UNLIKELY(mt__opt.fail_after > 0) &&
 	    __atomic_add_fetch(&map_calls, 1, __ATOMIC_RELAXED) > mt__opt.fail_after)
 		return NULL;
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	/* sanitized unit tests: the intercepted calls, so that a range unmapped
+	 * by one table and mapped again by another is not taken for a race */
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+#else
 	long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r == -1)
 		return NULL;
 	return (void *)r;
+#endif
 }
 
 void mt__unmap(void *p, size_t size)
 {
-	if (p)
-		syscall(SYS_munmap, p, size);
+	if (!p)
+		return;
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+	munmap(p, size);
+#else
+	syscall(SYS_munmap, p, size);
+#endif
 }
 
 static size_t page_round(size_t n)

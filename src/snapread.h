@@ -51,6 +51,9 @@ typedef struct mt_snap {
 /* Loads path into *s. Returns 0, or -1 with a one-line message in err
  * ("PATH: offset N: reason"). On failure *s holds nothing to free. */
 int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen);
+/* The same from memory: name stands for the file in messages. */
+int mt_snap_parse(const void *data, size_t size, const char *name, mt_snap_t *s, char *err,
+		  size_t errlen);
 void mt_snap_free(mt_snap_t *s);
 /* The text for a reason code ("at exit", ...). */
 const char *mt_reason_text(uint32_t reason);

@@ -15,7 +15,8 @@ esac
 
 packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev libdw-dev
           libelf-dev zlib1g-dev libjemalloc-dev libiberty-dev python3)
-[ "$what" = test ] && packages+=(sqlite3 git perl coreutils)
+[ "$what" = test ] && packages+=(sqlite3 git perl coreutils util-linux redis-server redis-tools
+                                 clang-14 libclang-rt-14-dev time)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -42,11 +43,25 @@ if [ "$what" = demo ]; then
 	exec build/tools/memtrace/memtrace show "$snap"
 fi
 
+# The whole suite on the normal build; then the CLI and unit tests again with
+# ASan+UBSan, and the unit tests with TSan (the preloaded library itself is
+# never sanitized: it runs inside other programs).
 status=0
 meson test -C build --num-processes "$(nproc)" --print-errorlogs || status=$?
-python3 - build/meson-logs/testlog.json <<'PY'
+for san in "asan address,undefined cli unit" "tsan thread unit"; do
+	set -- $san
+	dir=build-$1 sanitize=$2
+	shift 2
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" -Dsanitize="$sanitize" >/dev/null
+	ninja -C "$dir" >/dev/null
+	suites=()
+	for s in "$@"; do suites+=(--suite "$s"); done
+	meson test -C "$dir" --num-processes "$(nproc)" --print-errorlogs "${suites[@]}" || status=$?
+done
+python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+	build-tsan/meson-logs/testlog.json <<'PY'
 import json, sys
-res = [json.loads(l)["result"] for l in open(sys.argv[1]) if l.strip()]
+res = [json.loads(l)["result"] for f in sys.argv[1:] for l in open(f) if l.strip()]
 ok = sum(r in ("OK", "EXPECTEDFAIL") for r in res)
 skipped = sum(r == "SKIP" for r in res)
 failed = len(res) - ok - skipped
