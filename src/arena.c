@@ -116,25 +116,6 @@ const mt_backend_t *mt__jemalloc_load(void)
 	return &je;
 }
 
-static size_t read_file(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t len = 0;
-	if (fd < 0)
-		return 0;
-	while (len + 1 < cap) {
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return len;
-}
-
 static uint64_t parse_u64(const char **p)
 {
 	uint64_t v = 0;
@@ -303,7 +284,7 @@ void mt__alloc_stats(mt_alloc_stats_t *st)
 		glibc_stats(st);
 	}
 	st->arena_max = (uint64_t)applied_arena_max;
-	if (read_file("/proc/self/statm", buf, sizeof(buf))) {
+	if (mt__read_file("/proc/self/statm", buf, sizeof(buf))) {
 		const char *p = buf;
 		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 		st->vms = parse_u64(&p) * pg;

@@ -65,6 +65,9 @@ MT_HIDDEN size_t mt__vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
 MT_HIDDEN size_t mt__fmt(char *buf, size_t cap, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 MT_HIDDEN uint64_t mt__now_ns(int clock);
+/* Reads a small file (/proc) into buf, NUL-terminated; its length, 0 on
+ * failure. */
+MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's

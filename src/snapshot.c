@@ -109,25 +109,6 @@ static void w_rec(writer_t *w, uint16_t type, size_t len)
 	w_u32(w, (uint32_t)len);
 }
 
-/* Reads a small /proc file into buf; returns the length (0 on failure). */
-static size_t read_small(const char *path, char *buf, size_t cap)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t len = 0;
-	if (fd < 0)
-		return 0;
-	while (len < cap) {
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	return len;
-}
-
 static char exe_path[4096];
 
 static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
@@ -137,7 +118,7 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	if (elen < 0)
 		elen = 0;
 	exe_path[elen] = '\0';
-	size_t clen = read_small("/proc/self/cmdline", cmd, sizeof(cmd));
+	size_t clen = mt__read_file("/proc/self/cmdline", cmd, sizeof(cmd));
 	while (clen > 0 && cmd[clen - 1] == '\0')
 		clen--;
 

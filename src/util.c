@@ -5,6 +5,7 @@
  * lock the host might hold.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +132,28 @@ void mt__warn(const char *fmt, ...)
 	buf[n++] = '\n';
 	(void)mt__write_all(2, buf, n);
 	errno = saved;
+}
+
+size_t mt__read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	if (fd < 0 || cap == 0) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return len;
 }
 
 uint64_t mt__now_ns(int clock)

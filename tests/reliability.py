@@ -378,20 +378,5 @@ def case_fault_internal_oom():
     eq((r.returncode, r.stdout), (0, b"basic ok\n"), "errno and calloc checks still pass")
 
 
-def main():
-    name = sys.argv[1]
-    fn = globals().get("case_" + name.replace("-", "_"))
-    if not fn:
-        print(f"unknown case {name}", file=sys.stderr)
-        return 2
-    try:
-        fn()
-    except Fail as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
-        return 1
-    print(f"PASS {name}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(base.main(globals()))

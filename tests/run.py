@@ -1040,9 +1040,10 @@ def case_unwind_cache():
     # bypassed would give the same (the exact tests above run with it on)
 
 
-def main():
+def main(cases=None):
+    """Runs the case named by argv[1] among `cases` (a module's globals)."""
     name = sys.argv[1]
-    fn = globals().get("case_" + name.replace("-", "_"))
+    fn = (cases or globals()).get("case_" + name.replace("-", "_"))
     if not fn:
         print(f"unknown case {name}", file=sys.stderr)
         return 2

@@ -86,6 +86,9 @@ typedef struct mt_view {
 	"  -h, --help            this text\n"
 
 void mt_view_init(mt_view_t *v);
+/* Reads the shared options of a report command (--help prints usage and
+ * exits); returns the index of the first operand. */
+int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, char **argv);
 /* Takes one of the shared options; false if c is not one of them. */
 bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg);
 /* Checks combinations once all options are read. */

@@ -108,21 +108,8 @@ static void print_line(const diff_t *d)
 
 int mt_cmd_diff(int argc, char **argv)
 {
-	static const struct option opts[] = { MT_VIEW_LONGOPTS, { 0 } };
 	mt_view_t v;
-	int c;
-
-	mt_view_init(&v);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, MT_VIEW_SHORTOPTS, opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return MT_EXIT_OK;
-		}
-		if (!mt_view_option(&v, "diff", c, optarg))
-			mt_die_usage("diff", "unknown option");
-	}
-	mt_view_check(&v, "diff");
+	optind = mt_view_parse(&v, "diff", usage_text, argc, argv);
 	if (argc - optind != 2)
 		mt_die_usage("diff", "needs two snapshot files, OLD and NEW; got %d", argc - optind);
 

@@ -78,21 +78,8 @@ static double seconds_between(const mt_snap_t *a, const mt_snap_t *b)
 
 int mt_cmd_growth(int argc, char **argv)
 {
-	static const struct option opts[] = { MT_VIEW_LONGOPTS, { 0 } };
 	mt_view_t v;
-	int c;
-
-	mt_view_init(&v);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, MT_VIEW_SHORTOPTS, opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return MT_EXIT_OK;
-		}
-		if (!mt_view_option(&v, "growth", c, optarg))
-			mt_die_usage("growth", "unknown option");
-	}
-	mt_view_check(&v, "growth");
+	optind = mt_view_parse(&v, "growth", usage_text, argc, argv);
 	int n = argc - optind;
 	if (n < 2)
 		mt_die_usage("growth", "needs two or more snapshot files, got %d", n);

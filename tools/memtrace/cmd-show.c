@@ -85,21 +85,8 @@ static void print_json_stat(const mt_stat_t *x)
 
 int mt_cmd_show(int argc, char **argv)
 {
-	static const struct option opts[] = { MT_VIEW_LONGOPTS, { 0 } };
 	mt_view_t v;
-	int c;
-
-	mt_view_init(&v);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, MT_VIEW_SHORTOPTS, opts, NULL)) != -1) {
-		if (c == 'h') {
-			fputs(usage_text, stdout);
-			return MT_EXIT_OK;
-		}
-		if (!mt_view_option(&v, "show", c, optarg))
-			mt_die_usage("show", "unknown option");
-	}
-	mt_view_check(&v, "show");
+	optind = mt_view_parse(&v, "show", usage_text, argc, argv);
 	if (argc - optind != 1)
 		mt_die_usage("show", "needs exactly one snapshot file, got %d", argc - optind);
 

@@ -106,3 +106,22 @@ void mt_view_check(const mt_view_t *v, const char *cmd)
 	if (v->cumulative && v->group == MT_GROUP_TRACEBACK)
 		mt_die_usage(cmd, "--cumulative does not go with --group-by traceback");
 }
+
+int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, char **argv)
+{
+	static const struct option opts[] = { MT_VIEW_LONGOPTS, { 0 } };
+	int c;
+
+	mt_view_init(v);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, MT_VIEW_SHORTOPTS, opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			exit(MT_EXIT_OK);
+		}
+		if (!mt_view_option(v, cmd, c, optarg))
+			mt_die_usage(cmd, "unknown option");
+	}
+	mt_view_check(v, cmd);
+	return optind;
+}
