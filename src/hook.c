@@ -42,16 +42,7 @@ static __thread int tl_busy TLS_IE;
 static __thread int tl_resolving TLS_IE;
 
 static struct {
-	void *(*malloc)(size_t);
-	void (*free)(void *);
-	void *(*calloc)(size_t, size_t);
-	void *(*realloc)(void *, size_t);
-	int (*posix_memalign)(void **, size_t, size_t);
-	void *(*aligned_alloc)(size_t, size_t);
-	void *(*memalign)(size_t, size_t);
-	void *(*valloc)(size_t);
-	void *(*pvalloc)(size_t);
-	size_t (*malloc_usable_size)(void *);
+	mt_backend_t m; /* the malloc family: the system allocator */
 	void *(*mmap)(void *, size_t, int, int, int, off_t);
 	int (*munmap)(void *, size_t);
 	void *(*mremap)(void *, size_t, size_t, int, ...);
@@ -64,16 +55,10 @@ static struct {
 
 /* Tracked calls go to `be`: the system allocator (sysbe, the next in the
  * chain) or jemalloc (arena.c). Everything else goes to the system. */
-static mt_backend_t sysbe;
+#define sysbe (real.m)
 static const mt_backend_t *be = &sysbe;
 static const mt_backend_t *jebe; /* jemalloc, once loaded */
 
-static void init_sysbe(void)
-{
-	sysbe = (mt_backend_t){ real.malloc, real.free, real.calloc, real.realloc,
-				real.posix_memalign, real.aligned_alloc, real.memalign, real.valloc,
-				real.pvalloc, real.malloc_usable_size };
-}
 
 enum { RES_NONE, RES_BUSY, RES_DONE };
 enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
@@ -135,16 +120,16 @@ static void resolve(void)
 		return;
 	}
 	tl_resolving = 1;
-	real.malloc = next_sym("malloc");
-	real.free = next_sym("free");
-	real.calloc = next_sym("calloc");
-	real.realloc = next_sym("realloc");
-	real.posix_memalign = next_sym("posix_memalign");
-	real.aligned_alloc = next_sym("aligned_alloc");
-	real.memalign = next_sym("memalign");
-	real.valloc = next_sym("valloc");
-	real.pvalloc = next_sym("pvalloc");
-	real.malloc_usable_size = next_sym("malloc_usable_size");
+	real.m.malloc = next_sym("malloc");
+	real.m.free = next_sym("free");
+	real.m.calloc = next_sym("calloc");
+	real.m.realloc = next_sym("realloc");
+	real.m.posix_memalign = next_sym("posix_memalign");
+	real.m.aligned_alloc = next_sym("aligned_alloc");
+	real.m.memalign = next_sym("memalign");
+	real.m.valloc = next_sym("valloc");
+	real.m.pvalloc = next_sym("pvalloc");
+	real.m.malloc_usable_size = next_sym("malloc_usable_size");
 	real.mmap = next_sym("mmap");
 	real.munmap = next_sym("munmap");
 	real.mremap = next_sym("mremap");
@@ -154,13 +139,12 @@ static void resolve(void)
 	real.signal = next_sym("signal");
 	real.sysv_signal = next_sym("sysv_signal");
 	tl_resolving = 0;
-	if (!real.malloc || !real.free || !real.calloc || !real.realloc || !real.mmap ||
+	if (!real.m.malloc || !real.m.free || !real.m.calloc || !real.m.realloc || !real.mmap ||
 	    !real.munmap) {
 		static const char msg[] = "memtrace: cannot find the real allocator; aborting\n";
 		(void)mt__write_all(2, msg, sizeof(msg) - 1);
 		abort(); /* nothing can be forwarded: there is no safe way on */
 	}
-	init_sysbe();
 	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
 }
 
@@ -323,7 +307,7 @@ static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int 
 {
 	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
 		return p;
-	void *q = real.malloc(size ? size : 1);
+	void *q = real.m.malloc(size ? size : 1);
 	if (q) {
 		if (zero)
 			memset(q, 0, size);
@@ -352,9 +336,9 @@ EXPORT void *malloc(size_t size)
 	}
 	/* sampling: an unsampled call costs one counter update, no more */
 	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
-		return real.malloc(size);
+		return real.m.malloc(size);
 	if (!ENTER())
-		return real.malloc(size);
+		return real.m.malloc(size);
 	const mt_backend_t *b = be;
 	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
@@ -382,7 +366,7 @@ EXPORT void free(void *p)
 		errno = saved;
 		return;
 	}
-	real.free(p);
+	real.m.free(p);
 }
 
 EXPORT void cfree(void *p)
@@ -402,7 +386,7 @@ EXPORT void *calloc(size_t n, size_t size)
 		resolve();
 	}
 	if (!ENTER())
-		return real.calloc(n, size);
+		return real.m.calloc(n, size);
 	const mt_backend_t *b = be;
 	void *p = unsampled(n * size) ? b->calloc(n, size)
 				      : keep(b, b->calloc(n, size), n * size, 0, 1);
@@ -431,7 +415,7 @@ static void *do_realloc(void *p, size_t size)
 		return malloc(size);
 	if (!ENTER()) {
 		if (init_state != INIT_READY)
-			return real.realloc(p, size);
+			return real.m.realloc(p, size);
 		/* nested (from inside memtrace or libc under a hook): the
 		 * block's owner still decides, and a tracked block stays so */
 		uint64_t meta = mt__heap_detach(p);
@@ -443,7 +427,7 @@ static void *do_realloc(void *p, size_t size)
 			mt__heap_release(meta);
 			if (q && meta && !(site && mt__heap_add(q, size, site, mt__meta_owner(meta))) &&
 			    ob != &sysbe) {
-				void *r = real.malloc(size);
+				void *r = real.m.malloc(size);
 				if (r)
 					memcpy(r, q, min_size(ob->malloc_usable_size(q), size));
 				ob->free(q);
@@ -511,7 +495,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
 	ENSURE_RESOLVED();
 	if (!ENTER())
-		return real.posix_memalign(out, align, size);
+		return real.m.posix_memalign(out, align, size);
 	const mt_backend_t *b = be;
 	void *p = NULL;
 	int r = b->posix_memalign(&p, align, size);
@@ -520,7 +504,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			*out = p;
 		} else {
 			b->free(p);
-			r = real.posix_memalign(out, align, size);
+			r = real.m.posix_memalign(out, align, size);
 		}
 	}
 	LEAVE();
@@ -533,18 +517,18 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	EXPORT void *name params                                               \
 	{                                                                      \
 		ENSURE_RESOLVED();                                             \
-		if (!real.name) {                                              \
+		if (!real.m.name) {                                              \
 			errno = ENOMEM;                                        \
 			return NULL;                                           \
 		}                                                              \
 		if (!ENTER())                                                  \
-			return real.name args;                                 \
+			return real.m.name args;                                 \
 		const mt_backend_t *b = be;                                    \
 		void *p = b->name args;                                        \
 		if (p && !unsampled(size_expr) &&                              \
 		    !record_heap(p, size_expr, owner_of_be(b)) && b != &sysbe) { \
 			b->free(p);                                            \
-			p = real.name args;                                    \
+			p = real.m.name args;                                    \
 		}                                                              \
 		LEAVE();                                                       \
 		return p;                                                      \
@@ -566,7 +550,7 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (jebe && init_state == INIT_READY && mt__heap_lookup(p, &meta) &&
 	    mt__meta_owner(meta) == MT_OWNER_JEMALLOC)
 		return jebe->malloc_usable_size(p);
-	return real.malloc_usable_size ? real.malloc_usable_size(p) : 0;
+	return real.m.malloc_usable_size ? real.m.malloc_usable_size(p) : 0;
 }
 
 /* ---- the mmap family: anonymous mappings are the mmap domain ---- */
