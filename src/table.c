@@ -21,11 +21,12 @@
  *              path, the counts are summed from the callsites when read.
  *
  * Lock order (fork takes them all in this order): site shards 0..63, heap
- * shards 0..255, the mapping lock, then ialloc.c's lock. No table lock is
+ * shards 0..255 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
  * held while calling the real allocator or the unwinder.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -84,12 +85,34 @@ struct heap_entry {
 };
 
 struct heap_shard {
-	pthread_mutex_t lock;
+	int lock; /* spin_lock: held for a probe or two, never across a call out */
 	struct heap_entry *slots;
 	size_t cap, count;
 } __attribute__((aligned(MT_CACHELINE)));
 
 static struct heap_shard heap_shards[HEAP_SHARDS];
+
+/* A test-and-test-and-set lock that yields the core after a short spin: a
+ * holder preempted on a 2-core machine must not be spun against for a whole
+ * time slice. */
+static inline void spin_lock(int *l)
+{
+	for (int n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
+		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+			if (++n > 64) {
+				sched_yield();
+				n = 0;
+			} else {
+				__builtin_ia32_pause();
+			}
+		}
+	}
+}
+
+static inline void spin_unlock(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
 
 /* ---- mapping state ---- */
 struct region {
@@ -125,8 +148,6 @@ bool mt__table_init(void)
 	blk_key_ok = pthread_key_create(&blk_key, blk_destructor) == 0;
 	for (int i = 0; i < SITE_SHARDS; i++)
 		pthread_mutex_init(&site_shards[i].lock, NULL);
-	for (int i = 0; i < HEAP_SHARDS; i++)
-		pthread_mutex_init(&heap_shards[i].lock, NULL);
 	return true;
 }
 
@@ -584,9 +605,9 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	uint64_t meta = sz << SIZE_SHIFT | (owner ? OWNER_BIT : 0) | site->id;
 	uint64_t stale = 0;
 
-	pthread_mutex_lock(&sh->lock);
+	spin_lock(&sh->lock);
 	if ((sh->count + 1) * 10 > sh->cap * 7 && !heap_grow(sh)) {
-		pthread_mutex_unlock(&sh->lock);
+		spin_unlock(&sh->lock);
 		mt__count_untracked();
 		return false;
 	}
@@ -597,7 +618,7 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 		sh->count++;
 	sh->slots[i].key = key;
 	sh->slots[i].meta = meta;
-	pthread_mutex_unlock(&sh->lock);
+	spin_unlock(&sh->lock);
 
 	if (stale)
 		release_meta(stale);
@@ -616,7 +637,7 @@ uint64_t mt__heap_detach(void *p)
 	struct heap_shard *sh = shard_of(h);
 	uint64_t meta = 0;
 
-	pthread_mutex_lock(&sh->lock);
+	spin_lock(&sh->lock);
 	if (sh->cap) {
 		size_t i = heap_find(sh, key, h);
 		if (sh->slots[i].key) {
@@ -624,7 +645,7 @@ uint64_t mt__heap_detach(void *p)
 			heap_delete_at(sh, i);
 		}
 	}
-	pthread_mutex_unlock(&sh->lock);
+	spin_unlock(&sh->lock);
 	if (meta)
 		filter_add(p, -1);
 	return meta;
@@ -644,7 +665,7 @@ void mt__heap_reattach(void *p, uint64_t meta)
 
 	if (!meta)
 		return;
-	pthread_mutex_lock(&sh->lock);
+	spin_lock(&sh->lock);
 	/* the entry was taken out a moment ago, so the table has room */
 	size_t i = heap_find(sh, key, h);
 	if (!sh->slots[i].key) {
@@ -653,7 +674,7 @@ void mt__heap_reattach(void *p, uint64_t meta)
 	}
 	sh->slots[i].key = key;
 	sh->slots[i].meta = meta;
-	pthread_mutex_unlock(&sh->lock);
+	spin_unlock(&sh->lock);
 }
 
 bool mt__heap_lookup(void *p, uint64_t *meta)
@@ -663,13 +684,13 @@ bool mt__heap_lookup(void *p, uint64_t *meta)
 	struct heap_shard *sh = shard_of(h);
 
 	*meta = 0;
-	pthread_mutex_lock(&sh->lock);
+	spin_lock(&sh->lock);
 	if (sh->cap) {
 		size_t i = heap_find(sh, key, h);
 		if (sh->slots[i].key)
 			*meta = sh->slots[i].meta;
 	}
-	pthread_mutex_unlock(&sh->lock);
+	spin_unlock(&sh->lock);
 	return *meta != 0;
 }
 
@@ -869,7 +890,7 @@ void mt__table_lock_all(void)
 	for (int i = 0; i < SITE_SHARDS; i++)
 		pthread_mutex_lock(&site_shards[i].lock);
 	for (int i = 0; i < HEAP_SHARDS; i++)
-		pthread_mutex_lock(&heap_shards[i].lock);
+		spin_lock(&heap_shards[i].lock);
 	pthread_mutex_lock(&map_lock);
 	mt__ialloc_lock();
 }
@@ -885,7 +906,7 @@ void mt__table_unlock_all(void)
 	mt__ialloc_unlock();
 	pthread_mutex_unlock(&map_lock);
 	for (int i = HEAP_SHARDS - 1; i >= 0; i--)
-		pthread_mutex_unlock(&heap_shards[i].lock);
+		spin_unlock(&heap_shards[i].lock);
 	for (int i = SITE_SHARDS - 1; i >= 0; i--)
 		pthread_mutex_unlock(&site_shards[i].lock);
 }
