@@ -261,15 +261,23 @@ __attribute__((constructor)) static void mt_ctor(void)
 
 /* ---- recording ---- */
 
+static __thread mt_site_t *tl_last_site TLS_IE;
+static __thread int tl_last_domain TLS_IE;
+
 static mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
 		mt__trigger_respawn(); /* a forked child's first tracked call */
 	int n = mt__unwind(frames, mt__opt.depth);
+	/* the same stack as this thread's last: the same callsite, no lookup */
+	if (mt__unwind_same() && tl_last_site && tl_last_domain == domain)
+		return tl_last_site;
 	mt_site_t *s = mt__site_get(frames, n, domain);
 	if (!s)
 		mt__count_untracked();
+	tl_last_site = s;
+	tl_last_domain = domain;
 	return s;
 }
 

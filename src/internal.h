@@ -74,6 +74,9 @@ MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
  * own frames removed. Takes no memtrace lock. Returns the count. */
 MT_HIDDEN int mt__unwind(uintptr_t *frames, int max);
 MT_HIDDEN void mt__unwind_init(void);
+/* Whether the last mt__unwind of this thread returned exactly the frames
+ * of the one before it (then the callsite is the same too). */
+MT_HIDDEN int mt__unwind_same(void);
 /* Stacks taken by the frame-size cache (about), and how many of its
  * periodic checks against libunwind disagreed. */
 MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);

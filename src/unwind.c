@@ -167,6 +167,8 @@ static __thread struct {
 	uintptr_t slot[MEMO], ra[MEMO];
 	int n, max;
 } tl_memo __attribute__((tls_model("initial-exec")));
+/* 1 when the last mt__unwind gave exactly the stack before it. */
+static __thread int tl_same __attribute__((tls_model("initial-exec")));
 
 /* -1: the fast walk cannot tell; else the number of frames. */
 static int fast_walk(uintptr_t slot, uintptr_t *frames, int max)
@@ -179,8 +181,10 @@ static int fast_walk(uintptr_t slot, uintptr_t *frames, int max)
 		uintptr_t ra = *(const uintptr_t *)slot;
 		if (same && ra == tl_memo.ra[n]) {
 			frames[n++] = ra;
-			if (n == tl_memo.n)
+			if (n == tl_memo.n) {
+				tl_same = 1;
 				return n; /* the whole stack is the last one */
+			}
 			slot = tl_memo.slot[n];
 			continue;
 		}
@@ -275,8 +279,14 @@ void mt__unwind_init(void)
 	(void)mt__unwind(frames, 4);
 }
 
+int mt__unwind_same(void)
+{
+	return tl_same;
+}
+
 int mt__unwind(uintptr_t *frames, int max)
 {
+	tl_same = 0;
 	if (fs_table && stack_bounds()) {
 		uintptr_t slot = first_slot();
 		int n = slot ? fast_walk(slot, frames, max) : -1;
@@ -294,6 +304,8 @@ int mt__unwind(uintptr_t *frames, int max)
 			if (same)
 				return n;
 			__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
+			tl_same = 0;
+			tl_memo.n = 0;
 			for (int i = 0; i < n; i++)
 				fs_put(frames[i], FS_VARIABLE);
 			for (int i = 0; i < m; i++)
