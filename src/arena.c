@@ -84,8 +84,10 @@ const mt_backend_t *mt__jemalloc_load(void)
 		h = dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *why = dlerror();
-		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: cannot load libjemalloc.so.2 (%s); the system "
-			 "allocator stays. Run the program with 'memtrace run --allocator jemalloc', or "
+		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: cannot load libjemalloc.so.2 (%s); the "
+			 "system "
+			 "allocator stays. Run the program with 'memtrace run --allocator "
+			 "jemalloc', or "
 			 "set GLIBC_TUNABLES=glibc.rtld.optional_static_tls=16384",
 			 why ? why : "unknown error");
 		malloc_conf = NULL;
@@ -94,7 +96,8 @@ const mt_backend_t *mt__jemalloc_load(void)
 #define SYM(f) (je.f = (__typeof__(je.f))dlsym(h, #f))
 	if (!SYM(malloc) || !SYM(free) || !SYM(calloc) || !SYM(realloc) || !SYM(posix_memalign) ||
 	    !SYM(aligned_alloc) || !SYM(memalign) || !SYM(valloc) || !SYM(malloc_usable_size)) {
-		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: libjemalloc.so.2 lacks the malloc family; the "
+		mt__warn("MEMTRACE_ALLOCATOR=jemalloc: libjemalloc.so.2 lacks the malloc family; "
+			 "the "
 			 "system allocator stays");
 		malloc_conf = NULL;
 		return NULL;
@@ -105,9 +108,10 @@ const mt_backend_t *mt__jemalloc_load(void)
 	if (mt__opt.arena_max > 0) {
 		unsigned n = 0;
 		size_t sz = sizeof(n);
-		if (preloaded && je_mallctl &&
-		    je_mallctl("opt.narenas", &n, &sz, NULL, 0) == 0 && n != (unsigned)mt__opt.arena_max)
-			mt__warn("jemalloc started before memtrace with %u arenas: MEMTRACE_ARENA_MAX=%d "
+		if (preloaded && je_mallctl && je_mallctl("opt.narenas", &n, &sz, NULL, 0) == 0 &&
+		    n != (unsigned)mt__opt.arena_max)
+			mt__warn("jemalloc started before memtrace with %u arenas: "
+				 "MEMTRACE_ARENA_MAX=%d "
 				 "cannot apply; set MALLOC_CONF=narenas:%d",
 				 n, mt__opt.arena_max, mt__opt.arena_max);
 		else

@@ -73,11 +73,11 @@ enum mt_domain {
 };
 
 /* Why a snapshot was written. */
-#define MT_REASONS(X)                                                          \
-	X(EXIT, 1, "at exit")                                                  \
-	X(UEXIT, 2, "at _exit")                                                \
-	X(API, 3, "on request (mt_snapshot)")                                  \
-	X(SIGNAL, 4, "on signal")                                              \
+#define MT_REASONS(X)                         \
+	X(EXIT, 1, "at exit")                 \
+	X(UEXIT, 2, "at _exit")               \
+	X(API, 3, "on request (mt_snapshot)") \
+	X(SIGNAL, 4, "on signal")             \
 	X(INTERVAL, 5, "periodic")
 
 enum mt_reason {
@@ -87,22 +87,22 @@ enum mt_reason {
 };
 
 /* Process totals, in file order. */
-#define MT_TOTALS(X)                                                           \
-	X(heap_live_bytes)                                                     \
-	X(heap_live_count)                                                     \
-	X(heap_peak_bytes)                                                     \
-	X(heap_alloc_count)                                                    \
-	X(heap_alloc_bytes)                                                    \
-	X(heap_free_count)                                                     \
-	X(mmap_live_bytes)                                                     \
-	X(mmap_live_count)                                                     \
-	X(mmap_peak_bytes)                                                     \
-	X(mmap_alloc_count)                                                    \
-	X(mmap_alloc_bytes)                                                    \
-	X(mmap_free_count)                                                     \
-	X(sites)                                                               \
-	X(untracked_allocs)                                                    \
-	X(fast_unwinds)                                                        \
+#define MT_TOTALS(X)        \
+	X(heap_live_bytes)  \
+	X(heap_live_count)  \
+	X(heap_peak_bytes)  \
+	X(heap_alloc_count) \
+	X(heap_alloc_bytes) \
+	X(heap_free_count)  \
+	X(mmap_live_bytes)  \
+	X(mmap_live_count)  \
+	X(mmap_peak_bytes)  \
+	X(mmap_alloc_count) \
+	X(mmap_alloc_bytes) \
+	X(mmap_free_count)  \
+	X(sites)            \
+	X(untracked_allocs) \
+	X(fast_unwinds)     \
 	X(unwind_mismatches)
 
 typedef struct mt_totals {
@@ -115,17 +115,17 @@ typedef struct mt_totals {
 
 /* The allocator's figures and the process's memory, in file order. Bytes
  * unless named otherwise; a figure the allocator cannot give is 0. */
-#define MT_ALLOC_STATS(X)                                                      \
-	X(arenas, "arenas in use")                                             \
-	X(arena_max, "arena cap memtrace applied (0: none)")                  \
-	X(held, "bytes the allocator holds from the system")                  \
-	X(in_use, "bytes allocated, by the allocator's count")                \
-	X(resident, "bytes the allocator keeps resident (jemalloc)")          \
-	X(rss, "process resident set size")                                    \
-	X(vms, "process virtual size")                                         \
-	X(anon_maps, "anonymous mappings")                                     \
-	X(anon_bytes, "bytes in anonymous mappings")                           \
-	X(anon_64m, "64 MiB regions (glibc arena heaps) among them")          \
+#define MT_ALLOC_STATS(X)                                            \
+	X(arenas, "arenas in use")                                   \
+	X(arena_max, "arena cap memtrace applied (0: none)")         \
+	X(held, "bytes the allocator holds from the system")         \
+	X(in_use, "bytes allocated, by the allocator's count")       \
+	X(resident, "bytes the allocator keeps resident (jemalloc)") \
+	X(rss, "process resident set size")                          \
+	X(vms, "process virtual size")                               \
+	X(anon_maps, "anonymous mappings")                           \
+	X(anon_bytes, "bytes in anonymous mappings")                 \
+	X(anon_64m, "64 MiB regions (glibc arena heaps) among them") \
 	X(anon_1m, "anonymous mappings of 1 MiB or more")
 
 typedef struct mt_alloc_stats {
@@ -138,11 +138,11 @@ typedef struct mt_alloc_stats {
 #define MT_ALLOC_STATS_N ((sizeof(mt_alloc_stats_t) - 16) / sizeof(uint64_t))
 
 /* Per-callsite counters, in file order. Sizes are as the program asked. */
-#define MT_SITE_COUNTERS(X)                                                    \
-	X(live_bytes)                                                          \
-	X(live_count)                                                          \
-	X(alloc_count)                                                         \
-	X(alloc_bytes)                                                         \
+#define MT_SITE_COUNTERS(X) \
+	X(live_bytes)       \
+	X(live_count)       \
+	X(alloc_count)      \
+	X(alloc_bytes)      \
 	X(peak_bytes)
 
 #define MT_SITE_FIXED_LEN (8 + 8 * 5)

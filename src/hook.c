@@ -59,7 +59,6 @@ static struct {
 static const mt_backend_t *be = &sysbe;
 static const mt_backend_t *jebe; /* jemalloc, once loaded */
 
-
 enum { RES_NONE, RES_BUSY, RES_DONE };
 enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
 static int resolve_state = RES_NONE;
@@ -113,8 +112,8 @@ static void *next_sym(const char *name)
 static void resolve(void)
 {
 	int expect = RES_NONE;
-	if (!__atomic_compare_exchange_n(&resolve_state, &expect, RES_BUSY, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (!__atomic_compare_exchange_n(&resolve_state, &expect, RES_BUSY, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
 		while (__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)
 			sched_yield();
 		return;
@@ -148,11 +147,10 @@ static void resolve(void)
 	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
 }
 
-#define ENSURE_RESOLVED()                                                      \
-	do {                                                                   \
-		if (MT_UNLIKELY(__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != \
-				RES_DONE))                                     \
-			resolve();                                             \
+#define ENSURE_RESOLVED()                                                                       \
+	do {                                                                                    \
+		if (MT_UNLIKELY(__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)) \
+			resolve();                                                              \
 	} while (0)
 
 static void at_exit_dump(void)
@@ -297,7 +295,6 @@ static bool record_heap(void *p, size_t size, int owner)
 
 /* ---- backends: tracked calls go to `be`, everything else to the system */
 
-
 static inline int owner_of_be(const mt_backend_t *b)
 {
 	return b == &sysbe ? MT_OWNER_SYSTEM : MT_OWNER_JEMALLOC;
@@ -325,7 +322,6 @@ static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int 
 	b->free(p);
 	return q;
 }
-
 
 /* Sampling mode: most calls skip recording, after one counter update. */
 static inline bool unsampled(size_t size)
@@ -433,7 +429,8 @@ static void *do_realloc(void *p, size_t size)
 		if (q || size == 0) {
 			mt_site_t *site = meta ? mt__meta_site(meta) : NULL;
 			mt__heap_release(meta);
-			if (q && meta && !(site && mt__heap_add(q, size, site, mt__meta_owner(meta))) &&
+			if (q && meta &&
+			    !(site && mt__heap_add(q, size, site, mt__meta_owner(meta))) &&
 			    ob != &sysbe) {
 				void *r = real.m.malloc(size);
 				if (r)
@@ -521,25 +518,25 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 
 /* The aligned family: a block that cannot be recorded is allocated again
  * by the system (alignment and size are what matter, not the content). */
-#define ALIGNED_HOOK(name, params, args, size_expr)                            \
-	EXPORT void *name params                                               \
-	{                                                                      \
-		ENSURE_RESOLVED();                                             \
-		if (!real.m.name) {                                              \
-			errno = ENOMEM;                                        \
-			return NULL;                                           \
-		}                                                              \
-		if (!ENTER())                                                  \
-			return real.m.name args;                                 \
-		const mt_backend_t *b = be;                                    \
-		void *p = b->name args;                                        \
-		if (p && !unsampled(size_expr) &&                              \
-		    !record_heap(p, size_expr, owner_of_be(b)) && b != &sysbe) { \
-			b->free(p);                                            \
-			p = real.m.name args;                                    \
-		}                                                              \
-		LEAVE();                                                       \
-		return p;                                                      \
+#define ALIGNED_HOOK(name, params, args, size_expr)                                             \
+	EXPORT void *name params                                                                \
+	{                                                                                       \
+		ENSURE_RESOLVED();                                                              \
+		if (!real.m.name) {                                                             \
+			errno = ENOMEM;                                                         \
+			return NULL;                                                            \
+		}                                                                               \
+		if (!ENTER())                                                                   \
+			return real.m.name args;                                                \
+		const mt_backend_t *b = be;                                                     \
+		void *p = b->name args;                                                         \
+		if (p && !unsampled(size_expr) && !record_heap(p, size_expr, owner_of_be(b)) && \
+		    b != &sysbe) {                                                              \
+			b->free(p);                                                             \
+			p = real.m.name args;                                                   \
+		}                                                                               \
+		LEAVE();                                                                        \
+		return p;                                                                       \
 	}
 
 ALIGNED_HOOK(aligned_alloc, (size_t align, size_t size), (align, size), size)

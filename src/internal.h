@@ -27,17 +27,17 @@
 
 /* ---- options.c ---- */
 typedef struct mt_options {
-	char dir[4096];   /* MEMTRACE_DIR: absolute snapshot directory */
-	int depth;        /* MEMTRACE_DEPTH: frames captured per callsite */
-	bool at_exit;     /* MEMTRACE_AT_EXIT: dump when the process exits */
-	bool verbose;     /* MEMTRACE_VERBOSE: print the active options */
-	int signal;       /* MEMTRACE_SIGNAL: dump on this signal, 0 for none */
-	long interval_ms; /* MEMTRACE_INTERVAL: periodic dumps, 0 for none */
-	int arena_max;    /* MEMTRACE_ARENA_MAX: cap the allocator's arenas, 0: leave */
-	int allocator;    /* MEMTRACE_ALLOCATOR: MT_ALLOC_SYSTEM or MT_ALLOC_JEMALLOC */
+	char dir[4096];	   /* MEMTRACE_DIR: absolute snapshot directory */
+	int depth;	   /* MEMTRACE_DEPTH: frames captured per callsite */
+	bool at_exit;	   /* MEMTRACE_AT_EXIT: dump when the process exits */
+	bool verbose;	   /* MEMTRACE_VERBOSE: print the active options */
+	int signal;	   /* MEMTRACE_SIGNAL: dump on this signal, 0 for none */
+	long interval_ms;  /* MEMTRACE_INTERVAL: periodic dumps, 0 for none */
+	int arena_max;	   /* MEMTRACE_ARENA_MAX: cap the allocator's arenas, 0: leave */
+	int allocator;	   /* MEMTRACE_ALLOCATOR: MT_ALLOC_SYSTEM or MT_ALLOC_JEMALLOC */
 	long sample_bytes; /* MEMTRACE_SAMPLE: mean bytes between samples, 0: exact */
-	long sample_seed; /* MEMTRACE_SAMPLE_SEED: 0 for a random seed */
-	long fail_after;  /* MEMTRACE_FAIL_AFTER (testing): own mmaps fail after N */
+	long sample_seed;  /* MEMTRACE_SAMPLE_SEED: 0 for a random seed */
+	long fail_after;   /* MEMTRACE_FAIL_AFTER (testing): own mmaps fail after N */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
@@ -117,7 +117,7 @@ MT_HIDDEN void mt__reset_peak(void);
 /* Calls fn for every callsite; counters are read without stopping writers. */
 MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
 MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
-			      const uintptr_t **frames, uint64_t counters[5]);
+			     const uintptr_t **frames, uint64_t counters[5]);
 /* Fork: take every table lock in order, release in parent, reset in child. */
 MT_HIDDEN void mt__table_lock_all(void);
 MT_HIDDEN void mt__table_unlock_all(void);

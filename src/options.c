@@ -18,8 +18,16 @@
 
 mt_options_t mt__opt;
 
-enum opt_type { OPT_INT, OPT_LONG, OPT_SIZE, OPT_BOOL, OPT_DIR, OPT_SIGNAL, OPT_SECONDS,
-		OPT_ALLOCATOR };
+enum opt_type {
+	OPT_INT,
+	OPT_LONG,
+	OPT_SIZE,
+	OPT_BOOL,
+	OPT_DIR,
+	OPT_SIGNAL,
+	OPT_SECONDS,
+	OPT_ALLOCATOR
+};
 
 struct opt {
 	const char *name;
@@ -32,28 +40,27 @@ struct opt {
 #define OFF(f) offsetof(mt_options_t, f)
 
 static const struct opt table[] = {
-	{ "MEMTRACE_DIR", OPT_DIR, 0, 0, 0, OFF(dir),
-	  "snapshot directory (default: the working directory at start)" },
-	{ "MEMTRACE_DEPTH", OPT_INT, 16, 1, MT_MAX_FRAMES, OFF(depth),
-	  "frames recorded per callsite" },
-	{ "MEMTRACE_AT_EXIT", OPT_BOOL, 1, 0, 1, OFF(at_exit),
-	  "write a snapshot when the process exits" },
-	{ "MEMTRACE_VERBOSE", OPT_BOOL, 0, 0, 1, OFF(verbose),
-	  "print the active options at start" },
-	{ "MEMTRACE_SIGNAL", OPT_SIGNAL, SIGUSR1, 0, 0, OFF(signal),
-	  "signal that writes a snapshot: a name (USR1, SIGUSR2), a number, or none" },
-	{ "MEMTRACE_INTERVAL", OPT_SECONDS, 0, 0, 1000000000, OFF(interval_ms),
-	  "write a snapshot every this many seconds (decimals allowed; 0: never)" },
-	{ "MEMTRACE_ARENA_MAX", OPT_INT, 0, 1, 1024, OFF(arena_max),
-	  "cap the allocator's arenas (glibc arena_max, jemalloc narenas); unset: leave" },
-	{ "MEMTRACE_SAMPLE", OPT_SIZE, 0, 1, 1l << 30, OFF(sample_bytes),
-	  "sample: record one allocation per this many bytes on average (K, M, G); unset: exact" },
-	{ "MEMTRACE_SAMPLE_SEED", OPT_LONG, 0, 1, 1l << 62, OFF(sample_seed),
-	  "seed of the sampling draws, for reproducible runs; unset: random" },
-	{ "MEMTRACE_FAIL_AFTER", OPT_LONG, 0, 1, 1l << 40, OFF(fail_after),
-	  "testing: memtrace's own memory requests fail after this many" },
-	{ "MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
-	  "the allocator behind the program's allocations: system or jemalloc" },
+	{"MEMTRACE_DIR", OPT_DIR, 0, 0, 0, OFF(dir),
+	 "snapshot directory (default: the working directory at start)"},
+	{"MEMTRACE_DEPTH", OPT_INT, 16, 1, MT_MAX_FRAMES, OFF(depth),
+	 "frames recorded per callsite"},
+	{"MEMTRACE_AT_EXIT", OPT_BOOL, 1, 0, 1, OFF(at_exit),
+	 "write a snapshot when the process exits"},
+	{"MEMTRACE_VERBOSE", OPT_BOOL, 0, 0, 1, OFF(verbose), "print the active options at start"},
+	{"MEMTRACE_SIGNAL", OPT_SIGNAL, SIGUSR1, 0, 0, OFF(signal),
+	 "signal that writes a snapshot: a name (USR1, SIGUSR2), a number, or none"},
+	{"MEMTRACE_INTERVAL", OPT_SECONDS, 0, 0, 1000000000, OFF(interval_ms),
+	 "write a snapshot every this many seconds (decimals allowed; 0: never)"},
+	{"MEMTRACE_ARENA_MAX", OPT_INT, 0, 1, 1024, OFF(arena_max),
+	 "cap the allocator's arenas (glibc arena_max, jemalloc narenas); unset: leave"},
+	{"MEMTRACE_SAMPLE", OPT_SIZE, 0, 1, 1l << 30, OFF(sample_bytes),
+	 "sample: record one allocation per this many bytes on average (K, M, G); unset: exact"},
+	{"MEMTRACE_SAMPLE_SEED", OPT_LONG, 0, 1, 1l << 62, OFF(sample_seed),
+	 "seed of the sampling draws, for reproducible runs; unset: random"},
+	{"MEMTRACE_FAIL_AFTER", OPT_LONG, 0, 1, 1l << 40, OFF(fail_after),
+	 "testing: memtrace's own memory requests fail after this many"},
+	{"MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
+	 "the allocator behind the program's allocations: system or jemalloc"},
 };
 
 /* Strict decimal parse of a whole string within [min, max]. */
@@ -83,8 +90,8 @@ static bool parse_long(const char *s, long min, long max, long *out)
 
 static bool parse_bool(const char *s, long *out)
 {
-	static const char *yes[] = { "1", "yes", "on", "true" };
-	static const char *no[] = { "0", "no", "off", "false" };
+	static const char *yes[] = {"1", "yes", "on", "true"};
+	static const char *no[] = {"0", "no", "off", "false"};
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(s, yes[i]) == 0)
 			return *out = 1, true;
@@ -112,8 +119,8 @@ static const struct {
 	const char *name;
 	int sig;
 } signals[] = {
-	{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP },   { "PWR", SIGPWR },
-	{ "URG", SIGURG },   { "WINCH", SIGWINCH }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
+	{"USR1", SIGUSR1}, {"USR2", SIGUSR2},	{"HUP", SIGHUP},   {"PWR", SIGPWR},
+	{"URG", SIGURG},   {"WINCH", SIGWINCH}, {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM},
 };
 
 static bool parse_signal(const char *s, long *out)
@@ -198,19 +205,23 @@ void mt__options_init(void)
 				break;
 			}
 			if (v)
-				mt__warn("%s='%s' is not a usable directory name; using the working directory",
+				mt__warn("%s='%s' is not a usable directory name; using the "
+					 "working directory",
 					 o->name, clip(v, shown, sizeof(shown)));
 			set_default_dir();
 			break;
 		case OPT_INT:
 			if (v && !parse_long(v, o->min, o->max, &n)) {
 				if (o->def)
-					mt__warn("%s='%s' is not a whole number in %ld..%ld; using %ld",
-						 o->name, clip(v, shown, sizeof(shown)), o->min, o->max,
-						 o->def);
+					mt__warn("%s='%s' is not a whole number in %ld..%ld; using "
+						 "%ld",
+						 o->name, clip(v, shown, sizeof(shown)), o->min,
+						 o->max, o->def);
 				else
-					mt__warn("%s='%s' is not a whole number in %ld..%ld; ignored",
-						 o->name, clip(v, shown, sizeof(shown)), o->min, o->max);
+					mt__warn("%s='%s' is not a whole number in %ld..%ld; "
+						 "ignored",
+						 o->name, clip(v, shown, sizeof(shown)), o->min,
+						 o->max);
 				n = o->def;
 			}
 			*(int *)field = (int)n;
@@ -224,19 +235,23 @@ void mt__options_init(void)
 			if (ok) {
 				memcpy(num, v, len + 1);
 				char last = num[len - 1];
-				if (o->type == OPT_SIZE && (last == 'K' || last == 'k' || last == 'M' ||
-							    last == 'm' || last == 'G' || last == 'g')) {
-					mult = last == 'K' || last == 'k' ? 1l << 10
-					       : last == 'M' || last == 'm' ? 1l << 20 : 1l << 30;
+				if (o->type == OPT_SIZE &&
+				    (last == 'K' || last == 'k' || last == 'M' || last == 'm' ||
+				     last == 'G' || last == 'g')) {
+					mult = last == 'K' || last == 'k'   ? 1l << 10
+					       : last == 'M' || last == 'm' ? 1l << 20
+									    : 1l << 30;
 					num[--len] = '\0';
 				}
-				ok = len > 0 && parse_long(num, 1, o->max / mult, &n) && num[0] != '-';
+				ok = len > 0 && parse_long(num, 1, o->max / mult, &n) &&
+				     num[0] != '-';
 				n *= mult;
 			}
 			if (v && (!ok || n < o->min || n > o->max)) {
 				mt__warn("%s='%s' is not a %s in %ld..%ld; ignored", o->name,
 					 clip(v, shown, sizeof(shown)),
-					 o->type == OPT_SIZE ? "size (K, M, G allowed)" : "whole number",
+					 o->type == OPT_SIZE ? "size (K, M, G allowed)"
+							     : "whole number",
 					 o->min, o->max);
 				n = o->def;
 			}
@@ -255,8 +270,10 @@ void mt__options_init(void)
 			break;
 		case OPT_SIGNAL:
 			if (v && !parse_signal(v, &n)) {
-				mt__warn("%s='%s' is not a signal memtrace may use (USR1, USR2, HUP, PWR, URG, "
-					 "WINCH, PROF, VTALRM, a real-time signal number, or none); using USR1",
+				mt__warn("%s='%s' is not a signal memtrace may use (USR1, USR2, "
+					 "HUP, PWR, URG, "
+					 "WINCH, PROF, VTALRM, a real-time signal number, or "
+					 "none); using USR1",
 					 o->name, clip(v, shown, sizeof(shown)));
 				n = o->def;
 			}
@@ -264,7 +281,8 @@ void mt__options_init(void)
 			break;
 		case OPT_SECONDS:
 			if (v && !parse_seconds(v, o->max, &n)) {
-				mt__warn("%s='%s' is not a number of seconds (at most 3 decimals) in 0..%ld; "
+				mt__warn("%s='%s' is not a number of seconds (at most 3 decimals) "
+					 "in 0..%ld; "
 					 "no periodic snapshots",
 					 o->name, clip(v, shown, sizeof(shown)), o->max / 1000);
 				n = o->def;
@@ -273,8 +291,8 @@ void mt__options_init(void)
 			break;
 		case OPT_BOOL:
 			if (v && !parse_bool(v, &n)) {
-				mt__warn("%s='%s' is not 0/1/yes/no/on/off/true/false; using %ld", o->name,
-					 clip(v, shown, sizeof(shown)), o->def);
+				mt__warn("%s='%s' is not 0/1/yes/no/on/off/true/false; using %ld",
+					 o->name, clip(v, shown, sizeof(shown)), o->def);
 				n = o->def;
 			}
 			*(bool *)field = n != 0;

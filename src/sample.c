@@ -35,7 +35,8 @@ static double uniform(void)
 {
 	if (!tl_rng)
 		tl_rng = (seed + 0x9e3779b97f4a7c15ull *
-					 __atomic_add_fetch(&thread_no, 1, __ATOMIC_RELAXED)) | 1;
+					 __atomic_add_fetch(&thread_no, 1, __ATOMIC_RELAXED)) |
+			 1;
 	tl_rng ^= tl_rng >> 12;
 	tl_rng ^= tl_rng << 25;
 	tl_rng ^= tl_rng >> 27;

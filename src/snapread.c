@@ -47,9 +47,8 @@ static int fail(struct ctx *c, size_t off, const char *fmt, ...)
 const char *mt_reason_text(uint32_t reason)
 {
 	switch (reason) {
-#define X(name, val, text)                                                     \
-	case val:                                                              \
-		return text;
+#define X(name, val, text) \
+	case val: return text;
 		MT_REASONS(X)
 #undef X
 	}
@@ -112,7 +111,8 @@ static int parse_meta(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 	s->depth = mt__get_u32(p + 48);
 	s->page_size = mt__get_u32(p + 52);
 	at += 56;
-	if (get_str(c, &at, end, &s->exe, NULL) || get_str(c, &at, end, &s->cmdline, &s->cmdline_len))
+	if (get_str(c, &at, end, &s->exe, NULL) ||
+	    get_str(c, &at, end, &s->cmdline, &s->cmdline_len))
 		return -1;
 	if (end - at >= 8)
 		s->sample_bytes = mt__get_u64(c->data + at);
@@ -224,11 +224,14 @@ static int parse(struct ctx *c, mt_snap_t *s)
 	const unsigned char *e = d + tail;
 	if (mt__get_u16(e) != MT_REC_END || mt__get_u32(e + 4) != MT_END_PAYLOAD_LEN ||
 	    mt__get_u32(e + 20) != MT_END_MAGIC || mt__get_u64(e + 8) != size)
-		return fail(c, tail, "truncated or unfinished: the file does not end with a valid END record");
+		return fail(
+			c, tail,
+			"truncated or unfinished: the file does not end with a valid END record");
 	uint32_t crc = mt__crc32(0, d, size - 8);
 	/* the fuzzer skips the checksum, so that its mutations reach the parser */
 	if (!MT_FUZZING && crc != mt__get_u32(e + 16))
-		return fail(c, size - 8, "checksum mismatch (crc32 %08x, file says %08x): the file is corrupt",
+		return fail(c, size - 8,
+			    "checksum mismatch (crc32 %08x, file says %08x): the file is corrupt",
 			    crc, mt__get_u32(e + 16));
 
 	size_t at = MT_FILE_HEADER_LEN, mcap = 0, scap = 0, fcap = 0, nframes = 0;
@@ -240,7 +243,8 @@ static int parse(struct ctx *c, mt_snap_t *s)
 		uint32_t len = mt__get_u32(d + at + 4);
 		size_t body = at + MT_REC_HEADER_LEN;
 		if (len > MT_REC_MAX || len > tail - body)
-			return fail(c, at, "record of type %u claims %u bytes, past the end", type, len);
+			return fail(c, at, "record of type %u claims %u bytes, past the end", type,
+				    len);
 		if (!have_meta && type != MT_REC_META)
 			return fail(c, at, "the first record is type %u, not META", type);
 		switch (type) {
@@ -286,22 +290,24 @@ static int parse(struct ctx *c, mt_snap_t *s)
 				fcap = ncap;
 			}
 			for (size_t i = 0; i < n; i++)
-				s->frames[nframes + i] = mt__get_u64(d + body + MT_SITE_FIXED_LEN + 8 * i);
+				s->frames[nframes + i] =
+					mt__get_u64(d + body + MT_SITE_FIXED_LEN + 8 * i);
 			/* frames are linked after the loop: the array may still move */
 			st[s->nsites].frames = (const uint64_t *)(uintptr_t)nframes;
 			nframes += n;
 			s->nsites++;
 			break;
 		}
-		default:
-			break; /* a later minor version's record: skipped */
+		default: break; /* a later minor version's record: skipped */
 		}
 		at = body + len;
 	}
 	if (!have_meta)
 		return fail(c, at, "no META record");
+	/* no frame at all: no array (and no arithmetic on a null pointer) */
+	static const uint64_t none[1];
 	for (size_t i = 0; i < s->nsites; i++)
-		s->sites[i].frames = s->frames + (uintptr_t)s->sites[i].frames;
+		s->sites[i].frames = s->frames ? s->frames + (uintptr_t)s->sites[i].frames : none;
 	return 0;
 }
 
@@ -323,7 +329,7 @@ static int read_all(struct ctx *c, int fd, size_t size, unsigned char *buf)
 
 int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen)
 {
-	struct ctx c = { .path = path, .err = err, .errlen = errlen };
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
 	struct stat st;
 	int rc = -1;
 
@@ -369,7 +375,7 @@ out:
 int mt_snap_parse(const void *data, size_t size, const char *name, mt_snap_t *s, char *err,
 		  size_t errlen)
 {
-	struct ctx c = { .path = name, .err = err, .errlen = errlen, .data = data, .size = size };
+	struct ctx c = {.path = name, .err = err, .errlen = errlen, .data = data, .size = size};
 	memset(s, 0, sizeof(*s));
 	if (size == 0)
 		return fail(&c, 0, "empty file");

@@ -271,7 +271,8 @@ static int open_dir(void)
 	if (fd < 0) {
 		int e = errno;
 		struct stat lst;
-		if ((e == ENOTDIR || e == ELOOP) && lstat(dir_real, &lst) == 0 && S_ISLNK(lst.st_mode))
+		if ((e == ENOTDIR || e == ELOOP) && lstat(dir_real, &lst) == 0 &&
+		    S_ISLNK(lst.st_mode))
 			return -ELOOP;
 		return -e;
 	}
@@ -281,7 +282,8 @@ static int open_dir(void)
 		return e;
 	}
 	bool sticky = st.st_mode & S_ISVTX;
-	if (((st.st_mode & (S_IWOTH | S_IWGRP)) && !sticky) || (st.st_uid != geteuid() && !sticky)) {
+	if (((st.st_mode & (S_IWOTH | S_IWGRP)) && !sticky) ||
+	    (st.st_uid != geteuid() && !sticky)) {
 		close(fd);
 		return -EPERM;
 	}
@@ -294,7 +296,9 @@ static const char *errname(int e)
 	case ENOENT: return "no such directory";
 	case ENOTDIR: return "not a directory";
 	case ELOOP: return "refused: replaced by a symbolic link since start";
-	case EPERM: return "refused: owned by another user or writable by others without the sticky bit";
+	case EPERM:
+		return "refused: owned by another user or writable by others without the sticky "
+		       "bit";
 	case EACCES: return "permission denied";
 	case ENOSPC: return "no space left on device";
 	case EFBIG: return "file size limit (ulimit -f) reached";
@@ -317,7 +321,7 @@ static void warn_dump(const char *what, int err)
 int mt__dump(int reason, char *path, size_t pathlen)
 {
 	char final[4300];
-	writer_t w = { .fd = -1, .limit = UINT64_MAX };
+	writer_t w = {.fd = -1, .limit = UINT64_MAX};
 	int dfd = -1;
 	struct rlimit rl;
 	int err;
@@ -366,7 +370,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 		w.limit = rl.rlim_cur;
 
 	mt__table_flush();
-	unsigned char hdr[MT_FILE_HEADER_LEN] = { 0 };
+	unsigned char hdr[MT_FILE_HEADER_LEN] = {0};
 	memcpy(hdr, MT_MAGIC, MT_MAGIC_LEN);
 	mt__put_u16(hdr + 8, MT_FORMAT_MAJOR);
 	mt__put_u16(hdr + 10, MT_FORMAT_MINOR);
@@ -438,16 +442,18 @@ void mt__snapshot_cleanup(void)
 	while ((e = readdir(d))) {
 		const char *p = e->d_name;
 		size_t len = strlen(p);
-		if (strncmp(p, ".memtrace.", 10) != 0 || len < 15 || strcmp(p + len - 4, ".tmp") != 0)
+		if (strncmp(p, ".memtrace.", 10) != 0 || len < 15 ||
+		    strcmp(p + len - 4, ".tmp") != 0)
 			continue;
 		long pid = 0;
 		for (p += 10; *p >= '0' && *p <= '9' && pid < 1 << 30; p++)
 			pid = pid * 10 + (*p - '0');
 		struct stat st;
-		if (*p != '.' || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (*p != '.' || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
 			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_uid == geteuid())
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == geteuid())
 			unlinkat(dirfd(d), e->d_name, 0);
 	}
 	closedir(d);

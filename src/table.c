@@ -36,11 +36,11 @@
 #define uthash_free(ptr, sz) mt__ifree((ptr), (sz))
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(elt) (oom_flag = 1)
-#define HASH_FUNCTION(keyptr, keylen, hashv)                                   \
-	do {                                                                   \
-		uint64_t k_;                                                   \
-		memcpy(&k_, (keyptr), sizeof(k_));                             \
-		(hashv) = (unsigned)(k_ ^ (k_ >> 32));                         \
+#define HASH_FUNCTION(keyptr, keylen, hashv)           \
+	do {                                           \
+		uint64_t k_;                           \
+		memcpy(&k_, (keyptr), sizeof(k_));     \
+		(hashv) = (unsigned)(k_ ^ (k_ >> 32)); \
 	} while (0)
 static __thread int oom_flag __attribute__((tls_model("initial-exec")));
 #include <uthash.h>
@@ -133,9 +133,8 @@ static mt_totals_t totals;
 static void raise_peak(uint64_t *peak, uint64_t now)
 {
 	uint64_t old = LOAD(*peak);
-	while (now > old &&
-	       !__atomic_compare_exchange_n(peak, &old, now, true, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED))
+	while (now > old && !__atomic_compare_exchange_n(peak, &old, now, true, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
 		;
 }
 
@@ -433,7 +432,8 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 	if (!b) {
 		if (alloc) {
 			site_alloc(s, (uint64_t)bytes, (uint64_t)count);
-			raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, (uint64_t)bytes));
+			raise_peak(&totals.heap_peak_bytes,
+				   ADD(totals.heap_live_bytes, (uint64_t)bytes));
 		} else {
 			site_release(s, (uint64_t)-bytes, -count);
 			ADD(totals.heap_live_bytes, (uint64_t)bytes);
@@ -467,9 +467,12 @@ void mt__table_flush(void)
 void mt__count_untracked(void)
 {
 	static int said;
-	if (ADD(totals.untracked_allocs, 1) == 1 && !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
-		mt__warn("out of memory for memtrace's own tables: from now on some allocations are "
-			 "not tracked (snapshots count them as untracked); the program is unaffected");
+	if (ADD(totals.untracked_allocs, 1) == 1 &&
+	    !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		mt__warn(
+			"out of memory for memtrace's own tables: from now on some allocations are "
+			"not tracked (snapshots count them as untracked); the program is "
+			"unaffected");
 }
 
 /* ---- live heap blocks ---- */
@@ -772,7 +775,7 @@ static mt_site_t *regions_cut(uintptr_t lo, uintptr_t hi)
 			r->hi = clo;
 		} else {
 			/* a hole in the middle: one region becomes two */
-			struct region tail = { chi, r->hi, r->site };
+			struct region tail = {chi, r->hi, r->site};
 			r->hi = clo;
 			if (region_insert_at(i + 1, tail)) {
 				site_release(tail.site, 0, -1);
@@ -795,7 +798,7 @@ void mt__mmap_add(void *p, size_t len, mt_site_t *site)
 		return;
 	pthread_mutex_lock(&map_lock);
 	regions_cut(lo, hi);
-	if (region_insert_at(region_first_above(lo), (struct region){ lo, hi, site })) {
+	if (region_insert_at(region_first_above(lo), (struct region){lo, hi, site})) {
 		site_alloc(site, len, 1);
 		ADD(totals.mmap_alloc_count, 1);
 		ADD(totals.mmap_alloc_bytes, len);

@@ -26,7 +26,7 @@
 
 #include "internal.h"
 
-static int wake[2] = { -1, -1 };
+static int wake[2] = {-1, -1};
 static int handler_installed; /* memtrace's handler is the one in place */
 static int warned;
 static int thread_started;
@@ -72,13 +72,14 @@ static void *dump_thread(void *arg)
 {
 	(void)arg;
 	mt__thread_untracked();
-	int timeout = mt__opt.interval_ms > 0
-		? (mt__opt.interval_ms > 0x7fffffff ? 0x7fffffff : (int)mt__opt.interval_ms)
-		: -1;
+	int timeout =
+		mt__opt.interval_ms > 0
+			? (mt__opt.interval_ms > 0x7fffffff ? 0x7fffffff : (int)mt__opt.interval_ms)
+			: -1;
 	uint64_t next = mt__now_ns(CLOCK_MONOTONIC) + (uint64_t)mt__opt.interval_ms * 1000000ull;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = wake[0], .events = POLLIN };
+		struct pollfd pfd = {.fd = wake[0], .events = POLLIN};
 		int wait = timeout;
 		if (timeout >= 0) {
 			uint64_t now = mt__now_ns(CLOCK_MONOTONIC);
@@ -121,7 +122,9 @@ static void start_thread(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r != 0)
-		mt__warn("cannot start the snapshot thread (errno %d): no snapshots on signal or timer", r);
+		mt__warn("cannot start the snapshot thread (errno %d): no snapshots on signal or "
+			 "timer",
+			 r);
 	else
 		thread_started = 1;
 }
@@ -136,8 +139,10 @@ void mt__trigger_init(void)
 	if (!wanted())
 		return;
 	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
-		mt__warn("cannot create the snapshot wake-up pipe (errno %d): no snapshots on signal "
-			 "or timer", errno);
+		mt__warn("cannot create the snapshot wake-up pipe (errno %d): no snapshots on "
+			 "signal "
+			 "or timer",
+			 errno);
 		return;
 	}
 	if (!real_sigaction)

@@ -107,8 +107,8 @@ static void fs_put(uintptr_t ra, uint32_t size)
 		return;
 	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
 		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
-		if (!k && __atomic_compare_exchange_n(&fs_table[i].ra, &k, ra, false, __ATOMIC_ACQ_REL,
-						      __ATOMIC_ACQUIRE)) {
+		if (!k && __atomic_compare_exchange_n(&fs_table[i].ra, &k, ra, false,
+						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
 			__atomic_store_n(&fs_table[i].size, size, __ATOMIC_RELEASE);
 			return;
 		}
@@ -229,8 +229,9 @@ static int slow_walk(uintptr_t *frames, int max)
 			bool plain = !sig && sp >= 8 && *(const uintptr_t *)(sp - 8) == ip;
 			if (prev_ra) {
 				uintptr_t d = sp - prev_sp;
-				fs_put(prev_ra, plain && sp > prev_sp && d < FS_MAX_FRAME ? (uint32_t)d
-											  : FS_VARIABLE);
+				fs_put(prev_ra, plain && sp > prev_sp && d < FS_MAX_FRAME
+							? (uint32_t)d
+							: FS_VARIABLE);
 			}
 			if (n >= max)
 				break;
@@ -254,8 +255,9 @@ static int slow_walk(uintptr_t *frames, int max)
 static int backtrace_walk(uintptr_t *frames, int max)
 {
 	void *buf[MT_MAX_FRAMES + 8];
-	int want = max + 6 > (int)(sizeof(buf) / sizeof(buf[0])) ? (int)(sizeof(buf) / sizeof(buf[0]))
-								 : max + 6;
+	int want = max + 6 > (int)(sizeof(buf) / sizeof(buf[0]))
+			   ? (int)(sizeof(buf) / sizeof(buf[0]))
+			   : max + 6;
 	int n = unw_backtrace(buf, want), skip = 0, out = 0;
 	while (skip < n && in_self((uintptr_t)buf[skip]))
 		skip++;

@@ -41,8 +41,7 @@ static size_t put_str(char *buf, size_t cap, size_t at, const char *s)
 	return at;
 }
 
-static size_t put_num(char *buf, size_t cap, size_t at, unsigned long long v, int base,
-		      int neg)
+static size_t put_num(char *buf, size_t cap, size_t at, unsigned long long v, int base, int neg)
 {
 	char tmp[32];
 	int n = 0;
@@ -77,22 +76,21 @@ size_t mt__vfmt(char *buf, size_t cap, const char *fmt, va_list ap)
 			f++;
 		}
 		switch (*f) {
-		case 's':
-			at = put_str(buf, cap, at, va_arg(ap, const char *));
-			break;
+		case 's': at = put_str(buf, cap, at, va_arg(ap, const char *)); break;
 		case 'd': {
 			long long v = longs > 1 ? va_arg(ap, long long)
-				: longs ? va_arg(ap, long)
-					: va_arg(ap, int);
-			at = put_num(buf, cap, at, v < 0 ? -(unsigned long long)v : (unsigned long long)v,
-				     10, v < 0);
+				      : longs	? va_arg(ap, long)
+						: va_arg(ap, int);
+			at = put_num(buf, cap, at,
+				     v < 0 ? -(unsigned long long)v : (unsigned long long)v, 10,
+				     v < 0);
 			break;
 		}
 		case 'u':
 		case 'x': {
 			unsigned long long v = longs > 1 ? va_arg(ap, unsigned long long)
-				: longs ? va_arg(ap, unsigned long)
-					: va_arg(ap, unsigned);
+					       : longs	 ? va_arg(ap, unsigned long)
+							 : va_arg(ap, unsigned);
 			at = put_num(buf, cap, at, v, *f == 'x' ? 16 : 10, 0);
 			break;
 		}

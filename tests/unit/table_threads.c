@@ -25,20 +25,20 @@ static pthread_barrier_t barrier;
 static char arena[THREADS][BLOCKS][16]; /* addresses for the fake blocks */
 
 static int failures;
-#define EXPECT(cond, ...)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fputc('\n', stderr);                                   \
-			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);    \
-		}                                                              \
+#define EXPECT(cond, ...)                                                    \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+			fprintf(stderr, __VA_ARGS__);                        \
+			fputc('\n', stderr);                                 \
+			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);  \
+		}                                                            \
 	} while (0)
 
 static void *worker(void *arg)
 {
 	long t = (long)arg;
-	uintptr_t shared[2] = { 0x1000, 0x2000 }, own[2] = { 0x3000 + (uintptr_t)t, 0x4000 };
+	uintptr_t shared[2] = {0x1000, 0x2000}, own[2] = {0x3000 + (uintptr_t)t, 0x4000};
 	mt_site_t *s_shared = mt__site_get(shared, 2, MT_DOMAIN_HEAP);
 	mt_site_t *s_own = mt__site_get(own, 2, MT_DOMAIN_HEAP);
 	EXPECT(s_shared && s_own, "site creation");
@@ -48,7 +48,7 @@ static void *worker(void *arg)
 		       "add");
 	/* many distinct stacks at once */
 	for (int i = 0; i < 500; i++) {
-		uintptr_t f[3] = { 0x5000, (uintptr_t)i, (uintptr_t)t };
+		uintptr_t f[3] = {0x5000, (uintptr_t)i, (uintptr_t)t};
 		EXPECT(mt__site_get(f, 3, MT_DOMAIN_HEAP) == mt__site_get(f, 3, MT_DOMAIN_HEAP),
 		       "dedup");
 	}
@@ -58,7 +58,7 @@ static void *worker(void *arg)
 	for (int i = 0; i < BLOCKS; i += 2)
 		EXPECT(mt__heap_remove(arena[o][i]), "remove %ld/%d", o, i);
 	/* mappings: add, split by a hole, remove */
-	uintptr_t m[1] = { 0x6000 };
+	uintptr_t m[1] = {0x6000};
 	mt_site_t *s_map = mt__site_get(m, 1, MT_DOMAIN_MMAP);
 	char *base = (char *)(uintptr_t)(0x7f0000000000ull + (uint64_t)t * (1ull << 32));
 	for (int i = 0; i < 200; i++) {
@@ -96,8 +96,9 @@ int main(void)
 	       (unsigned long long)tot.heap_live_bytes, (unsigned long long)want_bytes);
 	EXPECT(tot.heap_alloc_count == THREADS * BLOCKS, "allocations %llu",
 	       (unsigned long long)tot.heap_alloc_count);
-	EXPECT(tot.mmap_live_bytes == 0 && tot.mmap_live_count == 0, "mappings all gone: %llu B, %llu",
-	       (unsigned long long)tot.mmap_live_bytes, (unsigned long long)tot.mmap_live_count);
+	EXPECT(tot.mmap_live_bytes == 0 && tot.mmap_live_count == 0,
+	       "mappings all gone: %llu B, %llu", (unsigned long long)tot.mmap_live_bytes,
+	       (unsigned long long)tot.mmap_live_count);
 	EXPECT(tot.mmap_alloc_count == THREADS * 200, "mappings made %llu",
 	       (unsigned long long)tot.mmap_alloc_count);
 	for (long t = 0; t < THREADS; t++)

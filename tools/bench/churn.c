@@ -46,13 +46,13 @@ static void __attribute__((noinline)) op(work_t *w, uint64_t i)
 }
 
 /* ten levels, two ways each: the path depends on the operation number */
-#define LEVEL(n, next_a, next_b)                                               \
-	static void __attribute__((noinline)) n(work_t *w, uint64_t i, int k)  \
-	{                                                                      \
-		if ((i >> k) & 1)                                              \
-			next_a(w, i, k + 1);                                   \
-		else                                                           \
-			next_b(w, i, k + 1);                                   \
+#define LEVEL(n, next_a, next_b)                                              \
+	static void __attribute__((noinline)) n(work_t *w, uint64_t i, int k) \
+	{                                                                     \
+		if ((i >> k) & 1)                                             \
+			next_a(w, i, k + 1);                                  \
+		else                                                          \
+			next_b(w, i, k + 1);                                  \
 		__asm__ volatile("" ::: "memory");                            \
 	}
 static void __attribute__((noinline)) leaf(work_t *w, uint64_t i, int k)

@@ -18,7 +18,8 @@
 /* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot),
  * 3 a budget exceeded (reserved for checks). */
 enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2 };
-void mt_die_usage(const char *cmd, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+void mt_die_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 2, 3)));
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
 void mt_load_or_die(const char *path, mt_snap_t *s);
 void *mt_xmalloc(size_t n);
@@ -29,7 +30,7 @@ char *mt_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct mt_sframe {
 	const char *func;   /* demangled, or NULL */
 	const char *file;   /* source file, or NULL */
-	int line;           /* 0 when unknown */
+	int line;	    /* 0 when unknown */
 	const char *module; /* path of the module, or NULL */
 	uint64_t offset;    /* address relative to the module's load bias */
 } mt_sframe_t;
@@ -43,8 +44,13 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out);
 void mt_sym_close(mt_sym_t *sym);
 
 /* ---- view.c: the options every report shares ---- */
-enum mt_group { MT_GROUP_LINENO, MT_GROUP_FILE, MT_GROUP_FUNCTION, MT_GROUP_MODULE,
-		MT_GROUP_TRACEBACK };
+enum mt_group {
+	MT_GROUP_LINENO,
+	MT_GROUP_FILE,
+	MT_GROUP_FUNCTION,
+	MT_GROUP_MODULE,
+	MT_GROUP_TRACEBACK
+};
 enum mt_sort { MT_SORT_SIZE, MT_SORT_COUNT, MT_SORT_ALLOCS };
 
 typedef struct mt_view {
@@ -58,31 +64,29 @@ typedef struct mt_view {
 } mt_view_t;
 
 #define MT_VIEW_SHORTOPTS "n:g:d:h"
-#define MT_VIEW_LONGOPTS                                                       \
-	{ "limit", required_argument, NULL, 'n' },                             \
-	{ "group-by", required_argument, NULL, 'g' },                          \
-	{ "domain", required_argument, NULL, 'd' },                            \
-	{ "json", no_argument, NULL, 'j' },                                    \
-	{ "cumulative", no_argument, NULL, 'c' },                              \
-	{ "include", required_argument, NULL, 'I' },                           \
-	{ "exclude", required_argument, NULL, 'X' },                           \
-	{ "all-frames", no_argument, NULL, 'A' },                              \
-	{ "sort", required_argument, NULL, 'S' },                              \
-	{ "help", no_argument, NULL, 'h' }
-#define MT_VIEW_HELP                                                           \
-	"  -n, --limit N         the top N groups (default 10; 0 for all)\n"   \
+#define MT_VIEW_LONGOPTS                                                                           \
+	{"limit", required_argument, NULL, 'n'}, {"group-by", required_argument, NULL, 'g'},       \
+		{"domain", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},        \
+		{"cumulative", no_argument, NULL, 'c'}, {"include", required_argument, NULL, 'I'}, \
+		{"exclude", required_argument, NULL, 'X'}, {"all-frames", no_argument, NULL, 'A'}, \
+		{"sort", required_argument, NULL, 'S'},                                            \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+#define MT_VIEW_HELP                                                                      \
+	"  -n, --limit N         the top N groups (default 10; 0 for all)\n"              \
 	"  -g, --group-by K      lineno (default), file, function, module or traceback\n" \
-	"      --cumulative      credit every frame of a stack, not only the first\n" \
-	"                        outside the allocator (not with traceback)\n"  \
-	"  -d, --domain D        heap (default: the malloc family), mmap (anonymous\n" \
-	"                        mappings) or all\n"                          \
-	"      --include PAT     only stacks whose line matches PAT (fnmatch, on the\n" \
-	"                        file, function or module); repeatable\n"     \
-	"      --exclude PAT     drop stacks whose line matches PAT; repeatable\n" \
-	"      --all-frames      --include/--exclude match any frame of the stack\n" \
-	"      --sort K          size (default), count, or allocs (cumulative\n" \
-	"                        allocations, freed ones included)\n"         \
-	"      --json            machine-readable output with exact byte counts\n" \
+	"      --cumulative      credit every frame of a stack, not only the first\n"     \
+	"                        outside the allocator (not with traceback)\n"            \
+	"  -d, --domain D        heap (default: the malloc family), mmap (anonymous\n"    \
+	"                        mappings) or all\n"                                      \
+	"      --include PAT     only stacks whose line matches PAT (fnmatch, on the\n"   \
+	"                        file, function or module); repeatable\n"                 \
+	"      --exclude PAT     drop stacks whose line matches PAT; repeatable\n"        \
+	"      --all-frames      --include/--exclude match any frame of the stack\n"      \
+	"      --sort K          size (default), count, or allocs (cumulative\n"          \
+	"                        allocations, freed ones included)\n"                     \
+	"      --json            machine-readable output with exact byte counts\n"        \
 	"  -h, --help            this text\n"
 
 void mt_view_init(mt_view_t *v);
@@ -99,10 +103,10 @@ const char *mt_domain_name(int domain);
 
 /* ---- stats.c: tracemalloc-style grouping and formatting ---- */
 typedef struct mt_stat {
-	char *key;         /* what the line shows: "file.c:12", "module(func)" */
+	char *key;	   /* what the line shows: "file.c:12", "module(func)" */
 	mt_sframe_t where; /* the frame chosen to stand for the group */
 	uint64_t size, count, allocs, alloc_bytes;
-	char **trace;      /* traceback grouping: the frames, formatted */
+	char **trace; /* traceback grouping: the frames, formatted */
 	size_t ntrace;
 } mt_stat_t;
 

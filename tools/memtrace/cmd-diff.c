@@ -18,8 +18,7 @@ static const char usage_text[] =
 	"  FILE:LINE: size=SIZE (+DIFF), count=BLOCKS (+DIFF), average=SIZE\n"
 	"sorted as tracemalloc's compare_to: by the size of the change first.\n"
 	"Groups only in OLD show as size=0 B (-SIZE).\n"
-	"\n" MT_VIEW_HELP
-	"\n"
+	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
 typedef struct diff {
@@ -80,7 +79,8 @@ void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b)
 		free(ea);
 		free(eb);
 	} else if (b->mono_ns < a->mono_ns) {
-		fprintf(stderr, "memtrace: warning: %s was taken before %s: the changes run backwards\n",
+		fprintf(stderr,
+			"memtrace: warning: %s was taken before %s: the changes run backwards\n",
 			b->file, a->file);
 	}
 }
@@ -111,7 +111,8 @@ int mt_cmd_diff(int argc, char **argv)
 	mt_view_t v;
 	optind = mt_view_parse(&v, "diff", usage_text, argc, argv);
 	if (argc - optind != 2)
-		mt_die_usage("diff", "needs two snapshot files, OLD and NEW; got %d", argc - optind);
+		mt_die_usage("diff", "needs two snapshot files, OLD and NEW; got %d",
+			     argc - optind);
 
 	mt_snap_t snap[2];
 	mt_sym_t *sym[2];
@@ -129,16 +130,22 @@ int mt_cmd_diff(int argc, char **argv)
 	uint64_t new_size = 0, new_count = 0;
 	for (size_t i = 0; i < st[1].n; i++) {
 		const mt_stat_t *now = &st[1].v[i], *was = mt_stats_find(&st[0], now->key);
-		d[n++] = (diff_t){ now, now->size, now->count,
-				   (int64_t)(now->size - (was ? was->size : 0)),
-				   (int64_t)(now->count - (was ? was->count : 0)),
-				   (int64_t)(now->allocs - (was ? was->allocs : 0)) };
+		d[n++] = (diff_t){now,
+				  now->size,
+				  now->count,
+				  (int64_t)(now->size - (was ? was->size : 0)),
+				  (int64_t)(now->count - (was ? was->count : 0)),
+				  (int64_t)(now->allocs - (was ? was->allocs : 0))};
 	}
 	for (size_t i = 0; i < st[0].n; i++) {
 		const mt_stat_t *was = &st[0].v[i];
 		if (!mt_stats_find(&st[1], was->key))
-			d[n++] = (diff_t){ was, 0, 0, -(int64_t)was->size, -(int64_t)was->count,
-					   -(int64_t)was->allocs };
+			d[n++] = (diff_t){was,
+					  0,
+					  0,
+					  -(int64_t)was->size,
+					  -(int64_t)was->count,
+					  -(int64_t)was->allocs};
 	}
 	for (size_t i = 0; i < n; i++) {
 		total_size += d[i].size_diff;
@@ -146,8 +153,10 @@ int mt_cmd_diff(int argc, char **argv)
 		new_size += d[i].size;
 		new_count += d[i].count;
 	}
-	qsort(d, n, sizeof(*d), v.sort == MT_SORT_COUNT ? cmp_count
-				: v.sort == MT_SORT_ALLOCS ? cmp_allocs : cmp_size);
+	qsort(d, n, sizeof(*d),
+	      v.sort == MT_SORT_COUNT	 ? cmp_count
+	      : v.sort == MT_SORT_ALLOCS ? cmp_allocs
+					 : cmp_size);
 	size_t shown = v.limit && v.limit < n ? v.limit : n;
 	double secs = (double)((int64_t)(snap[1].mono_ns - snap[0].mono_ns)) / 1e9;
 	if (snap[0].start_mono_ns != snap[1].start_mono_ns)
@@ -164,7 +173,8 @@ int mt_cmd_diff(int argc, char **argv)
 		       "\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
 		       ",\"count_diff\":%" PRId64 ",\"groups\":%zu,\"stats\":[",
 		       secs, mt_group_name(v.group), mt_domain_name(v.domain),
-		       v.cumulative ? "true" : "false", new_size, total_size, new_count, total_count, n);
+		       v.cumulative ? "true" : "false", new_size, total_size, new_count,
+		       total_count, n);
 		for (size_t i = 0; i < shown; i++) {
 			char *title = mt_stat_title(d[i].ref);
 			printf("%s{\"key\":", i ? "," : "");

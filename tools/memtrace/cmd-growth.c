@@ -22,10 +22,10 @@ static const char usage_text[] =
 	"\n"
 	"Process totals over a series of snapshots of one process, then the leak\n"
 	"suspects: groups whose live size grew, steady growers first:\n"
-	"  #1 FILE:LINE: size=SIZE (+GROWTH), count=N (+DIFF), +RATE/s, grew in K of M intervals: steady\n"
+	"  #1 FILE:LINE: size=SIZE (+GROWTH), count=N (+DIFF), +RATE/s, grew in K of M intervals: "
+	"steady\n"
 	"Snapshots are put in time order.\n"
-	"\n" MT_VIEW_HELP
-	"\n"
+	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
 typedef struct series {
@@ -92,7 +92,8 @@ int mt_cmd_growth(int argc, char **argv)
 	}
 	qsort(s, (size_t)n, sizeof(*s), cmp_time);
 	for (int i = 1; i < n; i++)
-		if (s[i].snap.pid != s[0].snap.pid || s[i].snap.start_mono_ns != s[0].snap.start_mono_ns) {
+		if (s[i].snap.pid != s[0].snap.pid ||
+		    s[i].snap.start_mono_ns != s[0].snap.start_mono_ns) {
 			mt_warn_pair(&s[0].snap, &s[i].snap);
 			break;
 		}
@@ -131,7 +132,8 @@ int mt_cmd_growth(int argc, char **argv)
 		for (int i = 1; i < n; i++) {
 			g->grew += g->size[i] > g->size[i - 1];
 			g->shrank += g->size[i] < g->size[i - 1];
-			if (g->size[i] > g->size[i - 1] && g->size[i] - g->size[i - 1] > g->max_step)
+			if (g->size[i] > g->size[i - 1] &&
+			    g->size[i] - g->size[i - 1] > g->max_step)
 				g->max_step = g->size[i] - g->size[i - 1];
 		}
 		g->steady = g->net > 0 && n > 2 && g->max_step * 3 <= (uint64_t)g->net * 2;
@@ -164,10 +166,11 @@ int mt_cmd_growth(int argc, char **argv)
 			printf(",\"line\":%d,\"function\":", g->ref->where.line);
 			mt_json_str(stdout, g->ref->where.func);
 			printf(",\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
-			       ",\"count_diff\":%" PRId64 ",\"rate\":%.3f,\"grew\":%d,\"intervals\":%d,"
+			       ",\"count_diff\":%" PRId64
+			       ",\"rate\":%.3f,\"grew\":%d,\"intervals\":%d,"
 			       "\"kind\":\"%s\",\"sizes\":[",
-			       g->size[n - 1], g->net, g->count[n - 1], g->count_diff, g->rate, g->grew,
-			       n - 1, kind(g, n));
+			       g->size[n - 1], g->net, g->count[n - 1], g->count_diff, g->rate,
+			       g->grew, n - 1, kind(g, n));
 			for (int i = 0; i < n; i++)
 				printf("%s%" PRIu64, i ? "," : "", g->size[i]);
 			printf("]}");
@@ -175,8 +178,8 @@ int mt_cmd_growth(int argc, char **argv)
 		printf("]}\n");
 	} else {
 		char *exe = mt_printable(s[0].snap.exe);
-		printf("Growth over %d snapshots of pid %u (%s), %.3f s from snapshot %u to %u\n", n,
-		       s[0].snap.pid, exe, span, s[0].snap.seq, s[n - 1].snap.seq);
+		printf("Growth over %d snapshots of pid %u (%s), %.3f s from snapshot %u to %u\n",
+		       n, s[0].snap.pid, exe, span, s[0].snap.seq, s[n - 1].snap.seq);
 		free(exe);
 		printf("Process totals:\n  %5s %10s %11s %9s %11s %11s %11s %6s %11s %11s\n", "seq",
 		       "seconds", "heap live", "blocks", "heap peak", "mmap live", "held", "arenas",
@@ -191,9 +194,10 @@ int mt_cmd_growth(int argc, char **argv)
 			mt_format_size(held, sizeof(held), (double)a->held, false);
 			mt_format_size(rss, sizeof(rss), (double)a->rss, false);
 			mt_format_size(vms, sizeof(vms), (double)a->vms, false);
-			printf("  %5u %10.3f %11s %9" PRIu64 " %11s %11s %11s %6" PRIu64 " %11s %11s\n",
-			       s[i].snap.seq, mt_snap_seconds(&s[i].snap), live, t->heap_live_count, peak,
-			       mm, held, a->arenas, rss, vms);
+			printf("  %5u %10.3f %11s %9" PRIu64 " %11s %11s %11s %6" PRIu64
+			       " %11s %11s\n",
+			       s[i].snap.seq, mt_snap_seconds(&s[i].snap), live, t->heap_live_count,
+			       peak, mm, held, a->arenas, rss, vms);
 		}
 		if (s[0].snap.has_alloc && s[n - 1].snap.has_alloc)
 			printf("Verdict: %s\n", mt_memory_verdict(&s[0].snap, &s[n - 1].snap));
@@ -208,8 +212,8 @@ int mt_cmd_growth(int argc, char **argv)
 			mt_format_size(rate, sizeof(rate), g->rate, true);
 			printf("#%zu %s: size=%s (%s), count=%" PRIu64 " (%+" PRId64
 			       "), %s/s, grew in %d of %d intervals: %s\n",
-			       k + 1, title, size, diff, g->count[n - 1], g->count_diff, rate, g->grew,
-			       n - 1, kind(g, n));
+			       k + 1, title, size, diff, g->count[n - 1], g->count_diff, rate,
+			       g->grew, n - 1, kind(g, n));
 			free(title);
 		}
 	}

@@ -37,9 +37,26 @@ static const char usage_text[] =
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable snapshot or suppressions file.\n";
 
 static const char *const builtin[] = {
-	"_IO_file_doallocate", "_IO_setb", "_nl_", "setlocale", "__tzfile_read", "tzset",
-	"__tz_", "__gconv", "_dl_", "__libc_dlopen", "dlerror", "__nss_", "_nss_", "nss_",
-	"__res_", "__resolv_", "ld-linux", "__new_exitfn", "__cxa_atexit", "__libc_alloc_buffer",
+	"_IO_file_doallocate",
+	"_IO_setb",
+	"_nl_",
+	"setlocale",
+	"__tzfile_read",
+	"tzset",
+	"__tz_",
+	"__gconv",
+	"_dl_",
+	"__libc_dlopen",
+	"dlerror",
+	"__nss_",
+	"_nss_",
+	"nss_",
+	"__res_",
+	"__resolv_",
+	"ld-linux",
+	"__new_exitfn",
+	"__cxa_atexit",
+	"__libc_alloc_buffer",
 };
 
 typedef struct supp {
@@ -67,7 +84,7 @@ static void add_supp(const char *text)
 		pat[at++] = '*';
 	pat[at] = '\0';
 	supps = mt_xrealloc(supps, (nsupps + 1) * sizeof(*supps));
-	supps[nsupps++] = (supp_t){ pat, mt_xasprintf("%s", text), 0 };
+	supps[nsupps++] = (supp_t){pat, mt_xasprintf("%s", text), 0};
 }
 
 static void load_supps(const char *path)
@@ -76,7 +93,8 @@ static void load_supps(const char *path)
 	char line[4096];
 	unsigned lineno = 0;
 	if (!f) {
-		fprintf(stderr, "memtrace: %s: cannot open suppressions: %s\n", path, strerror(errno));
+		fprintf(stderr, "memtrace: %s: cannot open suppressions: %s\n", path,
+			strerror(errno));
 		exit(MT_EXIT_INPUT);
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -87,8 +105,8 @@ static void load_supps(const char *path)
 			continue;
 		if (strncmp(s, "leak:", 5) != 0 || !s[5]) {
 			char *shown = mt_printable(s);
-			fprintf(stderr, "memtrace: %s:%u: not a leak:PATTERN line: '%s'\n", path, lineno,
-				shown);
+			fprintf(stderr, "memtrace: %s:%u: not a leak:PATTERN line: '%s'\n", path,
+				lineno, shown);
 			exit(MT_EXIT_INPUT);
 		}
 		add_supp(s + 5);
@@ -141,9 +159,9 @@ int mt_cmd_leaks(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		MT_VIEW_LONGOPTS,
-		{ "suppressions", required_argument, NULL, 's' },
-		{ "no-builtin", no_argument, NULL, 'B' },
-		{ 0 },
+		{"suppressions", required_argument, NULL, 's'},
+		{"no-builtin", no_argument, NULL, 'B'},
+		{0},
 	};
 	mt_view_t v;
 	bool use_builtin = true;
@@ -168,7 +186,8 @@ int mt_cmd_leaks(int argc, char **argv)
 		}
 	}
 	if (v.group != MT_GROUP_TRACEBACK || v.cumulative || v.sort != MT_SORT_SIZE)
-		mt_die_usage("leaks", "reports tracebacks by size: --group-by, --cumulative and --sort do not apply");
+		mt_die_usage("leaks", "reports tracebacks by size: --group-by, --cumulative and "
+				      "--sort do not apply");
 	if (argc - optind != 1)
 		mt_die_usage("leaks", "needs exactly one snapshot file, got %d", argc - optind);
 	if (use_builtin)
@@ -181,8 +200,9 @@ int mt_cmd_leaks(int argc, char **argv)
 	mt_snap_t snap;
 	mt_load_or_die(argv[optind], &snap);
 	if (snap.reason != MT_REASON_EXIT && snap.reason != MT_REASON_UEXIT)
-		fprintf(stderr, "memtrace: warning: %s was taken %s, not at exit: live blocks are not "
-				"necessarily leaks\n",
+		fprintf(stderr,
+			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
+			"necessarily leaks\n",
 			snap.file, mt_reason_text(snap.reason));
 	mt_sym_t *sym = mt_sym_open(&snap);
 
@@ -218,7 +238,8 @@ int mt_cmd_leaks(int argc, char **argv)
 	if (v.json) {
 		printf("{");
 		mt_json_snap(stdout, &snap);
-		printf(",\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64 ",\"tracebacks\":%zu,"
+		printf(",\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
+		       ",\"tracebacks\":%zu,"
 		       "\"suppressed_bytes\":%" PRIu64 ",\"suppressed_blocks\":%" PRIu64
 		       ",\"suppressed_tracebacks\":%" PRIu64 ",\"suppressions\":[",
 		       bytes, blocks, st.n, sup_bytes, sup_blocks, sup_sites);
@@ -228,14 +249,14 @@ int mt_cmd_leaks(int argc, char **argv)
 				continue;
 			printf("%s{\"pattern\":", first ? "" : ",");
 			mt_json_str(stdout, supps[k].text);
-			printf(",\"builtin\":%s,\"hits\":%" PRIu64 "}", k < nbuiltin ? "true" : "false",
-			       supps[k].hits);
+			printf(",\"builtin\":%s,\"hits\":%" PRIu64 "}",
+			       k < nbuiltin ? "true" : "false", supps[k].hits);
 			first = false;
 		}
 		printf("],\"leaks\":[");
 		for (size_t i = 0; i < shown; i++) {
-			printf("%s{\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"traceback\":[", i ? "," : "",
-			       st.v[i].size, st.v[i].count);
+			printf("%s{\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"traceback\":[",
+			       i ? "," : "", st.v[i].size, st.v[i].count);
 			for (size_t j = 0; j < st.v[i].ntrace; j++) {
 				printf(j ? "," : "");
 				mt_json_str(stdout, st.v[i].trace[j]);
@@ -253,19 +274,22 @@ int mt_cmd_leaks(int argc, char **argv)
 		       size, bytes, blocks, st.n, ssize, sup_blocks, sup_sites);
 		for (size_t i = 0; i < shown; i++) {
 			mt_format_size(size, sizeof(size), (double)st.v[i].size, false);
-			printf("\nLeak of %" PRIu64 " bytes (%s) in %" PRIu64 " blocks, allocated from:\n",
+			printf("\nLeak of %" PRIu64 " bytes (%s) in %" PRIu64
+			       " blocks, allocated from:\n",
 			       st.v[i].size, size, st.v[i].count);
 			for (size_t j = 0; j < st.v[i].ntrace; j++)
 				print_frame((int)j, st.v[i].trace[j]);
 		}
 		if (shown < st.n)
-			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n", st.n - shown);
+			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n",
+			       st.n - shown);
 		bool first = true;
 		for (size_t k = 0; k < nsupps; k++) {
 			if (!supps[k].hits)
 				continue;
-			printf("%sSuppressed %" PRIu64 " tracebacks with %sleak:%s\n", first ? "\n" : "",
-			       supps[k].hits, k < nbuiltin ? "built-in " : "", supps[k].text);
+			printf("%sSuppressed %" PRIu64 " tracebacks with %sleak:%s\n",
+			       first ? "\n" : "", supps[k].hits, k < nbuiltin ? "built-in " : "",
+			       supps[k].text);
 			first = false;
 		}
 	}

@@ -74,8 +74,9 @@ static char *find_lib(const char *given)
 		char *slash = strrchr(self, '/');
 		if (slash)
 			*slash = '\0';
-		const char *rel[] = { "/../../src/libmemtrace.so", "/../lib/x86_64-linux-gnu/libmemtrace.so",
-				      "/../lib64/libmemtrace.so", "/../lib/libmemtrace.so" };
+		const char *rel[] = {"/../../src/libmemtrace.so",
+				     "/../lib/x86_64-linux-gnu/libmemtrace.so",
+				     "/../lib64/libmemtrace.so", "/../lib/libmemtrace.so"};
 		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
 			char *p = mt_xasprintf("%s%s", self, rel[i]);
 			if (readable(p)) {
@@ -120,7 +121,8 @@ static const char *inspect(const char *path)
 	if (stat(path, &st) != 0)
 		return NULL; /* exec will say what is wrong */
 	if (st.st_mode & (S_ISUID | S_ISGID))
-		return "it is setuid/setgid: the loader ignores LD_PRELOAD for it and memtrace stays "
+		return "it is setuid/setgid: the loader ignores LD_PRELOAD for it and memtrace "
+		       "stays "
 		       "inert by design; no snapshot will be written";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -137,7 +139,8 @@ static const char *inspect(const char *path)
 				interp = true;
 		}
 		if (!interp)
-			why = "it is statically linked: there is nothing to preload into; no snapshot "
+			why = "it is statically linked: there is nothing to preload into; no "
+			      "snapshot "
 			      "will be written";
 		Elf_Scn *scn = NULL;
 		while (!why && (scn = elf_nextscn(e, scn))) {
@@ -152,7 +155,8 @@ static const char *inspect(const char *path)
 					continue;
 				const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
 				if (name && (!strcmp(name, "malloc") || !strcmp(name, "free"))) {
-					why = "it defines its own malloc/free: its allocations do not reach "
+					why = "it defines its own malloc/free: its allocations do "
+					      "not reach "
 					      "memtrace, snapshots will miss them";
 					break;
 				}
@@ -193,15 +197,15 @@ static void list_snapshots(const char *dir, time_t since)
 int mt_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'o' },
-		{ "signal", required_argument, NULL, 's' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "depth", required_argument, NULL, 'D' },
-		{ "lib", required_argument, NULL, 'L' },
-		{ "arena-max", required_argument, NULL, 'a' },
-		{ "allocator", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"dir", required_argument, NULL, 'o'},
+		{"signal", required_argument, NULL, 's'},
+		{"interval", required_argument, NULL, 'i'},
+		{"depth", required_argument, NULL, 'D'},
+		{"lib", required_argument, NULL, 'L'},
+		{"arena-max", required_argument, NULL, 'a'},
+		{"allocator", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
 	const char *arena_max = NULL, *allocator = NULL;
@@ -218,7 +222,9 @@ int mt_cmd_run(int argc, char **argv)
 		case 'a': arena_max = optarg; break;
 		case 'm':
 			if (strcmp(optarg, "system") && strcmp(optarg, "jemalloc"))
-				mt_die_usage("run", "--allocator takes system or jemalloc, not '%s'", optarg);
+				mt_die_usage("run",
+					     "--allocator takes system or jemalloc, not '%s'",
+					     optarg);
 			allocator = optarg;
 			break;
 		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
@@ -230,7 +236,9 @@ int mt_cmd_run(int argc, char **argv)
 
 	char *libpath = find_lib(lib);
 	if (!libpath) {
-		fprintf(stderr, "memtrace: cannot find libmemtrace.so%s%s; use --lib PATH or MEMTRACE_LIB\n",
+		fprintf(stderr,
+			"memtrace: cannot find libmemtrace.so%s%s; use --lib PATH or "
+			"MEMTRACE_LIB\n",
 			lib ? " at " : "", lib ? lib : "");
 		return MT_EXIT_USAGE;
 	}
@@ -252,7 +260,8 @@ int mt_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memtrace: warning: cannot profile %s: %s\n", cmdpath, why);
 
 	const char *old = getenv("LD_PRELOAD");
-	char *preload = old && *old ? mt_xasprintf("%s:%s", libpath, old) : mt_xasprintf("%s", libpath);
+	char *preload =
+		old && *old ? mt_xasprintf("%s:%s", libpath, old) : mt_xasprintf("%s", libpath);
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("MEMTRACE_DIR", absdir, 1);
 	if (sig)
@@ -269,14 +278,15 @@ int mt_cmd_run(int argc, char **argv)
 			/* Debian's jemalloc uses initial-exec TLS: loading it after
 			 * start-up needs that much static TLS set aside */
 			const char *t = getenv("GLIBC_TUNABLES");
-			char *tun = t && *t ? mt_xasprintf("%s:glibc.rtld.optional_static_tls=16384", t)
-					    : mt_xasprintf("glibc.rtld.optional_static_tls=16384");
+			char *tun =
+				t && *t ? mt_xasprintf("%s:glibc.rtld.optional_static_tls=16384", t)
+					: mt_xasprintf("glibc.rtld.optional_static_tls=16384");
 			setenv("GLIBC_TUNABLES", tun, 1);
 			free(tun);
 		}
 	}
 
-	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = forward;

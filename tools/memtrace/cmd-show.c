@@ -16,8 +16,7 @@ static const char usage_text[] =
 	"\n"
 	"The callsites holding the most live memory in SNAPSHOT, one line each:\n"
 	"  FILE:LINE: size=SIZE, count=BLOCKS, average=SIZE\n"
-	"\n" MT_VIEW_HELP
-	"\n"
+	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
 void mt_print_stat_line(const mt_stat_t *st)
@@ -48,8 +47,8 @@ static void print_totals(const mt_snap_t *s)
 	mt_format_size(mcur, sizeof(mcur), (double)s->totals.mmap_live_bytes, false);
 	mt_format_size(mpeak, sizeof(mpeak), (double)s->totals.mmap_peak_bytes, false);
 	printf("Heap: current %s in %" PRIu64 " blocks, peak %s; %" PRIu64
-	       " allocations (%s) in total; mmap: current %s in %" PRIu64 " regions, peak %s; %" PRIu64
-	       " callsites\n",
+	       " allocations (%s) in total; mmap: current %s in %" PRIu64
+	       " regions, peak %s; %" PRIu64 " callsites\n",
 	       cur, s->totals.heap_live_count, peak, s->totals.heap_alloc_count, total, mcur,
 	       s->totals.mmap_live_count, mpeak, s->totals.sites);
 	if (s->totals.untracked_allocs)
@@ -101,9 +100,10 @@ int mt_cmd_show(int argc, char **argv)
 	if (v.json) {
 		printf("{");
 		mt_json_snap(stdout, &snap);
-		printf(",\"group_by\":\"%s\",\"domain\":\"%s\",\"cumulative\":%s,\"groups\":%zu,\"stats\":[",
-		       mt_group_name(v.group), mt_domain_name(v.domain), v.cumulative ? "true" : "false",
-		       st.n);
+		printf(",\"group_by\":\"%s\",\"domain\":\"%s\",\"cumulative\":%s,\"groups\":%zu,"
+		       "\"stats\":[",
+		       mt_group_name(v.group), mt_domain_name(v.domain),
+		       v.cumulative ? "true" : "false", st.n);
 		for (size_t k = 0; k < shown; k++) {
 			printf(k ? "," : "");
 			print_json_stat(&st.v[k]);
@@ -119,8 +119,9 @@ int mt_cmd_show(int argc, char **argv)
 		printf("%s %zu%s %s%s (%s, by %s):\n", shown < st.n ? "Top" : "All", shown, of,
 		       mt_group_plural(v.group), v.cumulative ? ", cumulative" : "",
 		       mt_domain_name(v.domain),
-		       v.sort == MT_SORT_COUNT ? "live blocks"
-		       : v.sort == MT_SORT_ALLOCS ? "allocations" : "live size");
+		       v.sort == MT_SORT_COUNT	  ? "live blocks"
+		       : v.sort == MT_SORT_ALLOCS ? "allocations"
+						  : "live size");
 		uint64_t rest_size = 0, rest_count = 0;
 		for (size_t i = 0; i < st.n; i++) {
 			if (i < shown) {
@@ -133,7 +134,8 @@ int mt_cmd_show(int argc, char **argv)
 		if (shown < st.n) {
 			char size[32];
 			mt_format_size(size, sizeof(size), (double)rest_size, false);
-			printf("%zu other: size=%s, count=%" PRIu64 "\n", st.n - shown, size, rest_count);
+			printf("%zu other: size=%s, count=%" PRIu64 "\n", st.n - shown, size,
+			       rest_count);
 		}
 	}
 	mt_stats_free(&st);

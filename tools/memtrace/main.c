@@ -16,11 +16,11 @@ static const struct command {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "show", mt_cmd_show, "the top callsites of a snapshot, tracemalloc style" },
-	{ "diff", mt_cmd_diff, "what changed between two snapshots" },
-	{ "growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects" },
-	{ "leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions" },
-	{ "run", mt_cmd_run, "run a command under memtrace and list its snapshots" },
+	{"show", mt_cmd_show, "the top callsites of a snapshot, tracemalloc style"},
+	{"diff", mt_cmd_diff, "what changed between two snapshots"},
+	{"growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects"},
+	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
+	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
 };
 
 static void usage(FILE *f)
@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 		return MT_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
-		printf("memtrace 0.1.0 (snapshot format v%d.%d)\n", MT_FORMAT_MAJOR, MT_FORMAT_MINOR);
+		printf("memtrace 0.1.0 (snapshot format v%d.%d)\n", MT_FORMAT_MAJOR,
+		       MT_FORMAT_MINOR);
 		return MT_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -21,23 +21,67 @@
 #include "cli.h"
 
 static const char *const runtime_modules[] = {
-	"libc.so*", "libc-*", "ld-linux*", "ld64.so*", "libstdc++.so*", "libgcc_s.so*",
-	"libmemtrace.so*", "libpthread.so*", "libjemalloc.so*", "linux-vdso.so*",
+	"libc.so*",	"libc-*",	   "ld-linux*",	     "ld64.so*",	"libstdc++.so*",
+	"libgcc_s.so*", "libmemtrace.so*", "libpthread.so*", "libjemalloc.so*", "linux-vdso.so*",
 };
 
 static const char *const wrapper_functions[] = {
-	"malloc", "calloc", "realloc", "reallocarray", "free", "strdup", "strndup",
-	"__strdup", "__strndup", "aligned_alloc", "posix_memalign", "memalign", "valloc",
-	"operator new*", "operator delete*", "__libc_*", "xmalloc", "xcalloc", "xrealloc",
-	"xzalloc", "xstrdup", "xstrndup", "xmemdup*", "g_malloc*", "g_realloc*",
-	"g_try_malloc*", "g_try_realloc*", "g_strdup*", "g_strndup", "g_memdup*",
-	"PyMem_*", "_PyMem_*", "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc",
-	"_PyObject_Malloc*", "_PyObject_Calloc", "_PyObject_Realloc", "_PyObject_GC_*",
-	"_PyObject_New*", "gc_alloc", "PyType_GenericAlloc", "_PyType_AllocNoTrack",
-	"sqlite3Malloc*", "sqlite3_malloc*", "sqlite3MemMalloc", "sqlite3MemRealloc",
-	"sqlite3Realloc", "sqlite3_realloc*", "sqlite3DbMalloc*", "sqlite3DbRealloc*",
-	"Perl_safesys*", "std::allocator*", "std::__new_allocator*",
-	"__gnu_cxx::new_allocator*", "std::allocator_traits*",
+	"malloc",
+	"calloc",
+	"realloc",
+	"reallocarray",
+	"free",
+	"strdup",
+	"strndup",
+	"__strdup",
+	"__strndup",
+	"aligned_alloc",
+	"posix_memalign",
+	"memalign",
+	"valloc",
+	"operator new*",
+	"operator delete*",
+	"__libc_*",
+	"xmalloc",
+	"xcalloc",
+	"xrealloc",
+	"xzalloc",
+	"xstrdup",
+	"xstrndup",
+	"xmemdup*",
+	"g_malloc*",
+	"g_realloc*",
+	"g_try_malloc*",
+	"g_try_realloc*",
+	"g_strdup*",
+	"g_strndup",
+	"g_memdup*",
+	"PyMem_*",
+	"_PyMem_*",
+	"PyObject_Malloc",
+	"PyObject_Calloc",
+	"PyObject_Realloc",
+	"_PyObject_Malloc*",
+	"_PyObject_Calloc",
+	"_PyObject_Realloc",
+	"_PyObject_GC_*",
+	"_PyObject_New*",
+	"gc_alloc",
+	"PyType_GenericAlloc",
+	"_PyType_AllocNoTrack",
+	"sqlite3Malloc*",
+	"sqlite3_malloc*",
+	"sqlite3MemMalloc",
+	"sqlite3MemRealloc",
+	"sqlite3Realloc",
+	"sqlite3_realloc*",
+	"sqlite3DbMalloc*",
+	"sqlite3DbRealloc*",
+	"Perl_safesys*",
+	"std::allocator*",
+	"std::__new_allocator*",
+	"__gnu_cxx::new_allocator*",
+	"std::allocator_traits*",
 };
 
 static bool match_any(const char *s, const char *const *pats, size_t n)
@@ -56,9 +100,8 @@ static const char *base_name(const char *p)
 
 bool mt_is_allocator_frame(const mt_sframe_t *f)
 {
-	if (f->module &&
-	    match_any(base_name(f->module), runtime_modules,
-		      sizeof(runtime_modules) / sizeof(runtime_modules[0])))
+	if (f->module && match_any(base_name(f->module), runtime_modules,
+				   sizeof(runtime_modules) / sizeof(runtime_modules[0])))
 		return true;
 	if (f->file && strncmp(f->file, "/usr/include/", 13) == 0)
 		return true;
@@ -93,7 +136,7 @@ mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 	}
 	if (first)
 		return *first;
-	return (mt_sframe_t){ 0 };
+	return (mt_sframe_t){0};
 }
 
 static char *frame_text(const mt_sframe_t *f, enum mt_group g)
@@ -101,10 +144,8 @@ static char *frame_text(const mt_sframe_t *f, enum mt_group g)
 	const char *mod = f->module ? base_name(f->module) : "?";
 
 	switch (g) {
-	case MT_GROUP_FILE:
-		return mt_xasprintf("%s", f->file ? f->file : mod);
-	case MT_GROUP_MODULE:
-		return mt_xasprintf("%s", f->module ? f->module : "?");
+	case MT_GROUP_FILE: return mt_xasprintf("%s", f->file ? f->file : mod);
+	case MT_GROUP_MODULE: return mt_xasprintf("%s", f->module ? f->module : "?");
 	case MT_GROUP_FUNCTION:
 		return f->func ? mt_xasprintf("%s", f->func)
 			       : mt_xasprintf("%s(+0x%llx)", mod, (unsigned long long)f->offset);
@@ -141,8 +182,8 @@ static void all_frames(mt_sym_t *sym, const mt_snap_site_t *site, frames_t *out)
 
 static bool frame_matches(const char *pat, const mt_sframe_t *f)
 {
-	const char *cands[] = { f->file, f->file ? base_name(f->file) : NULL, f->func, f->module,
-				f->module ? base_name(f->module) : NULL };
+	const char *cands[] = {f->file, f->file ? base_name(f->file) : NULL, f->func, f->module,
+			       f->module ? base_name(f->module) : NULL};
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
 		if (cands[i] && fnmatch(pat, cands[i], 0) == 0)
 			return true;
@@ -219,7 +260,7 @@ static void credit(mt_stat_t *st, const mt_snap_site_t *site)
 void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
 		    mt_stats_t *out)
 {
-	frames_t fr = { 0 };
+	frames_t fr = {0};
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < snap->nsites; i++) {
@@ -271,7 +312,8 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 			size_t nseen = 0;
 			for (size_t j = 0; j < fr.n; j++) {
 				/* indices, not pointers: group_for may move the array */
-				size_t idx = (size_t)(group_for(out, frame_text(fr.v[j], v->group), fr.v[j]) -
+				size_t idx = (size_t)(group_for(out, frame_text(fr.v[j], v->group),
+								fr.v[j]) -
 						      out->v);
 				bool dup = false;
 				for (size_t k = 0; k < nseen && !dup; k++)
@@ -334,7 +376,9 @@ void mt_stats_sort(mt_stats_t *st, enum mt_sort sort)
 {
 	struct mt_group_ix *g, *tmp;
 	qsort(st->v, st->n, sizeof(*st->v),
-	      sort == MT_SORT_COUNT ? cmp_count : sort == MT_SORT_ALLOCS ? cmp_allocs : cmp_size);
+	      sort == MT_SORT_COUNT    ? cmp_count
+	      : sort == MT_SORT_ALLOCS ? cmp_allocs
+				       : cmp_size);
 	HASH_ITER(hh, st->index, g, tmp)
 	{
 		HASH_DEL(st->index, g);
@@ -367,7 +411,7 @@ void mt_stats_free(mt_stats_t *st)
 
 void mt_format_size(char *buf, size_t cap, double size, bool sign)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
 	for (int u = 0; u < 5; u++) {
 		if (fabs(size) < 100 && u != 0) {
 			snprintf(buf, cap, sign ? "%+.1f %s" : "%.1f %s", size, units[u]);
@@ -436,8 +480,9 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
 	if (s->sample_bytes) {
 		char rate[32];
 		mt_format_size(rate, sizeof(rate), (double)s->sample_bytes, false);
-		fprintf(f, "%sSampled: one allocation per %s on average, weighted by 1/p: sizes and "
-			   "counts below are estimates\n",
+		fprintf(f,
+			"%sSampled: one allocation per %s on average, weighted by 1/p: sizes and "
+			"counts below are estimates\n",
 			label, rate);
 	}
 	free(exe);
@@ -450,8 +495,9 @@ void mt_json_snap(FILE *f, const mt_snap_t *s)
 	fprintf(f, ",\"format\":\"%u.%u\",\"pid\":%u,\"ppid\":%u,\"seq\":%u,\"reason\":", s->major,
 		s->minor, s->pid, s->ppid, s->seq);
 	mt_json_str(f, mt_reason_text(s->reason));
-	fprintf(f, ",\"wall_ns\":%" PRIu64 ",\"mono_ns\":%" PRIu64 ",\"start_mono_ns\":%" PRIu64
-		   ",\"seconds\":%.6f,\"sampled\":%s,\"sample_bytes\":%" PRIu64 ",\"exe\":",
+	fprintf(f,
+		",\"wall_ns\":%" PRIu64 ",\"mono_ns\":%" PRIu64 ",\"start_mono_ns\":%" PRIu64
+		",\"seconds\":%.6f,\"sampled\":%s,\"sample_bytes\":%" PRIu64 ",\"exe\":",
 		s->wall_ns, s->mono_ns, s->start_mono_ns, mt_snap_seconds(s),
 		s->sample_bytes ? "true" : "false", s->sample_bytes);
 	char *exe = mt_printable(s->exe);
@@ -490,15 +536,17 @@ void mt_print_memory(FILE *f, const mt_snap_t *s)
 		return;
 	if (m->arena_max)
 		snprintf(cap, sizeof(cap), " (capped at %" PRIu64 ")", m->arena_max);
-	fprintf(f, "Memory: live heap %s in %" PRIu64 " blocks; allocator %s holds %s in %" PRIu64
-		   " arenas%s; RSS %s, VMS %s\n",
+	fprintf(f,
+		"Memory: live heap %s in %" PRIu64 " blocks; allocator %s holds %s in %" PRIu64
+		" arenas%s; RSS %s, VMS %s\n",
 		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count, m->name,
 		sz(b, (double)m->held, false), m->arenas, cap, sz(c, (double)m->rss, false),
 		sz(d, (double)m->vms, false));
 	int64_t over = (int64_t)(m->held - s->totals.heap_live_bytes);
-	fprintf(f, "Overhead: %s held beyond the live heap (fragmentation, free lists, caches); "
-		   "%" PRIu64 " anonymous mappings (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
-		   " 64 MiB arena heaps\n",
+	fprintf(f,
+		"Overhead: %s held beyond the live heap (fragmentation, free lists, caches); "
+		"%" PRIu64 " anonymous mappings (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
+		" 64 MiB arena heaps\n",
 		sz(a, (double)over, false), m->anon_maps, sz(b, (double)m->anon_bytes, false),
 		m->anon_1m, m->anon_64m);
 }
@@ -531,14 +579,16 @@ void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b)
 	char x[32], y[32], z[32], w[32], u[32], v[32], q[32], r[32];
 	if (!a->has_alloc || !b->has_alloc)
 		return;
-	fprintf(f, "Memory: live heap %s (%s); %s holds %s (%s) in %" PRIu64 " arenas (%+" PRId64
-		   "); RSS %s (%s), VMS %s (%s)\n",
+	fprintf(f,
+		"Memory: live heap %s (%s); %s holds %s (%s) in %" PRIu64 " arenas (%+" PRId64
+		"); RSS %s (%s), VMS %s (%s)\n",
 		sz(x, (double)b->totals.heap_live_bytes, false),
 		sz(y, (double)b->totals.heap_live_bytes - (double)a->totals.heap_live_bytes, true),
 		b->alloc.name, sz(z, (double)b->alloc.held, false),
 		sz(w, (double)b->alloc.held - (double)a->alloc.held, true), b->alloc.arenas,
 		(int64_t)(b->alloc.arenas - a->alloc.arenas), sz(u, (double)b->alloc.rss, false),
-		sz(v, (double)b->alloc.rss - (double)a->alloc.rss, true), sz(q, (double)b->alloc.vms, false),
+		sz(v, (double)b->alloc.rss - (double)a->alloc.rss, true),
+		sz(q, (double)b->alloc.vms, false),
 		sz(r, (double)b->alloc.vms - (double)a->alloc.vms, true));
 	fprintf(f, "Verdict: %s\n", mt_memory_verdict(a, b));
 }

@@ -20,13 +20,12 @@
 
 #include "cli.h"
 
-
 #define MAX_INLINE 16
 
 struct mod {
 	const mt_snap_module_t *rec;
 	const char *base; /* basename for display */
-	bool usable;      /* reported to libdwfl with a matching build id */
+	bool usable;	  /* reported to libdwfl with a matching build id */
 };
 
 struct cached {
@@ -226,8 +225,8 @@ static const char *die_name(Dwarf_Die *die)
 }
 
 /* Expands pc into its inline chain, innermost first. */
-static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const char *file,
-			  int line, mt_sframe_t *f, int max, const mt_sframe_t *proto)
+static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const char *file, int line,
+			  mt_sframe_t *f, int max, const mt_sframe_t *proto)
 {
 	Dwarf_Addr bias = 0;
 	Dwarf_Die *cu = dwfl_module_addrdie(dm, pc, &bias);
@@ -265,10 +264,11 @@ static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const c
 		Dwarf_Word v;
 		file = NULL;
 		line = 0;
-		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) && dwarf_formudata(&attr, &v) == 0 &&
-		    files && v < nfiles)
+		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) &&
+		    dwarf_formudata(&attr, &v) == 0 && files && v < nfiles)
 			file = dwarf_filesrc(files, v, NULL, NULL);
-		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
+		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) &&
+		    dwarf_formudata(&attr, &v) == 0)
 			line = (int)v;
 	}
 	free(scopes);
@@ -292,7 +292,7 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 	c->addr = addr;
 
 	const struct mod *m = find_mod(sym, addr);
-	mt_sframe_t proto = { 0 };
+	mt_sframe_t proto = {0};
 	/* a return address: the call is the instruction before it */
 	Dwarf_Addr pc = addr ? addr - 1 : 0;
 	if (m) {
@@ -311,8 +311,9 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 			GElf_Off off;
 			GElf_Sym s;
 			c->f[0] = proto;
-			c->f[0].func = keep(sym, dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL),
-					    true);
+			c->f[0].func =
+				keep(sym, dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL),
+				     true);
 			Dwarf_Addr bias;
 			c->f[0].file = full_path(sym, dwfl_module_addrdie(dm, pc, &bias), file);
 			c->f[0].line = line;

@@ -9,9 +9,9 @@
 
 #include "cli.h"
 
-static const char *const group_names[] = { "lineno", "file", "function", "module", "traceback" };
-static const char *const group_plural[] = { "lines", "files", "functions", "modules", "tracebacks" };
-static const char *const sort_names[] = { "size", "count", "allocs" };
+static const char *const group_names[] = {"lineno", "file", "function", "module", "traceback"};
+static const char *const group_plural[] = {"lines", "files", "functions", "modules", "tracebacks"};
+static const char *const sort_names[] = {"size", "count", "allocs"};
 
 const char *mt_group_name(enum mt_group g)
 {
@@ -63,7 +63,9 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 		return true;
 	case 'g':
 		if ((k = lookup(arg, group_names, 5)) < 0)
-			mt_die_usage(cmd, "--group-by takes lineno, file, function, module or traceback, not '%s'",
+			mt_die_usage(cmd,
+				     "--group-by takes lineno, file, function, module or "
+				     "traceback, not '%s'",
 				     arg);
 		v->group = (enum mt_group)k;
 		return true;
@@ -82,21 +84,11 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 			mt_die_usage(cmd, "--sort takes size, count or allocs, not '%s'", arg);
 		v->sort = (enum mt_sort)k;
 		return true;
-	case 'j':
-		v->json = true;
-		return true;
-	case 'c':
-		v->cumulative = true;
-		return true;
-	case 'A':
-		v->all_frames = true;
-		return true;
-	case 'I':
-		push(&v->include, &v->ninclude, arg);
-		return true;
-	case 'X':
-		push(&v->exclude, &v->nexclude, arg);
-		return true;
+	case 'j': v->json = true; return true;
+	case 'c': v->cumulative = true; return true;
+	case 'A': v->all_frames = true; return true;
+	case 'I': push(&v->include, &v->ninclude, arg); return true;
+	case 'X': push(&v->exclude, &v->nexclude, arg); return true;
 	}
 	return false;
 }
@@ -109,7 +101,7 @@ void mt_view_check(const mt_view_t *v, const char *cmd)
 
 int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, char **argv)
 {
-	static const struct option opts[] = { MT_VIEW_LONGOPTS, { 0 } };
+	static const struct option opts[] = {MT_VIEW_LONGOPTS, {0}};
 	int c;
 
 	mt_view_init(v);
