@@ -520,8 +520,9 @@ static bool heap_grow(struct heap_shard *sh)
 		t[j] = sh->slots[i];
 	}
 	mt__unmap(sh->slots, sh->cap * sizeof(*t));
-	sh->slots = t;
-	sh->cap = cap;
+	/* atomic stores: mt__heap_prefetch reads these without the lock */
+	__atomic_store_n(&sh->slots, t, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->cap, cap, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -631,6 +632,18 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	mt__sample_weight(sz, &wbytes, &wcount);
 	heap_count(site, (int64_t)wbytes, (int64_t)wcount, true);
 	return true;
+}
+
+void mt__heap_prefetch(const void *p)
+{
+	uintptr_t key = (uintptr_t)p;
+	uint64_t h = ptr_hash(key);
+	const struct heap_shard *sh = shard_of(h);
+	/* read without the lock: only a hint, and a prefetch never faults */
+	const struct heap_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
+	size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
+	if (slots && cap)
+		__builtin_prefetch(&slots[home_slot(key, h, cap)], 1, 1);
 }
 
 uint64_t mt__heap_detach(void *p)
