@@ -124,8 +124,8 @@ MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int 
 MT_HIDDEN void mt__table_lock_all(void);
 MT_HIDDEN void mt__table_unlock_all(void);
 MT_HIDDEN void mt__table_atfork_child(void);
-/* Moves every thread's pending heap counts into the callsites: a dump
- * calls it first, so what it writes is exact. */
+/* Gathers every thread's pending heap counts for the callsites' readers:
+ * a dump calls it first (under its lock), so what it writes is exact. */
 MT_HIDDEN void mt__table_flush(void);
 
 /* ---- snapshot.c ---- */

@@ -54,6 +54,9 @@ struct mt_site {
 	int64_t live_bytes, live_count;
 	uint64_t alloc_count, alloc_bytes;
 	int64_t peak_bytes;
+	/* what threads still hold for this site, gathered by a dump (under
+	 * snapshot.c's dump lock) and added when the site is read */
+	int64_t pend_bytes, pend_count, pend_allocs, pend_abytes;
 	uintptr_t frames[];
 };
 
@@ -297,10 +300,12 @@ static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
  * its heap counts into a block of its own (64 entries, direct-mapped by site
  * id), with atomic adds on lines no other thread writes; an entry is flushed
  * into its site when another site needs its place, and the live-byte total
- * into the process total every 64 KiB. A dump flushes every registered block
- * first (mt__table_flush), so snapshots are exact; only the process peak is
+ * into the process total every 64 KiB. Only the owner writes its block, with
+ * plain stores; a dump reads every registered block (mt__table_flush) and
+ * adds what is pending, so snapshots are exact; only the process peak is
  * coarser: it may miss up to 64 KiB per thread. A block's lock is taken only
- * to change which site an entry counts for, by its thread or by a dump. At
+ * to change which site an entry counts for, by its thread, or by a dump
+ * while it reads the block. At
  * thread exit a pthread key destructor flushes the block and frees it for the
  * next thread; later calls in that thread count straight into the sites.
  */
@@ -336,15 +341,32 @@ static void blk_unlock(struct tl_block *b)
 }
 
 /* Moves an entry's counts into its site; the block's lock is held. */
+/* Only the owning thread writes its block's figures: plain stores (relaxed
+ * atomics, so that a dump may read them at any time), no lock prefix. */
+#define OWN_ADD(x, v)                                                          \
+	({                                                                     \
+		__typeof__(x) n_ = __atomic_load_n(&(x), __ATOMIC_RELAXED) + (v); \
+		__atomic_store_n(&(x), n_, __ATOMIC_RELAXED);                  \
+		n_;                                                            \
+	})
+#define OWN_TAKE(x)                                                            \
+	({                                                                     \
+		__typeof__(x) v_ = __atomic_load_n(&(x), __ATOMIC_RELAXED);    \
+		__atomic_store_n(&(x), 0, __ATOMIC_RELAXED);                   \
+		v_;                                                            \
+	})
+
+/* Moves an entry's counts into its site: the owning thread only, with the
+ * block's lock held. */
 static void entry_flush(struct tl_entry *e)
 {
 	mt_site_t *s = e->site;
 	if (!s)
 		return;
-	int64_t bytes = __atomic_exchange_n(&e->bytes, 0, __ATOMIC_RELAXED);
-	int64_t count = __atomic_exchange_n(&e->count, 0, __ATOMIC_RELAXED);
-	int64_t allocs = __atomic_exchange_n(&e->allocs, 0, __ATOMIC_RELAXED);
-	int64_t abytes = __atomic_exchange_n(&e->alloc_bytes, 0, __ATOMIC_RELAXED);
+	int64_t bytes = OWN_TAKE(e->bytes);
+	int64_t count = OWN_TAKE(e->count);
+	int64_t allocs = OWN_TAKE(e->allocs);
+	int64_t abytes = OWN_TAKE(e->alloc_bytes);
 	if (allocs)
 		ADD(s->alloc_count, (uint64_t)allocs);
 	if (abytes)
@@ -360,7 +382,7 @@ static void entry_flush(struct tl_entry *e)
 
 static void live_flush(struct tl_block *b)
 {
-	int64_t d = __atomic_exchange_n(&b->live_bytes, 0, __ATOMIC_RELAXED);
+	int64_t d = OWN_TAKE(b->live_bytes);
 	if (d) {
 		uint64_t now = ADD(totals.heap_live_bytes, (uint64_t)d);
 		if (d > 0)
@@ -447,21 +469,48 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 		e->site = s;
 		blk_unlock(b);
 	}
-	__atomic_add_fetch(&e->bytes, bytes, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&e->count, count, __ATOMIC_RELAXED);
+	OWN_ADD(e->bytes, bytes);
+	OWN_ADD(e->count, count);
 	if (alloc) {
-		__atomic_add_fetch(&e->allocs, count, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&e->alloc_bytes, bytes, __ATOMIC_RELAXED);
+		OWN_ADD(e->allocs, count);
+		OWN_ADD(e->alloc_bytes, bytes);
 	}
-	int64_t live = __atomic_add_fetch(&b->live_bytes, bytes, __ATOMIC_RELAXED);
+	int64_t live = OWN_ADD(b->live_bytes, bytes);
 	if (live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH)
 		live_flush(b);
 }
 
+static int64_t pend_live; /* blocks' live bytes, as last gathered */
+
+static void clear_pend(const mt_site_t *cs, void *arg)
+{
+	mt_site_t *s = (mt_site_t *)cs;
+	(void)arg;
+	s->pend_bytes = s->pend_count = s->pend_allocs = s->pend_abytes = 0;
+}
+
+/* A dump reads every thread's pending figures without moving them: the
+ * owners keep writing without a lock prefix. */
 void mt__table_flush(void)
 {
-	for (struct tl_block *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE); b; b = b->next)
-		block_flush(b);
+	int64_t live = 0;
+	mt__sites_foreach(clear_pend, NULL);
+	for (struct tl_block *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE); b; b = b->next) {
+		blk_lock(b);
+		for (int i = 0; i < TL_SLOTS; i++) {
+			struct tl_entry *e = &b->e[i];
+			mt_site_t *s = e->site;
+			if (!s)
+				continue;
+			s->pend_bytes += __atomic_load_n(&e->bytes, __ATOMIC_RELAXED);
+			s->pend_count += __atomic_load_n(&e->count, __ATOMIC_RELAXED);
+			s->pend_allocs += __atomic_load_n(&e->allocs, __ATOMIC_RELAXED);
+			s->pend_abytes += __atomic_load_n(&e->alloc_bytes, __ATOMIC_RELAXED);
+		}
+		live += __atomic_load_n(&b->live_bytes, __ATOMIC_RELAXED);
+		blk_unlock(b);
+	}
+	pend_live = live;
 }
 
 void mt__count_untracked(void)
@@ -849,10 +898,10 @@ static void sum_heap_site(const mt_site_t *s, void *arg)
 	mt_totals_t *t = arg;
 	if (s->domain != MT_DOMAIN_HEAP)
 		return;
-	int64_t lc = LOAD(s->live_count);
+	int64_t lc = LOAD(s->live_count) + s->pend_count;
 	t->heap_live_count += lc > 0 ? (uint64_t)lc : 0;
-	t->heap_alloc_count += LOAD(s->alloc_count);
-	t->heap_alloc_bytes += LOAD(s->alloc_bytes);
+	t->heap_alloc_count += LOAD(s->alloc_count) + (uint64_t)s->pend_allocs;
+	t->heap_alloc_bytes += LOAD(s->alloc_bytes) + (uint64_t)s->pend_abytes;
 }
 
 void mt__totals_get(mt_totals_t *t)
@@ -861,6 +910,7 @@ void mt__totals_get(mt_totals_t *t)
 	uint64_t *dst = (uint64_t *)t;
 	for (size_t i = 0; i < MT_TOTALS_N; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	t->heap_live_bytes += (uint64_t)pend_live;
 	mt__sites_foreach(sum_heap_site, t);
 	t->heap_free_count = t->heap_alloc_count - t->heap_live_count;
 	mt__unwind_stats(&t->fast_unwinds, &t->unwind_mismatches);
@@ -891,11 +941,11 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	*domain = s->domain;
 	*nframes = s->nframes;
 	*frames = s->frames;
-	int64_t lb = LOAD(s->live_bytes), lc = LOAD(s->live_count);
+	int64_t lb = LOAD(s->live_bytes) + s->pend_bytes, lc = LOAD(s->live_count) + s->pend_count;
 	c[0] = lb > 0 ? (uint64_t)lb : 0;
 	c[1] = lc > 0 ? (uint64_t)lc : 0;
-	c[2] = LOAD(s->alloc_count);
-	c[3] = LOAD(s->alloc_bytes);
+	c[2] = LOAD(s->alloc_count) + (uint64_t)s->pend_allocs;
+	c[3] = LOAD(s->alloc_bytes) + (uint64_t)s->pend_abytes;
 	c[4] = (uint64_t)LOAD(s->peak_bytes);
 }
 
