@@ -5,7 +5,8 @@
  * allocator being profiled, so a hook can never recurse into itself and the
  * program's heap figures are not disturbed by ours.
  *
- * Power-of-two size classes from 16 B to 64 KiB, carved from 1 MiB chunks
+ * Size classes from 16 B to 64 KiB, powers of two and halfway between,
+ * carved from 1 MiB chunks
  * mapped with the raw mmap syscall; larger requests are mapped directly. The
  * caller passes the size back to mt__ifree (uthash does). One mutex; the lock
  * order is: table locks, then this one (see table.c).
@@ -21,7 +22,8 @@
 
 #define MIN_SHIFT 4
 #define MAX_SHIFT 16
-#define NCLASSES (MAX_SHIFT - MIN_SHIFT + 1)
+/* sizes 16, 24, 32, 48, 64, 96 ... 65536: at most a third wasted */
+#define NCLASSES (2 * (MAX_SHIFT - MIN_SHIFT) + 1)
 #define CHUNK (1u << 20)
 
 struct free_node {
@@ -70,12 +72,18 @@ static size_t page_round(size_t n)
 	return (n + 4095) & ~(size_t)4095;
 }
 
+static size_t class_size(int c)
+{
+	size_t base = (size_t)1 << (MIN_SHIFT + c / 2);
+	return c % 2 ? base + base / 2 : base;
+}
+
 static int class_of(size_t size)
 {
-	int shift = MIN_SHIFT;
-	while (((size_t)1 << shift) < size)
-		shift++;
-	return shift - MIN_SHIFT;
+	int c = 0;
+	while (class_size(c) < size)
+		c++;
+	return c;
 }
 
 void *mt__ialloc(size_t size)
@@ -86,7 +94,7 @@ void *mt__ialloc(size_t size)
 		return size > SIZE_MAX - 4096 ? NULL : mt__map(page_round(size));
 
 	int c = class_of(size);
-	size_t csize = (size_t)1 << (c + MIN_SHIFT);
+	size_t csize = class_size(c);
 	void *p = NULL;
 
 	pthread_mutex_lock(&lock);

@@ -54,9 +54,6 @@ struct mt_site {
 	int64_t live_bytes, live_count;
 	uint64_t alloc_count, alloc_bytes;
 	int64_t peak_bytes;
-	/* what threads still hold for this site, gathered by a dump (under
-	 * snapshot.c's dump lock) and added when the site is read */
-	int64_t pend_bytes, pend_count, pend_allocs, pend_abytes;
 	uintptr_t frames[];
 };
 
@@ -480,13 +477,20 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 		live_flush(b);
 }
 
-static int64_t pend_live; /* blocks' live bytes, as last gathered */
+/* What threads still hold, per site id, as a dump last gathered it (under
+ * snapshot.c's dump lock): added when a site is read. Temporary memory, so
+ * that callsite records stay small. */
+struct pend {
+	int64_t bytes, count, allocs, abytes;
+};
+static struct pend *pend_tab;
+static size_t pend_cap;
+static int64_t pend_live;
 
-static void clear_pend(const mt_site_t *cs, void *arg)
+static const struct pend *pending(const mt_site_t *s)
 {
-	mt_site_t *s = (mt_site_t *)cs;
-	(void)arg;
-	s->pend_bytes = s->pend_count = s->pend_allocs = s->pend_abytes = 0;
+	static const struct pend none;
+	return pend_tab && s->id < pend_cap ? &pend_tab[s->id] : &none;
 }
 
 /* A dump reads every thread's pending figures without moving them: the
@@ -494,18 +498,24 @@ static void clear_pend(const mt_site_t *cs, void *arg)
 void mt__table_flush(void)
 {
 	int64_t live = 0;
-	mt__sites_foreach(clear_pend, NULL);
+	size_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+	mt__unmap(pend_tab, pend_cap * sizeof(*pend_tab));
+	pend_cap = n + 64; /* sites made while this runs read as none pending */
+	pend_tab = mt__map(pend_cap * sizeof(*pend_tab));
+	if (!pend_tab)
+		pend_cap = 0;
 	for (struct tl_block *b = __atomic_load_n(&blocks, __ATOMIC_ACQUIRE); b; b = b->next) {
 		blk_lock(b);
-		for (int i = 0; i < TL_SLOTS; i++) {
+		for (int i = 0; pend_tab && i < TL_SLOTS; i++) {
 			struct tl_entry *e = &b->e[i];
 			mt_site_t *s = e->site;
-			if (!s)
+			if (!s || s->id >= pend_cap)
 				continue;
-			s->pend_bytes += __atomic_load_n(&e->bytes, __ATOMIC_RELAXED);
-			s->pend_count += __atomic_load_n(&e->count, __ATOMIC_RELAXED);
-			s->pend_allocs += __atomic_load_n(&e->allocs, __ATOMIC_RELAXED);
-			s->pend_abytes += __atomic_load_n(&e->alloc_bytes, __ATOMIC_RELAXED);
+			struct pend *p = &pend_tab[s->id];
+			p->bytes += __atomic_load_n(&e->bytes, __ATOMIC_RELAXED);
+			p->count += __atomic_load_n(&e->count, __ATOMIC_RELAXED);
+			p->allocs += __atomic_load_n(&e->allocs, __ATOMIC_RELAXED);
+			p->abytes += __atomic_load_n(&e->alloc_bytes, __ATOMIC_RELAXED);
 		}
 		live += __atomic_load_n(&b->live_bytes, __ATOMIC_RELAXED);
 		blk_unlock(b);
@@ -898,10 +908,11 @@ static void sum_heap_site(const mt_site_t *s, void *arg)
 	mt_totals_t *t = arg;
 	if (s->domain != MT_DOMAIN_HEAP)
 		return;
-	int64_t lc = LOAD(s->live_count) + s->pend_count;
+	const struct pend *p = pending(s);
+	int64_t lc = LOAD(s->live_count) + p->count;
 	t->heap_live_count += lc > 0 ? (uint64_t)lc : 0;
-	t->heap_alloc_count += LOAD(s->alloc_count) + (uint64_t)s->pend_allocs;
-	t->heap_alloc_bytes += LOAD(s->alloc_bytes) + (uint64_t)s->pend_abytes;
+	t->heap_alloc_count += LOAD(s->alloc_count) + (uint64_t)p->allocs;
+	t->heap_alloc_bytes += LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
 }
 
 void mt__totals_get(mt_totals_t *t)
@@ -941,11 +952,12 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	*domain = s->domain;
 	*nframes = s->nframes;
 	*frames = s->frames;
-	int64_t lb = LOAD(s->live_bytes) + s->pend_bytes, lc = LOAD(s->live_count) + s->pend_count;
+	const struct pend *p = pending(s);
+	int64_t lb = LOAD(s->live_bytes) + p->bytes, lc = LOAD(s->live_count) + p->count;
 	c[0] = lb > 0 ? (uint64_t)lb : 0;
 	c[1] = lc > 0 ? (uint64_t)lc : 0;
-	c[2] = LOAD(s->alloc_count) + (uint64_t)s->pend_allocs;
-	c[3] = LOAD(s->alloc_bytes) + (uint64_t)s->pend_abytes;
+	c[2] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
+	c[3] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
 	c[4] = (uint64_t)LOAD(s->peak_bytes);
 }
 
