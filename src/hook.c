@@ -324,6 +324,13 @@ static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int 
 	return q;
 }
 
+/* Sampling mode: a block the filter says was never recorded needs no table
+ * lookup on free or realloc. */
+static inline bool unrecorded(const void *p)
+{
+	return mt__sample_mean && !mt__maybe_recorded(p);
+}
+
 /* Sampling mode: most calls skip recording, after one counter update. */
 static inline bool unsampled(size_t size)
 {
@@ -365,7 +372,7 @@ EXPORT void free(void *p)
 	if (!p || in_pool(p))
 		return;
 	ENSURE_RESOLVED();
-	if (MT_LIKELY(init_state == INIT_READY) && !(mt__sample_mean && !mt__maybe_recorded(p))) {
+	if (MT_LIKELY(init_state == INIT_READY) && !unrecorded(p)) {
 		int saved = errno;
 		forget(p)->free(p);
 		errno = saved;
@@ -446,7 +453,7 @@ static void *do_realloc(void *p, size_t size)
 		return q;
 	}
 
-	uint64_t meta = mt__sample_mean && !mt__maybe_recorded(p) ? 0 : mt__heap_detach(p);
+	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
 	const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 	const mt_backend_t *nb = be;
 	void *q;

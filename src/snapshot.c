@@ -369,7 +369,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		w.limit = rl.rlim_cur;
 
-	mt__table_flush();
+	mt__table_gather();
 	unsigned char hdr[MT_FILE_HEADER_LEN] = {0};
 	memcpy(hdr, MT_MAGIC, MT_MAGIC_LEN);
 	mt__put_u16(hdr + 8, MT_FORMAT_MAJOR);

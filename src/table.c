@@ -298,7 +298,7 @@ static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
  * id), with atomic adds on lines no other thread writes; an entry is flushed
  * into its site when another site needs its place, and the live-byte total
  * into the process total every 64 KiB. Only the owner writes its block, with
- * plain stores; a dump reads every registered block (mt__table_flush) and
+ * plain stores; a dump reads every registered block (mt__table_gather) and
  * adds what is pending, so snapshots are exact; only the process peak is
  * coarser: it may miss up to 64 KiB per thread. A block's lock is taken only
  * to change which site an entry counts for, by its thread, or by a dump
@@ -495,7 +495,7 @@ static const struct pend *pending(const mt_site_t *s)
 
 /* A dump reads every thread's pending figures without moving them: the
  * owners keep writing without a lock prefix. */
-void mt__table_flush(void)
+void mt__table_gather(void)
 {
 	int64_t live = 0;
 	size_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);

@@ -29,7 +29,6 @@
 static int wake[2] = {-1, -1};
 static int handler_installed; /* memtrace's handler is the one in place */
 static int warned;
-static int thread_started;
 int mt__trigger_respawn_needed;
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 
@@ -125,8 +124,6 @@ static void start_thread(void)
 		mt__warn("cannot start the snapshot thread (errno %d): no snapshots on signal or "
 			 "timer",
 			 r);
-	else
-		thread_started = 1;
 }
 
 static bool wanted(void)
@@ -174,7 +171,6 @@ void mt__trigger_atfork_child(void)
 	close(wake[1]);
 	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0)
 		wake[0] = wake[1] = -1;
-	thread_started = 0;
 	warned = 1; /* the parent said it already, if it had to */
 	__atomic_store_n(&mt__trigger_respawn_needed, wake[0] >= 0, __ATOMIC_RELEASE);
 }

@@ -82,7 +82,7 @@ int main(void)
 		pthread_create(&th[t], NULL, worker, (void *)t);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
-	mt__table_flush();
+	mt__table_gather();
 
 	mt_totals_t tot;
 	mt__totals_get(&tot);
@@ -104,7 +104,7 @@ int main(void)
 	for (long t = 0; t < THREADS; t++)
 		for (int i = 1; i < BLOCKS; i += 2)
 			EXPECT(mt__heap_remove(arena[t][i]), "final remove");
-	mt__table_flush();
+	mt__table_gather();
 	mt__totals_get(&tot);
 	EXPECT(tot.heap_live_count == 0 && tot.heap_live_bytes == 0, "empty at the end");
 	printf("%s\n", failures ? "FAILED" : "table_threads ok");

@@ -150,6 +150,8 @@ const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b);
 
 /* ---- cmd-show.c ---- */
 void mt_print_stat_line(const mt_stat_t *st);
+/* A traceback group's frames, one indented line each (nothing otherwise). */
+void mt_print_trace(const mt_stat_t *st);
 
 /* ---- cmd-diff.c ---- */
 void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);

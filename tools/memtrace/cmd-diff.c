@@ -99,11 +99,7 @@ static void print_line(const diff_t *d)
 	}
 	printf("\n");
 	free(key);
-	for (size_t i = 0; i < d->ref->ntrace; i++) {
-		char *f = mt_printable(d->ref->trace[i]);
-		printf("    %s\n", f);
-		free(f);
-	}
+	mt_print_trace(d->ref);
 }
 
 int mt_cmd_diff(int argc, char **argv)

@@ -31,6 +31,11 @@ void mt_print_stat_line(const mt_stat_t *st)
 	}
 	printf("\n");
 	free(key);
+	mt_print_trace(st);
+}
+
+void mt_print_trace(const mt_stat_t *st)
+{
 	for (size_t i = 0; i < st->ntrace; i++) {
 		char *f = mt_printable(st->trace[i]);
 		printf("    %s\n", f);
