@@ -845,6 +845,52 @@ def case_leaks():
     check(f"{sup}:1: not a leak:PATTERN line" in r.stderr, r.stderr)
 
 
+def case_check():
+    """memtrace check: budgets on growth and on leaks, with exact figures."""
+    d, files, err = leak_series()
+    a, c = show_json(files[0]), show_json(files[2])
+    grew = sum(s["size"] for s in c["stats"]) - sum(s["size"] for s in a["stats"])
+    check(grew >= 100000, f"the leak grew {grew} B between the first and third snapshot")
+    path, line = line_of("leak.c", "leak")
+    r = tool("check", "--max-growth", str(grew), files[0], files[2])
+    check(f"changed by {_format_size(grew, True)} (+{grew} bytes) from {files[0]} to {files[2]}, "
+          f"within the budget of {_format_size(grew, False)}" in r.stdout, r.stdout)
+    r = tool("check", "--max-growth", str(grew - 1), files[0], files[2], check_rc=3)
+    eq(r.stdout, "", "nothing on stdout over budget")
+    lines = r.stderr.splitlines()
+    eq(len(lines), 1, f"one line: {r.stderr!r}")
+    check(f"over the budget of {_format_size(grew - 1, False)}; most from {path}:{line} (+"
+          in lines[0], lines[0])
+    tool("check", "--max-growth", "1.5M", files[0], files[2])
+    # filters: without the leak's file, what is left did not grow by 1 KiB
+    tool("check", "--max-growth", "1K", "--exclude", "*leak.c", files[0], files[2])
+    # leaks: what is live at exit after suppressions, as memtrace leaks says
+    leaked = json.loads(tool("leaks", "--json", files[3]).stdout)["leaked_bytes"]
+    r = tool("check", "--max-leak", f"{leaked}B", files[3])
+    check(f"({leaked} bytes) in " in r.stdout and "still live at exit" in r.stdout, r.stdout)
+    r = tool("check", "--max-leak", str(leaked - 1), files[3], check_rc=3)
+    jpath, jline = line_of("leak.c", "jump")
+    check(f"most from {jpath}:{jline} (512 KiB)" in r.stderr, r.stderr)
+    sup = os.path.join(d, "supp.txt")
+    with open(sup, "w") as f:
+        f.write("leak:leak.c\n")
+    tool("check", "--max-leak", "0", "--suppressions", sup, files[3])
+    # misuse: exit 2 for a snapshot that is not at exit, 1 for bad usage
+    r = tool("check", "--max-leak", "0", files[0], check_rc=2)
+    check("is not an at-exit snapshot (taken on signal)" in r.stderr, r.stderr)
+    for args in (["--max-leak", "1.5Q", files[3]], ["--max-leak", "-1", files[3]],
+                 ["--max-growth", "1M", files[0]], [files[0], files[1]],
+                 ["--max-growth", "1M", "--max-leak", "0", files[0]],
+                 ["--max-growth", "1M", "--suppressions", sup, files[0], files[1]]):
+        r = tool("check", *args, check_rc=1)
+        eq(len(r.stderr.splitlines()), 1, f"one line for {args}: {r.stderr!r}")
+    bad = os.path.join(d, "bad.snap")
+    with open(files[0], "rb") as f, open(bad, "wb") as g:
+        g.write(f.read()[:100])
+    r = tool("check", "--max-growth", "1M", bad, files[1], check_rc=2)
+    check(r.stderr.startswith(f"memtrace: {bad}: offset "), r.stderr)
+
+
 def case_run():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = tool("run", "-o", d, "--", victim("basic"))

@@ -16,8 +16,8 @@
 
 /* ---- main.c ---- */
 /* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot),
- * 3 a budget exceeded (reserved for checks). */
-enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2 };
+ * 3 a budget exceeded (memtrace check). */
+enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2, MT_EXIT_BUDGET = 3 };
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
@@ -156,11 +156,20 @@ void mt_print_trace(const mt_stat_t *st);
 /* ---- cmd-diff.c ---- */
 void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
 
+/* ---- cmd-leaks.c: LeakSanitizer-style suppressions ---- */
+/* Loads the built-in libc/loader suppressions (when builtin) and the
+ * leak:PATTERN lines of each file; exits with status 2 on a bad file. */
+void mt_supps_load(bool builtin, const char *const *files, size_t nfiles);
+/* Whether a loaded suppression covers the site; counts the hit. */
+bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site);
+void mt_supps_free(void);
+
 /* ---- cmd-*.c ---- */
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_diff(int argc, char **argv);
 int mt_cmd_growth(int argc, char **argv);
 int mt_cmd_leaks(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
+int mt_cmd_check(int argc, char **argv);
 
 #endif

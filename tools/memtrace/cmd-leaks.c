@@ -36,7 +36,7 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable snapshot or suppressions file.\n";
 
-static const char *const builtin[] = {
+static const char *const builtin_supps[] = {
 	"_IO_file_doallocate",
 	"_IO_setb",
 	"_nl_",
@@ -140,6 +140,35 @@ static supp_t *suppressed(mt_sym_t *sym, const mt_snap_site_t *site)
 	return NULL;
 }
 
+void mt_supps_load(bool builtin, const char *const *files, size_t nfiles)
+{
+	if (builtin)
+		for (size_t i = 0; i < sizeof(builtin_supps) / sizeof(builtin_supps[0]); i++)
+			add_supp(builtin_supps[i]);
+	nbuiltin = nsupps;
+	for (size_t i = 0; i < nfiles; i++)
+		load_supps(files[i]);
+}
+
+bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site)
+{
+	supp_t *s = suppressed(sym, site);
+	if (s)
+		s->hits++;
+	return s != NULL;
+}
+
+void mt_supps_free(void)
+{
+	for (size_t k = 0; k < nsupps; k++) {
+		free(supps[k].pat);
+		free(supps[k].text);
+	}
+	free(supps);
+	supps = NULL;
+	nsupps = nbuiltin = 0;
+}
+
 static void print_frame(int i, const char *text)
 {
 	char *t = mt_printable(text);
@@ -165,7 +194,7 @@ int mt_cmd_leaks(int argc, char **argv)
 	};
 	mt_view_t v;
 	bool use_builtin = true;
-	const char **files = NULL;
+	const char **files = NULL; /* in argv */
 	size_t nfiles = 0;
 	int c;
 
@@ -190,12 +219,7 @@ int mt_cmd_leaks(int argc, char **argv)
 				      "--sort do not apply");
 	if (argc - optind != 1)
 		mt_die_usage("leaks", "needs exactly one snapshot file, got %d", argc - optind);
-	if (use_builtin)
-		for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
-			add_supp(builtin[i]);
-	nbuiltin = nsupps;
-	for (size_t i = 0; i < nfiles; i++)
-		load_supps(files[i]);
+	mt_supps_load(use_builtin, files, nfiles);
 
 	mt_snap_t snap;
 	mt_load_or_die(argv[optind], &snap);
@@ -215,9 +239,7 @@ int mt_cmd_leaks(int argc, char **argv)
 		const mt_snap_site_t *site = &snap.sites[i];
 		if (!site->live_count || !mt_site_passes(&v, sym, site))
 			continue;
-		supp_t *s = suppressed(sym, site);
-		if (s) {
-			s->hits++;
+		if (mt_supps_match(sym, site)) {
 			sup_bytes += site->live_bytes;
 			sup_blocks += site->live_count;
 			sup_sites++;
@@ -297,11 +319,7 @@ int mt_cmd_leaks(int argc, char **argv)
 	free(kept.sites);
 	mt_sym_close(sym);
 	mt_snap_free(&snap);
-	for (size_t k = 0; k < nsupps; k++) {
-		free(supps[k].pat);
-		free(supps[k].text);
-	}
-	free(supps);
+	mt_supps_free();
 	free(files);
 	free(v.include);
 	free(v.exclude);

@@ -20,6 +20,7 @@ static const struct command {
 	{"diff", mt_cmd_diff, "what changed between two snapshots"},
 	{"growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects"},
 	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
+	{"check", mt_cmd_check, "fail (exit 3) when memory grows or leaks beyond a budget"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
 };
 
