@@ -891,6 +891,89 @@ def case_check():
     check(r.stderr.startswith(f"memtrace: {bad}: offset "), r.stderr)
 
 
+def man_text():
+    with open(os.path.join(SRC, "tools", "man", "memtrace.1")) as f:
+        return f.read()
+
+
+def case_install():
+    """meson install: library, CLI, header, pkg-config file and man pages;
+    the installed memtrace run finds the installed library; a program built
+    with pkg-config's flags takes snapshots through the API."""
+    build = os.path.dirname(os.path.dirname(LIB))
+    dest = tempfile.mkdtemp(prefix="mt-install-")
+    r = subprocess.run(["meson", "install", "-C", build, "--no-rebuild", "--quiet", "--destdir",
+                        dest], capture_output=True, text=True, timeout=TIMEOUT)
+    eq(r.returncode, 0, f"meson install: {r.stdout}{r.stderr}")
+    intro = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", build],
+                                      capture_output=True, text=True).stdout)
+    opt = {o["name"]: o["value"] for o in intro}
+    prefix = dest + opt["prefix"]
+    libdir = os.path.join(prefix, opt["libdir"])
+    want = [os.path.join(prefix, opt["bindir"], "memtrace"), os.path.join(libdir, "libmemtrace.so"),
+            os.path.join(prefix, opt["includedir"], "memtrace.h"),
+            os.path.join(libdir, "pkgconfig", "memtrace.pc"),
+            os.path.join(prefix, opt["mandir"], "man1", "memtrace.1"),
+            os.path.join(prefix, opt["mandir"], "man3", "libmemtrace.3")]
+    for w in want:
+        check(os.path.isfile(w), f"{w} installed")
+    exe, lib = want[0], want[1]
+    # the installed memtrace, run from elsewhere, preloads the installed library
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    e = dict(os.environ)
+    e.pop("MEMTRACE_LIB", None)
+    r = subprocess.run([exe, "run", "-v", "-o", d, "--", victim("basic")], capture_output=True,
+                       text=True, env=e, cwd=d, timeout=TIMEOUT)
+    eq(r.returncode, 0, f"installed memtrace run: {r.stderr}")
+    check(f"memtrace: preloading {os.path.realpath(lib)}\n" in r.stderr, r.stderr)
+    expect_site(show_json(only_snapshot(d)), "basic.c", "keep100", 100000, 1000)
+    # pkg-config: build the API victim against the installed header and library
+    pc = subprocess.run(["pkg-config", f"--define-variable=prefix={prefix}", "--cflags", "--libs",
+                         "memtrace"], capture_output=True, text=True,
+                        env=dict(os.environ, PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig")))
+    eq(pc.returncode, 0, f"pkg-config: {pc.stderr}")
+    check(f"-I{prefix}/" in pc.stdout and "-lmemtrace" in pc.stdout, pc.stdout)
+    prog = os.path.join(d, "api")
+    src = os.path.join(SRC, "tests", "victims", "api.c")
+    r = subprocess.run(["cc", "-O0", "-g", "-o", prog, src, *pc.stdout.split()],
+                       capture_output=True, text=True)
+    eq(r.returncode, 0, f"cc with pkg-config flags: {r.stderr}")
+    r = run([prog], preload=False, env={"LD_LIBRARY_PATH": libdir, "MEMTRACE_DIR": d,
+                                        "MEMTRACE_AT_EXIT": "0"})
+    m = re.match(rb"snapshot 0 (\S+)\n$", r.stdout)
+    check(m, f"linked program's mt_snapshot: {r.stdout!r} {r.stderr!r}")
+    js = show_json(m.group(1).decode())
+    path, line = line_of("api.c", "api")
+    eq((stats_by_line(js)[(path, line)]["size"], stats_by_line(js)[(path, line)]["count"]),
+       (16000, 4), "the API victim's blocks, built with pkg-config")
+    # the man pages render without a warning
+    for page in want[4:]:
+        r = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", page], capture_output=True,
+                           text=True)
+        eq((r.returncode, r.stderr), (0, ""), f"groff on {page}")
+    shutil.rmtree(dest)
+
+
+def case_man_in_sync():
+    """memtrace(1) documents every command, every long option of each
+    command's --help and every MEMTRACE_* variable of the options table."""
+    man = man_text()
+    with open(os.path.join(SRC, "src", "options.c")) as f:
+        names = re.findall(r'^\s*\{"(MEMTRACE_[A-Z_]+)"', f.read(), re.M)
+    check(len(names) >= 10, f"options table parsed: {names}")
+    for n in names:
+        check(f"\n.B {n}\n" in man, f"{n} is described in memtrace.1")
+    with open(os.path.join(SRC, "tools", "memtrace", "main.c")) as f:
+        commands = re.findall(r'^\s*\{"([a-z]+)", mt_cmd_', f.read(), re.M)
+    check(len(commands) >= 6, f"command table parsed: {commands}")
+    for c in commands:
+        check(f'.SS "memtrace {c} ' in man, f"memtrace {c} has a section in memtrace.1")
+        usage = tool(c, "--help").stdout
+        for o in sorted(set(re.findall(r"--([a-z][a-z-]+)", usage)) - {"help"}):
+            check("\\-\\-" + o.replace("-", "\\-") in man,
+                  f"memtrace {c} --{o} is in memtrace.1")
+
+
 def case_run():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = tool("run", "-o", d, "--", victim("basic"))

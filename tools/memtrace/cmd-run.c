@@ -22,8 +22,11 @@
 
 #include "cli.h"
 
-#ifndef MT_LIBDIR
+#ifndef MT_LIBDIR /* set by meson */
 #define MT_LIBDIR "/usr/local/lib"
+#define MT_LIBDIR_FROM_BIN "../lib"
+#define MT_BUILD_DIR ""
+#define MT_BUILD_LIB ""
 #endif
 
 static const char usage_text[] =
@@ -41,8 +44,9 @@ static const char usage_text[] =
 	"                       narenas)\n"
 	"      --allocator A    system (default) or jemalloc: the allocator behind\n"
 	"                       COMMAND's allocations\n"
-	"      --lib PATH       the libmemtrace.so to use (default: next to memtrace,\n"
-	"                       or where it was installed; or $MEMTRACE_LIB)\n"
+	"      --lib PATH       the libmemtrace.so to use (default: $MEMTRACE_LIB, or\n"
+	"                       the one of memtrace's own build or installation)\n"
+	"  -v, --verbose        say which library is preloaded\n"
 	"  -h, --help           this text\n";
 
 static pid_t child;
@@ -60,6 +64,10 @@ static bool readable(const char *p)
 	return p && access(p, R_OK) == 0;
 }
 
+/* The library to preload: --lib, $MEMTRACE_LIB, the build tree's when this
+ * memtrace is the build tree's, the installation's own (found from where
+ * this memtrace is, so a DESTDIR or moved prefix works), the configured
+ * libdir. NULL when none is readable. */
 static char *find_lib(const char *given)
 {
 	char self[PATH_MAX];
@@ -74,17 +82,17 @@ static char *find_lib(const char *given)
 		char *slash = strrchr(self, '/');
 		if (slash)
 			*slash = '\0';
-		const char *rel[] = {"/../../src/libmemtrace.so",
-				     "/../lib/x86_64-linux-gnu/libmemtrace.so",
-				     "/../lib64/libmemtrace.so", "/../lib/libmemtrace.so"};
-		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-			char *p = mt_xasprintf("%s%s", self, rel[i]);
-			if (readable(p)) {
-				char *r = realpath(p, NULL);
-				free(p);
-				return r;
-			}
+		char *build = realpath(MT_BUILD_DIR, NULL);
+		bool in_build = build && strcmp(build, self) == 0;
+		free(build);
+		if (in_build && readable(MT_BUILD_LIB))
+			return mt_xasprintf("%s", MT_BUILD_LIB);
+		if (MT_LIBDIR_FROM_BIN[0]) {
+			char *p = mt_xasprintf("%s/%s/libmemtrace.so", self, MT_LIBDIR_FROM_BIN);
+			char *r = readable(p) ? realpath(p, NULL) : NULL;
 			free(p);
+			if (r)
+				return r;
 		}
 	}
 	char *p = mt_xasprintf("%s/libmemtrace.so", MT_LIBDIR);
@@ -204,15 +212,17 @@ int mt_cmd_run(int argc, char **argv)
 		{"lib", required_argument, NULL, 'L'},
 		{"arena-max", required_argument, NULL, 'a'},
 		{"allocator", required_argument, NULL, 'm'},
+		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
 	const char *arena_max = NULL, *allocator = NULL;
+	bool verbose = false;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:s:i:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+o:s:i:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': dir = optarg; break;
 		case 's': sig = optarg; break;
@@ -227,6 +237,7 @@ int mt_cmd_run(int argc, char **argv)
 					     optarg);
 			allocator = optarg;
 			break;
+		case 'v': verbose = true; break;
 		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
 		default: mt_die_usage("run", "unknown option");
 		}
@@ -242,6 +253,8 @@ int mt_cmd_run(int argc, char **argv)
 			lib ? " at " : "", lib ? lib : "");
 		return MT_EXIT_USAGE;
 	}
+	if (verbose)
+		fprintf(stderr, "memtrace: preloading %s\n", libpath);
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd)))
 		strcpy(cwd, ".");
