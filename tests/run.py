@@ -26,6 +26,7 @@ LIB = os.environ["MT_LIB"]
 TOOL = os.environ["MT_TOOL"]
 DEMO = os.environ["MT_DEMO"]
 ARENAS = os.environ["MT_ARENAS"]
+MANYSITES = os.environ["MT_MANYSITES"]
 JEMALLOC = {"MEMTRACE_ALLOCATOR": "jemalloc",
             "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=16384"}
 VICTIMS = os.environ["MT_VICTIMS"]
@@ -972,6 +973,48 @@ def case_man_in_sync():
         for o in sorted(set(re.findall(r"--([a-z][a-z-]+)", usage)) - {"help"}):
             check("\\-\\-" + o.replace("-", "\\-") in man,
                   f"memtrace {c} --{o} is in memtrace.1")
+
+
+def case_progress():
+    """Symbolizing a large snapshot shows progress on a terminal, erased at
+    the end; nothing when stderr is not a terminal or the work is quick."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = run([MANYSITES, "100000", "1"], dump_dir=d, env={"MEMTRACE_AT_EXIT": "0"})
+    eq(r.returncode, 0, f"manysites: {r.stderr!r}")
+    big = snaps(d)[0]
+    small_dir, _ = run_victim("basic")
+    small = only_snapshot(small_dir)
+
+    def on_tty(cmd, env):
+        e = dict(os.environ, **env)
+        e.pop("LD_PRELOAD", None)
+        r = subprocess.run(["script", "-qfec", " ".join(cmd) + " >/dev/null", "/dev/null"],
+                           capture_output=True, env=e, timeout=TIMEOUT)
+        eq(r.returncode, 0, f"{cmd} under script: {r.stderr!r}")
+        return r.stdout.decode()
+
+    name = os.path.basename(big)
+    out = on_tty([TOOL, "show", "-g", "traceback", big], {"MEMTRACE_PROGRESS": "auto"})
+    check(re.search(r"\rmemtrace: symbolizing " + re.escape(name) +
+                    r": \d+% \(\d+ of 100\d\d\d callsites\)\x1b\[K", out), repr(out[:300]))
+    check(out.endswith("\r\x1b[K"), f"the progress line is erased at the end: {out[-40:]!r}")
+    eq(on_tty([TOOL, "show", small], {}), "", "a quick command shows no progress")
+    eq(on_tty([TOOL, "show", "-g", "traceback", big], {"MEMTRACE_PROGRESS": "never"}), "",
+       "MEMTRACE_PROGRESS=never")
+    r = subprocess.run([TOOL, "show", "-g", "traceback", big], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    eq(r.stderr, "", "no progress when stderr is not a terminal")
+    r = subprocess.run([TOOL, "show", small], capture_output=True, text=True, timeout=TIMEOUT,
+                       env=dict(os.environ, MEMTRACE_PROGRESS="always"))
+    sname = os.path.basename(small)
+    n = show_json(small)["totals"]["sites"]
+    eq(r.stderr.splitlines(), [f"memtrace: symbolizing {sname}: 0% (0 of {n} callsites)",
+                               f"memtrace: symbolizing {sname}: 100% ({n} of {n} callsites)"],
+       "MEMTRACE_PROGRESS=always, one line per update off a terminal")
+    r = subprocess.run([TOOL, "show", small], capture_output=True, text=True, timeout=TIMEOUT,
+                       env=dict(os.environ, MEMTRACE_PROGRESS="loud"))
+    eq(r.stderr, "memtrace: warning: MEMTRACE_PROGRESS is auto, never or always, not 'loud'; "
+       "using auto\n", "a bad MEMTRACE_PROGRESS")
 
 
 def case_run():

@@ -26,6 +26,23 @@ void *mt_xmalloc(size_t n);
 void *mt_xrealloc(void *p, size_t n);
 char *mt_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- progress.c: progress of long work on a terminal ---- */
+typedef struct mt_progress {
+	const char *verb, *file, *unit;
+	uint64_t total, calls;
+	double last;
+	bool shown;
+} mt_progress_t;
+
+/* Starts a unit of work: "VERB FILE: N% (DONE of TOTAL UNIT)"; the strings
+ * must outlive the work. */
+void mt_progress_begin(mt_progress_t *p, const char *verb, const char *file, uint64_t total,
+		       const char *unit);
+/* Cheap enough for every step: the clock is read now and then. */
+void mt_progress_step(mt_progress_t *p, uint64_t done);
+/* Erases the progress line, if one was shown. */
+void mt_progress_end(mt_progress_t *p);
+
 /* ---- symbolize.c: offline, from the modules recorded in the snapshot ---- */
 typedef struct mt_sframe {
 	const char *func;   /* demangled, or NULL */

@@ -261,10 +261,13 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 		    mt_stats_t *out)
 {
 	frames_t fr = {0};
+	mt_progress_t pr;
 
 	memset(out, 0, sizeof(*out));
+	mt_progress_begin(&pr, "symbolizing", snap->file, snap->nsites, "callsites");
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
+		mt_progress_step(&pr, i);
 		if ((site->live_count == 0 && !with_dead) || !mt_site_passes(v, sym, site))
 			continue;
 
@@ -329,6 +332,7 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 			credit(group_for(out, frame_text(&where, v->group), &where), site);
 		}
 	}
+	mt_progress_end(&pr);
 	free(fr.v);
 }
 
