@@ -21,6 +21,7 @@ static const struct command {
 	{"growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects"},
 	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
+	{"export", mt_cmd_export, "a snapshot for go tool pprof, flame graphs, or as JSON"},
 };
 
 static void usage(FILE *f)
