@@ -14,9 +14,11 @@ demo|test) ;;
 esac
 
 packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev libdw-dev
-          libelf-dev zlib1g-dev libjemalloc-dev libiberty-dev python3)
+          libelf-dev zlib1g-dev libjemalloc-dev libiberty-dev python3
+          protobuf-c-compiler libprotobuf-c-dev golang-github-google-pprof-dev)
 [ "$what" = test ] && packages+=(sqlite3 git perl coreutils util-linux redis-server redis-tools
-                                 clang-14 libclang-rt-14-dev time groff-base)
+                                 clang-14 libclang-rt-14-dev time groff-base
+                                 protobuf-compiler golang-go)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

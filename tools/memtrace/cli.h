@@ -181,6 +181,20 @@ void mt_supps_load(bool builtin, const char *const *files, size_t nfiles);
 bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site);
 void mt_supps_free(void);
 
+/* ---- cmd-export.c ---- */
+int mt_cmd_export(int argc, char **argv);
+/* Where a site's stack starts once the allocator's own frames are dropped
+ * from its leaf end (mt_pick_frame's rule): the first return address kept
+ * and how many of its inlined frames, innermost first, go. A stack of
+ * allocator frames only is kept whole. */
+void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *skip);
+
+/* ---- export-pprof.c ---- */
+/* Writes the sites of snap that pass v as a gzip-compressed pprof profile to
+ * f. Write errors are left in ferror(f); returns -1 only if zlib cannot
+ * start (out of memory). */
+int mt_export_pprof(FILE *f, const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v);
+
 /* ---- cmd-*.c ---- */
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_diff(int argc, char **argv);
