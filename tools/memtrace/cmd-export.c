@@ -205,8 +205,11 @@ static void export_collapsed(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, co
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n = 0;
 
+	mt_progress_t pr;
+	mt_progress_begin(&pr, "symbolizing", snap->file, snap->nsites, "callsites");
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
+		mt_progress_step(&pr, i);
 		uint64_t value = site_value(site, which);
 		if (!value || !mt_site_passes(v, sym, site))
 			continue;
@@ -242,6 +245,7 @@ static void export_collapsed(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, co
 		}
 		st->value += value;
 	}
+	mt_progress_end(&pr);
 	free(buf);
 
 	struct stack **sorted = mt_xmalloc((n ? n : 1) * sizeof(*sorted));
@@ -294,8 +298,11 @@ static void export_json(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, const m
 	}
 	fprintf(out, "],\"sites\":[");
 	bool any = false;
+	mt_progress_t pr;
+	mt_progress_begin(&pr, "symbolizing", snap->file, snap->nsites, "callsites");
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *s = &snap->sites[i];
+		mt_progress_step(&pr, i);
 		if (!mt_site_passes(v, sym, s))
 			continue;
 		fprintf(out,
@@ -315,6 +322,7 @@ static void export_json(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, const m
 		}
 		fprintf(out, "]}");
 	}
+	mt_progress_end(&pr);
 	fprintf(out, "]}\n");
 }
 

@@ -434,14 +434,18 @@ int mt_export_pprof(FILE *f, const mt_snap_t *snap, mt_sym_t *sym, const mt_view
 
 	add_mappings(&b, snap);
 	size_t nsites = 0;
+	mt_progress_t pr;
+	mt_progress_begin(&pr, "symbolizing", snap->file, snap->nsites, "callsites");
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
+		mt_progress_step(&pr, i);
 		if ((!site->live_count && !site->alloc_count) || site->domain >= MT_DOMAIN_COUNT ||
 		    !mt_site_passes(v, sym, site))
 			continue;
 		add_sample(&b, site, &label_p[site->domain]);
 		nsites++;
 	}
+	mt_progress_end(&pr);
 	for (size_t i = 0; i < b.nmaps; i++) {
 		struct map_info *m = &b.ranges[i];
 		mapping_t *mp = &b.maps[m->id - 1];
