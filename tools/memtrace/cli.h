@@ -188,4 +188,7 @@ int mt_cmd_growth(int argc, char **argv);
 int mt_cmd_leaks(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
 
+/* ---- cmd-report.c ---- */
+int mt_cmd_report(int argc, char **argv);
+
 #endif

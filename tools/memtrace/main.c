@@ -21,6 +21,7 @@ static const struct command {
 	{"growth", mt_cmd_growth, "which callsites grow over a series of snapshots: leak suspects"},
 	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
+	{"report", mt_cmd_report, "one HTML page: totals over time, flame graph, growth, diff"},
 };
 
 static void usage(FILE *f)
