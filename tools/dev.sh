@@ -16,7 +16,7 @@ esac
 packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev libdw-dev
           libelf-dev zlib1g-dev libjemalloc-dev libiberty-dev python3)
 [ "$what" = test ] && packages+=(sqlite3 git perl coreutils util-linux redis-server redis-tools
-                                 clang-14 libclang-rt-14-dev time)
+                                 clang-14 libclang-rt-14-dev time chromium python3-websocket)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
