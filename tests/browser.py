@@ -15,6 +15,7 @@ both are gone when the case ends, whatever happens. Exits 77 (skipped) when
 chromium or python3-websocket is not installed (tools/dev.sh installs both).
 """
 import base64
+import ctypes
 import json
 import os
 import shutil
@@ -37,6 +38,12 @@ except ImportError:
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 OUT_DIR = os.environ["MT_VICTIMS"]  # the tests' build directory
 WIDTH, HEIGHT = 1280, 900
+
+
+def die_with_parent():
+    # in the child before exec: chromium gets SIGKILL if this script dies
+    # without cleaning up (killed by a timeout)
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
 class Chromium:
@@ -62,10 +69,12 @@ class Chromium:
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--disable-extensions", "--disable-default-apps",
-             "--hide-scrollbars", "--mute-audio", f"--window-size={WIDTH},{HEIGHT}",
+             "--disable-breakpad", "--disable-crash-reporter", "--hide-scrollbars",
+             "--mute-audio", f"--window-size={WIDTH},{HEIGHT}",
              f"--user-data-dir={os.path.join(self.tmp, 'profile')}",
              "--remote-debugging-port=0", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, start_new_session=True,
+            preexec_fn=die_with_parent)
         port_file = os.path.join(self.tmp, "profile", "DevToolsActivePort")
         end = time.time() + 60
         lines = []
@@ -357,6 +366,9 @@ def main():
         print("SKIP: needs chromium and python3-websocket (Debian packages; run with "
               "/usr/bin/python3)", file=sys.stderr)
         return 77
+    # meson's timeout sends SIGTERM: unwind, so the browser and the
+    # temporary directories go too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     return base.main(globals())
 
 

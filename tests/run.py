@@ -999,6 +999,13 @@ def loads_nothing(html):
 
 def case_report_cli():
     d, files, _ = leak_series()
+    try:
+        report_cli(d, files)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def report_cli(d, files):
     r = tool("report", "--help")
     check("-o, --output FILE" in r.stdout and "usage: memtrace report" in r.stdout, r.stdout)
     out = os.path.join(d, "out")
@@ -1098,7 +1105,8 @@ def case_report_cli():
     os.makedirs(odd)
     exe = os.path.join(odd, "v<b>&'\"")
     shutil.copy(victim("basic"), exe)
-    d2 = tempfile.mkdtemp(prefix="mt-test-")
+    d2 = os.path.join(d, "snaps")
+    os.mkdir(d2)
     r = run([exe], dump_dir=d2)
     eq(r.returncode, 0, f"{exe}: {r.stderr}")
     html = tool("report", "-o", "-", only_snapshot(d2)).stdout

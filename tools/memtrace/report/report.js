@@ -4,6 +4,8 @@
  * block (id "data") and draws the header, the totals chart, the flame graph,
  * the top lines and the diff. Plain JavaScript written for this page, no
  * libraries, nothing fetched: every figure comes from the embedded data.
+ * Markup is built as strings through tag() and esc(), which escape every
+ * value that comes from the data.
  *
  * The data (cmd-report.c writes it):
  *   strings[i]  a function, file or module name
@@ -16,9 +18,10 @@
  *               order, plus sites: [[stack, bytes, blocks], ...]
  * Sizes print as tracemalloc's _format_size does, like the command line.
  */
-(function () {
-	'use strict';
+'use strict';
 
+// the whole page; its one global name
+function memtraceReport() {
 	const $ = (id) => document.getElementById(id);
 	let D = null;
 	try {
@@ -33,6 +36,8 @@
 
 	const N = D.snaps.length;
 	const LAST = N - 1;
+	const S0 = D.snaps[0];
+	const SN = D.snaps[LAST];
 	const str = (i) => (i >= 0 ? D.strings[i] : null);
 	const base = (p) => (p ? p.slice(p.lastIndexOf('/') + 1) : p);
 	const PLURAL = {
@@ -42,21 +47,30 @@
 		module: 'modules',
 		traceback: 'tracebacks',
 	};
+	const what = PLURAL[D.group_by] || 'groups';
+	const DOT = ' \u00b7 ';
+	const DASH = '<span class="num-muted">\u2013</span>';
 
-	// ---- formatting ---------------------------------------------------------
+	// ---- markup and formatting ------------------------------------------
+
+	const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 	function esc(s) {
-		return String(s == null ? '' : s).replace(/[&<>"']/g, (c) => ({
-			'&': '&amp;',
-			'<': '&lt;',
-			'>': '&gt;',
-			'"': '&quot;',
-			"'": '&#39;',
-		})[c]);
+		return String(s == null ? '' : s).replace(/[&<>"']/g, (c) => ESC[c]);
 	}
 
-	// printf's %.0f / %.1f on the dyadic values sizes become: exact ties go
-	// to the even digit, as C and Python print them
+	// <name attrs>inner</name>: attribute values are escaped (null and
+	// false ones left out), inner is markup already; no inner: <name/>
+	function tag(name, attrs, inner) {
+		let s = '<' + name;
+		for (const k in attrs)
+			if (attrs[k] != null && attrs[k] !== false)
+				s += ' ' + k + '="' + esc(attrs[k]) + '"';
+		return inner === undefined ? s + '/>' : s + '>' + inner + '</' + name + '>';
+	}
+
+	// printf's %.0f and %.1f on the dyadic values sizes become: exact ties
+	// go to the even digit, as C and Python print them
 	function fixed(x, digits) {
 		const m = digits ? 10 : 1;
 		const y = Math.abs(x) * m;
@@ -80,19 +94,18 @@
 	}
 
 	function fmtInt(n, sign) {
-		const s = Math.abs(n).toLocaleString('en-US');
-		return (n < 0 ? '-' : sign ? '+' : '') + s;
+		return (n < 0 ? '-' : sign ? '+' : '') + Math.abs(n).toLocaleString('en-US');
 	}
 
 	function fmtPct(f) {
 		const p = f * 100;
-		return (p >= 10 || p === 0 ? p.toFixed(1) : p >= 0.1 ? p.toFixed(2) : p.toFixed(3)) + '%';
+		const digits = p >= 10 || p === 0 ? 1 : p >= 0.1 ? 2 : 3;
+		return p.toFixed(digits) + '%';
 	}
 
 	function fmtSecs(s) {
-		if (Math.abs(s) >= 100)
-			return s.toFixed(0) + ' s';
-		return (Math.abs(s) >= 10 ? s.toFixed(1) : s.toFixed(2)) + ' s';
+		const digits = Math.abs(s) >= 100 ? 0 : Math.abs(s) >= 10 ? 1 : 2;
+		return s.toFixed(digits) + ' s';
 	}
 
 	function fmtDate(ns) {
@@ -102,13 +115,21 @@
 
 	const signClass = (v) => (v > 0 ? 'up' : v < 0 ? 'down' : 'zero');
 
-	// ---- the snapshots ------------------------------------------------------
+	// a change, colored by its sign, with the exact figure on hover
+	function change(v, text, unit, attrs) {
+		return tag('td', { class: signClass(v), title: fmtInt(v, true) + unit, ...attrs }, esc(text));
+	}
 
-	const S0 = D.snaps[0];
+	// ---- the snapshots and the groups -------------------------------------
+
 	// seconds since the process started; across processes, by wall clock
-	const T = D.snaps.map((s) => (D.mixed ? S0.seconds + (s.wall_ns - S0.wall_ns) / 1e9 : s.seconds));
-	const snapLabel = (i) =>
-		'#' + D.snaps[i].seq + ' \u00b7 ' + fmtSecs(T[i]) + ' \u00b7 ' + fmtSize(D.snaps[i].totals.heap_live_bytes);
+	const T = D.snaps.map((s) =>
+		D.mixed ? S0.seconds + (s.wall_ns - S0.wall_ns) / 1e9 : s.seconds);
+
+	function snapLabel(i) {
+		const s = D.snaps[i];
+		return '#' + s.seq + DOT + fmtSecs(T[i]) + DOT + fmtSize(s.totals.heap_live_bytes);
+	}
 
 	const G = D.groups.map((g, i) => ({
 		rank: i,
@@ -125,7 +146,7 @@
 		trace: g[10] || null,
 	}));
 
-	// ---- the tooltip --------------------------------------------------------
+	// ---- the tooltip ------------------------------------------------------
 
 	const tip = $('tip');
 
@@ -148,112 +169,140 @@
 		tip.hidden = true;
 	}
 
-	// ---- header, verdict, cards ---------------------------------------------
+	const tipRow = (...cells) => tag('tr', {}, cells.join(''));
+
+	// ---- header, verdict, cards -------------------------------------------
 
 	function renderHeader() {
 		const exe = D.exe || '?';
 		$('prog').textContent = base(exe);
-		$('cmdline').textContent = D.cmdline && D.cmdline !== exe ? D.cmdline : exe;
+		$('cmdline').textContent = D.cmdline || exe;
+
 		const pids = [...new Set(D.snaps.map((s) => s.pid))];
-		const facts = [
-			[pids.length > 1 ? 'pids' : 'pid', pids.join(', ')],
-			['snapshots', String(N)],
-			[N > 1 ? 'from' : 'at', fmtDate(S0.wall_ns)],
-		];
-		if (N > 1) {
-			// the end without its date when that is the same
-			const a = fmtDate(S0.wall_ns);
-			const b = fmtDate(D.snaps[LAST].wall_ns);
-			facts[2][1] = a.slice(0, 10) === b.slice(0, 10) ? a.slice(0, 19) + ' to ' + b.slice(11) : a + ' to ' + b;
-		}
+		const facts = [[pids.length > 1 ? 'pids' : 'pid', pids.join(', ')], ['snapshots', N]];
+		const a = fmtDate(S0.wall_ns);
+		const b = fmtDate(SN.wall_ns);
+		if (N === 1)
+			facts.push(['at', a]);
+		else if (a.slice(0, 10) === b.slice(0, 10)) // the end's date only when it differs
+			facts.push(['from', a.slice(0, 19) + ' to ' + b.slice(11)]);
+		else
+			facts.push(['from', a + ' to ' + b]);
 		if (N > 1)
 			facts.push(['span', fmtSecs(T[LAST] - T[0])]);
 		facts.push(['domain', D.domain]);
 		facts.push(['grouped by', D.group_by + (D.cumulative ? ', cumulative' : '')]);
-		let html = facts.map(([k, v]) => '<li>' + esc(k) + ' <b>' + esc(v) + '</b></li>').join('');
-		html += D.sample_bytes
-			? '<li class="sampled">sampled: one allocation per ' + esc(fmtSize(D.sample_bytes)) +
-				  ' on average; sizes and counts are <b>estimates</b></li>'
-			: '<li>exact: <b>every allocation recorded</b></li>';
-		$('facts').innerHTML = html;
+		let html = facts.map(([k, v]) => tag('li', {}, esc(k) + ' ' + tag('b', {}, esc(v))));
+		if (D.sample_bytes)
+			html.push(tag('li', { class: 'sampled' }, 'sampled: one allocation per ' +
+				esc(fmtSize(D.sample_bytes)) + ' on average; sizes and counts are ' +
+				tag('b', {}, 'estimates')));
+		else
+			html.push(tag('li', {}, 'exact: ' + tag('b', {}, 'every allocation recorded')));
+		$('facts').innerHTML = html.join('');
 
 		const v = $('verdict');
 		if (D.verdict && N > 1) {
 			const bad = /leak|grew|sprawl/.test(D.verdict);
 			const warn = /fragmentation|caches/.test(D.verdict);
 			v.className = 'verdict ' + (bad ? 'bad' : warn ? 'warn' : 'good');
-			v.innerHTML = '<span class="label">Verdict</span><span>' + esc(D.verdict) +
-				' <span class="muted">(snapshot #' + esc(S0.seq) + ' to #' +
-				esc(D.snaps[LAST].seq) + ')</span></span>';
+			v.innerHTML = tag('span', { class: 'label' }, 'Verdict') + tag('span', {},
+				esc(D.verdict) + ' ' + tag('span', { class: 'muted' },
+					'(snapshot #' + esc(S0.seq) + ' to #' + esc(SN.seq) + ')'));
 			v.hidden = false;
 		}
 		if (D.mixed) {
-			const n = $('note');
-			n.textContent = 'These snapshots come from more than one process: comparisons mix them.';
-			n.hidden = false;
+			$('note').textContent =
+				'These snapshots come from more than one process: comparisons mix them.';
+			$('note').hidden = false;
 		}
 	}
 
+	const alloc = (key) => (s) => (s.allocator ? s.allocator[key] : null);
+	const CARDS = [
+		{
+			name: 'Live heap',
+			color: '#3358d4',
+			get: (s) => s.totals.heap_live_bytes,
+			sub: (s) => fmtInt(s.totals.heap_live_count) + ' blocks',
+		},
+		{
+			name: 'Allocator held',
+			color: '#0e9f8e',
+			get: alloc('held'),
+			sub: (s) => s.allocator.name + ', ' + s.allocator.arenas +
+				(s.allocator.arenas === 1 ? ' arena' : ' arenas'),
+		},
+		{
+			name: 'RSS',
+			color: '#d97706',
+			get: alloc('rss'),
+			sub: (s) => 'VMS ' + fmtSize(s.allocator.vms),
+		},
+		{
+			name: 'mmap live',
+			color: '#9333ea',
+			get: (s) => s.totals.mmap_live_bytes,
+			sub: (s) => fmtInt(s.totals.mmap_live_count) + ' regions',
+		},
+	];
+
 	function renderCards() {
-		const a = S0;
-		const b = D.snaps[LAST];
-		const cards = [
-			['Live heap', '#3358d4', (s) => s.totals.heap_live_bytes, (s) => fmtInt(s.totals.heap_live_count) + ' blocks'],
-			['Allocator held', '#0e9f8e', (s) => (s.allocator ? s.allocator.held : null),
-				(s) => s.allocator.name + ', ' + s.allocator.arenas + ' arena' + (s.allocator.arenas === 1 ? '' : 's')],
-			['RSS', '#d97706', (s) => (s.allocator ? s.allocator.rss : null), (s) => 'VMS ' + fmtSize(s.allocator.vms)],
-			['mmap live', '#9333ea', (s) => s.totals.mmap_live_bytes, (s) => fmtInt(s.totals.mmap_live_count) + ' regions'],
-		];
 		let html = '';
-		for (const [name, color, get, sub] of cards) {
-			const vb = get(b);
-			if (vb == null)
+		for (const c of CARDS) {
+			const now = c.get(SN);
+			const then = c.get(S0);
+			if (now == null)
 				continue;
-			const va = get(a);
-			let d = sub(b);
-			if (N > 1 && va != null) {
-				const diff = vb - va;
-				d = '<span class="' + signClass(diff) + '">' + esc(fmtSize(diff, true)) + '</span> since #' +
-					esc(a.seq) + ' \u00b7 ' + esc(d);
-			} else {
-				d = esc(d);
-			}
-			html += '<div class="card" style="--c:' + color + '"><div class="k">' + esc(name) +
-				' <span class="muted">at #' + esc(b.seq) + '</span></div><div class="v" title="' +
-				esc(fmtInt(vb)) + ' bytes">' + esc(fmtSize(vb)) + '</div><div class="d">' + d + '</div></div>';
+			let sub = esc(c.sub(SN));
+			if (N > 1 && then != null)
+				sub = tag('span', { class: signClass(now - then) }, esc(fmtSize(now - then, true))) +
+					' since #' + esc(S0.seq) + DOT + sub;
+			html += tag('div', { class: 'card', style: '--c:' + c.color },
+				tag('div', { class: 'k' }, esc(c.name) + ' ' +
+					tag('span', { class: 'muted' }, 'at #' + esc(SN.seq))) +
+				tag('div', { class: 'v', title: fmtInt(now) + ' bytes' }, esc(fmtSize(now))) +
+				tag('div', { class: 'd' }, sub));
 		}
 		$('cards').innerHTML = html;
 	}
 
-	// ---- the totals chart ---------------------------------------------------
+	// ---- the totals chart -------------------------------------------------
 
 	const SERIES = [
 		{ key: 'live', name: 'Live heap', color: '#3358d4', get: (s) => s.totals.heap_live_bytes },
-		{ key: 'held', name: 'Allocator held', color: '#0e9f8e', get: (s) => (s.allocator ? s.allocator.held : null) },
-		{ key: 'rss', name: 'RSS', color: '#d97706', get: (s) => (s.allocator ? s.allocator.rss : null) },
+		{ key: 'held', name: 'Allocator held', color: '#0e9f8e', get: alloc('held') },
+		{ key: 'rss', name: 'RSS', color: '#d97706', get: alloc('rss') },
 		{ key: 'mmap', name: 'mmap live', color: '#9333ea', get: (s) => s.totals.mmap_live_bytes },
 	].filter((se) => D.snaps.every((s) => se.get(s) != null));
 	const hiddenSeries = new Set();
-	const chart = { x: null, y: null, hover: -1 };
+	const chart = { x: null };
+	const dotR = N > 60 ? 2.5 : 3.5;
 
 	// 1, 2, 2.5 or 5 times a power of ten, about span/count
 	function niceStep(span, count) {
 		const raw = span / count;
 		const p = Math.pow(10, Math.floor(Math.log10(raw)));
-		for (const m of [1, 2, 2.5, 5, 10])
+		for (const m of [1, 2, 2.5, 5])
 			if (m * p >= raw)
 				return m * p;
 		return 10 * p;
 	}
 
-	function trimNum(v) {
-		return String(Math.round(v * 1000) / 1000);
+	// a tick's value with the digits its step needs, no trailing zeros
+	function tickText(v, step) {
+		const k = Math.floor(Math.log10(step) + 1e-9);
+		const m = step / Math.pow(10, k);
+		const digits = Math.max(0, -k) + (Math.abs(m - 2.5) < 1e-9 ? 1 : 0);
+		return String(Number(v.toFixed(Math.min(digits, 12))));
 	}
 
 	function renderLegend() {
-		$('legend').innerHTML = SERIES.map((se) =>
-			'<span class="item' + (hiddenSeries.has(se.key) ? ' off' : '') + '" data-key="' + se.key +
-			'" style="--c:' + se.color + '"><span class="sw"></span>' + esc(se.name) + '</span>').join('');
+		$('legend').innerHTML = SERIES.map((se) => tag('span', {
+			class: 'item' + (hiddenSeries.has(se.key) ? ' off' : ''),
+			'data-key': se.key,
+			style: '--c:' + se.color,
+		}, tag('span', { class: 'sw' }, '') + esc(se.name))).join('');
 	}
 
 	function renderChart() {
@@ -263,8 +312,10 @@
 		const m = { l: 70, r: 18, t: 14, b: 38 };
 		const pw = W - m.l - m.r;
 		const ph = H - m.t - m.b;
+		const bottom = m.t + ph;
 		const shown = SERIES.filter((se) => !hiddenSeries.has(se.key));
 
+		// y: bytes, in the unit of the largest value
 		let maxY = 0;
 		for (const se of shown)
 			for (const s of D.snaps)
@@ -273,13 +324,14 @@
 			maxY = 1024;
 		const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 		let u = 0;
-		while (u < units.length - 1 && maxY / Math.pow(1024, u + 1) >= 1)
+		while (u < units.length - 1 && maxY >= Math.pow(1024, u + 1))
 			u++;
 		const unit = Math.pow(1024, u);
 		const ystep = niceStep(maxY / unit, 5) * unit;
 		const ymax = Math.ceil((maxY * 1.04) / ystep) * ystep;
 
-		// from the process's start, unless the snapshots span processes
+		// x: seconds from the process's start, unless the snapshots span
+		// processes
 		let x0 = D.mixed ? T[0] : Math.min(0, T[0]);
 		let x1 = T[LAST];
 		if (x1 - x0 <= 0) {
@@ -291,39 +343,57 @@
 		const Y = (v) => m.t + ph - (v / ymax) * ph;
 		chart.x = X;
 
+		const line = (x1_, y1_, x2_, y2_, cls, extra) =>
+			tag('line', { class: cls, x1: x1_, y1: y1_, x2: x2_, y2: y2_, ...extra });
+		const text = (x, y, s, attrs) => tag('g', { class: 'tick' },
+			tag('text', { x, y, ...attrs }, esc(s)));
 		let g = '';
 		for (let v = 0; v <= ymax + ystep / 2; v += ystep) {
 			const y = Y(v).toFixed(1);
-			g += '<line class="grid-line" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + y + '" y2="' + y + '"/>';
-			g += '<g class="tick"><text x="' + (m.l - 8) + '" y="' + y + '" dy="0.32em" text-anchor="end">' +
-				esc(v === 0 ? '0' : trimNum(v / unit) + ' ' + units[u]) + '</text></g>';
+			g += line(m.l, y, W - m.r, y, 'grid-line');
+			g += text(m.l - 8, y, v ? tickText(v / unit, ystep / unit) + ' ' + units[u] : '0',
+				{ dy: '0.32em', 'text-anchor': 'end' });
 		}
 		for (let t = Math.ceil(x0 / xstep) * xstep; t <= x1 + xstep * 1e-6; t += xstep) {
 			const x = X(t).toFixed(1);
-			g += '<line class="grid-line" x1="' + x + '" x2="' + x + '" y1="' + m.t + '" y2="' + (m.t + ph) + '"/>';
-			g += '<g class="tick"><text x="' + x + '" y="' + (m.t + ph + 16) + '" text-anchor="middle">' +
-				esc(trimNum(t)) + ' s</text></g>';
+			g += line(x, m.t, x, bottom, 'grid-line');
+			g += text(x, bottom + 16, tickText(t, xstep) + ' s', { 'text-anchor': 'middle' });
 		}
-		g += '<line class="axis-line" x1="' + m.l + '" x2="' + (W - m.r) + '" y1="' + (m.t + ph) + '" y2="' + (m.t + ph) + '"/>';
-		g += '<text class="axis-title" x="' + (m.l + pw / 2) + '" y="' + (H - 4) +
-			'" text-anchor="middle">seconds since the process started</text>';
+		g += line(m.l, bottom, W - m.r, bottom, 'axis-line');
+		g += tag('text', { class: 'axis-title', x: m.l + pw / 2, y: H - 4, 'text-anchor': 'middle' },
+			'seconds since the process started');
 
 		for (const se of shown) {
 			const pts = D.snaps.map((s, i) => X(T[i]).toFixed(1) + ' ' + Y(se.get(s)).toFixed(1));
-			g += '<path class="series" data-series="' + se.key + '" data-points="' + pts.length +
-				'" stroke="' + se.color + '" d="M' + pts.join(' L') + '"/>';
+			g += tag('path', {
+				class: 'series',
+				'data-series': se.key,
+				'data-points': pts.length,
+				stroke: se.color,
+				d: 'M' + pts.join(' L'),
+			});
 		}
-		g += '<line class="guide" x1="0" x2="0" y1="' + m.t + '" y2="' + (m.t + ph) + '" visibility="hidden"/>';
-		g += '<rect class="overlay" x="' + m.l + '" y="' + m.t + '" width="' + pw + '" height="' + ph +
-			'" fill="transparent"/>';
+		g += line(0, m.t, 0, bottom, 'guide', { visibility: 'hidden' });
+		g += tag('rect', { class: 'overlay', x: m.l, y: m.t, width: pw, height: ph, fill: 'transparent' });
 		for (const se of shown)
 			D.snaps.forEach((s, i) => {
-				g += '<circle class="pt' + (i === fg.si ? ' sel' : '') + '" data-series="' + se.key + '" data-i="' +
-					i + '" cx="' + X(T[i]).toFixed(1) + '" cy="' + Y(se.get(s)).toFixed(1) + '" r="' +
-					(N > 60 ? 2.5 : 3.5) + '" fill="' + se.color + '"/>';
+				g += tag('circle', {
+					class: 'pt' + (i === fg.si ? ' sel' : ''),
+					'data-series': se.key,
+					'data-i': i,
+					cx: X(T[i]).toFixed(1),
+					cy: Y(se.get(s)).toFixed(1),
+					r: dotR,
+					fill: se.color,
+				});
 			});
-		box.innerHTML = '<svg viewBox="0 0 ' + W + ' ' + H + '" width="' + W + '" height="' + H +
-			'" role="img" aria-label="Memory totals per snapshot">' + g + '</svg>';
+		box.innerHTML = tag('svg', {
+			viewBox: '0 0 ' + W + ' ' + H,
+			width: W,
+			height: H,
+			role: 'img',
+			'aria-label': 'Memory totals per snapshot',
+		}, g);
 	}
 
 	function nearestSnap(clientX) {
@@ -349,22 +419,27 @@
 		guide.setAttribute('x2', x);
 		guide.setAttribute('visibility', 'visible');
 		for (const c of svg.querySelectorAll('.pt'))
-			c.setAttribute('r', +c.dataset.i === i ? 5 : N > 60 ? 2.5 : 3.5);
+			c.setAttribute('r', +c.dataset.i === i ? 5 : dotR);
+
 		const s = D.snaps[i];
 		let rows = '';
 		for (const se of SERIES) {
 			if (hiddenSeries.has(se.key))
 				continue;
 			const v = se.get(s);
-			const d = i > 0 ? v - se.get(D.snaps[i - 1]) : 0;
-			rows += '<tr><td><span class="sw" style="--c:' + se.color + '"></span>' + esc(se.name) +
-				'</td><td class="r">' + esc(fmtSize(v)) + '</td><td class="r m">' +
-				(i > 0 ? esc(fmtSize(d, true)) : '') + '</td></tr>';
+			const step = i > 0 ? fmtSize(v - se.get(D.snaps[i - 1]), true) : '';
+			rows += tipRow(
+				tag('td', {}, tag('span', { class: 'sw', style: '--c:' + se.color }, '') + esc(se.name)),
+				tag('td', { class: 'r' }, esc(fmtSize(v))),
+				tag('td', { class: 'r m' }, esc(step)));
 		}
-		showTip('<div class="t">Snapshot #' + esc(s.seq) + ' \u00b7 ' + esc(fmtSecs(T[i])) + '</div><div class="m">' +
-			esc(s.reason) + ', ' + esc(fmtDate(s.wall_ns)) + '</div><table>' + rows + '</table>' +
-			(s.allocator ? '<div class="m">' + esc(s.allocator.name) + ': ' + esc(s.allocator.arenas) +
-				' arenas, VMS ' + esc(fmtSize(s.allocator.vms)) + '</div>' : ''), e.clientX, e.clientY);
+		const a = s.allocator;
+		showTip(tag('div', { class: 't' }, 'Snapshot #' + esc(s.seq) + DOT + esc(fmtSecs(T[i]))) +
+			tag('div', { class: 'm' }, esc(s.reason) + ', ' + esc(fmtDate(s.wall_ns))) +
+			tag('table', {}, rows) +
+			(a ? tag('div', { class: 'm' }, esc(a.name) + ': ' + esc(a.arenas) + ' arenas, VMS ' +
+				esc(fmtSize(a.vms))) : ''),
+			e.clientX, e.clientY);
 	}
 
 	function chartLeave() {
@@ -374,24 +449,35 @@
 			return;
 		svg.querySelector('.guide').setAttribute('visibility', 'hidden');
 		for (const c of svg.querySelectorAll('.pt'))
-			c.setAttribute('r', N > 60 ? 2.5 : 3.5);
+			c.setAttribute('r', dotR);
 	}
 
-	// ---- the flame graph ----------------------------------------------------
+	// ---- the flame graph --------------------------------------------------
 
 	const ROW = 20;
+	// frames merge by function (and module): one box per function per
+	// caller, its lines listed in the tooltip
 	const FR = D.frames.map((f) => {
 		const func = str(f[0]);
 		const file = str(f[1]);
 		const module = str(f[3]);
 		const name = func || (module ? base(module) : '?') + '+0x' + f[4].toString(16);
-		const loc = file ? file + (f[2] > 0 ? ':' + f[2] : '') : module ? base(module) : '';
-		return { name, loc, module, key: name + '\u0000' + (module || ''), own: !!module && module === D.exe };
+		return {
+			name,
+			module,
+			loc: file ? file + (f[2] > 0 ? ':' + f[2] : '') : module ? base(module) : '',
+			key: name + '\u0000' + (module || ''),
+			own: !!module && module === D.exe,
+		};
 	});
 	const fg = { si: LAST, root: null, zoom: null, query: '', drawn: [] };
 
+	function newNode(name, key, fr, parent) {
+		return { name, key, fr, parent, bytes: 0, count: 0, kids: new Map(), locs: new Map() };
+	}
+
 	function buildTree(si) {
-		const root = { name: 'all', key: '', fr: null, bytes: 0, count: 0, kids: new Map(), parent: null, locs: null };
+		const root = newNode('all', '', null, null);
 		for (const [st, bytes, count] of D.snaps[si].sites) {
 			let n = root;
 			n.bytes += bytes;
@@ -399,10 +485,8 @@
 			for (const fid of D.stacks[st]) {
 				const f = FR[fid];
 				let c = n.kids.get(f.key);
-				if (!c) {
-					c = { name: f.name, key: f.key, fr: f, bytes: 0, count: 0, kids: new Map(), parent: n, locs: new Map() };
-					n.kids.set(f.key, c);
-				}
+				if (!c)
+					n.kids.set(f.key, (c = newNode(f.name, f.key, f, n)));
 				c.bytes += bytes;
 				c.count += count;
 				if (f.loc)
@@ -410,8 +494,10 @@
 				n = c;
 			}
 		}
+		// the largest first, so the eye starts with what matters
 		const order = (n) => {
-			n.sorted = [...n.kids.values()].sort((a, b) => b.bytes - a.bytes || (a.name < b.name ? -1 : 1));
+			n.sorted = [...n.kids.values()].sort((a, b) =>
+				b.bytes - a.bytes || (a.name < b.name ? -1 : 1));
 			n.sorted.forEach(order);
 		};
 		order(root);
@@ -427,11 +513,9 @@
 
 	function nodeAt(path) {
 		let n = fg.root;
-		for (const k of path) {
-			n = n.kids.get(k);
-			if (!n)
+		for (const k of path)
+			if (!(n = n.kids.get(k)))
 				return null;
-		}
 		return n;
 	}
 
@@ -445,17 +529,20 @@
 		return h >>> 0;
 	}
 
+	// the program's own code warm, libraries cool, the unknown grey
 	function colorOf(n) {
 		if (!n.fr)
 			return '#cfd4dc';
 		const h = hash(n.name);
-		const r = (h & 0xff) / 255;
-		const s = ((h >> 8) & 0xff) / 255;
+		const a = (h & 0xff) / 255;
+		const b = ((h >> 8) & 0xff) / 255;
+		const hsl = (hue, sat, light) =>
+			'hsl(' + hue.toFixed(0) + ', ' + sat.toFixed(0) + '%, ' + light.toFixed(0) + '%)';
 		if (!n.fr.module)
-			return 'hsl(220, 8%, ' + (74 + r * 8).toFixed(0) + '%)';
+			return hsl(220, 8, 74 + a * 8);
 		if (n.fr.own)
-			return 'hsl(' + (12 + r * 30).toFixed(0) + ', ' + (78 + s * 14).toFixed(0) + '%, ' + (60 + s * 8).toFixed(0) + '%)';
-		return 'hsl(' + (190 + r * 28).toFixed(0) + ', ' + (42 + s * 18).toFixed(0) + '%, ' + (66 + s * 8).toFixed(0) + '%)';
+			return hsl(12 + a * 30, 78 + b * 14, 60 + b * 8);
+		return hsl(190 + a * 28, 42 + b * 18, 66 + b * 8);
 	}
 
 	function matches(n) {
@@ -469,8 +556,8 @@
 		return false;
 	}
 
-	// marks matching nodes; the matched bytes count a match once, not
-	// again for matches below it
+	// marks the matching nodes; a match counts its bytes once, matches
+	// below it add nothing
 	function applySearch() {
 		let matched = 0;
 		const walk = (n, under) => {
@@ -482,15 +569,11 @@
 		};
 		walk(fg.root, false);
 		const info = $('fg-match');
-		if (!fg.query) {
-			info.textContent = '';
-		} else {
-			const total = fg.root.bytes;
-			info.textContent = 'Matched: ' + (total ? fmtPct(matched / total) : '0%') + ' of live bytes (' +
-				fmtSize(matched) + ')';
-			info.dataset.bytes = matched;
-			info.dataset.share = total ? matched / total : 0;
-		}
+		const total = fg.root.bytes;
+		info.textContent = fg.query ? 'Matched: ' + fmtPct(total ? matched / total : 0) +
+			' of live bytes (' + fmtSize(matched) + ')' : '';
+		info.dataset.bytes = matched;
+		info.dataset.share = total ? matched / total : 0;
 	}
 
 	function renderFlame() {
@@ -498,49 +581,59 @@
 		const W = box.clientWidth || 1000;
 		const z = fg.zoom || fg.root;
 		fg.drawn = [];
+		$('fg-reset').disabled = !fg.zoom;
 		if (!fg.root.bytes) {
 			box.style.height = '';
-			box.innerHTML = '<div class="fg-empty">No live bytes in this snapshot' +
-				(D.domain !== 'all' ? ' (' + esc(D.domain) + ')' : '') + '.</div>';
+			box.innerHTML = tag('div', { class: 'fg-empty' }, 'No live bytes in this snapshot' +
+				(D.domain !== 'all' ? ' (' + esc(D.domain) + ')' : '') + '.');
 			$('fg-crumbs').textContent = '';
 			return;
 		}
+		// the zoomed frame's callers span the width above it, dimmed
 		const anc = [];
 		for (let a = z.parent; a; a = a.parent)
 			anc.unshift(a);
-		let html = '';
+		const html = [];
 		let depth = 0;
 		const put = (n, x, w, d, cls) => {
-			const i = fg.drawn.push(n) - 1;
 			const px = w * W;
 			depth = Math.max(depth, d);
-			html += '<div class="fg-node' + (cls ? ' ' + cls : '') + (n.fr && !n.fr.own ? ' lib' : '') +
-				(n.hit ? ' match' : '') + (px < 28 ? ' tiny' : '') + '" data-i="' + i + '" data-name="' +
-				esc(n.name) + '" data-bytes="' + n.bytes + '" style="left:' + (x * 100).toFixed(4) + '%;width:' +
-				(w * 100).toFixed(4) + '%;top:' + d * ROW + 'px;--c:' + colorOf(n) + '">' + esc(n.name) + '</div>';
+			html.push(tag('div', {
+				class: 'fg-node' + cls + (n.fr && !n.fr.own ? ' lib' : '') +
+					(n.hit ? ' match' : '') + (px < 28 ? ' tiny' : ''),
+				'data-i': fg.drawn.push(n) - 1,
+				'data-name': n.name,
+				'data-bytes': n.bytes,
+				style: 'left:' + (x * 100).toFixed(4) + '%;width:' + (w * 100).toFixed(4) +
+					'%;top:' + d * ROW + 'px;--c:' + colorOf(n),
+			}, esc(n.parent ? n.name : 'all (' + fmtSize(n.bytes) + ')')));
 		};
-		anc.forEach((a, d) => put(a, 0, 1, d, 'anc'));
+		anc.forEach((a, d) => put(a, 0, 1, d, ' anc'));
 		const walk = (n, x, w, d) => {
 			put(n, x, w, d, '');
 			let cx = x;
 			for (const c of n.sorted) {
 				const cw = n.bytes ? (w * c.bytes) / n.bytes : 0;
-				if (cw * W >= 0.75)
+				if (cw * W >= 0.75) // narrower than a pixel: not drawn
 					walk(c, cx, cw, d + 1);
 				cx += cw;
 			}
 		};
 		walk(z, 0, 1, anc.length);
 		box.style.height = (depth + 1) * ROW + 1 + 'px';
-		box.innerHTML = html;
+		box.innerHTML = html.join('');
 
-		const crumbs = [...anc, z].map((n, k, all) => k === all.length - 1
-			? '<b>' + esc(n.name) + '</b>'
-			: '<a data-depth="' + k + '">' + esc(n.name) + '</a>');
-		$('fg-crumbs').innerHTML = fg.zoom ? crumbs.join(' \u203a ') + ' <span class="muted">(' + fmtPct(z.bytes / fg.root.bytes) +
-			' of ' + esc(fmtSize(fg.root.bytes)) + ')</span>' : '<span class="muted">' + esc(fmtSize(fg.root.bytes)) + ' live in ' +
-			fmtInt(fg.root.count) + ' blocks at snapshot #' + esc(D.snaps[fg.si].seq) + '</span>';
-		$('fg-reset').disabled = !fg.zoom;
+		const total = fg.root.bytes;
+		if (fg.zoom) {
+			const crumbs = anc.map((n, k) => tag('a', { 'data-depth': k }, esc(n.name)));
+			crumbs.push(tag('b', {}, esc(z.name)));
+			$('fg-crumbs').innerHTML = crumbs.join(' \u203a ') + ' ' + tag('span', { class: 'muted' },
+				'(' + fmtPct(z.bytes / total) + ' of ' + esc(fmtSize(total)) + ')');
+		} else {
+			$('fg-crumbs').innerHTML = tag('span', { class: 'muted' }, esc(fmtSize(total)) +
+				' live in ' + fmtInt(fg.root.count) + ' blocks at snapshot #' +
+				esc(D.snaps[fg.si].seq));
+		}
 	}
 
 	function zoomTo(n) {
@@ -549,6 +642,7 @@
 		renderFlame();
 	}
 
+	// another snapshot; the zoom stays on the same call path if it exists
 	function setFlameSnap(i) {
 		const keep = fg.zoom ? pathOf(fg.zoom) : null;
 		fg.si = i;
@@ -564,36 +658,50 @@
 	function flameTip(n, e) {
 		const total = fg.root.bytes;
 		const z = fg.zoom || fg.root;
-		let locs = '';
-		if (n.locs && n.locs.size) {
-			const all = [...n.locs.entries()].sort((a, b) => b[1] - a[1]);
-			locs = all.slice(0, 4).map(([l, b]) => '<div class="m">' + esc(l) +
-				(all.length > 1 ? ' \u00b7 ' + esc(fmtSize(b)) : '') + '</div>').join('');
-			if (all.length > 4)
-				locs += '<div class="m">and ' + (all.length - 4) + ' more lines</div>';
-		}
-		const mod = n.fr && n.fr.module ? '<div class="m">' + esc(base(n.fr.module)) + '</div>' : '';
-		showTip('<div class="t">' + esc(n.name) + '</div>' + locs + mod + '<table><tr><td>live</td><td class="r">' +
-			esc(fmtSize(n.bytes)) + '</td><td class="m">' + esc(fmtInt(n.bytes)) + ' B</td></tr><tr><td>blocks</td><td class="r">' +
-			esc(fmtInt(n.count)) + '</td><td></td></tr><tr><td>share</td><td class="r">' + fmtPct(total ? n.bytes / total : 0) +
-			'</td><td class="m">' + (z !== fg.root && z.bytes ? fmtPct(n.bytes / z.bytes) + ' of zoom' : '') +
-			'</td></tr></table>', e.clientX, e.clientY);
+		let html = tag('div', { class: 't' }, esc(n.name));
+		const locs = [...n.locs.entries()].sort((a, b) => b[1] - a[1]);
+		for (const [loc, bytes] of locs.slice(0, 4))
+			html += tag('div', { class: 'm' },
+				esc(loc) + (locs.length > 1 ? DOT + esc(fmtSize(bytes)) : ''));
+		if (locs.length > 4)
+			html += tag('div', { class: 'm' }, 'and ' + (locs.length - 4) + ' more lines');
+		if (n.fr && n.fr.module && n.fr.loc !== base(n.fr.module))
+			html += tag('div', { class: 'm' }, esc(base(n.fr.module)));
+		const inZoom = z !== fg.root && z.bytes ? fmtPct(n.bytes / z.bytes) + ' of the zoom' : '';
+		html += tag('table', {},
+			tipRow(tag('td', {}, 'live'), tag('td', { class: 'r' }, esc(fmtSize(n.bytes))),
+				tag('td', { class: 'm' }, esc(fmtInt(n.bytes)) + ' B')) +
+			tipRow(tag('td', {}, 'blocks'), tag('td', { class: 'r' }, esc(fmtInt(n.count))),
+				tag('td', {}, '')) +
+			tipRow(tag('td', {}, 'share'),
+				tag('td', { class: 'r' }, fmtPct(total ? n.bytes / total : 0)),
+				tag('td', { class: 'm' }, inZoom)));
+		showTip(html, e.clientX, e.clientY);
 	}
 
-	// ---- the top lines ------------------------------------------------------
+	// ---- the top lines ----------------------------------------------------
 
-	const KIND_ORDER = { steady: 0, growing: 1, jump: 2, flat: 3, shrinking: 4 };
 	const TOP_COLS = [
-		{ key: 'rank', label: '#', cls: 'rank', sort: null },
+		{ key: 'rank', label: '#', cls: 'rank' },
 		{ key: 'title', label: 'Where', cls: 'l', sort: (g) => g.title, asc: true },
 		{ key: 'size', label: 'Size', sort: (g) => g.sizes[LAST] },
 		{ key: 'count', label: 'Blocks', sort: (g) => g.counts[LAST] },
-		{ key: 'avg', label: 'Average', sort: (g) => (g.counts[LAST] ? g.sizes[LAST] / g.counts[LAST] : 0) },
-		{ key: 'net', label: 'Change', sort: (g) => g.sizes[LAST] - g.sizes[0], multi: true },
-		{ key: 'cdiff', label: 'Blocks \u0394', sort: (g) => g.counts[LAST] - g.counts[0], multi: true },
-		{ key: 'rate', label: 'Rate', sort: (g) => g.rate, multi: true },
-		{ key: 'kind', label: 'Growth', cls: 'l', sort: (g) => -g.rank, multi: true },
-	].filter((c) => N > 1 || !c.multi);
+		{
+			key: 'avg',
+			label: 'Average',
+			sort: (g) => (g.counts[LAST] ? g.sizes[LAST] / g.counts[LAST] : 0),
+		},
+		{ key: 'net', label: 'Change', sort: (g) => g.sizes[LAST] - g.sizes[0], series: true },
+		{
+			key: 'cdiff',
+			label: 'Blocks \u0394',
+			sort: (g) => g.counts[LAST] - g.counts[0],
+			series: true,
+		},
+		{ key: 'rate', label: 'Rate', sort: (g) => g.rate, series: true },
+		// growth's own ranking: steady growers first
+		{ key: 'kind', label: 'Growth', cls: 'l', sort: (g) => -g.rank, series: true },
+	].filter((c) => N > 1 || !c.series);
 	const top = { col: 'size', desc: true };
 
 	function sparkline(g) {
@@ -602,22 +710,26 @@
 		const w = 70;
 		const h = 18;
 		const max = Math.max(1, ...g.sizes);
-		const pts = g.sizes.map((v, i) => ((i / (N - 1)) * (w - 2) + 1).toFixed(1) + ' ' + (h - 1 - (v / max) * (h - 2)).toFixed(1));
-		return '<svg class="spark" width="' + w + '" height="' + h + '" viewBox="0 0 ' + w + ' ' + h + '"><path d="M' +
-			pts.join(' L') + '"/></svg>';
+		const pts = g.sizes.map((v, i) =>
+			((i / (N - 1)) * (w - 2) + 1).toFixed(1) + ' ' + (h - 1 - (v / max) * (h - 2)).toFixed(1));
+		return tag('svg', { class: 'spark', width: w, height: h, viewBox: '0 0 ' + w + ' ' + h },
+			tag('path', { d: 'M' + pts.join(' L') }));
 	}
 
+	// the title with its directory dimmed; a file:line gets its function
 	function whereCell(g) {
 		const t = g.title;
 		const slash = t.lastIndexOf('/');
-		const loc = slash >= 0 ? '<span class="muted">' + esc(t.slice(0, slash + 1)) + '</span><b>' + esc(t.slice(slash + 1)) + '</b>'
-			: '<b>' + esc(t) + '</b>';
-		// a file:line title gets its function below; module(function) has it
-		const fn = g.func && g.file && g.line > 0 && D.group_by === 'lineno'
-			? '<div class="fn">in <a data-func="' + esc(g.func) + '" title="Find in the flame graph">' + esc(g.func) + '</a></div>'
-			: '';
-		const trace = g.trace ? ' title="' + esc(g.trace.join('\n')) + '"' : '';
-		return '<td class="l where"' + trace + '><div class="loc">' + loc + '</div>' + fn + '</td>';
+		const loc = slash >= 0
+			? tag('span', { class: 'muted' }, esc(t.slice(0, slash + 1))) +
+				tag('b', {}, esc(t.slice(slash + 1)))
+			: tag('b', {}, esc(t));
+		let fn = '';
+		if (g.func && g.file && g.line > 0 && D.group_by === 'lineno')
+			fn = tag('div', { class: 'fn' }, 'in ' +
+				tag('a', { 'data-func': g.func, title: 'Find in the flame graph' }, esc(g.func)));
+		return tag('td', { class: 'l where', title: g.trace ? g.trace.join('\n') : null },
+			tag('div', { class: 'loc' }, loc) + fn);
 	}
 
 	function renderTop() {
@@ -626,130 +738,125 @@
 			const x = col.sort(a);
 			const y = col.sort(b);
 			const c = x < y ? -1 : x > y ? 1 : 0;
-			return (top.desc ? -c : c) || b.sizes[LAST] - a.sizes[LAST] || (a.title < b.title ? -1 : 1);
+			return (top.desc ? -c : c) || b.sizes[LAST] - a.sizes[LAST] ||
+				(a.title < b.title ? -1 : 1);
 		});
 		const shown = D.limit && D.limit < rows.length ? rows.slice(0, D.limit) : rows;
-		const what = PLURAL[D.group_by] || 'groups';
-		$('top-title').textContent = (shown.length < rows.length ? 'Top ' + shown.length + ' of ' + rows.length : 'All ' + rows.length) +
-			' ' + what + ' at snapshot #' + D.snaps[LAST].seq + (N > 1 ? ', with their growth since #' + S0.seq : '');
+		$('top-title').textContent = (shown.length < rows.length
+			? 'Top ' + shown.length + ' of ' + rows.length : 'All ' + rows.length) +
+			' ' + what + ' at snapshot #' + SN.seq + (N > 1 ? ', with their growth since #' + S0.seq : '');
 
-		let html = '<thead><tr>' + TOP_COLS.map((c) => '<th class="' + (c.cls || '') + (c.sort ? ' sortable' : '') +
-			'" data-col="' + c.key + '">' + esc(c.label) + '<span class="arrow">' +
-			(c.key === top.col ? (top.desc ? '\u25be' : '\u25b4') : '') + '</span></th>').join('') + '</tr></thead><tbody>';
-		shown.forEach((g, k) => {
+		const head = TOP_COLS.map((c) => tag('th', {
+			class: (c.cls || '') + (c.sort ? ' sortable' : ''),
+			'data-col': c.key,
+		}, esc(c.label) + tag('span', { class: 'arrow' },
+			c.key === top.col ? (top.desc ? '\u25be' : '\u25b4') : '')));
+		const body = shown.map((g, k) => {
 			const size = g.sizes[LAST];
 			const count = g.counts[LAST];
-			const net = size - g.sizes[0];
-			const cd = count - g.counts[0];
-			html += '<tr data-key="' + esc(g.title) + '"><td class="rank">' + (k + 1) + '</td>' + whereCell(g) +
-				'<td title="' + fmtInt(size) + ' bytes">' + esc(fmtSize(size)) + '</td><td>' + fmtInt(count) + '</td><td>' +
-				(count ? esc(fmtSize(size / count)) : '<span class="num-muted">\u2013</span>') + '</td>';
-			if (N > 1)
-				html += '<td class="' + signClass(net) + '" title="' + fmtInt(net, true) + ' bytes" data-size-diff="' + net + '">' +
-					esc(fmtSize(net, true)) + '</td><td class="' + signClass(cd) + '">' + fmtInt(cd, true) + '</td><td class="' +
-					signClass(g.rate) + '">' + (g.rate ? esc(fmtSize(g.rate, true)) + '/s' : '<span class="num-muted">\u2013</span>') +
-					'</td><td class="l"><span class="badge ' + esc(g.kind) + '" title="grew in ' + g.grew + ' of ' + (N - 1) +
-					' intervals">' + esc(g.kind) + '</span>' + sparkline(g) + '</td>';
-			html += '</tr>';
+			let cells = tag('td', { class: 'rank' }, k + 1) + whereCell(g) +
+				tag('td', { title: fmtInt(size) + ' bytes' }, esc(fmtSize(size))) +
+				tag('td', {}, fmtInt(count)) +
+				tag('td', {}, count ? esc(fmtSize(size / count)) : DASH);
+			if (N > 1) {
+				const net = size - g.sizes[0];
+				cells += change(net, fmtSize(net, true), ' bytes', { 'data-size-diff': net }) +
+					change(count - g.counts[0], fmtInt(count - g.counts[0], true), ' blocks') +
+					tag('td', { class: signClass(g.rate) },
+						g.rate ? esc(fmtSize(g.rate, true)) + '/s' : DASH) +
+					tag('td', { class: 'l' }, tag('span', {
+						class: 'badge ' + g.kind,
+						title: 'grew in ' + g.grew + ' of ' + (N - 1) + ' intervals',
+					}, esc(g.kind)) + sparkline(g));
+			}
+			return tag('tr', { 'data-key': g.title }, cells);
 		});
 		if (!shown.length)
-			html += '<tr><td colspan="' + TOP_COLS.length + '" class="l muted">Nothing live in this view.</td></tr>';
-		$('top-table').innerHTML = html + '</tbody>';
+			body.push(tag('tr', {}, tag('td', { colspan: TOP_COLS.length, class: 'l muted' },
+				'Nothing live in this view.')));
+		$('top-table').innerHTML = tag('thead', {}, tag('tr', {}, head.join(''))) +
+			tag('tbody', {}, body.join(''));
 	}
 
-	// ---- the diff -----------------------------------------------------------
+	// ---- the diff ---------------------------------------------------------
 
+	const DIFF_LIMIT = 50;
 	const diff = { all: false };
-	const mag = Math.abs;
 
 	function renderDiff() {
 		const a = +$('diff-a').value;
 		const b = +$('diff-b').value;
 		const rows = [];
-		for (const g of G) {
-			if (!g.counts[a] && !g.counts[b] && !g.sizes[a] && !g.sizes[b])
-				continue;
-			rows.push({ g, size: g.sizes[b], count: g.counts[b], sd: g.sizes[b] - g.sizes[a], cd: g.counts[b] - g.counts[a] });
-		}
-		// tracemalloc's compare_to order: |size change|, size, |count change|, count
-		rows.sort((x, y) => mag(y.sd) - mag(x.sd) || y.size - x.size || mag(y.cd) - mag(x.cd) || y.count - x.count ||
-			(x.g.title < y.g.title ? 1 : -1));
-		let ts = 0;
-		let tsd = 0;
-		let tc = 0;
-		let tcd = 0;
-		for (const r of rows) {
-			ts += r.size;
-			tsd += r.sd;
-			tc += r.count;
-			tcd += r.cd;
-		}
-		const sa = D.snaps[a];
-		const sb = D.snaps[b];
-		let sum = 'Total (' + esc(D.domain) + '): <b>' + esc(fmtSize(ts)) + '</b> (<span class="' + signClass(tsd) + '">' +
-			esc(fmtSize(tsd, true)) + '</span>), ' + fmtInt(tc) + ' blocks (' + fmtInt(tcd, true) + ') in ' +
-			esc(fmtSecs(T[b] - T[a]));
-		if (sa.allocator && sb.allocator) {
-			const held = sb.allocator.held - sa.allocator.held;
-			const rss = sb.allocator.rss - sa.allocator.rss;
-			sum += ' \u00b7 allocator held <b>' + esc(fmtSize(sb.allocator.held)) + '</b> (<span class="' + signClass(held) + '">' +
-				esc(fmtSize(held, true)) + '</span>) \u00b7 RSS <b>' + esc(fmtSize(sb.allocator.rss)) + '</b> (<span class="' +
-				signClass(rss) + '">' + esc(fmtSize(rss, true)) + '</span>)';
-		}
-		if (a > b)
-			sum += ' <span class="muted">(backwards in time)</span>';
-		$('diff-summary').innerHTML = sum;
+		for (const g of G)
+			if (g.counts[a] || g.counts[b] || g.sizes[a] || g.sizes[b])
+				rows.push({
+					g,
+					size: g.sizes[b],
+					count: g.counts[b],
+					sd: g.sizes[b] - g.sizes[a],
+					cd: g.counts[b] - g.counts[a],
+				});
+		// tracemalloc's compare_to order: |size change|, size, |count
+		// change|, count
+		const mag = Math.abs;
+		rows.sort((x, y) => mag(y.sd) - mag(x.sd) || y.size - x.size || mag(y.cd) - mag(x.cd) ||
+			y.count - x.count || (x.g.title < y.g.title ? 1 : -1));
 
-		const LIMIT = 50;
-		const shown = diff.all ? rows : rows.slice(0, LIMIT);
-		let html = '<thead><tr><th class="rank">#</th><th class="l">Where</th><th>Size</th><th>Change</th><th>Blocks</th>' +
-			'<th>Blocks \u0394</th><th>Average</th></tr></thead><tbody>';
-		shown.forEach((r, k) => {
-			html += '<tr data-key="' + esc(r.g.title) + '" data-size-diff="' + r.sd + '" data-count-diff="' + r.cd +
-				'"><td class="rank">' + (k + 1) + '</td>' + whereCell(r.g) + '<td title="' + fmtInt(r.size) + ' bytes">' +
-				esc(fmtSize(r.size)) + '</td><td class="sd ' + signClass(r.sd) + '" title="' + fmtInt(r.sd, true) + ' bytes">' +
-				esc(fmtSize(r.sd, true)) + '</td><td>' + fmtInt(r.count) + '</td><td class="' + signClass(r.cd) + '">' +
-				fmtInt(r.cd, true) + '</td><td>' + (r.count ? esc(fmtSize(r.size / r.count)) : '<span class="num-muted">\u2013</span>') +
-				'</td></tr>';
-		});
+		const sum = (f) => rows.reduce((acc, r) => acc + r[f], 0);
+		const signed = (v) => '(' + tag('span', { class: signClass(v) }, esc(fmtSize(v, true))) + ')';
+		let line = 'Total (' + esc(D.domain) + '): ' + tag('b', {}, esc(fmtSize(sum('size')))) + ' ' +
+			signed(sum('sd')) + ', ' + fmtInt(sum('count')) + ' blocks (' + fmtInt(sum('cd'), true) +
+			') in ' + esc(fmtSecs(T[b] - T[a]));
+		const sa = D.snaps[a].allocator;
+		const sb = D.snaps[b].allocator;
+		if (sa && sb)
+			line += DOT + 'allocator held ' + tag('b', {}, esc(fmtSize(sb.held))) + ' ' +
+				signed(sb.held - sa.held) + DOT + 'RSS ' + tag('b', {}, esc(fmtSize(sb.rss))) + ' ' +
+				signed(sb.rss - sa.rss);
+		if (a > b)
+			line += ' ' + tag('span', { class: 'muted' }, '(backwards in time)');
+		$('diff-summary').innerHTML = line;
+
+		const shown = diff.all ? rows : rows.slice(0, DIFF_LIMIT);
+		const head = ['#', 'Where', 'Size', 'Change', 'Blocks', 'Blocks \u0394', 'Average'].map(
+			(h, i) => tag('th', { class: i === 0 ? 'rank' : i === 1 ? 'l' : null }, esc(h)));
+		const body = shown.map((r, k) => tag('tr', {
+			'data-key': r.g.title,
+			'data-size-diff': r.sd,
+			'data-count-diff': r.cd,
+		}, tag('td', { class: 'rank' }, k + 1) + whereCell(r.g) +
+			tag('td', { title: fmtInt(r.size) + ' bytes' }, esc(fmtSize(r.size))) +
+			change(r.sd, fmtSize(r.sd, true), ' bytes', { class: 'sd ' + signClass(r.sd) }) +
+			tag('td', {}, fmtInt(r.count)) +
+			change(r.cd, fmtInt(r.cd, true), ' blocks') +
+			tag('td', {}, r.count ? esc(fmtSize(r.size / r.count)) : DASH)));
 		if (!shown.length)
-			html += '<tr><td colspan="7" class="l muted">No live memory in either snapshot.</td></tr>';
-		$('diff-table').innerHTML = html + '</tbody>';
+			body.push(tag('tr', {}, tag('td', { colspan: 7, class: 'l muted' },
+				'No live memory in either snapshot.')));
+		$('diff-table').innerHTML = tag('thead', {}, tag('tr', {}, head.join(''))) +
+			tag('tbody', {}, body.join(''));
 		const more = $('diff-more');
-		more.hidden = rows.length <= LIMIT;
-		more.textContent = diff.all ? 'Show the top ' + LIMIT : 'Show all ' + rows.length + ' ' + (PLURAL[D.group_by] || 'groups');
+		more.hidden = rows.length <= DIFF_LIMIT;
+		more.textContent = diff.all ? 'Show the top ' + DIFF_LIMIT
+			: 'Show all ' + rows.length + ' ' + what;
 	}
 
-	// ---- wiring -------------------------------------------------------------
+	// ---- wiring -----------------------------------------------------------
 
 	function fillSelect(sel, value) {
-		sel.innerHTML = D.snaps.map((s, i) => '<option value="' + i + '">' + esc(snapLabel(i)) + '</option>').join('');
+		sel.innerHTML = D.snaps.map((s, i) => tag('option', { value: i }, esc(snapLabel(i)))).join('');
 		sel.value = String(value);
 	}
 
 	function findInFlame(name) {
-		const input = $('fg-search');
-		input.value = name;
+		$('fg-search').value = name;
 		fg.query = name.toLowerCase();
 		applySearch();
 		renderFlame();
 		$('flame').scrollIntoView({ behavior: 'smooth', block: 'start' });
 	}
 
-	function init() {
-		renderHeader();
-		renderCards();
-		renderLegend();
-		fillSelect($('fg-snap'), LAST);
-		fillSelect($('diff-a'), 0);
-		fillSelect($('diff-b'), LAST);
-		fg.root = buildTree(LAST);
-		applySearch();
-		renderChart();
-		renderFlame();
-		renderTop();
-		renderDiff();
-
+	function wire() {
 		$('legend').addEventListener('click', (e) => {
 			const item = e.target.closest('.item');
 			if (!item)
@@ -757,7 +864,7 @@
 			const k = item.dataset.key;
 			if (hiddenSeries.has(k))
 				hiddenSeries.delete(k);
-			else if (hiddenSeries.size < SERIES.length - 1)
+			else if (hiddenSeries.size < SERIES.length - 1) // one stays
 				hiddenSeries.add(k);
 			renderLegend();
 			renderChart();
@@ -772,15 +879,19 @@
 		});
 
 		const box = $('fg');
-		box.addEventListener('click', (e) => {
+		const nodeOf = (e) => {
 			const el = e.target.closest('.fg-node');
-			if (el)
-				zoomTo(fg.drawn[+el.dataset.i]);
+			return el ? fg.drawn[+el.dataset.i] : null;
+		};
+		box.addEventListener('click', (e) => {
+			const n = nodeOf(e);
+			if (n)
+				zoomTo(n);
 		});
 		box.addEventListener('mousemove', (e) => {
-			const el = e.target.closest('.fg-node');
-			if (el)
-				flameTip(fg.drawn[+el.dataset.i], e);
+			const n = nodeOf(e);
+			if (n)
+				flameTip(n, e);
 			else
 				hideTip();
 		});
@@ -791,8 +902,7 @@
 			if (!a)
 				return;
 			let n = fg.zoom;
-			const up = pathOf(fg.zoom).length - +a.dataset.depth;
-			for (let k = 0; k < up && n; k++)
+			for (let up = pathOf(fg.zoom).length - +a.dataset.depth; up > 0 && n; up--)
 				n = n.parent;
 			zoomTo(n);
 		});
@@ -833,6 +943,7 @@
 			renderDiff();
 		});
 
+		// the chart and the flame graph are drawn for a width
 		let pending = 0;
 		let lastWidth = window.innerWidth;
 		window.addEventListener('resize', () => {
@@ -847,5 +958,20 @@
 		});
 	}
 
-	init();
-})();
+	renderHeader();
+	renderCards();
+	renderLegend();
+	fillSelect($('fg-snap'), LAST);
+	fillSelect($('diff-a'), 0);
+	fillSelect($('diff-b'), LAST);
+	fg.root = buildTree(LAST);
+	applySearch();
+	renderChart();
+	renderFlame();
+	renderTop();
+	renderDiff();
+	$('diff').hidden = N < 2; // nothing to compare
+	wire();
+}
+
+memtraceReport();
