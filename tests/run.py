@@ -1152,6 +1152,145 @@ def case_memory_verdict():
                     r"arenas\s+RSS\s+VMS$", text, re.M), text)
 
 
+# ---- the HTML report -----------------------------------------------------
+
+def page_data(html):
+    """The JSON block of a report page."""
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    check(m, "a data block in the page")
+    return json.loads(m.group(1))
+
+
+def loads_nothing(html):
+    """No URL to fetch, no element or call that would fetch one."""
+    check("default-src 'none'" in html, "the page's Content-Security-Policy forbids loading")
+    text = re.sub(r'<a\s[^>]*href="[^"]*"', "", html)
+    check(not re.search(r"https?://", text, re.I), re.findall(r".{40}https?://.{40}", text))
+    for pat in (r"<link\b", r"\bsrc\s*=", r"url\(", r"@import", r"\bfetch\(", r"XMLHttpRequest",
+                r"WebSocket", r"EventSource", r"sendBeacon", r"\bimport\(", r"<iframe", r"<img",
+                r"<object", r"<embed", r"\.src\b"):
+        check(not re.search(pat, html, re.I), f"{pat} in the page")
+
+
+def case_report_cli():
+    d, files, _ = leak_series()
+    try:
+        report_cli(d, files)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def report_cli(d, files):
+    r = tool("report", "--help")
+    check("-o, --output FILE" in r.stdout and "usage: memtrace report" in r.stdout, r.stdout)
+    out = os.path.join(d, "out")
+    os.mkdir(out)
+    page = os.path.join(out, "r.html")
+    # bad usage: 1
+    for args in ([], [files[0]], ["-o", page], ["-g", "nope", "-o", page, files[0]]):
+        r = tool("report", *args, check_rc=1)
+        eq(len(r.stderr.splitlines()), 1, f"one line for report {args}: {r.stderr!r}")
+    tool("report", "--json", "-o", page, files[0], check_rc=1)  # not for a page
+    # a bad snapshot: 2, one line naming it, nothing written
+    bad = os.path.join(d, "bad.snap")
+    with open(bad, "wb") as f:
+        f.write(b"MTSNAP? not really")
+    r = tool("report", "-o", page, files[0], bad, check_rc=2)
+    eq(len(r.stderr.splitlines()), 1, f"one line: {r.stderr!r}")
+    check(r.stderr.startswith(f"memtrace: {bad}"), r.stderr)
+    eq(os.listdir(out), [], "nothing written for a bad snapshot")
+    # an unwritable page: 2, one line, nothing left behind
+    before = sorted(os.listdir(d))
+    for target in (os.path.join(d, "missing", "r.html"), os.path.join(files[0], "r.html"),
+                   "/proc/memtrace-report.html", out):
+        r = tool("report", "-o", target, *files, check_rc=2)
+        eq(r.stderr.splitlines(), [r.stderr.strip()], f"one line for -o {target}")
+        check(r.stderr.startswith(f"memtrace: cannot write {target}: "), r.stderr)
+        eq(sorted(os.listdir(d)), before, f"nothing left after -o {target}")
+        eq(os.listdir(out), [], f"nothing left in {out}")
+
+    # the page: whole, world-readable as the umask allows, the same on stdout
+    tool("report", "-o", page, *files)
+    mask = os.umask(0)
+    os.umask(mask)
+    eq(os.stat(page).st_mode & 0o777, 0o666 & ~mask, "mode of the page")
+    eq(os.listdir(out), ["r.html"], "only the page in its directory")
+    with open(page) as f:
+        html = f.read()
+    eq(tool("report", "-o", "-", *files).stdout, html, "the page on standard output")
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([TOOL, "report", "-o", "-", *files], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=TIMEOUT)
+    eq((r.returncode, r.stderr), (2, "memtrace: cannot write standard output: No space left on "
+                                     "device\n"), "a full standard output")
+    # a symbolic link stays one, its file is replaced with the same mode; a
+    # pipe is written in place
+    link, real = os.path.join(d, "link.html"), os.path.join(d, "real.html")
+    with open(real, "w") as f:
+        f.write("old")
+    os.chmod(real, 0o600)
+    os.symlink("real.html", link)
+    tool("report", "-o", link, *files)
+    check(os.path.islink(link), "the link is still a link")
+    eq(os.stat(real).st_mode & 0o777, 0o600, "mode of the replaced page")
+    with open(real) as f:
+        eq(f.read(), html, "the page through the link")
+    fifo = os.path.join(d, "pipe")
+    os.mkfifo(fifo)
+    with ThreadPoolExecutor(1) as ex:
+        got = ex.submit(lambda: open(fifo).read())
+        tool("report", "-o", fifo, *files)
+        eq(got.result(timeout=TIMEOUT), html, "the page through a pipe")
+    check(stat.S_ISFIFO(os.stat(fifo).st_mode), "the pipe is still a pipe")
+    check(html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>"), "a whole page")
+    loads_nothing(html)
+
+    # its data: the figures of show and growth, exactly
+    data = page_data(html)
+    eq(len(data["snaps"]), len(files), "snapshots in the page")
+    groups = {g[0]: g for g in data["groups"]}
+    for i, f in enumerate(files):
+        js = show_json(f)
+        eq(data["snaps"][i]["seq"], js["seq"], "snapshots in time order")
+        for s in js["stats"]:
+            eq((groups[s["key"]][8][i], groups[s["key"]][9][i]), (s["size"], s["count"]),
+               f"{s['key']} in snapshot {js['seq']}")
+        eq(sum(g[8][i] for g in data["groups"]), js["totals"]["heap_live_bytes"], "groups' sum")
+        eq(sum(u[1] for u in data["snaps"][i]["sites"]), js["totals"]["heap_live_bytes"],
+           "the flame graph's bytes")
+    growth = json.loads(tool("growth", "--json", "-n", "0", *files).stdout)
+    for s in growth["suspects"]:
+        g = groups[s["key"]]
+        eq((g[5], g[7], round(g[6])), (s["kind"], s["grew"], round(s["rate"])),
+           f"growth of {s['key']}")
+    eq(data["verdict"], growth["verdict"], "verdict")
+    # stacks: outermost first, down to the line that asked, malloc cut off
+    path, line = line_of("leak.c", "leak")
+    frames = [(data["strings"][f[0]] if f[0] >= 0 else None,
+               data["strings"][f[1]] if f[1] >= 0 else None, f[2]) for f in data["frames"]]
+    leaf = {frames[s[-1]] for s in data["stacks"]}
+    check(("leak_one", path, line) in leaf, f"a stack ending at leak_one, {path}:{line}: {leaf}")
+    check(all(f[0] not in ("malloc", "__libc_malloc") for f in frames), "no allocator frame")
+    # the views apply: --include keeps only matching lines
+    r = tool("report", "--include", "*nothing-matches*", "-o", "-", *files)
+    eq(page_data(r.stdout)["groups"], [], "groups with a filter that matches nothing")
+
+    # a program path that tries to close the script and the title
+    odd = os.path.join(d, "<", "script><!--")
+    os.makedirs(odd)
+    exe = os.path.join(odd, "v<b>&'\"")
+    shutil.copy(victim("basic"), exe)
+    d2 = os.path.join(d, "snaps")
+    os.mkdir(d2)
+    r = run([exe], dump_dir=d2)
+    eq(r.returncode, 0, f"{exe}: {r.stderr}")
+    html = tool("report", "-o", "-", only_snapshot(d2)).stdout
+    eq(len(re.findall(r"</script", html, re.I)), 2, "only the page's own script elements close")
+    eq(page_data(html)["exe"], exe, "the program's path, intact")
+    check("<title>memtrace report: v&lt;b&gt;&amp;'&quot; (pid" in html, "the title, escaped")
+    loads_nothing(html.replace(exe, ""))
+
+
 # ---- performance modes ---------------------------------------------------
 
 def case_sampling():

@@ -195,6 +195,31 @@ void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *
  * start (out of memory). */
 int mt_export_pprof(FILE *f, const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v);
 
+/* ---- cmd-growth.c ---- */
+/* One group's live size over a series of snapshots. */
+typedef struct mt_growth {
+	const mt_stat_t *ref;	 /* the group in the latest snapshot that has it */
+	uint64_t *size, *count;	 /* one per snapshot, 0 where the group is absent */
+	int64_t net, count_diff; /* last minus first */
+	double rate;		 /* net bytes per second over the series */
+	int grew;		 /* intervals in which the size went up */
+	bool steady;		 /* no interval holds more than 2/3 of the growth */
+} mt_growth_t;
+
+/* The time order of two snapshots, for qsort. */
+int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b);
+/* Seconds from a to b: monotonic within a process, wall clock across. */
+double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b);
+/* The series of every group in st[0..n-1], the stats of n snapshots in time
+ * order spanning `seconds`, ranked as growth ranks them: groups that grew
+ * first (steady before jumps, then by net growth), then the rest. The refs
+ * point into st, valid while st is. Free with mt_growth_free. */
+mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds, size_t *count);
+/* "steady", "jump", "growing" (two snapshots cannot tell), "flat" or
+ * "shrinking". */
+const char *mt_growth_kind(const mt_growth_t *g, int n);
+void mt_growth_free(mt_growth_t *g, size_t count);
+
 /* ---- cmd-*.c ---- */
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_diff(int argc, char **argv);
@@ -202,5 +227,8 @@ int mt_cmd_growth(int argc, char **argv);
 int mt_cmd_leaks(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
 int mt_cmd_check(int argc, char **argv);
+
+/* ---- cmd-report.c ---- */
+int mt_cmd_report(int argc, char **argv);
 
 #endif

@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
 
 #include "cli.h"
 
@@ -28,52 +27,106 @@ static const char usage_text[] =
 	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
-typedef struct series {
-	char *key;
-	const mt_stat_t *ref; /* the group in the latest snapshot that has it */
-	uint64_t *size, *count;
-	int64_t net, count_diff;
-	double rate;
-	int grew, shrank;
-	uint64_t max_step;
-	bool steady;
-	UT_hash_handle hh;
-} series_t;
-
 typedef struct snapset {
 	mt_snap_t snap;
 	mt_sym_t *sym;
 	mt_stats_t st;
 } snapset_t;
 
-static const char *kind(const series_t *g, int n)
+const char *mt_growth_kind(const mt_growth_t *g, int n)
 {
+	if (g->net <= 0)
+		return g->net ? "shrinking" : "flat";
 	return n <= 2 ? "growing" : g->steady ? "steady" : "jump";
+}
+
+int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b)
+{
+	if (a->start_mono_ns == b->start_mono_ns)
+		return a->mono_ns < b->mono_ns ? -1 : a->mono_ns > b->mono_ns;
+	return a->wall_ns < b->wall_ns ? -1 : a->wall_ns > b->wall_ns;
 }
 
 static int cmp_time(const void *a, const void *b)
 {
-	const snapset_t *x = a, *y = b;
-	if (x->snap.start_mono_ns == y->snap.start_mono_ns)
-		return x->snap.mono_ns < y->snap.mono_ns ? -1 : x->snap.mono_ns > y->snap.mono_ns;
-	return x->snap.wall_ns < y->snap.wall_ns ? -1 : x->snap.wall_ns > y->snap.wall_ns;
+	return mt_snap_order(&((const snapset_t *)a)->snap, &((const snapset_t *)b)->snap);
 }
 
-static int cmp_suspect(const void *a, const void *b)
+/* growers first, steady ones before jumps, then by net growth */
+static int cmp_rank(const void *a, const void *b)
 {
-	const series_t *x = *(series_t *const *)a, *y = *(series_t *const *)b;
+	const mt_growth_t *x = a, *y = b;
+	if ((x->net > 0) != (y->net > 0))
+		return x->net > 0 ? -1 : 1;
 	if (x->steady != y->steady)
 		return x->steady ? -1 : 1;
 	if (x->net != y->net)
 		return x->net > y->net ? -1 : 1;
-	return strcmp(x->key, y->key);
+	return strcmp(x->ref->key, y->ref->key);
 }
 
-static double seconds_between(const mt_snap_t *a, const mt_snap_t *b)
+double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b)
 {
 	if (a->start_mono_ns == b->start_mono_ns)
 		return (double)(int64_t)(b->mono_ns - a->mono_ns) / 1e9;
 	return (double)(int64_t)(b->wall_ns - a->wall_ns) / 1e9;
+}
+
+mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds, size_t *count)
+{
+	size_t cap = 0, ng = 0;
+	for (int i = 0; i < n; i++)
+		cap += st[i]->n;
+	mt_growth_t *all = mt_xmalloc((cap + 1) * sizeof(*all));
+
+	/* one series per group, zero where a snapshot lacks it; a group is
+	 * new in snapshot i when no earlier snapshot has its key */
+	for (int i = 0; i < n; i++) {
+		for (size_t k = 0; k < st[i]->n; k++) {
+			const char *key = st[i]->v[k].key;
+			bool seen = false;
+			for (int j = 0; j < i && !seen; j++)
+				seen = mt_stats_find(st[j], key) != NULL;
+			if (seen)
+				continue;
+			mt_growth_t *g = &all[ng++];
+			memset(g, 0, sizeof(*g));
+			g->size = mt_xmalloc((size_t)n * sizeof(*g->size));
+			g->count = mt_xmalloc((size_t)n * sizeof(*g->count));
+			for (int j = 0; j < n; j++) {
+				const mt_stat_t *x =
+					j == i ? &st[i]->v[k] : mt_stats_find(st[j], key);
+				g->size[j] = x ? x->size : 0;
+				g->count[j] = x ? x->count : 0;
+				if (x)
+					g->ref = x;
+			}
+			uint64_t max_step = 0;
+			g->net = (int64_t)(g->size[n - 1] - g->size[0]);
+			g->count_diff = (int64_t)(g->count[n - 1] - g->count[0]);
+			g->rate = seconds > 0 ? (double)g->net / seconds : 0;
+			for (int j = 1; j < n; j++) {
+				if (g->size[j] <= g->size[j - 1])
+					continue;
+				g->grew++;
+				if (g->size[j] - g->size[j - 1] > max_step)
+					max_step = g->size[j] - g->size[j - 1];
+			}
+			g->steady = g->net > 0 && n > 2 && max_step * 3 <= (uint64_t)g->net * 2;
+		}
+	}
+	qsort(all, ng, sizeof(*all), cmp_rank);
+	*count = ng;
+	return all;
+}
+
+void mt_growth_free(mt_growth_t *g, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(g[i].size);
+		free(g[i].count);
+	}
+	free(g);
 }
 
 int mt_cmd_growth(int argc, char **argv)
@@ -98,49 +151,14 @@ int mt_cmd_growth(int argc, char **argv)
 			break;
 		}
 
-	/* one series per group, zero where a snapshot lacks it */
-	series_t *all = NULL, *g, *tmp;
-	size_t ngroups = 0;
-	for (int i = 0; i < n; i++) {
-		for (size_t k = 0; k < s[i].st.n; k++) {
-			const mt_stat_t *st = &s[i].st.v[k];
-			HASH_FIND_STR(all, st->key, g);
-			if (!g) {
-				g = mt_xmalloc(sizeof(*g));
-				memset(g, 0, sizeof(*g));
-				g->key = st->key;
-				g->size = mt_xmalloc((size_t)n * sizeof(*g->size));
-				g->count = mt_xmalloc((size_t)n * sizeof(*g->count));
-				memset(g->size, 0, (size_t)n * sizeof(*g->size));
-				memset(g->count, 0, (size_t)n * sizeof(*g->count));
-				HASH_ADD_KEYPTR(hh, all, g->key, strlen(g->key), g);
-				ngroups++;
-			}
-			g->ref = st;
-			g->size[i] = st->size;
-			g->count[i] = st->count;
-		}
-	}
-	double span = seconds_between(&s[0].snap, &s[n - 1].snap);
-	series_t **sus = mt_xmalloc((ngroups + 1) * sizeof(*sus));
-	size_t nsus = 0;
-	HASH_ITER(hh, all, g, tmp)
-	{
-		g->net = (int64_t)(g->size[n - 1] - g->size[0]);
-		g->count_diff = (int64_t)(g->count[n - 1] - g->count[0]);
-		g->rate = span > 0 ? (double)g->net / span : 0;
-		for (int i = 1; i < n; i++) {
-			g->grew += g->size[i] > g->size[i - 1];
-			g->shrank += g->size[i] < g->size[i - 1];
-			if (g->size[i] > g->size[i - 1] &&
-			    g->size[i] - g->size[i - 1] > g->max_step)
-				g->max_step = g->size[i] - g->size[i - 1];
-		}
-		g->steady = g->net > 0 && n > 2 && g->max_step * 3 <= (uint64_t)g->net * 2;
-		if (g->net > 0)
-			sus[nsus++] = g;
-	}
-	qsort(sus, nsus, sizeof(*sus), cmp_suspect);
+	const mt_stats_t **stp = mt_xmalloc((size_t)n * sizeof(*stp));
+	for (int i = 0; i < n; i++)
+		stp[i] = &s[i].st;
+	double span = mt_seconds_between(&s[0].snap, &s[n - 1].snap);
+	size_t ngroups, nsus = 0;
+	mt_growth_t *sus = mt_growth_series(stp, n, span, &ngroups), *g;
+	while (nsus < ngroups && sus[nsus].net > 0)
+		nsus++;
 	size_t shown = v.limit && v.limit < nsus ? v.limit : nsus;
 
 	if (v.json) {
@@ -156,7 +174,7 @@ int mt_cmd_growth(int argc, char **argv)
 		       "\"suspects\":[",
 		       span, mt_group_name(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {
-			g = sus[k];
+			g = &sus[k];
 			char *title = mt_stat_title(g->ref);
 			printf("%s{\"rank\":%zu,\"key\":", k ? "," : "", k + 1);
 			mt_json_str(stdout, title);
@@ -170,7 +188,7 @@ int mt_cmd_growth(int argc, char **argv)
 			       ",\"rate\":%.3f,\"grew\":%d,\"intervals\":%d,"
 			       "\"kind\":\"%s\",\"sizes\":[",
 			       g->size[n - 1], g->net, g->count[n - 1], g->count_diff, g->rate,
-			       g->grew, n - 1, kind(g, n));
+			       g->grew, n - 1, mt_growth_kind(g, n));
 			for (int i = 0; i < n; i++)
 				printf("%s%" PRIu64, i ? "," : "", g->size[i]);
 			printf("]}");
@@ -205,7 +223,7 @@ int mt_cmd_growth(int argc, char **argv)
 		       mt_group_plural(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {
 			char size[32], diff[32], rate[32];
-			g = sus[k];
+			g = &sus[k];
 			char *title = mt_stat_title(g->ref);
 			mt_format_size(size, sizeof(size), (double)g->size[n - 1], false);
 			mt_format_size(diff, sizeof(diff), (double)g->net, true);
@@ -213,19 +231,13 @@ int mt_cmd_growth(int argc, char **argv)
 			printf("#%zu %s: size=%s (%s), count=%" PRIu64 " (%+" PRId64
 			       "), %s/s, grew in %d of %d intervals: %s\n",
 			       k + 1, title, size, diff, g->count[n - 1], g->count_diff, rate,
-			       g->grew, n - 1, kind(g, n));
+			       g->grew, n - 1, mt_growth_kind(g, n));
 			free(title);
 		}
 	}
 
-	HASH_ITER(hh, all, g, tmp)
-	{
-		HASH_DEL(all, g);
-		free(g->size);
-		free(g->count);
-		free(g);
-	}
-	free(sus);
+	mt_growth_free(sus, ngroups);
+	free(stp);
 	for (int i = 0; i < n; i++) {
 		mt_stats_free(&s[i].st);
 		mt_sym_close(s[i].sym);

@@ -23,6 +23,7 @@ static const struct command {
 	{"check", mt_cmd_check, "fail (exit 3) when memory grows or leaks beyond a budget"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
 	{"export", mt_cmd_export, "a snapshot for go tool pprof, flame graphs, or as JSON"},
+	{"report", mt_cmd_report, "one HTML page: totals over time, flame graph, growth, diff"},
 };
 
 static void usage(FILE *f)
