@@ -41,6 +41,9 @@ if [ "$what" = demo ]; then
 	echo "\$ LD_PRELOAD=build/src/libmemtrace.so MEMTRACE_DIR=$dir build/tools/memtrace/memtrace-demo"
 	LD_PRELOAD="$PWD/build/src/libmemtrace.so" MEMTRACE_DIR="$dir" build/tools/memtrace/memtrace-demo
 	snap=$(ls "$dir"/memtrace.*.snap)
+	echo "\$ build/tools/memtrace/memtrace report -o build/demo-report.html $snap"
+	build/tools/memtrace/memtrace report -o build/demo-report.html "$snap"
+	echo "(open build/demo-report.html in a browser: chart, flame graph, growth, diff)"
 	echo "\$ build/tools/memtrace/memtrace show $snap"
 	exec build/tools/memtrace/memtrace show "$snap"
 fi
