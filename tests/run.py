@@ -1205,7 +1205,7 @@ def report_cli(d, files):
                    "/proc/memtrace-report.html", out):
         r = tool("report", "-o", target, *files, check_rc=2)
         eq(r.stderr.splitlines(), [r.stderr.strip()], f"one line for -o {target}")
-        check(r.stderr.startswith(f"memtrace: cannot write {target}: "), r.stderr)
+        check(r.stderr.startswith(f"memtrace report: cannot write {target}: "), r.stderr)
         eq(sorted(os.listdir(d)), before, f"nothing left after -o {target}")
         eq(os.listdir(out), [], f"nothing left in {out}")
 
@@ -1221,7 +1221,7 @@ def report_cli(d, files):
     with open("/dev/full", "w") as full:
         r = subprocess.run([TOOL, "report", "-o", "-", *files], stdout=full, stderr=subprocess.PIPE,
                            text=True, timeout=TIMEOUT)
-    eq((r.returncode, r.stderr), (2, "memtrace: cannot write standard output: No space left on "
+    eq((r.returncode, r.stderr), (2, "memtrace report: cannot write standard output: No space left on "
                                      "device\n"), "a full standard output")
     # a symbolic link stays one, its file is replaced with the same mode; a
     # pipe is written in place

@@ -43,6 +43,23 @@ void mt_progress_step(mt_progress_t *p, uint64_t done);
 /* Erases the progress line, if one was shown. */
 void mt_progress_end(mt_progress_t *p);
 
+/* ---- output.c: a command's output file, all of it or nothing ---- */
+typedef struct mt_output {
+	const char *cmd;    /* for messages: "export" */
+	const char *path;   /* NULL: standard output */
+	char *tmp, *target; /* the temp file, renamed to target when complete */
+	FILE *f;
+} mt_output_t;
+
+/* Opens path ('-' or NULL: standard output) for writing; exits with status
+ * 2 and one line when it cannot. */
+void mt_output_open(mt_output_t *o, const char *cmd, const char *path);
+/* Flushes and renames into place; or exits as mt_output_fail. */
+void mt_output_commit(mt_output_t *o);
+/* Removes the temp file, says "memtrace CMD: cannot write PATH: reason"
+ * and exits with status 2. */
+void mt_output_fail(mt_output_t *o, int err) __attribute__((noreturn));
+
 /* ---- symbolize.c: offline, from the modules recorded in the snapshot ---- */
 typedef struct mt_sframe {
 	const char *func;   /* demangled, or NULL */

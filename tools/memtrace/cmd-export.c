@@ -4,18 +4,13 @@
  * read: pprof (export-pprof.c), collapsed stacks for flame graphs, and JSON
  * with every frame of every callsite symbolized.
  *
- * A file is written atomically: a temp file beside it, renamed over it once
- * complete and synced; any failure removes the temp file, so OUT is either
- * the whole export or what it was before.
+ * OUT is written through output.c: the whole export or what it was before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
 
@@ -82,72 +77,6 @@ void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *
 		}
 	}
 	*first = *skip = 0;
-}
-
-/* ---- the output file ---- */
-
-typedef struct output {
-	const char *path; /* NULL: standard output */
-	char *tmp;	  /* the temp file beside path, renamed to it when complete */
-	FILE *f;
-} output_t;
-
-static void __attribute__((noreturn)) output_fail(output_t *o, const char *what, int err)
-{
-	if (o->tmp)
-		unlink(o->tmp);
-	char *shown = mt_printable(o->path ? o->path : "standard output");
-	fprintf(stderr, "memtrace export: %s %s: %s\n", what, shown, strerror(err));
-	free(shown);
-	exit(MT_EXIT_INPUT);
-}
-
-static void output_open(output_t *o, const char *path)
-{
-	memset(o, 0, sizeof(*o));
-	if (!path || strcmp(path, "-") == 0) {
-		o->f = stdout;
-		return;
-	}
-	o->path = path;
-	const char *slash = strrchr(path, '/');
-	/* hidden, in the same directory: rename(2) is atomic within a file system */
-	char *tmp = slash ? mt_xasprintf("%.*s/.%s.XXXXXX", (int)(slash - path), path, slash + 1)
-			  : mt_xasprintf(".%s.XXXXXX", path);
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		int err = errno;
-		free(tmp);
-		output_fail(o, "cannot write", err);
-	}
-	o->tmp = tmp;
-	/* mkostemp makes 0600; an export is an ordinary file */
-	mode_t mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) != 0 || !(o->f = fdopen(fd, "w"))) {
-		int err = errno;
-		close(fd);
-		output_fail(o, "cannot write", err);
-	}
-}
-
-static void output_commit(output_t *o)
-{
-	errno = 0;
-	if (fflush(o->f) != 0 || ferror(o->f))
-		output_fail(o, "cannot write", errno ? errno : EIO);
-	if (!o->tmp)
-		return;
-	if (fsync(fileno(o->f)) != 0) {
-		int err = errno;
-		fclose(o->f);
-		output_fail(o, "cannot write", err);
-	}
-	if (fclose(o->f) != 0)
-		output_fail(o, "cannot write", errno);
-	if (rename(o->tmp, o->path) != 0)
-		output_fail(o, "cannot replace", errno);
-	free(o->tmp);
 }
 
 /* ---- collapsed stacks ---- */
@@ -391,21 +320,19 @@ int mt_cmd_export(int argc, char **argv)
 		fputs("memtrace export: cannot start the symbolizer\n", stderr);
 		exit(MT_EXIT_INPUT);
 	}
-	/* a file size limit makes write fail (and the temp file go), not kill */
-	signal(SIGXFSZ, SIG_IGN);
-	output_t out;
-	output_open(&out, path);
+	mt_output_t out;
+	mt_output_open(&out, "export", path);
 	switch (format) {
 	case FORMAT_PPROF:
 		if (mt_export_pprof(out.f, &snap, sym, &v) != 0)
-			output_fail(&out, "cannot write", ENOMEM);
+			mt_output_fail(&out, ENOMEM);
 		break;
 	case FORMAT_COLLAPSED:
 		export_collapsed(out.f, &snap, sym, &v, value < 0 ? VALUE_INUSE_SPACE : value);
 		break;
 	case FORMAT_JSON: export_json(out.f, &snap, sym, &v); break;
 	}
-	output_commit(&out);
+	mt_output_commit(&out);
 	mt_sym_close(sym);
 	mt_snap_free(&snap);
 	free(v.include);

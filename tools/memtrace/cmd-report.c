@@ -22,13 +22,9 @@
  * script element that holds it.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <uthash.h>
 
 #include "cli.h"
@@ -393,87 +389,6 @@ static void write_page(FILE *f, const char *title, const char *json, size_t jlen
 	}
 }
 
-/* Writes the page to a stream that is not a regular file (standard output,
- * /dev/stdout, a pipe), in place: there is nothing to rename. Returns 0 or
- * an errno value. */
-static int write_stream(FILE *f, const char *title, const char *json, size_t jlen)
-{
-	write_page(f, title, json, jlen);
-	errno = 0;
-	if (fflush(f) != 0 || ferror(f))
-		return errno ? errno : EIO;
-	return 0;
-}
-
-/* Writes the page to path ('-': standard output) through a temporary file
- * in the same directory and a rename, so path holds the whole page or what
- * it held before. An existing page keeps its mode and a symbolic link its
- * place: the file it points to is replaced. A path that is not a regular
- * file (a device, a pipe) is written in place. Returns 0, or an errno value
- * with the temporary file removed. */
-static int write_file(const char *path, const char *title, const char *json, size_t jlen)
-{
-	struct stat st;
-	mode_t mode, mask = umask(0);
-	char *target = NULL;
-	int err = 0;
-
-	umask(mask);
-	mode = 0666 & ~mask;
-	if (!strcmp(path, "-"))
-		return write_stream(stdout, title, json, jlen);
-	if (stat(path, &st) == 0) {
-		if (S_ISDIR(st.st_mode))
-			return EISDIR;
-		if (!S_ISREG(st.st_mode)) {
-			FILE *f = fopen(path, "w");
-			if (!f)
-				return errno;
-			err = write_stream(f, title, json, jlen);
-			if (fclose(f) != 0 && !err)
-				err = errno;
-			return err;
-		}
-		mode = st.st_mode & 0777;
-		target = realpath(path, NULL);
-	}
-	if (!target)
-		target = mt_xasprintf("%s", path);
-
-	char *dcopy = mt_xasprintf("%s", target), *bcopy = mt_xasprintf("%s", target);
-	char *tmp = mt_xasprintf("%s/.%s.XXXXXX", dirname(dcopy), basename(bcopy));
-	free(dcopy);
-	free(bcopy);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		err = errno;
-		goto out;
-	}
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		err = errno;
-		close(fd);
-		goto fail;
-	}
-	if (fchmod(fd, mode) != 0)
-		err = errno;
-	if (!err)
-		err = write_stream(f, title, json, jlen);
-	if (!err && fsync(fd) != 0)
-		err = errno;
-	if (fclose(f) != 0 && !err)
-		err = errno;
-	if (!err && rename(tmp, target) != 0)
-		err = errno;
-fail:
-	if (err)
-		unlink(tmp);
-out:
-	free(tmp);
-	free(target);
-	return err;
-}
-
 int mt_cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -555,10 +470,10 @@ int mt_cmd_report(int argc, char **argv)
 				   : exe ? exe
 					 : "?",
 				   r.s[n - 1].snap.pid);
-	int err = write_file(output, title, json, jlen);
-	if (err)
-		fprintf(stderr, "memtrace: cannot write %s: %s\n",
-			strcmp(output, "-") ? output : "standard output", strerror(err));
+	mt_output_t out;
+	mt_output_open(&out, "report", output);
+	write_page(out.f, title, json, jlen);
+	mt_output_commit(&out);
 
 	free(title);
 	free(json);
@@ -576,5 +491,5 @@ int mt_cmd_report(int argc, char **argv)
 	interner_free(&r.stacks);
 	free(v.include);
 	free(v.exclude);
-	return err ? MT_EXIT_INPUT : MT_EXIT_OK;
+	return MT_EXIT_OK;
 }
