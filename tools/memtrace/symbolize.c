@@ -5,7 +5,14 @@
  * snapshot is reported at its recorded load address, its build id compared
  * with the recorded one (a changed file is reported once and its frames are
  * shown as module+offset, never mis-symbolized), inlined calls expanded from
- * the DWARF scopes, C++ and Rust names demangled (libiberty). Results are cached per address.
+ * the DWARF scopes, C++ and Rust names demangled (libiberty). Results are
+ * cached per address.
+ *
+ * Snapshots of one process share one symbolizer (reference counted): a
+ * snapshot whose modules are each either one the symbolizer has, at the same
+ * place with the same build id, or clear of all of them (loaded later) adds
+ * those and reuses every address already looked up, so a series costs about
+ * what its largest snapshot does.
  */
 #define _GNU_SOURCE
 #include <dwarf.h>
@@ -23,9 +30,9 @@
 #define MAX_INLINE 16
 
 struct mod {
-	const mt_snap_module_t *rec;
-	const char *base; /* basename for display */
-	bool usable;	  /* reported to libdwfl with a matching build id */
+	mt_snap_module_t rec; /* a copy: the snapshot may go first */
+	const char *base;     /* basename for display */
+	bool usable;	      /* reported to libdwfl with a matching build id */
 };
 
 struct cached {
@@ -37,12 +44,16 @@ struct cached {
 
 struct mt_sym {
 	Dwfl *dwfl;
-	struct mod *mods; /* sorted by lo */
+	struct mod *mods; /* sorted by lo, never overlapping */
 	size_t nmods;
 	struct cached *cache;
 	char **strings;
 	size_t nstrings, capstrings;
+	int refs;	/* snapshots using it */
+	mt_sym_t *next; /* in open_syms */
 };
+
+static mt_sym_t *open_syms;
 
 static char *debuginfo_path;
 static const Dwfl_Callbacks callbacks = {
@@ -82,7 +93,7 @@ static const char *keep(mt_sym_t *sym, const char *s, bool demangle)
 static int cmp_mod(const void *a, const void *b)
 {
 	const struct mod *x = a, *y = b;
-	return x->rec->lo < y->rec->lo ? -1 : x->rec->lo > y->rec->lo;
+	return x->rec.lo < y->rec.lo ? -1 : x->rec.lo > y->rec.lo;
 }
 
 static void hex(char *out, const unsigned char *p, size_t n)
@@ -105,51 +116,127 @@ static bool first_warning(const char *path)
 	return true;
 }
 
+/* Reports one of the snapshot's modules to libdwfl, checking its build id. */
+static void add_module(mt_sym_t *sym, const mt_snap_module_t *m)
+{
+	struct mod *d = &sym->mods[sym->nmods];
+	d->rec = *m;
+	d->rec.path = mt_xasprintf("%s", m->path);
+	const char *slash = strrchr(d->rec.path, '/');
+	d->base = slash ? slash + 1 : d->rec.path;
+	d->usable = false;
+	sym->nmods++;
+	if (m->path[0] != '/' || access(m->path, R_OK) != 0)
+		return; /* the vdso, or a file that is gone */
+	Dwfl_Module *dm = dwfl_report_elf(sym->dwfl, d->base, m->path, -1, m->bias, false);
+	if (!dm)
+		return;
+	const unsigned char *bits;
+	GElf_Addr vaddr;
+	int len = dwfl_module_build_id(dm, &bits, &vaddr);
+	if (m->build_id_len &&
+	    (len != (int)m->build_id_len || memcmp(bits, m->build_id, m->build_id_len) != 0)) {
+		char want[2 * MT_MAX_BUILD_ID + 1];
+		/* memtrace's own frames are never recorded: no need to say */
+		if (!strncmp(d->base, "libmemtrace.so", 14) || !first_warning(m->path))
+			return;
+		char *shown = mt_printable(m->path);
+		hex(want, m->build_id, m->build_id_len);
+		fprintf(stderr,
+			"memtrace: warning: %s has changed since the snapshot (build id %s "
+			"expected); its frames are shown as addresses\n",
+			shown ? shown : "?", want);
+		free(shown);
+		return;
+	}
+	d->usable = true;
+}
+
+static bool same_module(const mt_snap_module_t *a, const mt_snap_module_t *b)
+{
+	return a->bias == b->bias && a->lo == b->lo && a->hi == b->hi &&
+	       a->build_id_len == b->build_id_len &&
+	       memcmp(a->build_id, b->build_id, a->build_id_len) == 0 && !strcmp(a->path, b->path);
+}
+
+/* How many of snap's modules sym lacks, or -1 when one of them takes the
+ * place of one sym has (another process, or a library unloaded and another
+ * loaded there): then sym cannot serve snap. */
+static ssize_t missing_modules(const mt_sym_t *sym, const mt_snap_t *snap)
+{
+	ssize_t missing = 0;
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		const mt_snap_module_t *m = &snap->modules[i];
+		bool found = false;
+		for (size_t j = 0; j < sym->nmods && !found; j++) {
+			const mt_snap_module_t *h = &sym->mods[j].rec;
+			if (same_module(m, h))
+				found = true;
+			else if (m->lo < h->hi && h->lo < m->hi)
+				return -1;
+		}
+		missing += !found;
+	}
+	return missing;
+}
+
+/* Adds the modules of snap that sym lacks; lookups that found no module may
+ * find one now, so they are forgotten. */
+static void extend(mt_sym_t *sym, const mt_snap_t *snap, size_t missing)
+{
+	sym->mods = mt_xrealloc(sym->mods, (sym->nmods + missing) * sizeof(*sym->mods));
+	dwfl_report_begin_add(sym->dwfl);
+	size_t had = sym->nmods;
+	for (size_t i = 0; i < snap->nmodules; i++) {
+		bool found = false;
+		for (size_t j = 0; j < had && !found; j++)
+			found = same_module(&snap->modules[i], &sym->mods[j].rec);
+		if (!found)
+			add_module(sym, &snap->modules[i]);
+	}
+	dwfl_report_end(sym->dwfl, NULL, NULL);
+	qsort(sym->mods, sym->nmods, sizeof(*sym->mods), cmp_mod);
+	struct cached *c, *tmp;
+	HASH_ITER(hh, sym->cache, c, tmp)
+	{
+		if (!c->f[0].module) {
+			HASH_DEL(sym->cache, c);
+			free(c);
+		}
+	}
+}
+
 mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 {
+	for (mt_sym_t *s = open_syms; s; s = s->next) {
+		ssize_t missing = missing_modules(s, snap);
+		if (missing < 0)
+			continue;
+		if (missing > 0)
+			extend(s, snap, (size_t)missing);
+		s->refs++;
+		return s;
+	}
 	mt_sym_t *sym = calloc(1, sizeof(*sym));
 	if (!sym)
 		return NULL;
 	sym->mods = calloc(snap->nmodules ? snap->nmodules : 1, sizeof(*sym->mods));
 	sym->dwfl = dwfl_begin(&callbacks);
 	if (!sym->mods || !sym->dwfl) {
-		mt_sym_close(sym);
+		free(sym->mods);
+		if (sym->dwfl)
+			dwfl_end(sym->dwfl);
+		free(sym);
 		return NULL;
 	}
 	dwfl_report_begin(sym->dwfl);
-	for (size_t i = 0; i < snap->nmodules; i++) {
-		const mt_snap_module_t *m = &snap->modules[i];
-		struct mod *d = &sym->mods[sym->nmods++];
-		const char *slash = strrchr(m->path, '/');
-		d->rec = m;
-		d->base = slash ? slash + 1 : m->path;
-		if (m->path[0] != '/' || access(m->path, R_OK) != 0)
-			continue; /* the vdso, or a file that is gone */
-		Dwfl_Module *dm = dwfl_report_elf(sym->dwfl, d->base, m->path, -1, m->bias, false);
-		if (!dm)
-			continue;
-		const unsigned char *bits;
-		GElf_Addr vaddr;
-		int len = dwfl_module_build_id(dm, &bits, &vaddr);
-		if (m->build_id_len && (len != (int)m->build_id_len ||
-					memcmp(bits, m->build_id, m->build_id_len) != 0)) {
-			char want[2 * MT_MAX_BUILD_ID + 1];
-			/* memtrace's own frames are never recorded: no need to say */
-			if (!strncmp(d->base, "libmemtrace.so", 14) || !first_warning(m->path))
-				continue;
-			char *shown = mt_printable(m->path);
-			hex(want, m->build_id, m->build_id_len);
-			fprintf(stderr,
-				"memtrace: warning: %s has changed since the snapshot (build id %s "
-				"expected); its frames are shown as addresses\n",
-				shown ? shown : "?", want);
-			free(shown);
-			continue;
-		}
-		d->usable = true;
-	}
+	for (size_t i = 0; i < snap->nmodules; i++)
+		add_module(sym, &snap->modules[i]);
 	dwfl_report_end(sym->dwfl, NULL, NULL);
 	qsort(sym->mods, sym->nmods, sizeof(*sym->mods), cmp_mod);
+	sym->refs = 1;
+	sym->next = open_syms;
+	open_syms = sym;
 	return sym;
 }
 
@@ -158,12 +245,12 @@ static const struct mod *find_mod(const mt_sym_t *sym, uint64_t addr)
 	size_t a = 0, b = sym->nmods;
 	while (a < b) {
 		size_t m = (a + b) / 2;
-		if (sym->mods[m].rec->hi <= addr)
+		if (sym->mods[m].rec.hi <= addr)
 			a = m + 1;
 		else
 			b = m;
 	}
-	if (a < sym->nmods && sym->mods[a].rec->lo <= addr)
+	if (a < sym->nmods && sym->mods[a].rec.lo <= addr)
 		return &sym->mods[a];
 	return NULL;
 }
@@ -296,8 +383,8 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 	/* a return address: the call is the instruction before it */
 	Dwarf_Addr pc = addr ? addr - 1 : 0;
 	if (m) {
-		proto.module = m->rec->path;
-		proto.offset = addr - m->rec->bias;
+		proto.module = m->rec.path;
+		proto.offset = addr - m->rec.bias;
 	}
 	Dwfl_Module *dm = m && m->usable ? dwfl_addrmodule(sym->dwfl, pc) : NULL;
 	if (dm) {
@@ -331,8 +418,13 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 void mt_sym_close(mt_sym_t *sym)
 {
 	struct cached *c, *tmp;
-	if (!sym)
+	if (!sym || --sym->refs > 0)
 		return;
+	for (mt_sym_t **p = &open_syms; *p; p = &(*p)->next)
+		if (*p == sym) {
+			*p = sym->next;
+			break;
+		}
 	HASH_ITER(hh, sym->cache, c, tmp)
 	{
 		HASH_DEL(sym->cache, c);
@@ -343,6 +435,8 @@ void mt_sym_close(mt_sym_t *sym)
 	for (size_t i = 0; i < sym->nstrings; i++)
 		free(sym->strings[i]);
 	free(sym->strings);
+	for (size_t i = 0; i < sym->nmods; i++)
+		free(sym->mods[i].rec.path);
 	free(sym->mods);
 	free(sym);
 }
