@@ -259,23 +259,21 @@ __attribute__((constructor)) static void mt_ctor(void)
 
 /* ---- recording ---- */
 
-static __thread mt_site_t *tl_last_site TLS_IE;
-static __thread int tl_last_domain TLS_IE;
-
 static mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
+	void **tag;
 	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
 		mt__trigger_respawn(); /* a forked child's first tracked call */
-	int n = mt__unwind(frames, mt__opt.depth);
-	/* the same stack as this thread's last: the same callsite, no lookup */
-	if (mt__unwind_same() && tl_last_site && tl_last_domain == domain)
-		return tl_last_site;
+	/* a heap stack seen lately by this thread: its callsite, no lookup */
+	int n = mt__unwind(frames, mt__opt.depth, domain == MT_DOMAIN_HEAP ? &tag : NULL);
+	if (domain == MT_DOMAIN_HEAP && tag && *tag)
+		return *tag;
 	mt_site_t *s = mt__site_get(frames, n, domain);
 	if (!s)
 		mt__count_untracked();
-	tl_last_site = s;
-	tl_last_domain = domain;
+	else if (domain == MT_DOMAIN_HEAP && tag)
+		*tag = s;
 	return s;
 }
 

@@ -71,12 +71,14 @@ MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
- * own frames removed. Takes no memtrace lock. Returns the count. */
-MT_HIDDEN int mt__unwind(uintptr_t *frames, int max);
+ * own frames removed. Takes no memtrace lock. Returns the count. With tag
+ * not NULL, *tag is set to NULL or to a word of this thread's that stays
+ * attached to exactly this stack (the same return addresses at the same
+ * stack slots): the caller may store a pointer there (the callsite), and
+ * finds it again the next time this stack is taken, in which case frames is
+ * left unfilled. The word is valid until the thread's next call. */
+MT_HIDDEN int mt__unwind(uintptr_t *frames, int max, void ***tag);
 MT_HIDDEN void mt__unwind_init(void);
-/* Whether the last mt__unwind of this thread returned exactly the frames
- * of the one before it (then the callsite is the same too). */
-MT_HIDDEN int mt__unwind_same(void);
 /* Stacks taken by the frame-size cache (about), and how many of its
  * periodic checks against libunwind disagreed. */
 MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);
