@@ -187,7 +187,16 @@ static inline bool mt__sample_next(size_t size)
 }
 /* A recorded block's weight: estimated bytes (size/p) and blocks (1/p);
  * size and 1 in exact mode. */
-MT_HIDDEN void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount);
+MT_HIDDEN void mt__sample_weight_slow(uint64_t size, uint64_t *wbytes, uint64_t *wcount);
+static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount)
+{
+	if (MT_LIKELY(!mt__sample_mean)) {
+		*wbytes = size;
+		*wcount = 1;
+		return;
+	}
+	mt__sample_weight_slow(size, wbytes, wcount);
+}
 
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
 /* Installs the signal handler (unless the program has its own) and starts

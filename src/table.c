@@ -311,6 +311,7 @@ static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
 
 struct tl_entry {
 	mt_site_t *site;
+	uint32_t id; /* site's id: a free finds its entry without the site */
 	int64_t bytes, count, allocs, alloc_bytes;
 };
 
@@ -401,8 +402,10 @@ static void blk_destructor(void *arg)
 	struct tl_block *b = arg;
 	block_flush(b);
 	blk_lock(b);
-	for (int i = 0; i < TL_SLOTS; i++)
+	for (int i = 0; i < TL_SLOTS; i++) {
 		b->e[i].site = NULL;
+		b->e[i].id = 0;
+	}
 	blk_unlock(b);
 	tl_blk = NULL;
 	tl_blk_gone = 1;
@@ -444,8 +447,10 @@ static struct tl_block *my_block(void)
 	return b;
 }
 
-/* Adds a heap block's weighted figures (negative for a release). */
-static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+/* heap_count without this thread's block, or to switch the block's entry
+ * to another site. */
+static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t bytes, int64_t count,
+						      bool alloc)
 {
 	struct tl_block *b = my_block();
 	if (!b) {
@@ -464,6 +469,7 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 		blk_lock(b);
 		entry_flush(e);
 		e->site = s;
+		e->id = s->id;
 		blk_unlock(b);
 	}
 	OWN_ADD(e->bytes, bytes);
@@ -475,6 +481,35 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 	int64_t live = OWN_ADD(b->live_bytes, bytes);
 	if (live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH)
 		live_flush(b);
+}
+
+/* Adds a heap block's weighted figures into this thread's block: a few
+ * plain stores when its entry already counts for site id. */
+static inline bool heap_count_fast(uint32_t id, int64_t bytes, int64_t count, bool alloc)
+{
+	struct tl_block *b = tl_blk;
+	if (MT_UNLIKELY(!b))
+		return false;
+	struct tl_entry *e = &b->e[id % TL_SLOTS];
+	if (MT_UNLIKELY(e->id != id)) /* ids start at 1: 0 is a free entry */
+		return false;
+	OWN_ADD(e->bytes, bytes);
+	OWN_ADD(e->count, count);
+	if (alloc) {
+		OWN_ADD(e->allocs, count);
+		OWN_ADD(e->alloc_bytes, bytes);
+	}
+	int64_t live = OWN_ADD(b->live_bytes, bytes);
+	if (MT_UNLIKELY(live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH))
+		live_flush(b);
+	return true;
+}
+
+/* Adds a heap block's weighted figures (negative for a release). */
+static inline void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+{
+	if (!heap_count_fast(s->id, bytes, count, alloc))
+		heap_count_slow(s, bytes, count, alloc);
 }
 
 /* What threads still hold, per site id, as a dump last gathered it (under
@@ -537,24 +572,18 @@ void mt__count_untracked(void)
 /* ---- live heap blocks ---- */
 
 /* Blocks that are neighbours on the heap are neighbours in the table: the
- * hash (murmur3's finalizer) is of the 256-byte region, the home slot adds
- * the 16-byte granule within it. Allocation order then walks the table
+ * hash (Fibonacci, one multiply) is of the 256-byte region, the home slot
+ * adds the 16-byte granule within it. Allocation order then walks the table
  * sequentially instead of missing the cache at every call. The top byte of
- * the hash picks the shard. */
+ * the hash picks the shard, the bits below it the home slot. */
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	uint64_t h = p >> 8;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return (uint64_t)(p >> 8) * 0x9e3779b97f4a7c15ull;
 }
 
 static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
 {
-	return (size_t)(h + ((key >> 4) & 15)) & (cap - 1);
+	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
 }
 
 static inline struct heap_shard *shard_of(uint64_t h)
@@ -651,10 +680,13 @@ static void filter_add(const void *p, int d)
 static void release_meta(uint64_t meta)
 {
 	uint64_t size = meta >> SIZE_SHIFT, wbytes, wcount;
-	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
+	uint32_t id = (uint32_t)(meta & ((1u << ID_BITS) - 1));
 	mt__sample_weight(size, &wbytes, &wcount);
+	if (heap_count_fast(id, -(int64_t)wbytes, -(int64_t)wcount, false))
+		return;
+	mt_site_t *s = site_by_id(id);
 	if (s)
-		heap_count(s, -(int64_t)wbytes, -(int64_t)wcount, false);
+		heap_count_slow(s, -(int64_t)wbytes, -(int64_t)wcount, false);
 	else
 		ADD(totals.heap_live_bytes, -wbytes);
 }
