@@ -39,6 +39,9 @@
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
 static __thread int tl_busy TLS_IE;
+/* Where the outermost hook's return address sits: the stack walk starts
+ * there (unwind.c checks it). */
+static __thread uintptr_t tl_entry_slot TLS_IE;
 static __thread int tl_resolving TLS_IE;
 
 static struct {
@@ -266,7 +269,8 @@ static mt_site_t *current_site(int domain)
 	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
 		mt__trigger_respawn(); /* a forked child's first tracked call */
 	/* a heap stack seen lately by this thread: its callsite, no lookup */
-	int n = mt__unwind(frames, mt__opt.depth, domain == MT_DOMAIN_HEAP ? &tag : NULL);
+	int n = mt__unwind(frames, mt__opt.depth, tl_entry_slot,
+			   domain == MT_DOMAIN_HEAP ? &tag : NULL);
 	if (domain == MT_DOMAIN_HEAP && tag && *tag)
 		return *tag;
 	mt_site_t *s = mt__site_get(frames, n, domain);
@@ -288,8 +292,12 @@ static bool record_heap(void *p, size_t size, int owner)
 	return ok;
 }
 
-/* Enter/leave a recorded call: only the outermost call of a thread. */
-#define ENTER() (!tl_busy && tracking() && (tl_busy = 1))
+/* Enter/leave a recorded call: only the outermost call of a thread. The
+ * hooks are built with frame pointers: the caller's return address is just
+ * above the hook's frame address. */
+#define ENTER()                                  \
+	(!tl_busy && tracking() && (tl_busy = 1) && \
+	 (tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
 #define LEAVE() (tl_busy = 0)
 
 /* ---- backends: tracked calls go to `be`, everything else to the system */

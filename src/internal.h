@@ -71,13 +71,16 @@ MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
- * own frames removed. Takes no memtrace lock. Returns the count. With tag
+ * own frames removed. Takes no memtrace lock. Returns the count. hint is
+ * where the hook's own return address probably sits (0 if unknown); it is
+ * checked, and the walk looks for the first one outside memtrace itself
+ * when it is not one. With tag
  * not NULL, *tag is set to NULL or to a word of this thread's that stays
  * attached to exactly this stack (the same return addresses at the same
  * stack slots): the caller may store a pointer there (the callsite), and
  * finds it again the next time this stack is taken, in which case frames is
  * left unfilled. The word is valid until the thread's next call. */
-MT_HIDDEN int mt__unwind(uintptr_t *frames, int max, void ***tag);
+MT_HIDDEN int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag);
 MT_HIDDEN void mt__unwind_init(void);
 /* Stacks taken by the frame-size cache (about), and how many of its
  * periodic checks against libunwind disagreed. */

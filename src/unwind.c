@@ -287,6 +287,7 @@ static int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
 		 * was made, and the stack has not moved */
 		int n = e->n;
 		uintptr_t diff = 0;
+#pragma GCC unroll 4
 		for (int i = 0; i < n; i++)
 			diff |= *(const uintptr_t *)(slot0 + e->off[i]) ^ e->ra[i];
 		if (!diff) {
@@ -321,7 +322,7 @@ static int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
 }
 
 /* libunwind's walk, teaching the frame-size table as it goes. */
-static int slow_walk(uintptr_t *frames, int max)
+static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 {
 	unw_context_t uc;
 	unw_cursor_t c;
@@ -390,41 +391,49 @@ void mt__unwind_init(void)
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	/* warm up: libunwind builds its caches and resolves its own symbols
 	 * here, not inside the program's first hot allocation */
-	(void)mt__unwind(frames, 4, NULL);
+	(void)mt__unwind(frames, 4, 0, NULL);
 }
 
-int mt__unwind(uintptr_t *frames, int max, void ***tag)
+/* The periodic check: the fast walk, then the same stack by libunwind's own
+ * cached backtrace. */
+static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *frames, int max)
+{
+	int n = fast_walk(slot, frames, max, NULL);
+	if (n < 0)
+		return slow_walk(frames, max);
+	uintptr_t check[MT_MAX_FRAMES];
+	int m = backtrace_walk(check, max);
+	__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
+	bool same = m == n;
+	for (int i = 0; same && i < n; i++)
+		same = check[i] == frames[i];
+	if (same)
+		return n;
+	__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
+	/* marks them variable: every memo entry made with their sizes is void
+	 * (fs_gen) */
+	for (int i = 0; i < n; i++)
+		fs_put(frames[i], FS_VARIABLE);
+	for (int i = 0; i < m; i++)
+		frames[i] = check[i];
+	return m;
+}
+
+int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag)
 {
 	if (tag)
 		*tag = NULL;
-	if (fs_table && stack_bounds()) {
-		uintptr_t slot = first_slot();
+	if (MT_LIKELY(fs_table != NULL) && stack_bounds()) {
+		uintptr_t slot = hint >= tl_stack_lo && hint <= tl_stack_hi - 8 && !(hint & 7) &&
+						 !in_self(*(const uintptr_t *)hint)
+					 ? hint
+					 : first_slot();
 		if (slot && MT_LIKELY(++tl_walks % CHECK_EVERY)) {
 			int n = fast_walk(slot, frames, max, tag);
 			if (n >= 0)
 				return n;
 		} else if (slot) {
-			/* the periodic check: the same stack, by libunwind's own
-			 * cached backtrace */
-			int n = fast_walk(slot, frames, max, NULL);
-			if (n >= 0) {
-				uintptr_t check[MT_MAX_FRAMES];
-				int m = backtrace_walk(check, max);
-				__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
-				bool same = m == n;
-				for (int i = 0; same && i < n; i++)
-					same = check[i] == frames[i];
-				if (same)
-					return n;
-				__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
-				/* marks them variable: every memo entry made with
-				 * their sizes is void (fs_gen) */
-				for (int i = 0; i < n; i++)
-					fs_put(frames[i], FS_VARIABLE);
-				for (int i = 0; i < m; i++)
-					frames[i] = check[i];
-				return m;
-			}
+			return checked_walk(slot, frames, max);
 		}
 	}
 	return slow_walk(frames, max);
