@@ -10,9 +10,11 @@
  *   callsites  64 shards by stack hash, each a uthash table under its own
  *              mutex; records are never freed, and are also reachable by id
  *              (24 bits, 0 = none) through a two-level array read lock-free.
- *   live heap  256 shards by pointer hash, each an open-addressing table of
- *              16-byte entries {pointer, size << 25 | owner << 24 | site id}
- *              under its own mutex, grown by doubling with raw mmap. The
+ *   live heap  1024 shards, each an open-addressing table of 16-byte entries
+ *              {pointer, size << 25 | owner << 24 | site id} under its own
+ *              spin lock, grown by doubling with raw mmap; the pointer's 2 MiB
+ *              chunk picks one of 64 groups of 16 shards, so threads that
+ *              allocate from different arenas do not share shards. The
  *              owner bit says which allocator holds the block (arena.c).
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
@@ -21,7 +23,7 @@
  *              path, the counts are summed from the callsites when read.
  *
  * Lock order (fork takes them all in this order): site shards 0..63, heap
- * shards 0..255 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
+ * shards 0..1023 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
  * held while calling the real allocator or the unwinder.
  */
 #define _GNU_SOURCE
@@ -73,8 +75,11 @@ static mt_site_t **id_chunks[ID_CHUNKS];
 static uint32_t next_id = 1;
 
 /* ---- live heap block state ---- */
-#define HEAP_SHARDS 256
+#define HEAP_SHARDS 1024
 #define HEAP_MIN_CAP 16 /* small live sets stay in cache */
+/* A table is at most half full up to this many slots (16 KiB: probes stay
+ * short where the memory does not matter), at most 70 % beyond. */
+#define HEAP_ROOMY_CAP 1024
 #define SIZE_SHIFT (ID_BITS + 1)
 #define OWNER_BIT (1ull << ID_BITS)
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
@@ -586,9 +591,14 @@ static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
 	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
 }
 
-static inline struct heap_shard *shard_of(uint64_t h)
+/* 64 groups of 16 shards: the 2 MiB chunk picks the group, so threads that
+ * allocate from different arenas mostly lock and write different shards
+ * (no cache line bouncing between their cores); the region hash picks the
+ * shard in the group. */
+static inline struct heap_shard *shard_of(uintptr_t key, uint64_t h)
 {
-	return &heap_shards[h >> 56];
+	uint64_t group = ((uint64_t)(key >> 21) * 0x9e3779b97f4a7c15ull) >> 58;
+	return &heap_shards[group << 4 | h >> 60];
 }
 
 /* Doubles a shard's table; false (table unchanged) when out of memory. */
@@ -695,13 +705,13 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
 	uint64_t meta = sz << SIZE_SHIFT | (owner ? OWNER_BIT : 0) | site->id;
 	uint64_t stale = 0;
 
 	spin_lock(&sh->lock);
-	if ((sh->count + 1) * 10 > sh->cap * 7 && !heap_grow(sh)) {
+	if ((sh->count + 1) * 10 > sh->cap * (sh->cap <= HEAP_ROOMY_CAP ? 5 : 7) && !heap_grow(sh)) {
 		spin_unlock(&sh->lock);
 		mt__count_untracked();
 		return false;
@@ -729,7 +739,7 @@ void mt__heap_prefetch(const void *p)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	const struct heap_shard *sh = shard_of(h);
+	const struct heap_shard *sh = shard_of(key, h);
 	/* read without the lock: only a hint, and a prefetch never faults */
 	const struct heap_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
 	size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
@@ -741,7 +751,7 @@ uint64_t mt__heap_detach(void *p)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 	uint64_t meta = 0;
 
 	spin_lock(&sh->lock);
@@ -768,7 +778,7 @@ void mt__heap_reattach(void *p, uint64_t meta)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 
 	if (!meta)
 		return;
@@ -788,7 +798,7 @@ bool mt__heap_lookup(void *p, uint64_t *meta)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 
 	*meta = 0;
 	spin_lock(&sh->lock);
