@@ -60,7 +60,13 @@ static uint32_t fs_gen; /* bumped whenever a known frame size turns out wrong */
 static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
 
-static uint64_t fast_walks, mismatches;
+/* written every 64th walk: a line of their own, away from what every walk
+ * reads (fs_table, fs_gen, self_lo/hi) */
+static struct {
+	uint64_t fast_walks, mismatches;
+} __attribute__((aligned(MT_CACHELINE))) stats;
+#define fast_walks stats.fast_walks
+#define mismatches stats.mismatches
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
