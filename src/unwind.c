@@ -12,14 +12,16 @@
  * walk records d per return address in a global table; an address seen with
  * two different d is marked variable, one whose frame is the outermost is
  * marked terminal. The fast walk starts at the exact slot of the first
- * return address outside memtrace (memtrace is built with frame pointers),
- * reads RA_k, looks up d, and steps; it gives up to libunwind at any address
- * not known or marked variable, or when a slot would leave this thread's
- * stack. Every 64th fast walk of a thread is checked against libunwind's
- * unw_backtrace of the same stack: a difference marks the addresses involved variable and
- * is counted, so a stack is never silently mis-captured twice. In front of
- * the table, a per-thread memo of recent stacks (by slot and address)
- * confirms a repeated stack without a table lookup and keeps its callsite.
+ * return address outside memtrace (the hook records its own frame address;
+ * memtrace is built with frame pointers), reads RA_k, looks up d, and steps;
+ * it gives up to libunwind at any address not known or marked variable, or
+ * when a slot would leave this thread's stack. In front of the table, a
+ * per-thread memo of recent stacks (by slot and address) recognises a
+ * repeated stack by reading its return addresses in place, and keeps its
+ * callsite. Every 64th fast walk of a thread is checked against libunwind's
+ * unw_backtrace of the same stack: a difference marks the addresses
+ * involved variable (voiding every memo entry) and is counted, so a stack is
+ * never silently mis-captured twice.
  *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
