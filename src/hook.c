@@ -262,7 +262,7 @@ __attribute__((constructor)) static void mt_ctor(void)
 
 /* ---- recording ---- */
 
-static mt_site_t *current_site(int domain)
+static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	void **tag;
@@ -282,7 +282,7 @@ static mt_site_t *current_site(int domain)
 }
 
 /* Records a new block; false when it could not be (it goes untracked). */
-static bool record_heap(void *p, size_t size, int owner)
+static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 {
 	int saved = errno;
 	mt__heap_prefetch(p); /* the table's cache miss overlaps the unwind */

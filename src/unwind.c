@@ -279,7 +279,7 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 /* -1: the fast walk cannot tell; else the number of frames, with *tag (if
  * tag is not NULL) set when the memo holds exactly this stack. frames is
  * filled unless **tag is not NULL. */
-static int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
+static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
 {
 	if (slot0 > tl_stack_hi - 8)
 		return -1;
