@@ -315,7 +315,7 @@ static inline const mt_backend_t *be_of_owner(int owner)
 /* A block from a tracked call: recorded, or, when it cannot be and the
  * backend is not the system one, handed back and served by the system
  * untracked, so that no jemalloc block ever goes unrecorded. */
-static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int zero)
+static MT_ALWAYS_INLINE void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int zero)
 {
 	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
 		return p;

@@ -687,7 +687,7 @@ static void filter_add(const void *p, int d)
 		;
 }
 
-static void release_meta(uint64_t meta)
+static MT_ALWAYS_INLINE void release_meta(uint64_t meta)
 {
 	uint64_t size = meta >> SIZE_SHIFT, wbytes, wcount;
 	uint32_t id = (uint32_t)(meta & ((1u << ID_BITS) - 1));
