@@ -295,7 +295,7 @@ static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 /* Enter/leave a recorded call: only the outermost call of a thread. The
  * hooks are built with frame pointers: the caller's return address is just
  * above the hook's frame address. */
-#define ENTER()                                  \
+#define ENTER()                                     \
 	(!tl_busy && tracking() && (tl_busy = 1) && \
 	 (tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
 #define LEAVE() (tl_busy = 0)
@@ -315,7 +315,8 @@ static inline const mt_backend_t *be_of_owner(int owner)
 /* A block from a tracked call: recorded, or, when it cannot be and the
  * backend is not the system one, handed back and served by the system
  * untracked, so that no jemalloc block ever goes unrecorded. */
-static MT_ALWAYS_INLINE void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int zero)
+static MT_ALWAYS_INLINE void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy,
+				   int zero)
 {
 	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
 		return p;

@@ -711,7 +711,8 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	uint64_t stale = 0;
 
 	spin_lock(&sh->lock);
-	if ((sh->count + 1) * 10 > sh->cap * (sh->cap <= HEAP_ROOMY_CAP ? 5 : 7) && !heap_grow(sh)) {
+	if ((sh->count + 1) * 10 > sh->cap * (sh->cap <= HEAP_ROOMY_CAP ? 5 : 7) &&
+	    !heap_grow(sh)) {
 		spin_unlock(&sh->lock);
 		mt__count_untracked();
 		return false;
