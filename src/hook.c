@@ -39,6 +39,9 @@
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
 static __thread int tl_busy TLS_IE;
+/* Where the outermost hook's return address sits: the stack walk starts
+ * there (unwind.c checks it). */
+static __thread uintptr_t tl_entry_slot TLS_IE;
 static __thread int tl_resolving TLS_IE;
 
 static struct {
@@ -259,28 +262,27 @@ __attribute__((constructor)) static void mt_ctor(void)
 
 /* ---- recording ---- */
 
-static __thread mt_site_t *tl_last_site TLS_IE;
-static __thread int tl_last_domain TLS_IE;
-
-static mt_site_t *current_site(int domain)
+static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
+	void **tag;
 	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
 		mt__trigger_respawn(); /* a forked child's first tracked call */
-	int n = mt__unwind(frames, mt__opt.depth);
-	/* the same stack as this thread's last: the same callsite, no lookup */
-	if (mt__unwind_same() && tl_last_site && tl_last_domain == domain)
-		return tl_last_site;
+	/* a heap stack seen lately by this thread: its callsite, no lookup */
+	int n = mt__unwind(frames, mt__opt.depth, tl_entry_slot,
+			   domain == MT_DOMAIN_HEAP ? &tag : NULL);
+	if (domain == MT_DOMAIN_HEAP && tag && *tag)
+		return *tag;
 	mt_site_t *s = mt__site_get(frames, n, domain);
 	if (!s)
 		mt__count_untracked();
-	tl_last_site = s;
-	tl_last_domain = domain;
+	else if (domain == MT_DOMAIN_HEAP && tag)
+		*tag = s;
 	return s;
 }
 
 /* Records a new block; false when it could not be (it goes untracked). */
-static bool record_heap(void *p, size_t size, int owner)
+static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 {
 	int saved = errno;
 	mt__heap_prefetch(p); /* the table's cache miss overlaps the unwind */
@@ -290,8 +292,12 @@ static bool record_heap(void *p, size_t size, int owner)
 	return ok;
 }
 
-/* Enter/leave a recorded call: only the outermost call of a thread. */
-#define ENTER() (!tl_busy && tracking() && (tl_busy = 1))
+/* Enter/leave a recorded call: only the outermost call of a thread. The
+ * hooks are built with frame pointers: the caller's return address is just
+ * above the hook's frame address. */
+#define ENTER()                                     \
+	(!tl_busy && tracking() && (tl_busy = 1) && \
+	 (tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
 #define LEAVE() (tl_busy = 0)
 
 /* ---- backends: tracked calls go to `be`, everything else to the system */
@@ -309,7 +315,8 @@ static inline const mt_backend_t *be_of_owner(int owner)
 /* A block from a tracked call: recorded, or, when it cannot be and the
  * backend is not the system one, handed back and served by the system
  * untracked, so that no jemalloc block ever goes unrecorded. */
-static void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy, int zero)
+static MT_ALWAYS_INLINE void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy,
+				   int zero)
 {
 	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
 		return p;

@@ -24,6 +24,9 @@
 #define MT_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MT_CACHELINE 64
+/* Hot-path helpers the compiler would otherwise call: a call's register
+ * saves cost as much as their bodies. */
+#define MT_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* ---- options.c ---- */
 typedef struct mt_options {
@@ -71,12 +74,17 @@ MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
- * own frames removed. Takes no memtrace lock. Returns the count. */
-MT_HIDDEN int mt__unwind(uintptr_t *frames, int max);
+ * own frames removed. Takes no memtrace lock. Returns the count. hint is
+ * where the hook's own return address probably sits (0 if unknown); it is
+ * checked, and the walk looks for the first one outside memtrace itself
+ * when it is not one. With tag
+ * not NULL, *tag is set to NULL or to a word of this thread's that stays
+ * attached to exactly this stack (the same return addresses at the same
+ * stack slots): the caller may store a pointer there (the callsite), and
+ * finds it again the next time this stack is taken, in which case frames is
+ * left unfilled. The word is valid until the thread's next call. */
+MT_HIDDEN int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag);
 MT_HIDDEN void mt__unwind_init(void);
-/* Whether the last mt__unwind of this thread returned exactly the frames
- * of the one before it (then the callsite is the same too). */
-MT_HIDDEN int mt__unwind_same(void);
 /* Stacks taken by the frame-size cache (about), and how many of its
  * periodic checks against libunwind disagreed. */
 MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);
@@ -185,7 +193,16 @@ static inline bool mt__sample_next(size_t size)
 }
 /* A recorded block's weight: estimated bytes (size/p) and blocks (1/p);
  * size and 1 in exact mode. */
-MT_HIDDEN void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount);
+MT_HIDDEN void mt__sample_weight_slow(uint64_t size, uint64_t *wbytes, uint64_t *wcount);
+static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount)
+{
+	if (MT_LIKELY(!mt__sample_mean)) {
+		*wbytes = size;
+		*wcount = 1;
+		return;
+	}
+	mt__sample_weight_slow(size, wbytes, wcount);
+}
 
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
 /* Installs the signal handler (unless the program has its own) and starts

@@ -65,13 +65,8 @@ bool mt__sample_slow(size_t size)
 	return true;
 }
 
-void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *wcount)
+void mt__sample_weight_slow(uint64_t size, uint64_t *wbytes, uint64_t *wcount)
 {
-	if (!mt__sample_mean) {
-		*wbytes = size;
-		*wcount = 1;
-		return;
-	}
 	double p = -expm1(-(double)size / (double)mt__sample_mean);
 	if (p <= 0) {
 		*wbytes = size;

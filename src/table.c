@@ -10,9 +10,11 @@
  *   callsites  64 shards by stack hash, each a uthash table under its own
  *              mutex; records are never freed, and are also reachable by id
  *              (24 bits, 0 = none) through a two-level array read lock-free.
- *   live heap  256 shards by pointer hash, each an open-addressing table of
- *              16-byte entries {pointer, size << 25 | owner << 24 | site id}
- *              under its own mutex, grown by doubling with raw mmap. The
+ *   live heap  1024 shards, each an open-addressing table of 16-byte entries
+ *              {pointer, size << 25 | owner << 24 | site id} under its own
+ *              spin lock, grown by doubling with raw mmap; the pointer's 2 MiB
+ *              chunk picks one of 64 groups of 16 shards, so threads that
+ *              allocate from different arenas do not share shards. The
  *              owner bit says which allocator holds the block (arena.c).
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
@@ -21,7 +23,7 @@
  *              path, the counts are summed from the callsites when read.
  *
  * Lock order (fork takes them all in this order): site shards 0..63, heap
- * shards 0..255 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
+ * shards 0..1023 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
  * held while calling the real allocator or the unwinder.
  */
 #define _GNU_SOURCE
@@ -73,8 +75,11 @@ static mt_site_t **id_chunks[ID_CHUNKS];
 static uint32_t next_id = 1;
 
 /* ---- live heap block state ---- */
-#define HEAP_SHARDS 256
+#define HEAP_SHARDS 1024
 #define HEAP_MIN_CAP 16 /* small live sets stay in cache */
+/* A table is at most half full up to this many slots (16 KiB: probes stay
+ * short where the memory does not matter), at most 70 % beyond. */
+#define HEAP_ROOMY_CAP 1024
 #define SIZE_SHIFT (ID_BITS + 1)
 #define OWNER_BIT (1ull << ID_BITS)
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
@@ -311,6 +316,7 @@ static void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
 
 struct tl_entry {
 	mt_site_t *site;
+	uint32_t id; /* site's id: a free finds its entry without the site */
 	int64_t bytes, count, allocs, alloc_bytes;
 };
 
@@ -401,8 +407,10 @@ static void blk_destructor(void *arg)
 	struct tl_block *b = arg;
 	block_flush(b);
 	blk_lock(b);
-	for (int i = 0; i < TL_SLOTS; i++)
+	for (int i = 0; i < TL_SLOTS; i++) {
 		b->e[i].site = NULL;
+		b->e[i].id = 0;
+	}
 	blk_unlock(b);
 	tl_blk = NULL;
 	tl_blk_gone = 1;
@@ -444,8 +452,10 @@ static struct tl_block *my_block(void)
 	return b;
 }
 
-/* Adds a heap block's weighted figures (negative for a release). */
-static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+/* heap_count without this thread's block, or to switch the block's entry
+ * to another site. */
+static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t bytes, int64_t count,
+						      bool alloc)
 {
 	struct tl_block *b = my_block();
 	if (!b) {
@@ -464,6 +474,7 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 		blk_lock(b);
 		entry_flush(e);
 		e->site = s;
+		e->id = s->id;
 		blk_unlock(b);
 	}
 	OWN_ADD(e->bytes, bytes);
@@ -475,6 +486,35 @@ static void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 	int64_t live = OWN_ADD(b->live_bytes, bytes);
 	if (live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH)
 		live_flush(b);
+}
+
+/* Adds a heap block's weighted figures into this thread's block: a few
+ * plain stores when its entry already counts for site id. */
+static inline bool heap_count_fast(uint32_t id, int64_t bytes, int64_t count, bool alloc)
+{
+	struct tl_block *b = tl_blk;
+	if (MT_UNLIKELY(!b))
+		return false;
+	struct tl_entry *e = &b->e[id % TL_SLOTS];
+	if (MT_UNLIKELY(e->id != id)) /* ids start at 1: 0 is a free entry */
+		return false;
+	OWN_ADD(e->bytes, bytes);
+	OWN_ADD(e->count, count);
+	if (alloc) {
+		OWN_ADD(e->allocs, count);
+		OWN_ADD(e->alloc_bytes, bytes);
+	}
+	int64_t live = OWN_ADD(b->live_bytes, bytes);
+	if (MT_UNLIKELY(live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH))
+		live_flush(b);
+	return true;
+}
+
+/* Adds a heap block's weighted figures (negative for a release). */
+static inline void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+{
+	if (!heap_count_fast(s->id, bytes, count, alloc))
+		heap_count_slow(s, bytes, count, alloc);
 }
 
 /* What threads still hold, per site id, as a dump last gathered it (under
@@ -537,29 +577,28 @@ void mt__count_untracked(void)
 /* ---- live heap blocks ---- */
 
 /* Blocks that are neighbours on the heap are neighbours in the table: the
- * hash (murmur3's finalizer) is of the 256-byte region, the home slot adds
- * the 16-byte granule within it. Allocation order then walks the table
+ * hash (Fibonacci, one multiply) is of the 256-byte region, the home slot
+ * adds the 16-byte granule within it. Allocation order then walks the table
  * sequentially instead of missing the cache at every call. The top byte of
- * the hash picks the shard. */
+ * the hash picks the shard, the bits below it the home slot. */
 static inline uint64_t ptr_hash(uintptr_t p)
 {
-	uint64_t h = p >> 8;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
+	return (uint64_t)(p >> 8) * 0x9e3779b97f4a7c15ull;
 }
 
 static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
 {
-	return (size_t)(h + ((key >> 4) & 15)) & (cap - 1);
+	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
 }
 
-static inline struct heap_shard *shard_of(uint64_t h)
+/* 64 groups of 16 shards: the 2 MiB chunk picks the group, so threads that
+ * allocate from different arenas mostly lock and write different shards
+ * (no cache line bouncing between their cores); the region hash picks the
+ * shard in the group. */
+static inline struct heap_shard *shard_of(uintptr_t key, uint64_t h)
 {
-	return &heap_shards[h >> 56];
+	uint64_t group = ((uint64_t)(key >> 21) * 0x9e3779b97f4a7c15ull) >> 58;
+	return &heap_shards[group << 4 | h >> 60];
 }
 
 /* Doubles a shard's table; false (table unchanged) when out of memory. */
@@ -648,13 +687,16 @@ static void filter_add(const void *p, int d)
 		;
 }
 
-static void release_meta(uint64_t meta)
+static MT_ALWAYS_INLINE void release_meta(uint64_t meta)
 {
 	uint64_t size = meta >> SIZE_SHIFT, wbytes, wcount;
-	mt_site_t *s = site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
+	uint32_t id = (uint32_t)(meta & ((1u << ID_BITS) - 1));
 	mt__sample_weight(size, &wbytes, &wcount);
+	if (heap_count_fast(id, -(int64_t)wbytes, -(int64_t)wcount, false))
+		return;
+	mt_site_t *s = site_by_id(id);
 	if (s)
-		heap_count(s, -(int64_t)wbytes, -(int64_t)wcount, false);
+		heap_count_slow(s, -(int64_t)wbytes, -(int64_t)wcount, false);
 	else
 		ADD(totals.heap_live_bytes, -wbytes);
 }
@@ -663,13 +705,14 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
 	uint64_t meta = sz << SIZE_SHIFT | (owner ? OWNER_BIT : 0) | site->id;
 	uint64_t stale = 0;
 
 	spin_lock(&sh->lock);
-	if ((sh->count + 1) * 10 > sh->cap * 7 && !heap_grow(sh)) {
+	if ((sh->count + 1) * 10 > sh->cap * (sh->cap <= HEAP_ROOMY_CAP ? 5 : 7) &&
+	    !heap_grow(sh)) {
 		spin_unlock(&sh->lock);
 		mt__count_untracked();
 		return false;
@@ -697,7 +740,7 @@ void mt__heap_prefetch(const void *p)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	const struct heap_shard *sh = shard_of(h);
+	const struct heap_shard *sh = shard_of(key, h);
 	/* read without the lock: only a hint, and a prefetch never faults */
 	const struct heap_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
 	size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
@@ -709,7 +752,7 @@ uint64_t mt__heap_detach(void *p)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 	uint64_t meta = 0;
 
 	spin_lock(&sh->lock);
@@ -736,7 +779,7 @@ void mt__heap_reattach(void *p, uint64_t meta)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 
 	if (!meta)
 		return;
@@ -756,7 +799,7 @@ bool mt__heap_lookup(void *p, uint64_t *meta)
 {
 	uintptr_t key = (uintptr_t)p;
 	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(h);
+	struct heap_shard *sh = shard_of(key, h);
 
 	*meta = 0;
 	spin_lock(&sh->lock);

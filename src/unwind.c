@@ -12,12 +12,16 @@
  * walk records d per return address in a global table; an address seen with
  * two different d is marked variable, one whose frame is the outermost is
  * marked terminal. The fast walk starts at the exact slot of the first
- * return address outside memtrace (memtrace is built with frame pointers),
- * reads RA_k, looks up d, and steps; it gives up to libunwind at any address
- * not known or marked variable, or when a slot would leave this thread's
- * stack. Every 64th fast walk of a thread is checked against libunwind's
- * unw_backtrace of the same stack: a difference marks the addresses involved variable and
- * is counted, so a stack is never silently mis-captured twice.
+ * return address outside memtrace (the hook records its own frame address;
+ * memtrace is built with frame pointers), reads RA_k, looks up d, and steps;
+ * it gives up to libunwind at any address not known or marked variable, or
+ * when a slot would leave this thread's stack. In front of the table, a
+ * per-thread memo of recent stacks (by slot and address) recognises a
+ * repeated stack by reading its return addresses in place, and keeps its
+ * callsite. Every 64th fast walk of a thread is checked against libunwind's
+ * unw_backtrace of the same stack: a difference marks the addresses
+ * involved variable (voiding every memo entry) and is counted, so a stack is
+ * never silently mis-captured twice.
  *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
@@ -31,6 +35,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -50,13 +55,20 @@ struct fsize {
 	uint32_t pad;
 };
 static struct fsize *fs_table;
+static uint32_t fs_gen; /* bumped whenever a known frame size turns out wrong */
 
 #define CHECK_EVERY 64
 
 static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
 
-static uint64_t fast_walks, mismatches;
+/* written every 64th walk: a line of their own, away from what every walk
+ * reads (fs_table, fs_gen, self_lo/hi) */
+static struct {
+	uint64_t fast_walks, mismatches;
+} __attribute__((aligned(MT_CACHELINE))) stats;
+#define fast_walks stats.fast_walks
+#define mismatches stats.mismatches
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -87,12 +99,14 @@ static inline size_t fs_home(uintptr_t ra)
 	return (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS));
 }
 
-static uint32_t fs_get(uintptr_t ra)
+/* Relaxed loads: an entry's address never changes once set, and a size read
+ * early (0, not yet filled) only sends the walk to libunwind. */
+static inline uint32_t fs_get(const struct fsize *t, uintptr_t ra)
 {
 	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
-		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
+		uintptr_t k = __atomic_load_n(&t[i].ra, __ATOMIC_RELAXED);
 		if (k == ra)
-			return __atomic_load_n(&fs_table[i].size, __ATOMIC_ACQUIRE);
+			return __atomic_load_n(&t[i].size, __ATOMIC_RELAXED);
 		if (!k)
 			return 0;
 	}
@@ -114,8 +128,10 @@ static void fs_put(uintptr_t ra, uint32_t size)
 		}
 		if (k == ra) {
 			uint32_t old = __atomic_load_n(&fs_table[i].size, __ATOMIC_ACQUIRE);
-			if (old != size && old != 0)
+			if (old != size && old != 0 && old != FS_VARIABLE) {
 				__atomic_store_n(&fs_table[i].size, FS_VARIABLE, __ATOMIC_RELEASE);
+				__atomic_add_fetch(&fs_gen, 1, __ATOMIC_RELEASE);
+			}
 			return;
 		}
 	}
@@ -146,10 +162,11 @@ static bool stack_bounds(void)
  * pointers. 0 if it cannot be found. */
 static uintptr_t first_slot(void)
 {
+	const uintptr_t lo = tl_stack_lo, hi = tl_stack_hi - 16;
 	uintptr_t *fp = __builtin_frame_address(0);
 	for (int i = 0; i < 16; i++) {
 		uintptr_t f = (uintptr_t)fp;
-		if (f < tl_stack_lo || f + 16 > tl_stack_hi || (f & 7))
+		if (f < lo || f > hi || (f & 7))
 			return 0;
 		if (!in_self(fp[1]))
 			return f + 8;
@@ -158,59 +175,162 @@ static uintptr_t first_slot(void)
 	return 0;
 }
 
-/* The last stack this thread took, with the slot of every frame: a walk
- * that finds the same return addresses at the same slots has the same
- * layout (each frame's size follows from its return address), so it reads
- * them in place, without a table lookup. 512 bytes of static TLS. */
-#define MEMO 16
-static __thread struct {
-	uintptr_t slot[MEMO], ra[MEMO];
-	int n, max;
-} tl_memo __attribute__((tls_model("initial-exec")));
-/* 1 when the last mt__unwind gave exactly the stack before it. */
-static __thread int tl_same __attribute__((tls_model("initial-exec")));
+/* A memo of this thread's recent stacks, set-associative by the slot and
+ * value of the first return address. An entry holds a stack a table walk
+ * took: its return addresses and the slot of each. Finding the same return
+ * addresses at the same slots is finding the same stack (each slot follows
+ * from the addresses below it), so a hit reads the stack in place, a few
+ * instructions per frame and no dependent loads; a stack that matches only
+ * its first frames reads those from the memo and the rest from the table.
+ * An entry is valid while no frame size it used has been found wrong since
+ * (fs_gen). Each entry also keeps one word for the caller (the callsite, in
+ * hook.c). 7 KiB per thread, from the private allocator rather than static
+ * TLS (threads with small stacks), freed at thread exit. */
+#define MEMO_SETS 8
+#define MEMO_WAYS 4
+#define MEMO_DEPTH 16
+struct memo {
+	uintptr_t slot0; /* 0: empty */
+	uint32_t gen;
+	uint32_t used; /* tl_walks at the last use: the least recent goes */
+	uint8_t n, max;
+	void *tag;
+	uintptr_t ra[MEMO_DEPTH];
+	uint32_t off[MEMO_DEPTH]; /* slot of ra[k] - slot0 */
+};
+#define MEMO_BYTES (MEMO_SETS * MEMO_WAYS * sizeof(struct memo))
 
-/* -1: the fast walk cannot tell; else the number of frames. */
-static int fast_walk(uintptr_t slot, uintptr_t *frames, int max)
+static __thread struct memo *tl_memo __attribute__((tls_model("initial-exec")));
+/* 1: no memo for this thread (gone at exit, or none could be made) */
+static __thread int tl_memo_off __attribute__((tls_model("initial-exec")));
+static pthread_key_t memo_key;
+static bool memo_key_ok;
+
+static void memo_destructor(void *m)
 {
-	int n = 0;
-	bool same = tl_memo.n > 0 && tl_memo.max == max && tl_memo.slot[0] == slot;
+	tl_memo = NULL;
+	tl_memo_off = 1; /* later allocations of this thread walk the table */
+	mt__ifree(m, MEMO_BYTES);
+}
+
+static struct memo *memo_make(void)
+{
+	if (tl_memo_off || !memo_key_ok)
+		return NULL;
+	tl_memo_off = 1;
+	struct memo *m = mt__ialloc(MEMO_BYTES); /* zeroed */
+	if (!m)
+		return NULL;
+	if (pthread_setspecific(memo_key, m) != 0) {
+		mt__ifree(m, MEMO_BYTES);
+		return NULL;
+	}
+	tl_memo_off = 0;
+	return tl_memo = m;
+}
+
+/* The entry for a stack whose first return address ra sits at slot: the
+ * one holding it, or the least recently used of its set, emptied. NULL
+ * when the thread has no memo. */
+static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
+{
+	struct memo *m = tl_memo;
+	if (MT_UNLIKELY(!m) && !(m = memo_make()))
+		return NULL;
+	struct memo *set = &m[(((slot ^ ra) * 0x9e3779b97f4a7c15ull) >> 61) * MEMO_WAYS];
+	struct memo *old = set;
+	for (int i = 0; i < MEMO_WAYS; i++) {
+		if (set[i].slot0 == slot && set[i].ra[0] == ra)
+			return &set[i];
+		if (set[i].used < old->used)
+			old = &set[i];
+	}
+	old->slot0 = 0;
+	return old;
+}
+
+/* Walks on from frame n at slot by the frame-size table, into frames and,
+ * below MEMO_DEPTH, into e (if not NULL). -1 when it cannot tell. */
+static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n, int max,
+		      struct memo *e)
+{
+	const struct fsize *t = fs_table;
+	const uintptr_t hi = tl_stack_hi - 8;
 	while (n < max) {
-		if (slot < tl_stack_lo || slot + 8 > tl_stack_hi)
-			goto unknown;
+		if (slot > hi)
+			return -1;
 		uintptr_t ra = *(const uintptr_t *)slot;
-		if (same && ra == tl_memo.ra[n]) {
-			frames[n++] = ra;
-			if (n == tl_memo.n) {
-				tl_same = 1;
-				return n; /* the whole stack is the last one */
-			}
-			slot = tl_memo.slot[n];
-			continue;
-		}
-		same = false;
-		uint32_t d = fs_get(ra);
+		uint32_t d = fs_get(t, ra);
 		if (d == 0 || d == FS_VARIABLE)
-			goto unknown;
-		if (n < MEMO) {
-			tl_memo.slot[n] = slot;
-			tl_memo.ra[n] = ra;
+			return -1;
+		frames[n] = ra;
+		if (e && n < MEMO_DEPTH) {
+			e->ra[n] = ra;
+			e->off[n] = (uint32_t)(slot - slot0);
 		}
-		frames[n++] = ra;
+		n++;
 		if (d == FS_TERMINAL)
 			break;
 		slot += d;
 	}
-	tl_memo.n = n <= MEMO ? n : 0;
-	tl_memo.max = max;
 	return n;
-unknown:
-	tl_memo.n = 0; /* partly overwritten: no longer one stack */
-	return -1;
+}
+
+/* -1: the fast walk cannot tell; else the number of frames, with *tag (if
+ * tag is not NULL) set when the memo holds exactly this stack. frames is
+ * filled unless **tag is not NULL. */
+static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
+{
+	if (slot0 > tl_stack_hi - 8)
+		return -1;
+	uintptr_t ra0 = *(const uintptr_t *)slot0;
+	struct memo *e = memo_of(slot0, ra0);
+	if (!e)
+		return table_walk(slot0, slot0, frames, 0, max, NULL);
+	e->used = tl_walks;
+	uint32_t gen = __atomic_load_n(&fs_gen, __ATOMIC_ACQUIRE);
+	int k = 0;
+	if (e->slot0 == slot0 && e->max == max && e->gen == gen) {
+		/* the slots were inside this thread's stack when the entry
+		 * was made, and the stack has not moved */
+		int n = e->n;
+		uintptr_t diff = 0;
+#pragma GCC unroll 4
+		for (int i = 0; i < n; i++)
+			diff |= *(const uintptr_t *)(slot0 + e->off[i]) ^ e->ra[i];
+		if (!diff) {
+			if (tag) {
+				*tag = &e->tag;
+				if (e->tag)
+					return n;
+			}
+			memcpy(frames, e->ra, (size_t)n * sizeof(*frames));
+			return n;
+		}
+		while (*(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
+			k++;
+		memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
+	} else {
+		e->slot0 = slot0;
+	}
+	e->tag = NULL;
+	e->n = 0; /* partly rewritten: not a stack until complete */
+	e->gen = gen;
+	uintptr_t slot = k ? slot0 + e->off[k] : slot0;
+	int n = table_walk(slot0, slot, frames, k, max, max <= MEMO_DEPTH ? e : NULL);
+	if (n < 0 || max > MEMO_DEPTH) {
+		e->slot0 = 0;
+		return n;
+	}
+	e->n = (uint8_t)n;
+	e->max = (uint8_t)max;
+	if (tag)
+		*tag = &e->tag;
+	return n;
 }
 
 /* libunwind's walk, teaching the frame-size table as it goes. */
-static int slow_walk(uintptr_t *frames, int max)
+static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 {
 	unw_context_t uc;
 	unw_cursor_t c;
@@ -274,45 +394,54 @@ void mt__unwind_init(void)
 	if (dladdr((void *)mt__unwind_init, &info) && info.dli_fbase)
 		dl_iterate_phdr(find_self, info.dli_fbase);
 	fs_table = mt__map(FS_CAP * sizeof(*fs_table));
+	memo_key_ok = pthread_key_create(&memo_key, memo_destructor) == 0;
 	/* per-thread caches: no global lock, no signal masking per step */
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	/* warm up: libunwind builds its caches and resolves its own symbols
 	 * here, not inside the program's first hot allocation */
-	(void)mt__unwind(frames, 4);
+	(void)mt__unwind(frames, 4, 0, NULL);
 }
 
-int mt__unwind_same(void)
+/* The periodic check: the fast walk, then the same stack by libunwind's own
+ * cached backtrace. */
+static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *frames, int max)
 {
-	return tl_same;
+	int n = fast_walk(slot, frames, max, NULL);
+	if (n < 0)
+		return slow_walk(frames, max);
+	uintptr_t check[MT_MAX_FRAMES];
+	int m = backtrace_walk(check, max);
+	__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
+	bool same = m == n;
+	for (int i = 0; same && i < n; i++)
+		same = check[i] == frames[i];
+	if (same)
+		return n;
+	__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
+	/* marks them variable: every memo entry made with their sizes is void
+	 * (fs_gen) */
+	for (int i = 0; i < n; i++)
+		fs_put(frames[i], FS_VARIABLE);
+	for (int i = 0; i < m; i++)
+		frames[i] = check[i];
+	return m;
 }
 
-int mt__unwind(uintptr_t *frames, int max)
+int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag)
 {
-	tl_same = 0;
-	if (fs_table && stack_bounds()) {
-		uintptr_t slot = first_slot();
-		int n = slot ? fast_walk(slot, frames, max) : -1;
-		if (n >= 0) {
-			if (++tl_walks % CHECK_EVERY)
+	if (tag)
+		*tag = NULL;
+	if (MT_LIKELY(fs_table != NULL) && stack_bounds()) {
+		uintptr_t slot = hint >= tl_stack_lo && hint <= tl_stack_hi - 8 && !(hint & 7) &&
+						 !in_self(*(const uintptr_t *)hint)
+					 ? hint
+					 : first_slot();
+		if (slot && MT_LIKELY(++tl_walks % CHECK_EVERY)) {
+			int n = fast_walk(slot, frames, max, tag);
+			if (n >= 0)
 				return n;
-			/* the periodic check: the same stack, by libunwind's own
-			 * cached backtrace */
-			uintptr_t check[MT_MAX_FRAMES];
-			int m = backtrace_walk(check, max);
-			__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
-			bool same = m == n;
-			for (int i = 0; same && i < n; i++)
-				same = check[i] == frames[i];
-			if (same)
-				return n;
-			__atomic_add_fetch(&mismatches, 1, __ATOMIC_RELAXED);
-			tl_same = 0;
-			tl_memo.n = 0;
-			for (int i = 0; i < n; i++)
-				fs_put(frames[i], FS_VARIABLE);
-			for (int i = 0; i < m; i++)
-				frames[i] = check[i];
-			return m;
+		} else if (slot) {
+			return checked_walk(slot, frames, max);
 		}
 	}
 	return slow_walk(frames, max);
