@@ -346,14 +346,15 @@ static inline bool unsampled(size_t size)
 
 /* ---- the malloc family ---- */
 
-EXPORT void *malloc(size_t size)
+/* The hooks' common paths are out of line so that the sampling fast paths
+ * before them stay small: no frame, no saved registers. */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
 	if (MT_UNLIKELY(resolve_state != RES_DONE)) {
 		if (tl_resolving)
 			return pool_alloc(size, 16);
 		resolve();
 	}
-	/* sampling: an unsampled call costs one counter update, no more */
 	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
 		return real.m.malloc(size);
 	if (!ENTER())
@@ -362,6 +363,18 @@ EXPORT void *malloc(size_t size)
 	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
 	return p;
+}
+
+EXPORT void *malloc(size_t size)
+{
+	/* sampling: an unsampled call costs one counter update, no more (the
+	 * mean is set, and the counter positive, only once the real functions
+	 * are resolved and sampling set up) */
+	if (mt__sample_mean && mt__tl_sample_left > (int64_t)size && !tl_busy) {
+		mt__tl_sample_left -= (int64_t)size;
+		return real.m.malloc(size);
+	}
+	return malloc_slow(size);
 }
 
 /* Forgets a block and returns the backend that owns it. */
@@ -374,7 +387,7 @@ static const mt_backend_t *forget(void *p)
 	return meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 }
 
-EXPORT void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (!p || in_pool(p))
 		return;
@@ -386,6 +399,18 @@ EXPORT void free(void *p)
 		return;
 	}
 	real.m.free(p);
+}
+
+EXPORT void free(void *p)
+{
+	/* sampling: a block the filter says was never recorded goes straight
+	 * to the system (the pool's blocks are never in the filter either, but
+	 * must not reach it) */
+	if (mt__sample_mean && !mt__maybe_recorded(p) && !in_pool(p) && init_state == INIT_READY) {
+		real.m.free(p);
+		return;
+	}
+	free_slow(p);
 }
 
 EXPORT void cfree(void *p)

@@ -110,8 +110,18 @@ MT_HIDDEN uint64_t mt__heap_detach(void *p);
 MT_HIDDEN void mt__heap_release(uint64_t meta);
 MT_HIDDEN void mt__heap_reattach(void *p, uint64_t meta);
 /* In sampling mode: false when p is surely not a recorded block (a
- * counting filter read without a lock); true when it may be. */
-MT_HIDDEN bool mt__maybe_recorded(const void *p);
+ * counting filter read without a lock); true when it may be. Inline: every
+ * free of an unsampled block asks. */
+#define MT_FILTER_BITS 16
+extern uint8_t mt__filter[1u << MT_FILTER_BITS] MT_HIDDEN;
+static inline size_t mt__filter_slot(const void *p)
+{
+	return (size_t)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - MT_FILTER_BITS));
+}
+static inline bool mt__maybe_recorded(const void *p)
+{
+	return __atomic_load_n(&mt__filter[mt__filter_slot(p)], __ATOMIC_RELAXED) != 0;
+}
 /* The entry of a live block, left in place; false when not tracked. */
 MT_HIDDEN bool mt__heap_lookup(void *p, uint64_t *meta);
 /* The callsite an entry was recorded at (NULL if unknown). */

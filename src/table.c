@@ -346,17 +346,17 @@ static void blk_unlock(struct tl_block *b)
 /* Moves an entry's counts into its site; the block's lock is held. */
 /* Only the owning thread writes its block's figures: plain stores (relaxed
  * atomics, so that a dump may read them at any time), no lock prefix. */
-#define OWN_ADD(x, v)                                                          \
-	({                                                                     \
+#define OWN_ADD(x, v)                                                             \
+	({                                                                        \
 		__typeof__(x) n_ = __atomic_load_n(&(x), __ATOMIC_RELAXED) + (v); \
-		__atomic_store_n(&(x), n_, __ATOMIC_RELAXED);                  \
-		n_;                                                            \
+		__atomic_store_n(&(x), n_, __ATOMIC_RELAXED);                     \
+		n_;                                                               \
 	})
-#define OWN_TAKE(x)                                                            \
-	({                                                                     \
-		__typeof__(x) v_ = __atomic_load_n(&(x), __ATOMIC_RELAXED);    \
-		__atomic_store_n(&(x), 0, __ATOMIC_RELAXED);                   \
-		v_;                                                            \
+#define OWN_TAKE(x)                                                         \
+	({                                                                  \
+		__typeof__(x) v_ = __atomic_load_n(&(x), __ATOMIC_RELAXED); \
+		__atomic_store_n(&(x), 0, __ATOMIC_RELAXED);                \
+		v_;                                                         \
 	})
 
 /* Moves an entry's counts into its site: the owning thread only, with the
@@ -662,18 +662,9 @@ int mt__meta_owner(uint64_t meta)
 
 /* Sampling mode: a counting filter over recorded blocks' addresses, so that
  * free() of the many unsampled blocks skips the table. */
-#define FILTER_BITS 16
-static uint8_t filter[1u << FILTER_BITS];
-
-static inline size_t filter_slot(const void *p)
-{
-	return (size_t)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - FILTER_BITS));
-}
-
-bool mt__maybe_recorded(const void *p)
-{
-	return __atomic_load_n(&filter[filter_slot(p)], __ATOMIC_RELAXED) != 0;
-}
+uint8_t mt__filter[1u << MT_FILTER_BITS];
+#define filter mt__filter
+#define filter_slot mt__filter_slot
 
 static void filter_add(const void *p, int d)
 {
