@@ -663,14 +663,12 @@ int mt__meta_owner(uint64_t meta)
 /* Sampling mode: a counting filter over recorded blocks' addresses, so that
  * free() of the many unsampled blocks skips the table. */
 uint8_t mt__filter[1u << MT_FILTER_BITS];
-#define filter mt__filter
-#define filter_slot mt__filter_slot
 
 static void filter_add(const void *p, int d)
 {
 	if (!mt__sample_mean)
 		return;
-	uint8_t *f = &filter[filter_slot(p)];
+	uint8_t *f = &mt__filter[mt__filter_slot(p)];
 	uint8_t old = __atomic_load_n(f, __ATOMIC_RELAXED);
 	/* a saturated counter stays set: a false "maybe", never a miss */
 	while (old != 255 && !__atomic_compare_exchange_n(f, &old, (uint8_t)(old + d), true,
