@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * footprint.c - N live blocks of 32 B spread over SITES callsites (distinct
- * stacks through 9 levels of base-4 call sites), then one pass of churn over
+ * stacks through 10 levels of base-4 call sites, up to 4^10), then one pass of churn over
  * them timed per operation. With HOLDUP set, a second thread keeps
  * allocating and freeing and reports the longest single malloc+free while
  * the main thread asks for a snapshot (mt_snapshot) every 100 ms.
@@ -35,7 +35,7 @@ static void level(int depth, unsigned long site, unsigned long i);
 #define NEXT level(depth + 1, site / 4, i)
 static void __attribute__((noinline)) level(int depth, unsigned long site, unsigned long i)
 {
-	if (depth == 9) {
+	if (depth == 10) {
 		blocks[i] = malloc(32);
 		return;
 	}
@@ -80,8 +80,8 @@ int main(int argc, char **argv)
 	unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
 	nsites = argc > 2 ? strtoul(argv[2], NULL, 10) : 50000;
 	int holdup = argc > 3;
-	if (nsites < 1 || nsites > (1ul << 18))
-		nsites = 1ul << 18;
+	if (nsites < 1 || nsites > (1ul << 20))
+		nsites = 1ul << 20;
 	blocks = calloc(n, sizeof(*blocks));
 	for (unsigned long i = 0; i < n; i++)
 		level(0, i % nsites, i);

@@ -10,7 +10,7 @@ Then: 2-thread throughput against 1 thread, memtrace's bytes per live
 allocation, how long a dump holds up an allocating thread, and how time per
 operation scales with live blocks and with callsites.
 
-  python3 tools/bench/overhead.py [--reps N] [--quick] [--no-scaling]
+  python3 tools/bench/overhead.py [--reps N] [--quick] [--no-scaling|--only-scaling]
 """
 import argparse
 import os
@@ -128,13 +128,33 @@ def footprint(args):
     return one, env, bare
 
 
+def scaling(a, one, env, bare):
+    """Time per free+malloc as live blocks and callsites grow."""
+    print("\ntime per free+malloc, ns (bare / memtrace exact):")
+    for live in ([1000, 100000, 1000000] if a.quick else [1000, 100000, 1000000, 10000000]):
+        b, t = one(bare, live, 1000), one(env, live, 1000)
+        print(f"  {live:>9} live blocks, 1000 callsites: {float(b['ns_per_op']):7.1f} / "
+              f"{float(t['ns_per_op']):7.1f}")
+    for sites in [10, 1000, 100000] + ([] if a.quick else [1000000]):
+        live = max(300000, sites)  # every callsite holds a block
+        b, t = one(bare, live, sites), one(env, live, sites)
+        print(f"  {live:>9} live blocks, {sites:>7} callsites: {float(b['ns_per_op']):7.1f} / "
+              f"{float(t['ns_per_op']):7.1f}")
+
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="smaller workloads")
     ap.add_argument("--no-scaling", action="store_true")
+    ap.add_argument("--only-scaling", action="store_true",
+                    help="only the scaling with live blocks and callsites")
     a = ap.parse_args()
     subprocess.run(["ninja", "-C", B], check=True, stdout=subprocess.DEVNULL)
+    if a.only_scaling:
+        scaling(a, *footprint(a))
+        return
     have_ht = shutil.which("heaptrack") is not None
     if not have_ht:
         print("heaptrack not found (apt-get install heaptrack): its column is left out")
@@ -181,16 +201,7 @@ def main():
           f"{float(h['max_stall_us']) / 1000:.2f} ms at most")
     if a.no_scaling:
         return
-    print("\ntime per free+malloc, ns (bare / memtrace exact):")
-    for live in ([1000, 100000, 1000000] if a.quick else [1000, 100000, 1000000, 10000000]):
-        b, t = one(bare, live, 1000), one(env, live, 1000)
-        print(f"  {live:>9} live blocks, 1000 callsites: {float(b['ns_per_op']):7.1f} / "
-              f"{float(t['ns_per_op']):7.1f}")
-    for sites in [10, 1000, 100000, 262144]:
-        b, t = one(bare, 300000, sites), one(env, 300000, sites)
-        print(f"  300000 live blocks, {sites:>6} callsites: {float(b['ns_per_op']):7.1f} / "
-              f"{float(t['ns_per_op']):7.1f}")
-
+    scaling(a, *footprint(a))
 
 if __name__ == "__main__":
     sys.exit(main())
