@@ -6,7 +6,9 @@
  * levels of (non-inlined) functions. The two ways at each level call the
  * same function with the same arguments, and the compiler merges them: the
  * program has two distinct allocating stacks (malloc and realloc), not the
- * few dozen the levels suggest.
+ * few dozen the levels suggest. Built with -DCHURN_PATHS (the churn-paths
+ * benchmark), the two ways stay apart and the six levels the operation
+ * number chooses give 64 call paths: 128 distinct allocating stacks.
  *   churn [OPS [THREADS]]      prints a checksum
  */
 #include <pthread.h>
@@ -48,6 +50,20 @@ static void __attribute__((noinline)) op(work_t *w, uint64_t i)
 }
 
 /* ten levels, two ways each: the path depends on the operation number */
+#ifdef CHURN_PATHS
+/* an instruction after one of the calls keeps the two calls apart */
+#define LEVEL(n, next_a, next_b)                                              \
+	static void __attribute__((noinline)) n(work_t *w, uint64_t i, int k) \
+	{                                                                     \
+		if ((i >> k) & 1) {                                           \
+			next_a(w, i, k + 1);                                  \
+			__asm__ volatile("nop" ::: "memory");                 \
+		} else {                                                      \
+			next_b(w, i, k + 1);                                  \
+		}                                                             \
+		__asm__ volatile("" ::: "memory");                            \
+	}
+#else
 #define LEVEL(n, next_a, next_b)                                              \
 	static void __attribute__((noinline)) n(work_t *w, uint64_t i, int k) \
 	{                                                                     \
@@ -57,6 +73,7 @@ static void __attribute__((noinline)) op(work_t *w, uint64_t i)
 			next_b(w, i, k + 1);                                  \
 		__asm__ volatile("" ::: "memory");                            \
 	}
+#endif
 static void __attribute__((noinline)) leaf(work_t *w, uint64_t i, int k)
 {
 	(void)k;

@@ -169,6 +169,8 @@ def main():
     workloads = [
         (f"C churn {ops // 1000000}M ops, 1 thread", [churn, str(ops), "1"], None, {}),
         (f"C churn {ops // 1000000}M ops, 2 threads", [churn, str(ops), "2"], None, {}),
+        # the same work from 128 distinct stacks instead of 2
+        (f"C churn {ops // 1000000}M ops, 64 paths", [churn + "-paths", str(ops), "1"], None, {}),
         ("Python objects (PYTHONMALLOC=malloc)", [py, pyfile], None, {"PYTHONMALLOC": "malloc"}),
         ("sqlite3 300k rows, 2 indexes", ["sqlite3", ":memory:"], SQL.encode(), {}),
         ("C++ map/string/vector", [os.path.join(BENCH, "cxxload"), "10" if a.quick else "40"], None, {}),
