@@ -18,10 +18,12 @@
  * when a slot would leave this thread's stack. In front of the table, a
  * per-thread memo of recent stacks (by slot and address) recognises a
  * repeated stack by reading its return addresses in place, and keeps its
- * callsite. Every 64th fast walk of a thread is checked against libunwind's
- * unw_backtrace of the same stack: a difference marks the addresses
- * involved variable (voiding every memo entry) and is counted, so a stack is
- * never silently mis-captured twice.
+ * callsite; stacks that share their first frame (every allocation through
+ * operator new, or one wrapper) go on to a second memo, keyed by what their
+ * stack holds at the first one's slots. Every 64th fast walk of a thread is
+ * checked against libunwind's unw_backtrace of the same stack: a difference
+ * marks the addresses involved variable (voiding every memo entry) and is
+ * counted, so a stack is never silently mis-captured twice.
  *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
@@ -195,22 +197,34 @@ struct memo {
 	uint32_t used; /* tl_walks at the last use: the least recent goes */
 	uint8_t n, max;
 	void *tag;
+	uint64_t key; /* in the second memo: what it is filed under */
 	uintptr_t ra[MEMO_DEPTH];
 	uint32_t off[MEMO_DEPTH]; /* slot of ra[k] - slot0 */
 };
 #define MEMO_BYTES (MEMO_SETS * MEMO_WAYS * sizeof(struct memo))
+/* The second memo: made at a thread's first stack that shares its first
+ * frame with another one, 59 KiB. */
+#define ALT_SET_BITS 6
+#define ALT_BYTES ((1u << ALT_SET_BITS) * MEMO_WAYS * sizeof(struct memo))
 
 static __thread struct memo *tl_memo __attribute__((tls_model("initial-exec")));
+static __thread struct memo *tl_alt __attribute__((tls_model("initial-exec")));
 /* 1: no memo for this thread (gone at exit, or none could be made) */
 static __thread int tl_memo_off __attribute__((tls_model("initial-exec")));
+static __thread int tl_alt_off __attribute__((tls_model("initial-exec")));
 static pthread_key_t memo_key;
 static bool memo_key_ok;
 
+/* Runs in the exiting thread, which still has its own tl_alt. */
 static void memo_destructor(void *m)
 {
 	tl_memo = NULL;
 	tl_memo_off = 1; /* later allocations of this thread walk the table */
 	mt__ifree(m, MEMO_BYTES);
+	if (tl_alt)
+		mt__ifree(tl_alt, ALT_BYTES);
+	tl_alt = NULL;
+	tl_alt_off = 1;
 }
 
 static struct memo *memo_make(void)
@@ -276,6 +290,83 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 	return n;
 }
 
+/* A hit: the stack entry e holds, n frames. */
+static MT_ALWAYS_INLINE int memo_hit(struct memo *e, int n, uintptr_t *frames, void ***tag)
+{
+	if (tag) {
+		*tag = &e->tag;
+		if (e->tag)
+			return n;
+	}
+	memcpy(frames, e->ra, (size_t)n * sizeof(*frames));
+	return n;
+}
+
+static struct memo *alt_make(void)
+{
+	if (tl_alt_off)
+		return NULL;
+	tl_alt_off = 1;
+	if (!(tl_alt = mt__ialloc(ALT_BYTES))) /* zeroed */
+		return NULL;
+	tl_alt_off = 0;
+	return tl_alt;
+}
+
+/* A stack that starts as e's (a valid entry) does but differs from frame k
+ * on: looked up in the second memo under the addresses it now holds at e's
+ * slots (for stacks of the same shape, its own return addresses), and on a
+ * miss walked by the table from frame k into the least recently used way.
+ * A hit is checked in place against the entry's own slots, so the key only
+ * decides where to look, never what is found. -1 when the table cannot
+ * tell. */
+static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, int k,
+					      uintptr_t *frames, int max, uint32_t gen, void ***tag)
+{
+	struct memo *alt = tl_alt;
+	if (!alt && !(alt = alt_make()))
+		return -2;
+	uint64_t key = slot0;
+	for (int i = 0; i < e->n; i++)
+		key = ((key << 7) | (key >> 57)) ^ *(const uintptr_t *)(slot0 + e->off[i]);
+	key *= 0x9e3779b97f4a7c15ull;
+	struct memo *set = &alt[(key >> (64 - ALT_SET_BITS)) * MEMO_WAYS], *old = set;
+	for (int w = 0; w < MEMO_WAYS; w++) {
+		struct memo *a = &set[w];
+		if (a->key == key && a->slot0 == slot0 && a->gen == gen && a->max == max) {
+			uintptr_t diff = 0;
+			for (int i = 0; i < a->n; i++)
+				diff |= *(const uintptr_t *)(slot0 + a->off[i]) ^ a->ra[i];
+			if (!diff) {
+				a->used = tl_walks;
+				return memo_hit(a, a->n, frames, tag);
+			}
+		}
+		if (a->used < old->used)
+			old = &set[w];
+	}
+	struct memo *a = old;
+	a->slot0 = slot0;
+	a->key = key;
+	a->gen = gen;
+	a->used = tl_walks;
+	a->tag = NULL;
+	a->n = 0;
+	memcpy(a->ra, e->ra, (size_t)k * sizeof(a->ra[0]));
+	memcpy(a->off, e->off, (size_t)k * sizeof(a->off[0]));
+	memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
+	int n = table_walk(slot0, slot0 + e->off[k], frames, k, max, a);
+	if (n < 0) {
+		a->slot0 = 0;
+		return n;
+	}
+	a->n = (uint8_t)n;
+	a->max = (uint8_t)max;
+	if (tag)
+		*tag = &a->tag;
+	return n;
+}
+
 /* -1: the fast walk cannot tell; else the number of frames, with *tag (if
  * tag is not NULL) set when the memo holds exactly this stack. frames is
  * filled unless **tag is not NULL. */
@@ -298,17 +389,14 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 #pragma GCC unroll 4
 		for (int i = 0; i < n; i++)
 			diff |= *(const uintptr_t *)(slot0 + e->off[i]) ^ e->ra[i];
-		if (!diff) {
-			if (tag) {
-				*tag = &e->tag;
-				if (e->tag)
-					return n;
-			}
-			memcpy(frames, e->ra, (size_t)n * sizeof(*frames));
-			return n;
-		}
+		if (!diff)
+			return memo_hit(e, n, frames, tag);
 		while (*(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
 			k++;
+		/* e stays: it is what the second memo's keys are read by */
+		int m = alt_walk(e, slot0, k, frames, max, gen, tag);
+		if (m != -2)
+			return m;
 		memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
 	} else {
 		e->slot0 = slot0;

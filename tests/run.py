@@ -1347,6 +1347,20 @@ def case_unwind_cache():
             counts[key] = counts.get(key, 0) + s["count"]
     eq(counts, {"a": 1000, "b": 2000}, "blocks per caller through a variable frame")
     expect_site(show_json(only_snapshot(d)), "frames.c", "deep", 500 * 16, 500)
+    # 64 stacks of one depth sharing their first frames: each its own
+    paths = line_of("frames.c", "paths")
+    wa, wb = line_of("frames.c", "way_a"), line_of("frames.c", "way_b")
+    per_path = {}
+    for s in js["stats"]:
+        tb = s["traceback"]
+        if tb and tb[0].startswith(f"{paths[0]}:{paths[1]} "):
+            ways = "".join("a" if t.startswith(f"{wa[0]}:{wa[1]} ") else "b"
+                           for t in tb if t.startswith((f"{wa[0]}:{wa[1]} ", f"{wb[0]}:{wb[1]} ")))
+            per_path[ways] = per_path.get(ways, 0) + s["count"]
+    eq(len(per_path), 64, "64 distinct paths")
+    eq(sorted(set(per_path.values())), [50], "50 blocks on every path")
+    eq(sorted(per_path), sorted(f"{p:06b}".replace("1", "a").replace("0", "b") for p in range(64)),
+       "every path by its ways")
     t = js["totals"]
     check(t["fast_unwinds"] > 0, "the frame-size cache served some stacks")
     eq(t["unwind_mismatches"], 0, "no fast walk disagreed with libunwind")

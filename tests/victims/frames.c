@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Stacks the frame-size cache must not confuse: a caller with a variable
  * frame (alloca of changing size) reached from two different functions, and
- * deep recursion. Each allocation's traceback must be exact. */
+ * deep recursion, and 64 paths of one depth that share their first frames
+ * (the second memo). Each allocation's traceback must be exact. */
 #include <alloca.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,20 @@ static void __attribute__((noinline)) recurse(int depth)
 	__asm__ volatile("" ::: "memory");
 }
 
+/* six levels, two ways each: path p takes way a where its bit is set */
+static void __attribute__((noinline)) ways(int depth, unsigned p)
+{
+	if (depth == 0) {
+		sink = malloc(24); /* @paths */
+		return;
+	}
+	if (p & 1)
+		ways(depth - 1, p >> 1); /* @way_a */
+	else
+		ways(depth - 1, p >> 1); /* @way_b */
+	__asm__ volatile("" ::: "memory");
+}
+
 int main(void)
 {
 	for (int i = 0; i < 3000; i++) {
@@ -55,6 +70,9 @@ int main(void)
 	}
 	for (int i = 0; i < 500; i++)
 		recurse(40);
+	/* every path 50 times, in a scattered order */
+	for (unsigned i = 0; i < 64 * 50; i++)
+		ways(6, (i * 37) % 64);
 	printf("frames ok\n");
 	return 0;
 }
