@@ -97,6 +97,7 @@ static void *pool_alloc(size_t size, size_t align)
 	} while (!__atomic_compare_exchange_n(&pool_used, &old, end, true, __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));
 	*(size_t *)(pool + start - 16) = size;
+	mt__filter_pin(pool + start); /* free() sends it to free_slow */
 	return pool + start;
 }
 
@@ -404,9 +405,9 @@ static __attribute__((noinline)) void free_slow(void *p)
 EXPORT void free(void *p)
 {
 	/* sampling: a block the filter says was never recorded goes straight
-	 * to the system (the pool's blocks are never in the filter either, but
-	 * must not reach it) */
-	if (mt__sample_mean && !mt__maybe_recorded(p) && !in_pool(p) && init_state == INIT_READY) {
+	 * to the system (the mean is set only once the real functions are
+	 * resolved; the pool's blocks are pinned in the filter, never sent) */
+	if (mt__sample_mean && !mt__maybe_recorded(p)) {
 		real.m.free(p);
 		return;
 	}

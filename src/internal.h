@@ -122,6 +122,9 @@ static inline bool mt__maybe_recorded(const void *p)
 {
 	return __atomic_load_n(&mt__filter[mt__filter_slot(p)], __ATOMIC_RELAXED) != 0;
 }
+/* Marks p "maybe recorded" for good (a saturated counter): the bootstrap
+ * pool's blocks, which free() must never hand to the system. */
+MT_HIDDEN void mt__filter_pin(const void *p);
 /* The entry of a live block, left in place; false when not tracked. */
 MT_HIDDEN bool mt__heap_lookup(void *p, uint64_t *meta);
 /* The callsite an entry was recorded at (NULL if unknown). */

@@ -664,6 +664,11 @@ int mt__meta_owner(uint64_t meta)
  * free() of the many unsampled blocks skips the table. */
 uint8_t mt__filter[1u << MT_FILTER_BITS];
 
+void mt__filter_pin(const void *p)
+{
+	__atomic_store_n(&mt__filter[mt__filter_slot(p)], 255, __ATOMIC_RELAXED);
+}
+
 static void filter_add(const void *p, int d)
 {
 	if (!mt__sample_mean)
