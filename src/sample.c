@@ -29,13 +29,21 @@ void mt__sample_init(void)
 				   : mt__now_ns(CLOCK_MONOTONIC) | 1;
 }
 
+/* splitmix64's finalizer: nearby seeds give unrelated streams */
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
 /* xorshift64*: a thread's stream, seeded from the seed and a thread number
  * (with MEMTRACE_SAMPLE_SEED the first thread's draws are reproducible). */
 static double uniform(void)
 {
 	if (!tl_rng)
-		tl_rng = (seed + 0x9e3779b97f4a7c15ull *
-					 __atomic_add_fetch(&thread_no, 1, __ATOMIC_RELAXED)) |
+		tl_rng = mix(seed + 0x9e3779b97f4a7c15ull *
+					    __atomic_add_fetch(&thread_no, 1, __ATOMIC_RELAXED)) |
 			 1;
 	tl_rng ^= tl_rng >> 12;
 	tl_rng ^= tl_rng << 25;
