@@ -2,14 +2,16 @@
 /*
  * churn.c - the allocation-heavy workload of the benchmark: OPS malloc/free
  * operations per thread on random sizes 8..512 B, a live window of 4096
- * blocks per thread, one realloc in eight, every call made through ten
+ * blocks per thread (or WINDOW), one realloc in eight, every call made through ten
  * levels of (non-inlined) functions. The two ways at each level call the
  * same function with the same arguments, and the compiler merges them: the
  * program has two distinct allocating stacks (malloc and realloc), not the
  * few dozen the levels suggest. Built with -DCHURN_PATHS (the churn-paths
  * benchmark), the two ways stay apart and the six levels the operation
  * number chooses give 64 call paths: 128 distinct allocating stacks.
- *   churn [OPS [THREADS]]      prints a checksum
+ *   churn [OPS [THREADS [WINDOW [keep]]]]      prints a checksum
+ * With "keep" the window stays allocated at exit, for the at-exit snapshot
+ * (the sampling accuracy check of the benchmark).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -17,12 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINDOW 4096
-
 typedef struct {
-	uint64_t ops, seed, sum;
-	void *live[WINDOW];
+	uint64_t ops, seed, sum, window;
+	void **live;
 } work_t;
+
+static int keep;
 
 static uint64_t next(uint64_t *s)
 {
@@ -35,7 +37,7 @@ static uint64_t next(uint64_t *s)
 static void __attribute__((noinline)) op(work_t *w, uint64_t i)
 {
 	uint64_t r = next(&w->seed);
-	size_t slot = r % WINDOW, size = 8 + (r >> 20) % 505;
+	size_t slot = r % w->window, size = 8 + (r >> 20) % 505;
 	if (w->live[slot] && (r >> 40) % 8 == 0) {
 		char *p = realloc(w->live[slot], size);
 		p[0] = (char)i;
@@ -96,7 +98,7 @@ static void *run(void *arg)
 	work_t *w = arg;
 	for (uint64_t i = 0; i < w->ops; i++)
 		l0(w, i % 64, 0);
-	for (int i = 0; i < WINDOW; i++)
+	for (uint64_t i = 0; i < w->window && !keep; i++)
 		free(w->live[i]);
 	return NULL;
 }
@@ -105,13 +107,18 @@ int main(int argc, char **argv)
 {
 	uint64_t ops = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
 	int threads = argc > 2 ? atoi(argv[2]) : 1;
-	if (threads < 1 || threads > 64)
+	uint64_t window = argc > 3 ? strtoull(argv[3], NULL, 10) : 4096;
+	keep = argc > 4 && strcmp(argv[4], "keep") == 0;
+	if (threads < 1 || threads > 64 || window < 1 || window > (1ull << 28))
 		return 1;
 	work_t *w = calloc((size_t)threads, sizeof(*w));
 	pthread_t t[64];
 	for (int i = 0; i < threads; i++) {
 		w[i].ops = ops / (uint64_t)threads;
 		w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+		w[i].window = window;
+		if (!(w[i].live = calloc(window, sizeof(void *))))
+			return 1;
 		pthread_create(&t[i], NULL, run, &w[i]);
 	}
 	uint64_t sum = 0;
@@ -121,6 +128,8 @@ int main(int argc, char **argv)
 	}
 	printf("churn %llu ops, %d threads, checksum %llu\n", (unsigned long long)ops, threads,
 	       (unsigned long long)sum);
+	for (int i = 0; i < threads && !keep; i++)
+		free(w[i].live);
 	free(w);
 	return 0;
 }
