@@ -959,6 +959,10 @@ void mt__totals_get(mt_totals_t *t)
 	for (size_t i = 0; i < MT_TOTALS_N; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	t->heap_live_bytes += (uint64_t)pend_live;
+	/* the peak misses what threads have pending, the live figure not */
+	raise_peak(&totals.heap_peak_bytes, t->heap_live_bytes);
+	if (t->heap_peak_bytes < t->heap_live_bytes)
+		t->heap_peak_bytes = t->heap_live_bytes;
 	mt__sites_foreach(sum_heap_site, t);
 	t->heap_free_count = t->heap_alloc_count - t->heap_live_count;
 	mt__unwind_stats(&t->fast_unwinds, &t->unwind_mismatches);
@@ -996,6 +1000,8 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	c[2] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
 	c[3] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
 	c[4] = (uint64_t)LOAD(s->peak_bytes);
+	if (c[4] < c[0]) /* pending bytes not yet seen by the peak */
+		c[4] = c[0];
 }
 
 /* ---- fork ---- */

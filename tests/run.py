@@ -299,6 +299,9 @@ def case_demo():
     rows = [l for l in text.splitlines() if l.startswith(demo_c)]
     eq(rows[0], f"{demo_c}:{leak}: size=93.8 KiB, count=1000, average=96 B", "top line")
     eq(rows[1], f"{demo_c}:{cfg}: size=12.1 KiB, count=1, average=12.1 KiB", "second line")
+    # the peak is never below what is live (threads' pending bytes included)
+    t = show_json(snap)["totals"]
+    check(t["heap_peak_bytes"] >= t["heap_live_bytes"] > 0, f"peak below live: {t}")
 
 
 def case_options_bad_values():
