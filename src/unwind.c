@@ -203,7 +203,7 @@ struct memo {
 };
 #define MEMO_BYTES (MEMO_SETS * MEMO_WAYS * sizeof(struct memo))
 /* The second memo: made at a thread's first stack that shares its first
- * frame with another one, 59 KiB. */
+ * frame with another one, 58 KiB. */
 #define ALT_SET_BITS 6
 #define ALT_BYTES ((1u << ALT_SET_BITS) * MEMO_WAYS * sizeof(struct memo))
 
