@@ -19,10 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* a cache line each: the threads' counters must not share one */
 typedef struct {
 	uint64_t ops, seed, sum, window;
 	void **live;
-} work_t;
+} __attribute__((aligned(64))) work_t;
 
 static int keep;
 
@@ -111,7 +112,10 @@ int main(int argc, char **argv)
 	keep = argc > 4 && strcmp(argv[4], "keep") == 0;
 	if (threads < 1 || threads > 64 || window < 1 || window > (1ull << 28))
 		return 1;
-	work_t *w = calloc((size_t)threads, sizeof(*w));
+	work_t *w = aligned_alloc(64, (size_t)threads * sizeof(*w));
+	if (!w)
+		return 1;
+	memset(w, 0, (size_t)threads * sizeof(*w));
 	pthread_t t[64];
 	for (int i = 0; i < threads; i++) {
 		w[i].ops = ops / (uint64_t)threads;
