@@ -1315,6 +1315,8 @@ def case_sampling():
           "estimated live heap")
     text = tool("show", snap).stdout
     check("Sampled: one allocation per 64.0 KiB on average" in text, text)
+    check("A line's size has a standard error of about sqrt(64.0 KiB x size): +/-100 % at 64.0 KiB, "
+          "+/-10 % at 6400 KiB\n" in text, text)
     # the same seed, the same estimates
     d2, _ = run_victim("sampled", env=env)
     eq([(s["key"], s["size"]) for s in show_json(only_snapshot(d2))["stats"] if "sampled.c" in s["key"]],

@@ -482,12 +482,20 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
 	fprintf(f, "%sSnapshot %u of pid %u (%s), %s, %.3f s after start: %s\n", label, s->seq,
 		s->pid, mt_reason_text(s->reason), when, mt_snap_seconds(s), exe);
 	if (s->sample_bytes) {
-		char rate[32];
+		char rate[32], ten[32];
 		mt_format_size(rate, sizeof(rate), (double)s->sample_bytes, false);
+		mt_format_size(ten, sizeof(ten), 100.0 * (double)s->sample_bytes, false);
 		fprintf(f,
 			"%sSampled: one allocation per %s on average, weighted by 1/p: sizes and "
 			"counts below are estimates\n",
 			label, rate);
+		/* Poisson sampling by bytes: B bytes in blocks much smaller than R
+		 * hold about B/R samples of weight about R each */
+		fprintf(f,
+			"%sA line's size has a standard error of about sqrt(%s x size): +/-100 %% "
+			"at %s, "
+			"+/-10 %% at %s\n",
+			label, rate, rate, ten);
 	}
 	free(exe);
 }
