@@ -302,6 +302,23 @@ static MT_ALWAYS_INLINE int memo_hit(struct memo *e, int n, uintptr_t *frames, v
 	return n;
 }
 
+/* Walks on from frame k at slot by the table into entry e (its first k
+ * frames in place, its n zero), and makes it a stack. */
+static int memo_fill(struct memo *e, uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int k,
+		     int max, void ***tag)
+{
+	int n = table_walk(slot0, slot, frames, k, max, e);
+	if (n < 0) {
+		e->slot0 = 0;
+		return n;
+	}
+	e->n = (uint8_t)n;
+	e->max = (uint8_t)max;
+	if (tag)
+		*tag = &e->tag;
+	return n;
+}
+
 static struct memo *alt_make(void)
 {
 	if (tl_alt_off)
@@ -355,16 +372,7 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	memcpy(a->ra, e->ra, (size_t)k * sizeof(a->ra[0]));
 	memcpy(a->off, e->off, (size_t)k * sizeof(a->off[0]));
 	memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
-	int n = table_walk(slot0, slot0 + e->off[k], frames, k, max, a);
-	if (n < 0) {
-		a->slot0 = 0;
-		return n;
-	}
-	a->n = (uint8_t)n;
-	a->max = (uint8_t)max;
-	if (tag)
-		*tag = &a->tag;
-	return n;
+	return memo_fill(a, slot0, slot0 + e->off[k], frames, k, max, tag);
 }
 
 /* -1: the fast walk cannot tell; else the number of frames, with *tag (if
@@ -405,16 +413,11 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 	e->n = 0; /* partly rewritten: not a stack until complete */
 	e->gen = gen;
 	uintptr_t slot = k ? slot0 + e->off[k] : slot0;
-	int n = table_walk(slot0, slot, frames, k, max, max <= MEMO_DEPTH ? e : NULL);
-	if (n < 0 || max > MEMO_DEPTH) {
+	if (max > MEMO_DEPTH) {
 		e->slot0 = 0;
-		return n;
+		return table_walk(slot0, slot, frames, k, max, NULL);
 	}
-	e->n = (uint8_t)n;
-	e->max = (uint8_t)max;
-	if (tag)
-		*tag = &e->tag;
-	return n;
+	return memo_fill(e, slot0, slot, frames, k, max, tag);
 }
 
 /* libunwind's walk, teaching the frame-size table as it goes. */
