@@ -114,9 +114,12 @@ MT_HIDDEN void mt__heap_reattach(void *p, uint64_t meta);
  * free of an unsampled block asks. */
 #define MT_FILTER_BITS 16
 extern uint8_t mt__filter[1u << MT_FILTER_BITS] MT_HIDDEN;
+/* The 16-byte granule within 1 MiB: neighbouring blocks share filter
+ * lines (a hash scattered them: a cache miss per free), and a collision
+ * only costs a table lookup. */
 static inline size_t mt__filter_slot(const void *p)
 {
-	return (size_t)(((uintptr_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - MT_FILTER_BITS));
+	return (size_t)((uintptr_t)p >> 4) & ((1u << MT_FILTER_BITS) - 1);
 }
 static inline bool mt__maybe_recorded(const void *p)
 {
