@@ -1356,10 +1356,11 @@ def case_unwind_cache():
     eq(blocks_by_path("leaf", {"a": "from_a", "b": "from_b"}), {"a": 1000, "b": 2000},
        "blocks per caller through a variable frame")
     expect_site(show_json(only_snapshot(d)), "frames.c", "deep", 500 * 16, 500)
-    # 64 stacks of one depth sharing their first frames: each its own
+    # 64 stacks of one depth sharing their first frames: each its own, in
+    # the main thread and in three others
     eq(blocks_by_path("paths", {"a": "way_a", "b": "way_b"}),
-       {f"{p:06b}".replace("1", "a").replace("0", "b"): 50 for p in range(64)},
-       "50 blocks on each of the 64 paths, told by their ways")
+       {f"{p:06b}".replace("1", "a").replace("0", "b"): 4 * 50 for p in range(64)},
+       "4 x 50 blocks on each of the 64 paths, told by their ways")
     t = js["totals"]
     check(t["fast_unwinds"] > 0, "the frame-size cache served some stacks")
     eq(t["unwind_mismatches"], 0, "no fast walk disagreed with libunwind")

@@ -2,8 +2,10 @@
 /* Stacks the frame-size cache must not confuse: a caller with a variable
  * frame (alloca of changing size) reached from two different functions, and
  * deep recursion, and 64 paths of one depth that share their first frames
- * (the second memo). Each allocation's traceback must be exact. */
+ * (the second memo), walked by the main thread and three others that then
+ * exit. Each allocation's traceback must be exact. */
 #include <alloca.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,14 @@ static void __attribute__((noinline)) ways(int depth, unsigned p)
 	__asm__ volatile("" ::: "memory");
 }
 
+/* every path 50 times, in a scattered order */
+static void *all_paths(void *arg)
+{
+	for (unsigned i = 0; i < 64 * 50; i++)
+		ways(6, (i * 37) % 64);
+	return arg;
+}
+
 int main(void)
 {
 	for (int i = 0; i < 3000; i++) {
@@ -70,9 +80,13 @@ int main(void)
 	}
 	for (int i = 0; i < 500; i++)
 		recurse(40);
-	/* every path 50 times, in a scattered order */
-	for (unsigned i = 0; i < 64 * 50; i++)
-		ways(6, (i * 37) % 64);
+	all_paths(NULL);
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		if (pthread_create(&t[i], NULL, all_paths, NULL) != 0)
+			return 1;
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
 	printf("frames ok\n");
 	return 0;
 }
