@@ -2,8 +2,8 @@
 /*
  * churn.c - the allocation-heavy workload of the benchmark: OPS malloc/free
  * operations per thread on random sizes 8..512 B, a live window of 4096
- * blocks per thread (or WINDOW), one realloc in eight, every call made through ten
- * levels of (non-inlined) functions. The two ways at each level call the
+ * blocks per thread (or WINDOW), one realloc in eight, every call made
+ * through ten levels of (non-inlined) functions. The two ways at each level call the
  * same function with the same arguments, and the compiler merges them: the
  * program has two distinct allocating stacks (malloc and realloc), not the
  * few dozen the levels suggest. Built with -DCHURN_PATHS (the churn-paths

@@ -492,9 +492,8 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
 		/* Poisson sampling by bytes: B bytes in blocks much smaller than R
 		 * hold about B/R samples of weight about R each */
 		fprintf(f,
-			"%sA line's size has a standard error of about sqrt(%s x size): +/-100 %% "
-			"at %s, "
-			"+/-10 %% at %s\n",
+			"%sA line's size has a standard error of about sqrt(%s x size): "
+			"+/-100 %% at %s, +/-10 %% at %s\n",
 			label, rate, rate, ten);
 	}
 	free(exe);
