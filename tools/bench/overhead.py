@@ -85,7 +85,7 @@ def command(mode, cmd, work):
         env["MEMTRACE_DIR"] = work
         env["MEMTRACE_AT_EXIT"] = "0"  # the run, not the final dump
         if mode == "sampled":
-            env["MEMTRACE_SAMPLE"] = "512K"
+            env["MEMTRACE_SAMPLE"] = str(SAMPLE)
     if mode == "heaptrack":
         out = os.path.join(work, "ht")
         for f in os.listdir(work):
