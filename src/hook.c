@@ -525,6 +525,13 @@ static void *do_realloc(void *p, size_t size)
 
 EXPORT void *realloc(void *p, size_t size)
 {
+	/* sampling: a block never recorded (or NULL) that stays unsampled at
+	 * its new size goes straight to the system, as in malloc and free */
+	if (mt__sample_mean && mt__tl_sample_left > (int64_t)size && !tl_busy &&
+	    !mt__maybe_recorded(p)) {
+		mt__tl_sample_left -= (int64_t)size;
+		return real.m.realloc(p, size);
+	}
 	return do_realloc(p, size);
 }
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* A deterministic workload for sampling: 20,000 blocks of 1000 B and
- * 200,000 blocks of 24 B stay live, 100,000 blocks of 5000 B come and go. */
+ * 200,000 blocks of 24 B stay live, 100,000 blocks of 5000 B come and go,
+ * and 10,000 blocks of 100 B are grown to 2000 B by realloc. */
 #include <stdio.h>
 #include <stdlib.h>
 
-static void *big[20000], *small[200000];
+static void *big[20000], *small[200000], *grown[10000];
 void *volatile sink;
 
 int main(void)
@@ -19,6 +20,10 @@ int main(void)
 			free(t);
 		}
 	}
-	printf("sampled ok %d\n", big[0] != NULL && small[0] != NULL);
+	for (int i = 0; i < 10000; i++)
+		grown[i] = malloc(100); /* @grow_from */
+	for (int i = 0; i < 10000; i++)
+		grown[i] = realloc(grown[i], 2000); /* @grow_to */
+	printf("sampled ok %d\n", big[0] != NULL && small[0] != NULL && grown[0] != NULL);
 	return 0;
 }
