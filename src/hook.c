@@ -371,7 +371,7 @@ EXPORT void *malloc(size_t size)
 	/* sampling: an unsampled call costs one counter update, no more (the
 	 * mean is set, and the counter positive, only once the real functions
 	 * are resolved and sampling set up) */
-	if (mt__sample_mean && mt__tl_sample_left > (int64_t)size && !tl_busy) {
+	if (mt__sample_mean && (uint64_t)mt__tl_sample_left > size && !tl_busy) {
 		mt__tl_sample_left -= (int64_t)size;
 		return real.m.malloc(size);
 	}
@@ -527,7 +527,7 @@ EXPORT void *realloc(void *p, size_t size)
 {
 	/* sampling: a block never recorded (or NULL) that stays unsampled at
 	 * its new size goes straight to the system, as in malloc and free */
-	if (mt__sample_mean && mt__tl_sample_left > (int64_t)size && !tl_busy &&
+	if (mt__sample_mean && (uint64_t)mt__tl_sample_left > size && !tl_busy &&
 	    !mt__maybe_recorded(p)) {
 		mt__tl_sample_left -= (int64_t)size;
 		return real.m.realloc(p, size);

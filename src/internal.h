@@ -195,14 +195,16 @@ MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 extern uint64_t mt__sample_mean MT_HIDDEN; /* 0: exact mode */
 MT_HIDDEN void mt__sample_init(void);
 /* Whether this thread's next allocation of size bytes is sampled: one
- * subtraction inline, the draw out of line. */
+ * subtraction inline, the draw out of line. The bytes left to the next
+ * sample point are never negative (0 before a thread's first draw), and are
+ * compared unsigned, so that no size, however absurd, overflows them. */
 extern __thread int64_t mt__tl_sample_left MT_HIDDEN __attribute__((tls_model("initial-exec")));
 MT_HIDDEN bool mt__sample_slow(size_t size);
 static inline bool mt__sample_next(size_t size)
 {
-	int64_t left = mt__tl_sample_left - (int64_t)size;
-	if (MT_LIKELY(left > 0)) {
-		mt__tl_sample_left = left;
+	int64_t left = mt__tl_sample_left;
+	if (MT_LIKELY((uint64_t)left > size)) {
+		mt__tl_sample_left = left - (int64_t)size;
 		return false;
 	}
 	return mt__sample_slow(size);

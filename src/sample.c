@@ -62,14 +62,15 @@ bool mt__sample_slow(size_t size)
 {
 	if (MT_UNLIKELY(tl_rng == 0)) {
 		tl_left = gap(); /* a thread's first gap is drawn, not zero */
-		tl_left -= (int64_t)size;
-		if (tl_left > 0)
+		if ((uint64_t)tl_left > size) {
+			tl_left -= (int64_t)size;
 			return false;
-	} else {
-		tl_left -= (int64_t)size;
+		}
 	}
-	while (tl_left <= 0)
-		tl_left += gap(); /* several points in one block: one sample */
+	/* The block holds a sample point (one or several: one sample). The
+	 * points are a Poisson process, so the next one lies a fresh gap past
+	 * the block's end: one draw, whatever the size. */
+	tl_left = gap();
 	return true;
 }
 
