@@ -345,6 +345,18 @@ static inline bool unsampled(size_t size)
 	return mt__sample_mean && !mt__sample_next(size);
 }
 
+/* The hooks' fast test: sampling, outside memtrace, and size bytes short of
+ * this thread's next sample point, which then comes size bytes nearer. False
+ * (nothing counted) where the common path must decide. The mean is set, and
+ * the counter positive, only once the real functions are resolved. */
+static MT_ALWAYS_INLINE bool unsampled_fast(size_t size)
+{
+	if (!mt__sample_mean || (uint64_t)mt__tl_sample_left <= size || tl_busy)
+		return false;
+	mt__tl_sample_left -= (int64_t)size;
+	return true;
+}
+
 /* ---- the malloc family ---- */
 
 /* The hooks' common paths are out of line so that the sampling fast paths
@@ -368,13 +380,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 
 EXPORT void *malloc(size_t size)
 {
-	/* sampling: an unsampled call costs one counter update, no more (the
-	 * mean is set, and the counter positive, only once the real functions
-	 * are resolved and sampling set up) */
-	if (mt__sample_mean && (uint64_t)mt__tl_sample_left > size && !tl_busy) {
-		mt__tl_sample_left -= (int64_t)size;
+	/* sampling: an unsampled call costs one counter update, no more */
+	if (unsampled_fast(size))
 		return real.m.malloc(size);
-	}
 	return malloc_slow(size);
 }
 
@@ -527,11 +535,8 @@ EXPORT void *realloc(void *p, size_t size)
 {
 	/* sampling: a block never recorded (or NULL) that stays unsampled at
 	 * its new size goes straight to the system, as in malloc and free */
-	if (mt__sample_mean && (uint64_t)mt__tl_sample_left > size && !tl_busy &&
-	    !mt__maybe_recorded(p)) {
-		mt__tl_sample_left -= (int64_t)size;
+	if (mt__sample_mean && !mt__maybe_recorded(p) && unsampled_fast(size))
 		return real.m.realloc(p, size);
-	}
 	return do_realloc(p, size);
 }
 
