@@ -415,7 +415,7 @@ EXPORT void free(void *p)
 	/* sampling: a block the filter says was never recorded goes straight
 	 * to the system (the mean is set only once the real functions are
 	 * resolved; the pool's blocks are pinned in the filter, never sent) */
-	if (mt__sample_mean && !mt__maybe_recorded(p)) {
+	if (unrecorded(p)) {
 		real.m.free(p);
 		return;
 	}
@@ -535,7 +535,7 @@ EXPORT void *realloc(void *p, size_t size)
 {
 	/* sampling: a block never recorded (or NULL) that stays unsampled at
 	 * its new size goes straight to the system, as in malloc and free */
-	if (mt__sample_mean && !mt__maybe_recorded(p) && unsampled_fast(size))
+	if (unrecorded(p) && unsampled_fast(size))
 		return real.m.realloc(p, size);
 	return do_realloc(p, size);
 }

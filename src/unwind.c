@@ -290,6 +290,17 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 	return n;
 }
 
+/* Whether the stack holds e's return addresses at e's slots: then it is
+ * e's stack (each slot follows from the addresses below it). */
+static MT_ALWAYS_INLINE bool memo_same(const struct memo *e, uintptr_t slot0)
+{
+	uintptr_t diff = 0;
+#pragma GCC unroll 4
+	for (int i = 0; i < e->n; i++)
+		diff |= *(const uintptr_t *)(slot0 + e->off[i]) ^ e->ra[i];
+	return !diff;
+}
+
 /* A hit: the stack entry e holds, n frames. */
 static MT_ALWAYS_INLINE int memo_hit(struct memo *e, int n, uintptr_t *frames, void ***tag)
 {
@@ -350,17 +361,13 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	struct memo *set = &alt[(key >> (64 - ALT_SET_BITS)) * MEMO_WAYS], *old = set;
 	for (int w = 0; w < MEMO_WAYS; w++) {
 		struct memo *a = &set[w];
-		if (a->key == key && a->slot0 == slot0 && a->gen == gen && a->max == max) {
-			uintptr_t diff = 0;
-			for (int i = 0; i < a->n; i++)
-				diff |= *(const uintptr_t *)(slot0 + a->off[i]) ^ a->ra[i];
-			if (!diff) {
-				a->used = tl_walks;
-				return memo_hit(a, a->n, frames, tag);
-			}
+		if (a->key == key && a->slot0 == slot0 && a->gen == gen && a->max == max &&
+		    memo_same(a, slot0)) {
+			a->used = tl_walks;
+			return memo_hit(a, a->n, frames, tag);
 		}
 		if (a->used < old->used)
-			old = &set[w];
+			old = a;
 	}
 	struct memo *a = old;
 	a->slot0 = slot0;
@@ -392,13 +399,8 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 	if (e->slot0 == slot0 && e->max == max && e->gen == gen) {
 		/* the slots were inside this thread's stack when the entry
 		 * was made, and the stack has not moved */
-		int n = e->n;
-		uintptr_t diff = 0;
-#pragma GCC unroll 4
-		for (int i = 0; i < n; i++)
-			diff |= *(const uintptr_t *)(slot0 + e->off[i]) ^ e->ra[i];
-		if (!diff)
-			return memo_hit(e, n, frames, tag);
+		if (memo_same(e, slot0))
+			return memo_hit(e, e->n, frames, tag);
 		while (*(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
 			k++;
 		/* e stays: it is what the second memo's keys are read by */
