@@ -241,8 +241,20 @@ void mt__thread_untracked(void)
 	tl_busy = 1;
 }
 
-/* Runs after libc is initialised (it is our dependency), so the snapshot
- * thread is started here rather than at the first malloc. */
+bool mt__thread_idle(void)
+{
+	return tl_busy == 0;
+}
+
+int mt__thread_busy_swap(int busy)
+{
+	int old = tl_busy;
+	tl_busy = busy;
+	return old;
+}
+
+/* Runs after libc is initialised (it is our dependency), so the signal
+ * handler is installed here rather than at the first malloc. */
 __attribute__((constructor)) static void mt_ctor(void)
 {
 	ENSURE_RESOLVED();
@@ -267,8 +279,8 @@ static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	void **tag;
-	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_respawn_needed, __ATOMIC_RELAXED)))
-		mt__trigger_respawn(); /* a forked child's first tracked call */
+	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_start_needed, __ATOMIC_RELAXED)))
+		mt__trigger_start(); /* a signal asked for the dump thread */
 	/* a heap stack seen lately by this thread: its callsite, no lookup */
 	int n = mt__unwind(frames, mt__opt.depth, tl_entry_slot,
 			   domain == MT_DOMAIN_HEAP ? &tag : NULL);

@@ -58,6 +58,10 @@ MT_HIDDEN void mt__unmap(void *p, size_t size);
 MT_HIDDEN void mt__ialloc_lock(void);
 MT_HIDDEN void mt__ialloc_unlock(void);
 
+/* ld.so's: the stack pointer at process entry, the top of the main
+ * thread's stack (glibc's own pthread_getattr_np reads it). */
+extern void *__libc_stack_end;
+
 /* ---- util.c: stdio-free helpers, safe on hook paths ---- */
 /* Writes all of buf, retrying EINTR and short writes; 0 or -errno. */
 MT_HIDDEN int mt__write_all(int fd, const void *buf, size_t len);
@@ -71,6 +75,9 @@ MT_HIDDEN uint64_t mt__now_ns(int clock);
 /* Reads a small file (/proc) into buf, NUL-terminated; its length, 0 on
  * failure. */
 MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
+/* The executable range of the loaded object holding addr; at start only
+ * (dladdr and dl_iterate_phdr take the loader's lock). */
+MT_HIDDEN bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
@@ -223,13 +230,16 @@ static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *
 }
 
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
-/* Installs the signal handler (unless the program has its own) and starts
- * the dump thread; called once tracking is ready. */
+/* Installs the signal handler (unless the program has its own); starts the
+ * dump thread only for MEMTRACE_INTERVAL, else at the first signal. Called
+ * once tracking is ready. */
 MT_HIDDEN void mt__trigger_init(void);
 /* In a forked child: a fresh wake-up pipe now, the thread on first need. */
 MT_HIDDEN void mt__trigger_atfork_child(void);
-MT_HIDDEN void mt__trigger_respawn(void);
-extern int mt__trigger_respawn_needed MT_HIDDEN;
+/* Starts the dump thread that a signal (or a fork under a timer) asked for
+ * but could not start where it arrived; from a tracked allocation. */
+MT_HIDDEN void mt__trigger_start(void);
+extern int mt__trigger_start_needed MT_HIDDEN;
 /* The program's sigaction, with memtrace's signal handled as the program
  * would see it without memtrace. */
 MT_HIDDEN int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
@@ -239,6 +249,12 @@ MT_HIDDEN int mt__sigaction(int sig, const struct sigaction *act, struct sigacti
 /* Marks the calling thread as memtrace's own: nothing it allocates is
  * tracked. */
 MT_HIDDEN void mt__thread_untracked(void);
+/* Whether the calling thread is outside memtrace's hooks (and so outside
+ * the allocator); async-signal-safe. */
+MT_HIDDEN bool mt__thread_idle(void);
+/* Sets the calling thread's hook depth, returning the old one: at 1,
+ * nothing it allocates is tracked. */
+MT_HIDDEN int mt__thread_busy_swap(int busy);
 /* Time tracking began (wall and monotonic, ns). */
 extern uint64_t mt__start_wall_ns MT_HIDDEN, mt__start_mono_ns MT_HIDDEN;
 

@@ -8,6 +8,18 @@
  * blocked, sleeps in poll() on that pipe, drains it (a burst of signals is
  * one dump) and writes the snapshot while the program keeps running.
  *
+ * That thread is started only when it is first needed: at start only for
+ * MEMTRACE_INTERVAL, otherwise at the first signal. Until then the process
+ * has exactly the threads the program made (unshare(CLONE_NEWUSER) needs a
+ * single-threaded caller; debuggers and /proc/self/task see no guest). The
+ * handler starts the thread itself when the thread it interrupted holds no
+ * lock pthread_create could need: it is outside memtrace's hooks (so
+ * outside malloc) and either outside libc and ld.so altogether or blocked
+ * in an interrupted system call (an idle program: poll, sleep, a futex
+ * wait), where glibc holds none of its stack-cache or TLS locks. Otherwise
+ * it leaves the start to the next tracked allocation of any thread; the
+ * byte in the pipe is waiting, so the snapshot follows at once.
+ *
  * memtrace never steals a signal: if the program already handles it at start,
  * memtrace leaves it alone; if the program installs a handler later (through
  * sigaction, signal, bsd_signal or sysv_signal, all interposed in hook.c), the
@@ -21,7 +33,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -29,14 +43,103 @@
 static int wake[2] = {-1, -1};
 static int handler_installed; /* memtrace's handler is the one in place */
 static int warned;
-int mt__trigger_respawn_needed;
+int mt__trigger_start_needed;
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 
-static void on_signal(int sig)
+/* The dump thread: none, being started, running. Reset in a forked child. */
+enum { THREAD_NONE, THREAD_STARTING, THREAD_RUNNING };
+static int thread_state = THREAD_NONE;
+static pid_t owner_pid; /* the process the thread is for (not a vfork child) */
+/* libc's and ld.so's code, where an interrupted thread may hold their locks */
+static uintptr_t libc_lo, libc_hi, ld_lo, ld_hi;
+
+static bool start_thread(void);
+
+#if defined(__x86_64__)
+/* Whether the interrupted thread is safely outside glibc's internals: in
+ * code of its own (or of any other library), or in a blocking system call
+ * the signal interrupted (the kernel reports -EINTR in rax past the syscall
+ * instruction, or, for a call it restarts, rewinds rip onto it with the call
+ * number back in rax). A system call that completed (an munmap under the
+ * stack-cache lock) is neither. */
+static bool interrupted_safely(const void *ucv)
+{
+	const ucontext_t *uc = ucv;
+	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	long ax = (long)uc->uc_mcontext.gregs[REG_RAX];
+	bool in_libc =
+		(ip >= libc_lo + 2 && ip < libc_hi - 2) || (ip >= ld_lo + 2 && ip < ld_hi - 2);
+	if (!in_libc)
+		return libc_hi != 0 && ld_hi != 0 && !(ip >= libc_lo && ip < libc_hi) &&
+		       !(ip >= ld_lo && ip < ld_hi);
+	const unsigned char *at = (const unsigned char *)ip;
+	if (ax == -EINTR && at[-2] == 0x0f && at[-1] == 0x05)
+		return true;
+	return at[0] == 0x0f && at[1] == 0x05 && ax >= 0 && ax < 1024;
+}
+#else
+static bool interrupted_safely(const void *ucv)
+{
+	(void)ucv;
+	return false; /* the next tracked allocation starts it */
+}
+#endif
+
+/* The retry: a one-shot POSIX timer (a kernel timer, no thread) that sends
+ * memtrace's own signal, marked, 10 ms after a signal found the program
+ * where the thread could not be started; up to RETRY_MAX times per process,
+ * after which only an allocation starts it. Made at start with raw system
+ * calls, again in a forked child (timers are not inherited). */
+#define RETRY_MARK 0x6d74 /* "mt" */
+#define RETRY_MAX 100
+static int retry_timer = -1;
+static int retries;
+
+static void retry_make(void)
+{
+	struct sigevent ev;
+	int id;
+	memset(&ev, 0, sizeof(ev));
+	ev.sigev_notify = SIGEV_SIGNAL;
+	ev.sigev_signo = mt__opt.signal;
+	ev.sigev_value.sival_int = RETRY_MARK;
+	retry_timer = syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0 ? id : -1;
+	retries = 0;
+}
+
+static void retry_arm(void)
+{
+	struct itimerspec in10ms = {{0, 0}, {0, 10 * 1000 * 1000}};
+	if (retry_timer >= 0 && __atomic_add_fetch(&retries, 1, __ATOMIC_RELAXED) <= RETRY_MAX)
+		(void)syscall(SYS_timer_settime, retry_timer, 0, &in10ms, NULL);
+}
+
+static void retry_drop(void)
+{
+	if (retry_timer >= 0)
+		(void)syscall(SYS_timer_delete, retry_timer);
+	retry_timer = -1;
+}
+
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
+	bool retry = si && si->si_code == SI_TIMER && si->si_value.sival_int == RETRY_MARK;
 	char c = (char)sig;
-	(void)!write(wake[1], &c, 1); /* full pipe: a dump is already due */
+	if (!retry)
+		(void)!write(wake[1], &c, 1); /* full pipe: a dump is already due */
+	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) == THREAD_NONE) {
+		bool started = false;
+		if (mt__thread_idle() && getpid() == owner_pid && interrupted_safely(uc)) {
+			int busy = mt__thread_busy_swap(1); /* its allocations are ours */
+			started = start_thread();
+			mt__thread_busy_swap(busy);
+		}
+		if (!started) {
+			__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
+			retry_arm();
+		}
+	}
 	errno = saved;
 }
 
@@ -105,9 +208,14 @@ static void *dump_thread(void *arg)
 }
 
 /* The thread starts with every signal blocked, so the program's signals are
- * never delivered to it. */
-static void start_thread(void)
+ * never delivered to it. At most one is started per process; false when
+ * none could be (the next tracked allocation tries again). */
+static bool start_thread(void)
 {
+	int expect = THREAD_NONE;
+	if (!__atomic_compare_exchange_n(&thread_state, &expect, THREAD_STARTING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return true;
 	sigset_t all, old;
 	pthread_t t;
 	pthread_attr_t attr;
@@ -120,10 +228,19 @@ static void start_thread(void)
 	int r = pthread_create(&t, &attr, dump_thread, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
-	if (r != 0)
-		mt__warn("cannot start the snapshot thread (errno %d): no snapshots on signal or "
-			 "timer",
-			 r);
+	if (r == 0) {
+		__atomic_store_n(&thread_state, THREAD_RUNNING, __ATOMIC_RELEASE);
+		return true;
+	}
+	__atomic_store_n(&thread_state, THREAD_NONE, __ATOMIC_RELEASE);
+	if (r != EAGAIN) {
+		static int said;
+		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+			mt__warn("cannot start the snapshot thread (errno %d): no snapshots on "
+				 "signal or timer",
+				 r);
+	}
+	return r != EAGAIN; /* out of threads for now: try again later */
 }
 
 static bool wanted(void)
@@ -151,14 +268,27 @@ void mt__trigger_init(void)
 			warn_taken("installed before memtrace started");
 		} else {
 			memset(&sa, 0, sizeof(sa));
-			sa.sa_handler = on_signal;
-			sa.sa_flags = SA_RESTART;
+			sa.sa_sigaction = on_signal;
+			sa.sa_flags = SA_RESTART | SA_SIGINFO;
 			sigemptyset(&sa.sa_mask);
 			if (real_sigaction(mt__opt.signal, &sa, NULL) == 0)
 				__atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
 		}
 	}
-	start_thread();
+	owner_pid = getpid();
+	uintptr_t lo, hi;
+	if (mt__module_text((void *)real_sigaction, &lo, &hi)) {
+		libc_lo = lo;
+		libc_hi = hi;
+	}
+	if (mt__module_text(&__libc_stack_end, &lo, &hi)) { /* ld.so's */
+		ld_lo = lo;
+		ld_hi = hi;
+	}
+	if (mt__opt.interval_ms > 0) /* a snapshot is due from the start */
+		start_thread();
+	else if (__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE))
+		retry_make();
 }
 
 void mt__trigger_atfork_child(void)
@@ -172,13 +302,19 @@ void mt__trigger_atfork_child(void)
 	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0)
 		wake[0] = wake[1] = -1;
 	warned = 1; /* the parent said it already, if it had to */
-	__atomic_store_n(&mt__trigger_respawn_needed, wake[0] >= 0, __ATOMIC_RELEASE);
+	owner_pid = getpid();
+	__atomic_store_n(&thread_state, THREAD_NONE, __ATOMIC_RELEASE);
+	if (retry_timer >= 0)
+		retry_make(); /* the parent's is not the child's */
+	/* a timer runs on in the child; a signal starts the thread itself */
+	__atomic_store_n(&mt__trigger_start_needed, wake[0] >= 0 && mt__opt.interval_ms > 0,
+			 __ATOMIC_RELEASE);
 }
 
-void mt__trigger_respawn(void)
+void mt__trigger_start(void)
 {
-	if (__atomic_exchange_n(&mt__trigger_respawn_needed, 0, __ATOMIC_ACQ_REL))
-		start_thread();
+	if (__atomic_exchange_n(&mt__trigger_start_needed, 0, __ATOMIC_ACQ_REL) && !start_thread())
+		__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
 }
 
 int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
@@ -196,8 +332,10 @@ int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 	sigemptyset(&dfl.sa_mask);
 
 	if (act && act->sa_handler != SIG_DFL) {
-		/* the program takes the signal: its handler wins */
+		/* the program takes the signal: its handler wins, and no
+		 * retry of memtrace's may reach it */
 		__atomic_store_n(&handler_installed, 0, __ATOMIC_RELEASE);
+		retry_drop();
 		int r = real(sig, act, NULL);
 		if (r != 0) {
 			__atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);

@@ -32,12 +32,13 @@
  */
 #define _GNU_SOURCE
 #define UNW_LOCAL_ONLY
-#include <dlfcn.h>
 #include <libunwind.h>
-#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -71,25 +72,6 @@ static struct {
 } __attribute__((aligned(MT_CACHELINE))) stats;
 #define fast_walks stats.fast_walks
 #define mismatches stats.mismatches
-
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	(void)size;
-	if ((uintptr_t)info->dlpi_addr != (uintptr_t)arg)
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-			continue;
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-		uintptr_t hi = lo + ph->p_memsz;
-		if (!self_lo || lo < self_lo)
-			self_lo = lo;
-		if (hi > self_hi)
-			self_hi = hi;
-	}
-	return 1;
-}
 
 static inline bool in_self(uintptr_t a)
 {
@@ -140,23 +122,66 @@ static void fs_put(uintptr_t ra, uint32_t size)
 	/* the neighbourhood is full: this address stays uncached */
 }
 
-/* This thread's stack, once: the fast walk reads only inside it. */
+/* This thread's stack, once: the fast walk reads only inside it.
+ *
+ * No libc call may find it: pthread_getattr_np takes the thread's own lock
+ * and allocates under it (the JVM, Rust's std and Ruby call it, and their
+ * realloc comes back here on the same thread: a deadlock), and for the main
+ * thread it reads /proc/self/maps through stdio. What glibc guarantees
+ * instead, read without a lock, a call or a syscall beyond gettid:
+ *  - the main thread's stack ends at __libc_stack_end (the stack pointer
+ *    at process entry; only argv, the environment and auxv lie above) and
+ *    may reach RLIMIT_STACK below it, which the kernel keeps free of other
+ *    mappings (read once, at start);
+ *  - any other thread's descriptor, pthread_self(), sits at the top of its
+ *    stack block, also for a stack the program supplied, so its whole stack
+ *    lies below it in one mapping. How far down is not known without the
+ *    descriptor's internals: the default stack size is assumed, and a
+ *    deeper frame only sends the walk to libunwind.
+ * A stack pointer in neither shape (a raw clone, a coroutine stack seen
+ * first) leaves the bounds unknown: every walk of that thread is
+ * libunwind's. */
+static uintptr_t main_lo, main_hi;
+static uintptr_t thread_stack_guess = 8u << 20;
+
+static void stack_limits_init(void)
+{
+	struct rlimit rl;
+	uintptr_t lim = 8u << 20;
+	if (getrlimit(RLIMIT_STACK, &rl) == 0)
+		lim = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1ull << 30)
+			      ? (uintptr_t)1 << 30
+			      : (uintptr_t)rl.rlim_cur;
+	if (lim < (64u << 10))
+		lim = 64u << 10;
+	/* glibc's default thread stack is RLIMIT_STACK, 32 MiB when unlimited */
+	thread_stack_guess = lim >= (1u << 30) ? 32u << 20 : lim;
+	main_hi = (uintptr_t)__libc_stack_end & ~(uintptr_t)7;
+	main_lo = main_hi > lim ? main_hi - lim : 0;
+}
+
 static bool stack_bounds(void)
 {
-	pthread_attr_t attr;
-	void *addr;
-	size_t size;
-
 	if (tl_stack_hi)
 		return tl_stack_hi != 1;
 	tl_stack_hi = 1; /* unknown, unless found below */
-	if (pthread_getattr_np(pthread_self(), &attr) != 0)
-		return false;
-	if (pthread_attr_getstack(&attr, &addr, &size) == 0 && size) {
-		tl_stack_lo = (uintptr_t)addr;
-		tl_stack_hi = (uintptr_t)addr + size;
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+	if ((pid_t)syscall(SYS_gettid) == getpid()) {
+		if (main_hi && sp >= main_lo && sp < main_hi) {
+			tl_stack_lo = main_lo;
+			tl_stack_hi = main_hi;
+		}
+		/* a child forked by another thread: its stack is that thread's,
+		 * and its descriptor still tops it */
 	}
-	pthread_attr_destroy(&attr);
+	if (tl_stack_hi == 1) {
+		uintptr_t self = (uintptr_t)pthread_self() & ~(uintptr_t)7;
+		if (sp < self && self - sp < thread_stack_guess &&
+		    !(main_hi && sp >= main_lo && sp < main_hi)) {
+			tl_stack_lo = self - thread_stack_guess;
+			tl_stack_hi = self;
+		}
+	}
 	return tl_stack_hi != 1;
 }
 
@@ -481,11 +506,10 @@ static int backtrace_walk(uintptr_t *frames, int max)
 
 void mt__unwind_init(void)
 {
-	Dl_info info;
 	uintptr_t frames[4];
 
-	if (dladdr((void *)mt__unwind_init, &info) && info.dli_fbase)
-		dl_iterate_phdr(find_self, info.dli_fbase);
+	stack_limits_init();
+	(void)mt__module_text((void *)mt__unwind_init, &self_lo, &self_hi);
 	fs_table = mt__map(FS_CAP * sizeof(*fs_table));
 	memo_key_ok = pthread_key_create(&memo_key, memo_destructor) == 0;
 	/* per-thread caches: no global lock, no signal masking per step */

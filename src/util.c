@@ -4,8 +4,11 @@
  * loop and a tiny formatter. No stdio, no malloc, nothing that can take a
  * lock the host might hold.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -160,4 +163,44 @@ uint64_t mt__now_ns(int clock)
 	if (clock_gettime(clock, &ts) != 0)
 		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct text_find {
+	uintptr_t base, lo, hi;
+};
+
+static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct text_find *f = arg;
+	if ((uintptr_t)info->dlpi_addr != f->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (!f->lo || lo < f->lo)
+			f->lo = lo;
+		if (hi > f->hi)
+			f->hi = hi;
+	}
+	return 1;
+}
+
+bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
+{
+	Dl_info info;
+	struct text_find f = {0, 0, 0};
+	if (!dladdr(addr, &info) || !info.dli_fbase)
+		return false;
+	/* dladdr gives the load address of the first segment; dl_iterate_phdr
+	 * the bias: the same for the objects ld.so maps (p_vaddr 0 first) */
+	f.base = (uintptr_t)info.dli_fbase;
+	dl_iterate_phdr(text_of, &f);
+	if (!f.hi)
+		return false;
+	*lo = f.lo;
+	*hi = f.hi;
+	return true;
 }
