@@ -33,16 +33,30 @@ MODES = {"system": {}, "jemalloc": JEMALLOC}
 MATRIX = dict(MODES, sampled={"MEMTRACE_SAMPLE": "64K", "MEMTRACE_SAMPLE_SEED": "1"})
 
 
-def three_ways(cmd, env=None, input=None, cwd_factory=None, compare=("stdout", "stderr")):
+def bounded(what, cmd, timeout, **kw):
+    """run(), with a hang turned into a failure that says so."""
+    try:
+        return run(cmd, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"{what}: {' '.join(map(str, cmd))[:120]} hung, killed after {timeout} s")
+
+
+def three_ways(cmd, env=None, input=None, cwd_factory=None, compare=("stdout", "stderr"),
+               normalize=None, timeout=base.TIMEOUT):
     """bare, then memtrace on each allocator and sampled: same exit status and
-    output; every snapshot parses and per-callsite sums equal the totals."""
+    output (after normalize, for run-dependent text such as pids); every
+    snapshot parses and per-callsite sums equal the totals."""
     env = env or {}
-    bare = run(cmd, env=env, preload=False, input=input, cwd=cwd_factory() if cwd_factory else None)
+    norm = normalize or (lambda b: b)
+    bare = bounded("bare", cmd, timeout, env=env, preload=False, input=input,
+                   cwd=cwd_factory() if cwd_factory else None)
+    bare.stdout, bare.stderr = norm(bare.stdout), norm(bare.stderr)
     out = {}
     for mode, extra in MATRIX.items():
         d = tempfile.mkdtemp(prefix=f"mt-{mode}-")
-        r = run(cmd, env=dict(env, **extra), dump_dir=d, input=input,
-                cwd=cwd_factory() if cwd_factory else None)
+        r = bounded(mode, cmd, timeout, env=dict(env, **extra), dump_dir=d, input=input,
+                    cwd=cwd_factory() if cwd_factory else None)
+        r.stdout, r.stderr = norm(r.stdout), norm(r.stderr)
         eq(r.returncode, bare.returncode, f"{mode}: exit status of {cmd[:3]}")
         if "stdout" in compare:
             eq(r.stdout, bare.stdout, f"{mode}: stdout of {cmd[:3]}")
@@ -180,6 +194,211 @@ def case_matrix_redis():
                            timeout=10)
             srv.wait(timeout=30)
         eq(srv.returncode, 0, f"{mode}: redis-server exit status")
+
+
+# ---- hosts that hung or broke under the preload -----------------------------
+# A hang here is a failure after HANG seconds, never the suite's timeout.
+HANG = 120
+
+
+def case_host_getattr():
+    # the JVM's pattern: a thread's first allocation inside pthread_getattr_np
+    for mode, extra in MATRIX.items():
+        d = tempfile.mkdtemp(prefix="mt-getattr-")
+        r = bounded(mode, [victim("hosts"), "getattr", "16"], 30, env=extra, dump_dir=d)
+        eq((r.returncode, r.stdout, r.stderr), (0, b"getattr ok 16\n", b""), mode)
+        if mode != "sampled":
+            expect_site(show_json(only_snapshot(d)), "hosts.c", "getattr", 1600, 16)
+
+
+def case_host_single_thread():
+    """No thread of memtrace's until the first snapshot signal, which an idle
+    or a spinning program answers at once, and one caught inside libc's code
+    soon after; then one thread more."""
+    for how, before in (("sleep", 1), ("join", 1), ("spin", 1), ("libc", 1)):
+        for mode, extra in MATRIX.items():
+            d = tempfile.mkdtemp(prefix="mt-idle-")
+            e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d, **extra)
+            p = subprocess.Popen([victim("hosts"), "idle", how], env=e, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            try:
+                first = p.stdout.readline()
+                eq(first, b"tasks %d\n" % before, f"{how}, {mode}: threads before any signal")
+                t0 = time.time()
+                p.send_signal(signal.SIGUSR1)
+                while not snaps(d, p.pid) and time.time() - t0 < 2:
+                    time.sleep(0.01)
+                took = time.time() - t0
+                check(snaps(d, p.pid), f"{how}, {mode}: no snapshot 2 s after the signal")
+                check(p.poll() is None, f"{how}, {mode}: answered while the program waits")
+                out, err = p.communicate(timeout=30)
+            finally:
+                p.kill()
+            # join: the program's own sleeper thread is gone by then
+            eq((p.returncode, out, err), (0, b"tasks 2\n", b""), f"{how}, {mode}: afterwards")
+            eq(len(snaps(d, p.pid)), 2, f"{how}, {mode}: the signal's and the exit's snapshots")
+            if mode != "sampled":
+                expect_site(show_json(snaps(d, p.pid)[0]), "hosts.c", "idle", 4096, 1)
+            print(f"{how} {mode}: snapshot {took * 1000:.0f} ms after the signal")
+    # no signal, no thread: a program that never asks stays as it was
+    r = run([victim("hosts"), "idle", "sleep"], dump_dir=tempfile.mkdtemp(prefix="mt-idle-"))
+    eq(r.stdout, b"tasks 1\ntasks 1\n", "no snapshot asked for: single-threaded throughout")
+
+
+def case_host_unshare():
+    # unshare(CLONE_NEWUSER) needs a single-threaded process
+    three_ways(["unshare", "-U", "-r", "id", "-u"], timeout=HANG)
+
+
+def gdb_normalize(b):
+    b = re.sub(rb"process \d+", b"process N", b)
+    b = re.sub(rb"LWP \d+", b"LWP N", b)
+    return re.sub(rb"0x[0-9a-f]+", b"0xADDR", b)
+
+
+def case_host_gdb():
+    # the debuggee's threads and output as without memtrace (the preload is
+    # in gdb and, through its environment, in the debuggee)
+    cmd = ["gdb", "-nx", "-batch", "-ex", "set startup-with-shell off", "-ex", "break hosts_break",
+           "-ex", "run", "-ex", "info threads", "-ex", "continue", "--args", victim("hosts"), "gdb"]
+    bare, _ = three_ways(cmd, normalize=gdb_normalize, timeout=HANG)
+    check(b"gdb ok" in bare.stdout and bare.stdout.count(b"LWP N") == 1, bare.stdout)
+
+
+JAVA = r"""
+import java.util.*;
+import java.util.concurrent.*;
+public class Threads {
+    public static void main(String[] a) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        List<Future<Integer>> fs = new ArrayList<>();
+        for (int t = 0; t < 8; t++) {
+            final int k = t;
+            fs.add(pool.submit(() -> {
+                Map<String, int[]> m = new HashMap<>();
+                for (int i = 0; i < 20000; i++) m.put("k" + (i % 5000) + k, new int[16]);
+                return m.size();
+            }));
+        }
+        int sum = 0;
+        for (Future<Integer> f : fs) sum += f.get();
+        pool.shutdown();
+        System.out.println("java ok " + sum);
+    }
+}
+"""
+
+
+def java_bin(name):
+    path = shutil.which(name)
+    if not path:
+        raise Fail(f"{name} is not installed (Debian: openjdk-17-jdk-headless)")
+    return path
+
+
+def case_host_java():
+    three_ways([java_bin("java"), "-version"], timeout=HANG)
+    d = tempfile.mkdtemp(prefix="mt-java-")
+    with open(os.path.join(d, "Threads.java"), "w") as f:
+        f.write(JAVA)
+    r = run([java_bin("javac"), "Threads.java"], preload=False, cwd=d)
+    eq(r.returncode, 0, f"javac: {r.stderr!r}")
+    bare, _ = three_ways([java_bin("java"), "-Xmx256m", "-cp", d, "Threads"], timeout=HANG)
+    eq(bare.stdout, b"java ok 40000\n", "the Java program's own answer")
+
+
+RUBY = r"""
+q = Queue.new
+ts = 4.times.map { |k| Thread.new { s = 0; 20000.times { |i| s += (("x" * (i % 50)) + k.to_s).size }; q << s } }
+ts.each(&:join)
+puts "ruby ok #{4.times.map { q.pop }.sum}"
+"""
+
+
+def case_host_ruby():
+    ruby = shutil.which("ruby")
+    check(ruby, "ruby is not installed (Debian: ruby)")
+    bare, _ = three_ways([ruby, "-e", RUBY], timeout=HANG)
+    check(bare.stdout.startswith(b"ruby ok "), bare.stdout)
+
+
+RUST = r"""
+use std::sync::mpsc;
+use std::thread;
+fn main() {
+    let (tx, rx) = mpsc::channel();
+    let hs: Vec<_> = (0..4).map(|k| {
+        let tx = tx.clone();
+        thread::Builder::new().name(format!("w{}", k)).spawn(move || {
+            let v: Vec<String> = (0..20000).map(|i| format!("{}-{}", k, i)).collect();
+            tx.send(v.iter().map(|s| s.len()).sum::<usize>()).unwrap();
+        }).unwrap()
+    }).collect();
+    for h in hs { h.join().unwrap(); }
+    drop(tx);
+    println!("rust ok {}", rx.iter().sum::<usize>());
+}
+"""
+
+
+def rustcs():
+    """Debian's rustc and the machine's own (rustup), if either is there: a
+    newer standard library calls pthread_getattr_np in every thread."""
+    found = {}
+    for c in ("/usr/bin/rustc", os.path.expanduser("~/.cargo/bin/rustc"), shutil.which("rustc")):
+        if c and os.access(c, os.X_OK):
+            v = run([c, "--version"], preload=False).stdout.strip()
+            if v:
+                found.setdefault(v, c)
+    check(found, "rustc is not installed (Debian: rustc)")
+    return sorted(found.items())
+
+
+def case_host_rust():
+    for version, rustc in rustcs():
+        d = tempfile.mkdtemp(prefix="mt-rust-")
+        src = os.path.join(d, "threads.rs")
+        with open(src, "w") as f:
+            f.write(RUST)
+        binaries = {}
+        for mode in ("bare",) + tuple(MATRIX):
+            out = os.path.join(d, f"threads-{mode}")
+            r = bounded(f"{version.decode()} under {mode}", [rustc, "-O", "-o", out, src], HANG,
+                        preload=mode != "bare", env=MATRIX.get(mode, {}),
+                        dump_dir=tempfile.mkdtemp(prefix="mt-rustc-"))
+            eq(r.returncode, 0, f"rustc under {mode}: {r.stderr[-300:]!r}")
+            binaries[mode] = open(out, "rb").read()
+        for mode in MATRIX:
+            eq(binaries[mode] == binaries["bare"], True, f"identical binary from rustc under {mode}")
+        bare, _ = three_ways([os.path.join(d, "threads-bare")], timeout=HANG)
+        check(bare.stdout.startswith(b"rust ok "), bare.stdout)
+        print(f"{version.decode()}: compiles and runs as without memtrace")
+
+
+def case_host_node_workers():
+    node = shutil.which("node") or shutil.which("nodejs")
+    check(node, "node is not installed (Debian: nodejs)")
+    js = ("const {Worker}=require('worker_threads');let n=0,t=0;"
+          "for(let k=0;k<3;k++){const w=new Worker(`const {parentPort}=require('worker_threads');"
+          "let a=[];for(let i=0;i<20000;i++)a.push({i,s:'x'.repeat(i%40)});"
+          "parentPort.postMessage(a.length)`,{eval:true});"
+          "w.on('message',m=>{t+=m;if(++n==3)console.log('node ok '+t)})}")
+    bare, _ = three_ways([node, "-e", js], timeout=HANG)
+    eq(bare.stdout, b"node ok 60000\n", "node's own answer")
+
+
+def case_host_numpy():
+    # Debian's interpreter, whose numpy is Debian's python3-numpy
+    code = ("import numpy as np, threading\n"
+            "out = []\n"
+            "def w(k): out.append(float(np.linalg.norm(np.arange(200000.0) * k)))\n"
+            "ts = [threading.Thread(target=w, args=(k,)) for k in range(1, 5)]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print('numpy ok', len(out), round(sum(out)))\n")
+    r = run(["/usr/bin/python3", "-c", "import numpy"], preload=False)
+    eq(r.returncode, 0, f"numpy for /usr/bin/python3 (Debian: python3-numpy): {r.stderr[-200:]!r}")
+    bare, _ = three_ways(["/usr/bin/python3", "-c", code], timeout=HANG)
+    check(bare.stdout.startswith(b"numpy ok 4 "), bare.stdout)
 
 
 # ---- faults ---------------------------------------------------------------

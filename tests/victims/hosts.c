@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* What a host must be able to do with memtrace inside it (reliability.py's
+ * host cases):
+ *   hosts getattr N  N threads whose first allocation happens inside
+ *                    pthread_getattr_np, under the thread's own lock (the
+ *                    JVM's, Rust's and Ruby's pattern), then 100 bytes each
+ *   hosts idle HOW   says how many threads it has, waits 3 s (HOW: sleep,
+ *                    join on a sleeping thread, spin in its own code without
+ *                    allocating, libc: 0.5 s inside memset, then sleep), says
+ *                    it again; a snapshot signal sent while it waits must be
+ *                    answered at once
+ *   hosts gdb        stops at hosts_break for a debugger, then exits */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void *first_in_getattr(void *arg)
+{
+	pthread_attr_t attr;
+	size_t size = 0;
+	(void)arg;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstacksize(&attr, &size);
+		pthread_attr_destroy(&attr);
+	}
+	char *p = malloc(100); /* @getattr */
+	if (p)
+		memset(p, (int)(size & 0x7f), 100);
+	return p;
+}
+
+static int tasks(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	sleep(3);
+	return NULL;
+}
+
+static volatile unsigned long spun;
+
+__attribute__((noinline)) void hosts_break(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+int main(int argc, char **argv)
+{
+	const char *what = argc > 1 ? argv[1] : "";
+	if (!strcmp(what, "getattr")) {
+		int n = argc > 2 ? atoi(argv[2]) : 1;
+		pthread_t t[64];
+		if (n < 1 || n > 64)
+			return 2;
+		for (int i = 0; i < n; i++)
+			pthread_create(&t[i], NULL, first_in_getattr, NULL);
+		int got = 0;
+		for (int i = 0; i < n; i++) {
+			void *p = NULL;
+			pthread_join(t[i], &p);
+			got += p != NULL;
+		}
+		printf("getattr ok %d\n", got);
+		return 0;
+	}
+	if (!strcmp(what, "idle") && argc > 2) {
+		void *keep = malloc(4096); /* @idle */
+		size_t big = 64u << 20;
+		char *buf = !strcmp(argv[2], "libc") ? malloc(big) : NULL;
+		printf("tasks %d\n", tasks());
+		fflush(stdout);
+		if (!strcmp(argv[2], "sleep")) {
+			/* a handled signal ends a sleep early (EINTR), as in
+			 * any program with a handler */
+			for (double end = now() + 3; now() < end;)
+				usleep(100000);
+		} else if (!strcmp(argv[2], "join")) {
+			pthread_t t;
+			pthread_create(&t, NULL, sleeper, NULL);
+			pthread_join(t, NULL);
+		} else if (buf) {
+			/* the signal lands in libc's code, not in a system call */
+			for (double end = now() + 0.5; now() < end;)
+				memset(buf, (int)spun++, big);
+			for (double end = now() + 2.5; now() < end;)
+				usleep(100000);
+		} else if (!strcmp(argv[2], "spin")) {
+			double end = now() + 3;
+			while (now() < end)
+				for (int i = 0; i < 1000000; i++)
+					spun++;
+		} else {
+			return 2;
+		}
+		printf("tasks %d\n", tasks());
+		free(buf);
+		free(keep);
+		return 0;
+	}
+	if (!strcmp(what, "gdb")) {
+		void *p = malloc(64);
+		hosts_break();
+		free(p);
+		printf("gdb ok\n");
+		return 0;
+	}
+	return 2;
+}
