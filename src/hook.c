@@ -13,6 +13,34 @@
  *  - a block is removed from the tables before the real free and added after
  *    the real malloc, so an address reused by another thread is never lost;
  *  - under AT_SECURE (setuid/setgid) nothing is tracked or written.
+ *
+ * What a hook may call. A hook runs wherever the program allocates: inside
+ * libc with libc's locks held (pthread_getattr_np allocates under the
+ * thread's own lock, dlopen under the loader's, fork's handlers under
+ * theirs), in signal handlers, in threads with tiny stacks. So a recorded
+ * call makes no call that allocates through the program's allocator state
+ * or takes a lock the program may hold, except these, each safe for the
+ * reason given:
+ *  - memtrace's own mutexes (table.c, ialloc.c), never held across a call
+ *    out of memtrace, in the order table.c documents;
+ *  - raw system calls: mmap/munmap (ialloc.c), gettid and getpid (unwind.c,
+ *    once per thread), write(2) for a bounded number of warnings;
+ *    clock_gettime through the vDSO; pthread_self reads a register;
+ *  - libunwind's local walk, only when the frame-size walk cannot tell:
+ *    its memory comes from its own mmap pools, and it takes only the
+ *    loader's dl_iterate_phdr lock, which is recursive (a program inside a
+ *    dl_iterate_phdr callback or dlopen may allocate);
+ *  - pthread_setspecific for memtrace's two thread-exit keys, once per
+ *    thread: it takes no lock, and the block it may calloc for a key past
+ *    the first 32 comes back here untracked and goes to the system;
+ *  - pthread_create of the snapshot thread, once, only after a signal asked
+ *    for it (trigger.c says where it is safe).
+ * Not: pthread_getattr_np (the thread's lock: it hung the JVM), stdio,
+ * /proc reads (a seccomp sandbox may trap open), malloc_info; dladdr and
+ * memtrace's own module walks run at start and on the dump thread. The
+ * first call's initialisation (init) runs once, before the program's
+ * threads exist in every case seen, and may use more (secure_getenv,
+ * dladdr, pthread_key_create, pthread_atfork).
  */
 #define _GNU_SOURCE
 /* mmap and mmap64 are both defined here: no 64-bit-offset renaming */
