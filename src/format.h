@@ -78,13 +78,21 @@ enum mt_domain {
 	X(UEXIT, 2, "at _exit")               \
 	X(API, 3, "on request (mt_snapshot)") \
 	X(SIGNAL, 4, "on signal")             \
-	X(INTERVAL, 5, "periodic")
+	X(INTERVAL, 5, "periodic")            \
+	X(TERM, 6, "at a terminating signal")
 
 enum mt_reason {
 #define X(name, val, text) MT_REASON_##name = val,
 	MT_REASONS(X)
 #undef X
 };
+
+/* Whether a snapshot is a process's last: what it still held when it ended
+ * (at exit, at _exit, or at a terminating signal it left at the default). */
+static inline int mt_reason_final(unsigned reason)
+{
+	return reason == MT_REASON_EXIT || reason == MT_REASON_UEXIT || reason == MT_REASON_TERM;
+}
 
 /* Process totals, in file order. */
 #define MT_TOTALS(X)        \

@@ -749,7 +749,7 @@ static sighandler_t via_sigaction(int sig, sighandler_t h, int flags, bool mask_
 EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
 	ENSURE_RESOLVED();
-	if (sig != mt__opt.signal || sig == 0)
+	if (!mt__trigger_holds(sig))
 		return real.signal(sig, h);
 	return via_sigaction(sig, h, SA_RESTART, true); /* glibc's BSD semantics */
 }
@@ -762,7 +762,7 @@ EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
 EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 {
 	ENSURE_RESOLVED();
-	if (sig != mt__opt.signal || sig == 0 || !real.sysv_signal)
+	if (!mt__trigger_holds(sig) || !real.sysv_signal)
 		return real.sysv_signal ? real.sysv_signal(sig, h) : SIG_ERR;
 	return via_sigaction(sig, h, SA_RESETHAND | SA_NODEFER, false);
 }

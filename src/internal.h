@@ -240,6 +240,9 @@ MT_HIDDEN void mt__trigger_atfork_child(void);
  * but could not start where it arrived; from a tracked allocation. */
 MT_HIDDEN void mt__trigger_start(void);
 extern int mt__trigger_start_needed MT_HIDDEN;
+/* Whether memtrace's handler is in place for sig (the snapshot signal, or a
+ * terminating one the program leaves at its default). */
+MT_HIDDEN bool mt__trigger_holds(int sig);
 /* The program's sigaction, with memtrace's signal handled as the program
  * would see it without memtrace. */
 MT_HIDDEN int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,

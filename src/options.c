@@ -45,7 +45,7 @@ static const struct opt table[] = {
 	{"MEMTRACE_DEPTH", OPT_INT, 16, 1, MT_MAX_FRAMES, OFF(depth),
 	 "frames recorded per callsite"},
 	{"MEMTRACE_AT_EXIT", OPT_BOOL, 1, 0, 1, OFF(at_exit),
-	 "write a snapshot when the process exits"},
+	 "write a snapshot when the process exits or a terminating signal ends it"},
 	{"MEMTRACE_VERBOSE", OPT_BOOL, 0, 0, 1, OFF(verbose), "print the active options at start"},
 	{"MEMTRACE_SIGNAL", OPT_SIGNAL, SIGUSR1, 0, 0, OFF(signal),
 	 "signal that writes a snapshot: a name (USR1, SIGUSR2), a number, or none"},

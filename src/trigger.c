@@ -143,6 +143,133 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	errno = saved;
 }
 
+/* ---- the end a terminating signal brings ----
+ * SIGTERM (systemctl stop), SIGINT and SIGHUP left at their default action
+ * would end the process with no snapshot at all. memtrace holds them while
+ * the program does (the program's own handler, now or later, replaces
+ * memtrace's silently, and sigaction reports the default as before): the
+ * dump thread writes a final snapshot, then the signal ends the process as
+ * it would have, same status. Where the signal lands inside memtrace's
+ * hooks (the dump would wait on locks the interrupted thread holds) or where
+ * the thread cannot be started safely, the end is put off: the next tracked
+ * allocation or a 10 ms timer carrying the same signal tries again, for at
+ * most 200 ms, after which the signal ends the process without a
+ * snapshot. The wait for the dump itself is bounded (3 s). */
+static const int term_sigs[] = {SIGTERM, SIGINT, SIGHUP};
+#define TERM_N (sizeof(term_sigs) / sizeof(term_sigs[0]))
+#define TERM_TRIES 20
+static int term_held[TERM_N]; /* memtrace's handler is the one in place */
+static int term_pending;      /* the signal whose end is put off */
+static int term_tries;
+static int term_timer = -1;
+static int final_wanted; /* the dump thread's next snapshot is the last */
+static int done_pipe[2] = {-1, -1};
+
+static int *held_flag(int sig)
+{
+	if (sig == mt__opt.signal)
+		return &handler_installed;
+	for (size_t i = 0; i < TERM_N; i++)
+		if (term_sigs[i] == sig)
+			return &term_held[i];
+	return NULL;
+}
+
+bool mt__trigger_holds(int sig)
+{
+	int *held = sig ? held_flag(sig) : NULL;
+	return held && __atomic_load_n(held, __ATOMIC_ACQUIRE);
+}
+
+/* The signal's own end: its default action, raised again (it stays blocked
+ * until the handler returns, when it is delivered). */
+static void term_end(int sig)
+{
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	int *held = held_flag(sig);
+	if (held)
+		__atomic_store_n(held, 0, __ATOMIC_RELEASE);
+	if (real_sigaction)
+		real_sigaction(sig, &dfl, NULL);
+	raise(sig);
+}
+
+/* Asks the running dump thread for the final snapshot and waits for it. */
+static void final_snapshot(void)
+{
+	char c = 'F';
+	__atomic_store_n(&final_wanted, 1, __ATOMIC_RELEASE);
+	(void)!write(wake[1], &c, 1);
+	struct pollfd pfd = {.fd = done_pipe[0], .events = POLLIN};
+	uint64_t end = mt__now_ns(CLOCK_MONOTONIC) + 3000000000ull;
+	for (;;) {
+		uint64_t now = mt__now_ns(CLOCK_MONOTONIC);
+		if (now >= end || poll(&pfd, 1, (int)((end - now) / 1000000 + 1)) > 0 ||
+		    (errno != EINTR && errno != EAGAIN))
+			return;
+	}
+}
+
+static void term_retry(int sig)
+{
+	if (__atomic_add_fetch(&term_tries, 1, __ATOMIC_RELAXED) > TERM_TRIES) {
+		term_end(sig); /* no snapshot, as without memtrace */
+		return;
+	}
+	__atomic_store_n(&term_pending, sig, __ATOMIC_RELEASE);
+	__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
+	if (term_timer < 0) {
+		struct sigevent ev;
+		int id;
+		memset(&ev, 0, sizeof(ev));
+		ev.sigev_notify = SIGEV_SIGNAL;
+		ev.sigev_signo = sig;
+		ev.sigev_value.sival_int = RETRY_MARK;
+		if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0)
+			term_timer = id;
+	}
+	struct itimerspec in10ms = {{0, 0}, {0, 10 * 1000 * 1000}};
+	if (term_timer < 0 || syscall(SYS_timer_settime, term_timer, 0, &in10ms, NULL) != 0)
+		term_end(sig); /* nothing would come back: end now */
+}
+
+static void on_term(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	bool retry = si && si->si_code == SI_TIMER && si->si_value.sival_int == RETRY_MARK;
+	if (retry && !__atomic_load_n(&term_pending, __ATOMIC_ACQUIRE))
+		goto out; /* a late timer: the end came another way */
+	if (getpid() != owner_pid) {
+		term_end(sig); /* a vfork child: touch nothing of the parent's */
+		goto out;
+	}
+	if (!mt__thread_idle()) {
+		term_retry(sig);
+		goto out;
+	}
+	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING) {
+		bool started = false;
+		if (interrupted_safely(uc)) {
+			int busy = mt__thread_busy_swap(1);
+			started = start_thread();
+			mt__thread_busy_swap(busy);
+		}
+		if (!started ||
+		    __atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING) {
+			term_retry(sig);
+			goto out;
+		}
+	}
+	__atomic_store_n(&term_pending, 0, __ATOMIC_RELEASE);
+	final_snapshot();
+	term_end(sig);
+out:
+	errno = saved;
+}
+
 static const char *signame(int sig)
 {
 	static char buf[16];
@@ -194,6 +321,12 @@ static void *dump_thread(void *arg)
 			char buf[256];
 			while (read(wake[0], buf, sizeof(buf)) > 0)
 				; /* a burst of signals is one dump */
+			if (__atomic_load_n(&final_wanted, __ATOMIC_ACQUIRE)) {
+				(void)mt__dump(MT_REASON_TERM, NULL, 0);
+				char c = 'D';
+				(void)!write(done_pipe[1], &c, 1);
+				return NULL; /* the process is ending */
+			}
 			(void)mt__dump(MT_REASON_SIGNAL, NULL, 0);
 		} else if (r == 0 && timeout >= 0) {
 			(void)mt__dump(MT_REASON_INTERVAL, NULL, 0);
@@ -245,7 +378,20 @@ static bool start_thread(void)
 
 static bool wanted(void)
 {
-	return mt__opt.signal || mt__opt.interval_ms > 0;
+	return mt__opt.signal || mt__opt.interval_ms > 0 || mt__opt.at_exit;
+}
+
+/* memtrace's handler for sig, unless the program has one: true when put. */
+static bool hold(int sig, void (*handler)(int, siginfo_t *, void *))
+{
+	struct sigaction old, sa;
+	if (real_sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL)
+		return false;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = handler;
+	sa.sa_flags = SA_RESTART | SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	return real_sigaction(sig, &sa, NULL) == 0;
 }
 
 void mt__trigger_init(void)
@@ -263,17 +409,15 @@ void mt__trigger_init(void)
 		real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(
 			RTLD_NEXT, "sigaction");
 	if (mt__opt.signal && real_sigaction) {
-		struct sigaction old, sa;
-		if (real_sigaction(mt__opt.signal, NULL, &old) == 0 && old.sa_handler != SIG_DFL) {
+		if (hold(mt__opt.signal, on_signal))
+			__atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
+		else
 			warn_taken("installed before memtrace started");
-		} else {
-			memset(&sa, 0, sizeof(sa));
-			sa.sa_sigaction = on_signal;
-			sa.sa_flags = SA_RESTART | SA_SIGINFO;
-			sigemptyset(&sa.sa_mask);
-			if (real_sigaction(mt__opt.signal, &sa, NULL) == 0)
-				__atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
-		}
+	}
+	if (mt__opt.at_exit && real_sigaction && pipe2(done_pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+		for (size_t i = 0; i < TERM_N; i++)
+			if (term_sigs[i] != mt__opt.signal && hold(term_sigs[i], on_term))
+				__atomic_store_n(&term_held[i], 1, __ATOMIC_RELEASE);
 	}
 	owner_pid = getpid();
 	uintptr_t lo, hi;
@@ -304,6 +448,14 @@ void mt__trigger_atfork_child(void)
 	warned = 1; /* the parent said it already, if it had to */
 	owner_pid = getpid();
 	__atomic_store_n(&thread_state, THREAD_NONE, __ATOMIC_RELEASE);
+	if (done_pipe[0] >= 0) {
+		close(done_pipe[0]);
+		close(done_pipe[1]);
+		if (pipe2(done_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+			done_pipe[0] = done_pipe[1] = -1;
+	}
+	term_timer = -1; /* timers are not inherited */
+	term_pending = term_tries = 0;
 	if (retry_timer >= 0)
 		retry_make(); /* the parent's is not the child's */
 	/* a timer runs on in the child; a signal starts the thread itself */
@@ -313,8 +465,26 @@ void mt__trigger_atfork_child(void)
 
 void mt__trigger_start(void)
 {
-	if (__atomic_exchange_n(&mt__trigger_start_needed, 0, __ATOMIC_ACQ_REL) && !start_thread())
+	if (!__atomic_exchange_n(&mt__trigger_start_needed, 0, __ATOMIC_ACQ_REL))
+		return;
+	if (!start_thread()) {
 		__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	/* a terminating signal put off: no memtrace lock is held here */
+	int sig = __atomic_exchange_n(&term_pending, 0, __ATOMIC_ACQ_REL);
+	if (sig && __atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) == THREAD_RUNNING) {
+		sigset_t one, old;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		pthread_sigmask(SIG_BLOCK, &one, &old); /* no second end meanwhile */
+		final_snapshot();
+		term_end(sig);
+		pthread_sigmask(SIG_SETMASK, &old, NULL); /* delivered: the end */
+	} else if (sig) {
+		__atomic_store_n(&term_pending, sig, __ATOMIC_RELEASE);
+		__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
+	}
 }
 
 int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
@@ -322,7 +492,8 @@ int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 {
 	if (!real_sigaction)
 		real_sigaction = real;
-	if (sig != mt__opt.signal || !__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE))
+	int *held = held_flag(sig);
+	if (!held || !__atomic_load_n(held, __ATOMIC_ACQUIRE))
 		return real(sig, act, old);
 
 	/* what the program would have seen without memtrace: the default */
@@ -334,14 +505,15 @@ int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 	if (act && act->sa_handler != SIG_DFL) {
 		/* the program takes the signal: its handler wins, and no
 		 * retry of memtrace's may reach it */
-		__atomic_store_n(&handler_installed, 0, __ATOMIC_RELEASE);
-		retry_drop();
+		__atomic_store_n(held, 0, __ATOMIC_RELEASE);
+		if (held == &handler_installed)
+			retry_drop();
 		int r = real(sig, act, NULL);
 		if (r != 0) {
-			__atomic_store_n(&handler_installed, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(held, 1, __ATOMIC_RELEASE);
 			return r;
 		}
-		if (act->sa_handler != SIG_IGN)
+		if (held == &handler_installed && act->sa_handler != SIG_IGN)
 			warn_taken("installed while running");
 	}
 	if (old)

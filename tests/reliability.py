@@ -250,6 +250,55 @@ def case_host_unshare():
     three_ways(["unshare", "-U", "-r", "id", "-u"], timeout=HANG)
 
 
+def case_host_term():
+    """A terminating signal left at its default (systemctl stop's SIGTERM,
+    SIGINT, SIGHUP): a final snapshot, then the same end as without
+    memtrace; a program's own handler runs as without memtrace."""
+    def end(how, sig, preload, env=None, d=None):
+        e = dict(os.environ, **(env or {}))
+        e.pop("LD_PRELOAD", None)
+        if preload:
+            e.update(LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+        p = subprocess.Popen([victim("hosts"), "term", how], env=e, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            eq(p.stdout.readline(), b"ready\n", f"{how}: started")
+            t0 = time.time()
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise Fail(f"{how}, signal {sig}: still running 10 s after it")
+        finally:
+            p.kill()
+        return p.returncode, out, err, time.time() - t0
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for how in ("pause", "own", "busy"):
+            bare = end(how, sig, False)
+            for mode, extra in MATRIX.items():
+                d = tempfile.mkdtemp(prefix="mt-term-")
+                got = end(how, sig, True, extra, d)
+                what = f"{signal.Signals(sig).name}, {how}, {mode}"
+                eq(got[:3], bare[:3], f"{what}: status and output as without memtrace")
+                files = snaps(d)
+                eq(len(files), 1, f"{what}: one final snapshot")
+                js = show_json(files[0])
+                own = how == "own" and sig == signal.SIGTERM
+                eq(js["reason"], "at _exit" if own else "at a terminating signal", what)
+                if mode != "sampled":
+                    expect_site(js, "hosts.c", "term", 100000, 100)
+                check(got[3] < 1.0, f"{what}: ended {got[3]:.2f} s after the signal")
+                if how == "busy":
+                    print(f"{what}: ended {got[3] * 1000:.0f} ms after the signal")
+    # what the program sees: the default, and its own handler once set
+    code = ("import signal\nprint(signal.getsignal(signal.SIGTERM))\n"
+            "signal.signal(signal.SIGTERM, lambda *a: None)\nprint(signal.getsignal(signal.SIGTERM))")
+    bare = run(["/usr/bin/python3", "-c", code], preload=False)
+    r = run(["/usr/bin/python3", "-c", code], dump_dir=tempfile.mkdtemp(prefix="mt-term-"))
+    eq(r.stdout.split(b"\n")[0], bare.stdout.split(b"\n")[0], "the program sees the default")
+    check(b"lambda" in r.stdout.split(b"\n")[1], r.stdout)
+
+
 def gdb_normalize(b):
     b = re.sub(rb"process \d+", b"process N", b)
     b = re.sub(rb"LWP \d+", b"LWP N", b)

@@ -9,10 +9,15 @@
  *                    allocating, libc: 0.5 s inside memset, then sleep), says
  *                    it again; a snapshot signal sent while it waits must be
  *                    answered at once
- *   hosts gdb        stops at hosts_break for a debugger, then exits */
+ *   hosts gdb        stops at hosts_break for a debugger, then exits
+ *   hosts term HOW   keeps 100 blocks of 1000 bytes, says "ready" and waits
+ *                    for its end (HOW: pause; own: its own SIGTERM handler
+ *                    says so and exits 7; busy: allocates and frees without
+ *                    end, so a signal mostly lands inside malloc or free) */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +66,15 @@ static void *sleeper(void *arg)
 }
 
 static volatile unsigned long spun;
+void *term_kept[100];
+
+static void own_term(int sig)
+{
+	static const char msg[] = "own handler\n";
+	(void)sig;
+	(void)!write(1, msg, sizeof(msg) - 1);
+	_exit(7);
+}
 
 __attribute__((noinline)) void hosts_break(void)
 {
@@ -119,6 +133,19 @@ int main(int argc, char **argv)
 		free(buf);
 		free(keep);
 		return 0;
+	}
+	if (!strcmp(what, "term") && argc > 2) {
+		for (int i = 0; i < 100; i++)
+			term_kept[i] = malloc(1000); /* @term */
+		if (!strcmp(argv[2], "own"))
+			signal(SIGTERM, own_term);
+		printf("ready\n");
+		fflush(stdout);
+		if (!strcmp(argv[2], "busy"))
+			for (;;)
+				free(malloc(64 + (spun++ & 1023)));
+		for (;;)
+			pause();
 	}
 	if (!strcmp(what, "gdb")) {
 		void *p = malloc(64);

@@ -168,7 +168,7 @@ static int check_leak(uint64_t budget, const mt_view_t *v, char *path)
 {
 	tally_t t;
 	tally(&t, path, v, true);
-	if (t.snap.reason != MT_REASON_EXIT && t.snap.reason != MT_REASON_UEXIT) {
+	if (!mt_reason_final(t.snap.reason)) {
 		fprintf(stderr,
 			"memtrace check: %s is not an at-exit snapshot (taken %s): --max-leak "
 			"needs the one written at exit\n",

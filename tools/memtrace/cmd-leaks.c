@@ -223,7 +223,7 @@ int mt_cmd_leaks(int argc, char **argv)
 
 	mt_snap_t snap;
 	mt_load_or_die(argv[optind], &snap);
-	if (snap.reason != MT_REASON_EXIT && snap.reason != MT_REASON_UEXIT)
+	if (!mt_reason_final(snap.reason))
 		fprintf(stderr,
 			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
 			"necessarily leaks\n",
