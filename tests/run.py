@@ -1155,6 +1155,43 @@ def case_memory_verdict():
                     r"arenas\s+RSS\s+VMS$", text, re.M), text)
 
 
+def case_verdict_evidence():
+    """The verdict follows the evidence: a line that grew in every interval
+    is a leak suspect however small; a fall is a fall."""
+    d = tempfile.mkdtemp(prefix="mt-verdict-")
+    r = run([victim("verdicts"), "slow", "2.2"], env={"MEMTRACE_INTERVAL": "0.5"}, dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"verdicts slow ok\n"), r.stderr)
+    series = [f for f in snaps(d) if show_json(f)["reason"] == "periodic"]
+    eq(len(series), 4, "periodic snapshots")
+    js = json.loads(tool("growth", "--json", *series).stdout)
+    path, line = line_of("verdicts.c", "slow")
+    top = js["suspects"][0]
+    eq((top["file"], top["line"], top["kind"], top["grew"]), (path, line, "steady", 3),
+       "the slow leak ranks first, grown in every interval")
+    check(top["size_diff"] < 65536, f"under the old threshold: {top['size_diff']}")
+    eq(js["verdict"], "1 line grew in every one of the 3 intervals: leak suspects, however "
+       "small the growth", "growth's verdict")
+    text = tool("growth", *series).stdout
+    check("Verdict: 1 line grew in every one of the 3 intervals" in text, text)
+    check("not a leak" not in text, text)
+    html = os.path.join(d, "report.html")
+    tool("report", "-o", html, *series)
+    page = page_data(open(html).read())
+    eq(page["verdict"], js["verdict"], "the report's verdict is growth's")
+
+    d = tempfile.mkdtemp(prefix="mt-verdict-")
+    r = run([victim("verdicts"), "fall", "2.2"], env={"MEMTRACE_INTERVAL": "0.5"}, dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"verdicts fall ok\n"), r.stderr)
+    series = [f for f in snaps(d) if show_json(f)["reason"] == "periodic"]
+    first, last = show_json(series[0])["totals"], show_json(series[-1])["totals"]
+    check(first["heap_live_bytes"] - last["heap_live_bytes"] >= 1500 * 1024,
+          f"the cache was freed: {first['heap_live_bytes']} -> {last['heap_live_bytes']}")
+    js = json.loads(tool("growth", "--json", *series).stdout)
+    check(js["verdict"].startswith("the live heap fell"), js["verdict"])
+    js = json.loads(tool("diff", "--json", series[0], series[-1]).stdout)
+    check(js["verdict"].startswith("the live heap fell"), js["verdict"])
+
+
 # ---- the HTML report -----------------------------------------------------
 
 def page_data(html):

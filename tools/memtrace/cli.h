@@ -180,7 +180,10 @@ void mt_print_memory(FILE *f, const mt_snap_t *s);
 /* How those figures moved, and what that suggests: a leak (live heap
  * grows), fragmentation (held grows, live flat) or arena sprawl. */
 void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b);
-const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b);
+/* What the totals and the lines say, in one sentence (NULL without the
+ * allocator's figures): `every` lines grew in every one of `intervals`
+ * intervals (0 for a single pair). Valid until the next call. */
+const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals);
 
 /* ---- cmd-show.c ---- */
 void mt_print_stat_line(const mt_stat_t *st);
@@ -232,6 +235,9 @@ double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b);
  * first (steady before jumps, then by net growth), then the rest. The refs
  * point into st, valid while st is. Free with mt_growth_free. */
 mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds, size_t *count);
+/* How many of a series' groups grew in every one of its n - 1 intervals
+ * (0 for fewer than three snapshots). */
+size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n);
 /* "steady", "jump", "growing" (two snapshots cannot tell), "flat" or
  * "shrinking". */
 const char *mt_growth_kind(const mt_growth_t *g, int n);

@@ -164,7 +164,7 @@ int mt_cmd_diff(int argc, char **argv)
 		printf("},\"new\":{");
 		mt_json_snap(stdout, &snap[1]);
 		printf("},\"verdict\":");
-		mt_json_str(stdout, mt_memory_verdict(&snap[0], &snap[1]));
+		mt_json_str(stdout, mt_memory_verdict(&snap[0], &snap[1], 0, 1));
 		printf(",\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"cumulative\":%s,"
 		       "\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
 		       ",\"count_diff\":%" PRId64 ",\"groups\":%zu,\"stats\":[",

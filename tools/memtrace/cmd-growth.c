@@ -40,6 +40,14 @@ const char *mt_growth_kind(const mt_growth_t *g, int n)
 	return n <= 2 ? "growing" : g->steady ? "steady" : "jump";
 }
 
+size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n)
+{
+	size_t k = 0;
+	for (size_t i = 0; n >= 3 && i < ng; i++)
+		k += g[i].net > 0 && g[i].grew == n - 1;
+	return k;
+}
+
 int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b)
 {
 	if (a->start_mono_ns == b->start_mono_ns)
@@ -169,7 +177,8 @@ int mt_cmd_growth(int argc, char **argv)
 			printf("}");
 		}
 		printf("],\"verdict\":");
-		mt_json_str(stdout, mt_memory_verdict(&s[0].snap, &s[n - 1].snap));
+		mt_json_str(stdout, mt_memory_verdict(&s[0].snap, &s[n - 1].snap,
+						      mt_growth_every(sus, ngroups, n), n - 1));
 		printf(",\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"growing\":%zu,"
 		       "\"suspects\":[",
 		       span, mt_group_name(v.group), mt_domain_name(v.domain), nsus);
@@ -218,7 +227,9 @@ int mt_cmd_growth(int argc, char **argv)
 			       peak, mm, held, a->arenas, rss, vms);
 		}
 		if (s[0].snap.has_alloc && s[n - 1].snap.has_alloc)
-			printf("Verdict: %s\n", mt_memory_verdict(&s[0].snap, &s[n - 1].snap));
+			printf("Verdict: %s\n",
+			       mt_memory_verdict(&s[0].snap, &s[n - 1].snap,
+						 mt_growth_every(sus, ngroups, n), n - 1));
 		printf("Leak suspects (%s, %s), steady growth first: %zu growing\n",
 		       mt_group_plural(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {

@@ -265,7 +265,7 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 		last->pid, mixed ? "true" : "false", sampled, mt_seconds_between(first, last),
 		mt_domain_name(v->domain), mt_group_name(v->group),
 		v->cumulative ? "true" : "false", v->limit);
-	mt_json_str(f, mt_memory_verdict(first, last));
+	mt_json_str(f, mt_memory_verdict(first, last, mt_growth_every(g, ng, r->n), r->n - 1));
 
 	/* groups first: they add the strings of their frames */
 	char *groups = NULL;

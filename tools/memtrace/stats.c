@@ -562,25 +562,36 @@ void mt_print_memory(FILE *f, const mt_snap_t *s)
 		m->anon_1m, m->anon_64m);
 }
 
-const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b)
+const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals)
 {
+	static char buf[160];
 	if (!a->has_alloc || !b->has_alloc)
 		return NULL;
 	double live = (double)b->totals.heap_live_bytes - (double)a->totals.heap_live_bytes;
 	double held = (double)b->alloc.held - (double)a->alloc.held;
 	double arenas = (double)b->alloc.arenas - (double)a->alloc.arenas;
 	double base = (double)(b->alloc.held > a->alloc.held ? b->alloc.held : a->alloc.held);
-	/* a change matters above 64 KiB and 2 % of what the allocator holds */
+	/* a change in the totals matters above 64 KiB and 2 % of what the
+	 * allocator holds; a line's steady growth matters at any size */
 	double floor = base * 0.02 > 65536 ? base * 0.02 : 65536;
 	if (arenas > 0 && held > floor && held > 2 * (live > 0 ? live : 0))
 		return "arena sprawl: the allocator added arenas and holds far more than the live "
 		       "heap grew (try MEMTRACE_ARENA_MAX or MEMTRACE_ALLOCATOR=jemalloc)";
 	if (live > floor)
 		return "the live heap grew: look for leaks among the growing lines";
+	if (every) {
+		snprintf(buf, sizeof(buf),
+			 "%zu %s in every one of the %d intervals: leak suspects, however small "
+			 "the growth",
+			 every, every == 1 ? "line grew" : "lines grew", intervals);
+		return buf;
+	}
+	if (live < -floor)
+		return "the live heap fell: memory was given back";
 	if (held > floor)
 		return "the allocator holds more while the live heap stayed flat: fragmentation "
 		       "or allocator caches, not a leak";
-	if (live < -floor || held < -floor)
+	if (held < -floor)
 		return "memory went down";
 	return "no significant change";
 }
@@ -601,5 +612,5 @@ void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b)
 		sz(v, (double)b->alloc.rss - (double)a->alloc.rss, true),
 		sz(q, (double)b->alloc.vms, false),
 		sz(r, (double)b->alloc.vms - (double)a->alloc.vms, true));
-	fprintf(f, "Verdict: %s\n", mt_memory_verdict(a, b));
+	fprintf(f, "Verdict: %s\n", mt_memory_verdict(a, b, 0, 1));
 }
