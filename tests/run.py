@@ -589,11 +589,12 @@ def wait_for_snapshots(d, pid, n, timeout=10):
 
 
 def leak_series():
-    """Three SIGUSR1 snapshots of the leak victim, plus its at-exit one."""
+    """Four SIGUSR1 snapshots of the leak victim (the fourth after its one-off
+    block), plus its at-exit one."""
     d = tempfile.mkdtemp(prefix="mt-test-")
     p = start([victim("leak"), "2.2"], d)
     t0 = time.time()
-    for i, at in enumerate((0.4, 1.0, 1.6)):
+    for i, at in enumerate((0.4, 1.0, 1.6, 1.95)):
         time.sleep(max(0, t0 + at - time.time()))
         p.send_signal(signal.SIGUSR1)
         wait_for_snapshots(d, p.pid, i + 1)
@@ -601,7 +602,7 @@ def leak_series():
     eq(p.returncode, 0, f"leak victim exit status ({err!r})")
     check(out.startswith(b"leaked "), out)
     files = snaps(d, p.pid)
-    eq(len(files), 4, "three signal snapshots and the at-exit one")
+    eq(len(files), 5, "four signal snapshots and the at-exit one")
     return d, files, err
 
 
@@ -630,9 +631,15 @@ def case_signal_diff_growth():
     first = js["suspects"][0]
     eq((first["key"], first["kind"], first["rank"]), (key, "steady", 1), "first suspect")
     check(abs(first["rate"] - 100000) <= 10000, f"leak rate {first['rate']:.0f} B/s, expected 100000")
-    # over all four (the one-off block comes after the third), the leak still
-    # ranks first and the one-off allocation is a jump
-    js = json.loads(tool("growth", "--json", *files).stdout)
+    # over all five, as the README's glob gives them: the at-exit snapshot is
+    # left out, said in one line; the one-off block (after the third) is a
+    # jump, the leak still ranks first
+    r = tool("growth", "--json", *files)
+    js = json.loads(r.stdout)
+    eq(r.stderr.splitlines(),
+       [f"memtrace growth: left out {files[-1]}, taken at exit: the teardown, not the running "
+        "program (memtrace leaks reads it)"], "the at-exit snapshot left out")
+    eq(len(js["snapshots"]), 4, "the series is the running program's")
     eq((js["suspects"][0]["key"], js["suspects"][0]["kind"]), (key, "steady"), "first of four")
     jump = [s for s in js["suspects"] if s["key"].endswith(f":{line_of('leak.c', 'jump')[1]}")]
     eq([s["kind"] for s in jump], ["jump"], "the one-off allocation is a jump")
@@ -872,20 +879,20 @@ def case_check():
     # filters: without the leak's file, what is left did not grow by 1 KiB
     tool("check", "--max-growth", "1K", "--exclude", "*leak.c", files[0], files[2])
     # leaks: what is live at exit after suppressions, as memtrace leaks says
-    leaked = json.loads(tool("leaks", "--json", files[3]).stdout)["leaked_bytes"]
-    r = tool("check", "--max-leak", f"{leaked}B", files[3])
+    leaked = json.loads(tool("leaks", "--json", files[-1]).stdout)["leaked_bytes"]
+    r = tool("check", "--max-leak", f"{leaked}B", files[-1])
     check(f"({leaked} bytes) in " in r.stdout and "still live at exit" in r.stdout, r.stdout)
-    r = tool("check", "--max-leak", str(leaked - 1), files[3], check_rc=3)
+    r = tool("check", "--max-leak", str(leaked - 1), files[-1], check_rc=3)
     jpath, jline = line_of("leak.c", "jump")
     check(f"most from {jpath}:{jline} (512 KiB)" in r.stderr, r.stderr)
     sup = os.path.join(d, "supp.txt")
     with open(sup, "w") as f:
         f.write("leak:leak.c\n")
-    tool("check", "--max-leak", "0", "--suppressions", sup, files[3])
+    tool("check", "--max-leak", "0", "--suppressions", sup, files[-1])
     # misuse: exit 2 for a snapshot that is not at exit, 1 for bad usage
     r = tool("check", "--max-leak", "0", files[0], check_rc=2)
     check("is not an at-exit snapshot (taken on signal)" in r.stderr, r.stderr)
-    for args in (["--max-leak", "1.5Q", files[3]], ["--max-leak", "-1", files[3]],
+    for args in (["--max-leak", "1.5Q", files[-1]], ["--max-leak", "-1", files[-1]],
                  ["--max-growth", "1M", files[0]], [files[0], files[1]],
                  ["--max-growth", "1M", "--max-leak", "0", files[0]],
                  ["--max-growth", "1M", "--suppressions", sup, files[0], files[1]]):
@@ -1179,6 +1186,25 @@ def case_verdict_evidence():
     page = page_data(open(html).read())
     eq(page["verdict"], js["verdict"], "the report's verdict is growth's")
 
+    # a program that frees at exit, through the README's glob: the at-exit
+    # snapshot is its teardown, left out, and the leak still shows
+    d = tempfile.mkdtemp(prefix="mt-verdict-")
+    r = run([victim("verdicts"), "slow", "2.2", "tidy"], env={"MEMTRACE_INTERVAL": "0.5"},
+            dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"verdicts slow ok\n"), r.stderr)
+    every = snaps(d)
+    expect_absent(show_json(every[-1]), "verdicts.c", "slow")  # freed at exit
+    r = tool("growth", "--json", *every)
+    js = json.loads(r.stdout)
+    eq(len(js["snapshots"]), len(every) - 1, "the at-exit snapshot left out")
+    check("left out" in r.stderr and every[-1] in r.stderr, r.stderr)
+    top = js["suspects"][0]
+    eq((top["file"], top["line"], top["kind"]), (path, line, "steady"), "the leak, not 'shrinking'")
+    check(js["verdict"].endswith("leak suspects, however small the growth"), js["verdict"])
+    tool("report", "-o", html, *every)
+    page = page_data(open(html).read())
+    eq(len(page["snaps"]), len(every) - 1, "the report's series")
+
     d = tempfile.mkdtemp(prefix="mt-verdict-")
     r = run([victim("verdicts"), "fall", "2.2"], env={"MEMTRACE_INTERVAL": "0.5"}, dump_dir=d)
     eq((r.returncode, r.stdout), (0, b"verdicts fall ok\n"), r.stderr)
@@ -1287,9 +1313,9 @@ def report_cli(d, files):
 
     # its data: the figures of show and growth, exactly
     data = page_data(html)
-    eq(len(data["snaps"]), len(files), "snapshots in the page")
+    eq(len(data["snaps"]), len(files) - 1, "snapshots in the page: the at-exit one left out")
     groups = {g[0]: g for g in data["groups"]}
-    for i, f in enumerate(files):
+    for i, f in enumerate(files[:-1]):
         js = show_json(f)
         eq(data["snaps"][i]["seq"], js["seq"], "snapshots in time order")
         for s in js["stats"]:

@@ -61,7 +61,8 @@ static double now(void)
 static void *sleeper(void *arg)
 {
 	(void)arg;
-	sleep(3);
+	for (double end = now() + 3; now() < end;) /* EINTR-proof */
+		usleep(100000);
 	return NULL;
 }
 

@@ -2,7 +2,8 @@
 /* Two series whose verdict was untrue (run for argv[2] seconds, paced by
  * the monotonic clock):
  *   verdicts slow  leaks 70 bytes every 10 ms at @slow (7 KB/s), far under
- *                  any size threshold, and nothing else
+ *                  any size threshold, and nothing else; with a third
+ *                  argument "tidy" it frees them all before it exits
  *   verdicts fall  holds a 1.5 MiB cache of 1,500 blocks at @cache and
  *                  frees it at half time; nothing grows */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 void *volatile sink;
 static void *cache[1500];
+static void *kept[100000];
 
 static double now(void)
 {
@@ -32,7 +34,7 @@ int main(int argc, char **argv)
 	while ((t = now() - t0) < secs) {
 		if (slow)
 			for (long due = (long)(t / 0.01); done < due; done++)
-				sink = malloc(70); /* @slow */
+				kept[done] = malloc(70); /* @slow */
 		if (!slow && !freed && t >= secs / 2) {
 			for (int i = 0; i < 1500; i++)
 				free(cache[i]);
@@ -41,6 +43,9 @@ int main(int argc, char **argv)
 		struct timespec ts = { 0, 2000000 };
 		nanosleep(&ts, NULL);
 	}
+	if (argc > 3 && !strcmp(argv[3], "tidy"))
+		for (long i = 0; i < done; i++)
+			free(kept[i]);
 	printf("verdicts %s ok\n", slow ? "slow" : "fall");
 	return 0;
 }

@@ -238,6 +238,14 @@ mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds
 /* How many of a series' groups grew in every one of its n - 1 intervals
  * (0 for fewer than three snapshots). */
 size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n);
+/* Of a series in time order (n snapshots, the first at first, stride bytes
+ * apart), how many to analyse: final snapshots at its end (at exit, at a
+ * terminating signal: the teardown, not the running program) are left out
+ * while two others remain. */
+int mt_series_running(const mt_snap_t *first, size_t stride, int n);
+/* One line on stderr for each snapshot left out (keep to n): once the
+ * command's output is written. */
+void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n);
 /* "steady", "jump", "growing" (two snapshots cannot tell), "flat" or
  * "shrinking". */
 const char *mt_growth_kind(const mt_growth_t *g, int n);

@@ -48,6 +48,29 @@ size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n)
 	return k;
 }
 
+static const mt_snap_t *nth(const mt_snap_t *first, size_t stride, int i)
+{
+	return (const mt_snap_t *)((const char *)first + (size_t)i * stride);
+}
+
+int mt_series_running(const mt_snap_t *first, size_t stride, int n)
+{
+	int keep = n;
+	while (keep > 2 && mt_reason_final(nth(first, stride, keep - 1)->reason))
+		keep--;
+	return keep;
+}
+
+void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n)
+{
+	for (int i = keep; i < n; i++)
+		fprintf(stderr,
+			"memtrace %s: left out %s, taken %s: the teardown, not the running "
+			"program (memtrace leaks reads it)\n",
+			cmd, nth(first, stride, i)->file,
+			mt_reason_text(nth(first, stride, i)->reason));
+}
+
 int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b)
 {
 	if (a->start_mono_ns == b->start_mono_ns)
@@ -152,6 +175,8 @@ int mt_cmd_growth(int argc, char **argv)
 		mt_stats_build(&s[i].snap, s[i].sym, &v, false, &s[i].st);
 	}
 	qsort(s, (size_t)n, sizeof(*s), cmp_time);
+	int all = n;
+	n = mt_series_running(&s[0].snap, sizeof(*s), n);
 	for (int i = 1; i < n; i++)
 		if (s[i].snap.pid != s[0].snap.pid ||
 		    s[i].snap.start_mono_ns != s[0].snap.start_mono_ns) {
@@ -247,9 +272,10 @@ int mt_cmd_growth(int argc, char **argv)
 		}
 	}
 
+	mt_series_say_left("growth", &s[0].snap, sizeof(*s), n, all);
 	mt_growth_free(sus, ngroups);
 	free(stp);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < all; i++) {
 		mt_stats_free(&s[i].st);
 		mt_sym_close(s[i].sym);
 		mt_snap_free(&s[i].snap);

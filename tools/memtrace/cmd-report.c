@@ -437,6 +437,8 @@ int mt_cmd_report(int argc, char **argv)
 		r.s[i].sym = mt_sym_open(&r.s[i].snap);
 	}
 	qsort(r.s, (size_t)n, sizeof(*r.s), cmp_snapdata);
+	int all = n; /* the teardown's snapshots stay loaded, for their names */
+	r.n = n = mt_series_running(&r.s[0].snap, sizeof(*r.s), n);
 	for (int i = 1; i < n; i++)
 		if (r.s[i].snap.pid != r.s[0].snap.pid ||
 		    r.s[i].snap.start_mono_ns != r.s[0].snap.start_mono_ns) {
@@ -474,6 +476,7 @@ int mt_cmd_report(int argc, char **argv)
 	mt_output_open(&out, "report", output);
 	write_page(out.f, title, json, jlen);
 	mt_output_commit(&out);
+	mt_series_say_left("report", &r.s[0].snap, sizeof(*r.s), n, all);
 
 	free(title);
 	free(json);
@@ -482,6 +485,8 @@ int mt_cmd_report(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		free(r.s[i].uses);
 		mt_stats_free(&r.s[i].st);
+	}
+	for (int i = 0; i < all; i++) {
 		mt_sym_close(r.s[i].sym);
 		mt_snap_free(&r.s[i].snap);
 	}
