@@ -1036,7 +1036,8 @@ def case_run():
     eq(r.stdout, "basic ok\n", "the command's output")
     files = snaps(d)
     eq(len(files), 1, "one snapshot")
-    eq(r.stderr, f"memtrace: snapshot {files[0]}\n", "the snapshot is listed")
+    eq(r.stderr, f"memtrace: snapshot {files[0]}: pid {show_json(files[0])['pid']} (the command), "
+       f"{victim('basic')}, at exit\n", "the snapshot is listed, with its process")
     expect_site(show_json(files[0]), "basic.c", "keep100", 100000, 1000)
     r = tool("run", "-o", d, "--", "sh", "-c", "exit 7", check_rc=7)
     r = tool("run", "-o", d, "--", "no-such-command-here", check_rc=127)
@@ -1049,12 +1050,43 @@ def case_run():
     if subprocess.run(["cc", "-static", "-o", static, src]).returncode == 0:
         r = tool("run", "-o", d, "--", static, check_rc=3)
         check("statically linked" in r.stderr, r.stderr)
-    # a setuid binary: a warning, and the program runs
+    # a setuid binary to another user: a warning, the program runs, nothing
+    # written; setuid to the caller itself (root's own): profiled, no warning
     suid = os.path.join(d, "suid-basic")
     shutil.copy(victim("basic"), suid)
+    os.chmod(d, 0o755)
+    os.chown(suid, 65534, 65534)  # nobody
     os.chmod(suid, 0o4755)
-    r = tool("run", "-o", d, "--", suid)
+    d3 = tempfile.mkdtemp(prefix="mt-test-")
+    os.chmod(d3, 0o1777)
+    r = tool("run", "-o", d3, "--", suid)
     check("setuid" in r.stderr and r.stdout == "basic ok\n", r.stderr)
+    eq(snaps(d3), [], "nothing written under AT_SECURE")
+    if os.getuid() == 0:
+        os.chown(suid, 0, 0)
+        os.chmod(suid, 0o4755)
+        r = tool("run", "-o", d3, "--", suid)
+        check("setuid" not in r.stderr and r.stdout == "basic ok\n", r.stderr)
+        eq(len(snaps(d3)), 1, "root's own setuid binary is profiled")
+    # -o creates the directory; each snapshot is named with its process, the
+    # children's apart; a run lists only what its own processes wrote
+    new = os.path.join(tempfile.mkdtemp(prefix="mt-test-"), "a", "b")
+    r = tool("run", "-o", new, "--", "sh", "-c", f"{victim('basic')}; exit 0")
+    files = snaps(new)
+    eq(len(files), 2, "the shell's and its child's")
+    by_exe = {show_json(f)["exe"]: show_json(f) for f in files}
+    top, kid = by_exe["/usr/bin/dash"], by_exe[victim("basic")]
+    lines = r.stderr.splitlines()
+    eq(lines, [f"memtrace: snapshot {new}/memtrace.{top['pid']}.1.snap: pid {top['pid']} "
+               "(the command), /usr/bin/dash, at _exit",
+               f"memtrace: snapshot {new}/memtrace.{kid['pid']}.1.snap: pid {kid['pid']}, child of "
+               f"{top['pid']}, {victim('basic')}, at exit",
+               f"memtrace: 1 of these from the command's children; its own: "
+               f"{new}/memtrace.{top['pid']}.*.snap"], "the listing")
+    r = tool("run", "-o", new, "--", "sh", "-c", "exit 0")
+    eq(len(r.stderr.splitlines()), 1, f"only this run's snapshot: {r.stderr}")
+    check(r.stderr.startswith(f"memtrace: snapshot {new}/") and "(the command)" in r.stderr,
+          r.stderr)
     # signals sent to memtrace reach the command; memtrace dies the same way
     p = subprocess.Popen([TOOL, "run", "-o", d, "--", "sleep", "30"], stderr=subprocess.PIPE)
     time.sleep(0.5)

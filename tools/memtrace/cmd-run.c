@@ -128,10 +128,13 @@ static const char *inspect(const char *path)
 	struct stat st;
 	if (stat(path, &st) != 0)
 		return NULL; /* exec will say what is wrong */
-	if (st.st_mode & (S_ISUID | S_ISGID))
-		return "it is setuid/setgid: the loader ignores LD_PRELOAD for it and memtrace "
-		       "stays "
-		       "inert by design; no snapshot will be written";
+	/* only a change of identity makes the loader secure (AT_SECURE): root
+	 * running its own setuid-root binary is profiled as any other */
+	if (((st.st_mode & S_ISUID) && st.st_uid != getuid()) ||
+	    ((st.st_mode & S_ISGID) && st.st_gid != getgid()))
+		return "it is setuid/setgid to another user or group: the loader ignores "
+		       "LD_PRELOAD for it and memtrace stays inert by design; no snapshot will be "
+		       "written";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
@@ -177,29 +180,110 @@ static const char *inspect(const char *path)
 	return why;
 }
 
-/* Snapshots written since the run began, in pid and sequence order. */
-static void list_snapshots(const char *dir, time_t since)
+/* The directory's snapshot files, as name and inode: a dump is a rename,
+ * so a file this run wrote is a new name or a new inode under an old one. */
+typedef struct seen {
+	char **names;
+	ino_t *inos;
+	int n;
+} seen_t;
+
+static bool is_snapshot_name(const char *nm)
+{
+	size_t len = strlen(nm);
+	return !strncmp(nm, "memtrace.", 9) && len > 14 && !strcmp(nm + len - 5, ".snap");
+}
+
+static void seen_read(const char *dir, seen_t *s)
 {
 	struct dirent **names;
 	int n = scandir(dir, &names, NULL, versionsort);
-	int found = 0;
+	s->n = 0;
+	s->names = mt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*s->names));
+	s->inos = mt_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(*s->inos));
 	for (int i = 0; i < n; i++) {
-		const char *nm = names[i]->d_name;
-		size_t len = strlen(nm);
 		struct stat st;
-		char *p = mt_xasprintf("%s/%s", dir, nm);
-		if (!strncmp(nm, "memtrace.", 9) && len > 5 && !strcmp(nm + len - 5, ".snap") &&
-		    stat(p, &st) == 0 && st.st_mtime >= since) {
-			fprintf(stderr, "memtrace: snapshot %s\n", p);
-			found++;
+		char *p = mt_xasprintf("%s/%s", dir, names[i]->d_name);
+		if (is_snapshot_name(names[i]->d_name) && lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			s->names[s->n] = mt_xasprintf("%s", names[i]->d_name);
+			s->inos[s->n++] = st.st_ino;
 		}
 		free(p);
 		free(names[i]);
 	}
 	if (n >= 0)
 		free(names);
+}
+
+static void seen_free(seen_t *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->names[i]);
+	free(s->names);
+	free(s->inos);
+}
+
+/* The snapshots this run's processes wrote, one line each: the process
+ * (pid, its parent, the executable) and when; those of the command itself
+ * (top, the process memtrace started) are the ones for check and leaks. */
+static void list_snapshots(const char *dir, const seen_t *before, pid_t top)
+{
+	seen_t after;
+	seen_read(dir, &after);
+	int found = 0, mine = 0;
+	for (int i = 0; i < after.n; i++) {
+		bool old = false;
+		for (int j = 0; j < before->n && !old; j++)
+			old = before->inos[j] == after.inos[i] &&
+			      !strcmp(before->names[j], after.names[i]);
+		if (old)
+			continue;
+		char *p = mt_xasprintf("%s/%s", dir, after.names[i]), err[512];
+		mt_snap_t sn;
+		if (mt_snap_load(p, &sn, err, sizeof(err)) != 0) {
+			fprintf(stderr, "memtrace: snapshot %s (unreadable: %s)\n", p, err);
+		} else {
+			char *exe = mt_printable(sn.exe);
+			bool is_top = sn.pid == (uint32_t)top;
+			char who[48] = " (the command)";
+			if (!is_top)
+				snprintf(who, sizeof(who), ", child of %u", sn.ppid);
+			fprintf(stderr, "memtrace: snapshot %s: pid %u%s, %s, %s\n", p, sn.pid, who,
+				exe, mt_reason_text(sn.reason));
+			mine += is_top;
+			free(exe);
+			mt_snap_free(&sn);
+		}
+		found++;
+		free(p);
+	}
+	seen_free(&after);
 	if (!found)
 		fprintf(stderr, "memtrace: no snapshot was written in %s\n", dir);
+	else if (found > mine)
+		fprintf(stderr,
+			"memtrace: %d of these from the command's children; its own: "
+			"%s/memtrace.%d.*.snap\n",
+			found - mine, dir, (int)top);
+}
+
+/* mkdir -p, for the directory the run asked for. */
+static int make_dir(const char *dir)
+{
+	char *p = mt_xasprintf("%s", dir);
+	int r = 0;
+	for (char *q = p + 1; *q && r == 0; q++) {
+		if (*q != '/')
+			continue;
+		*q = 0;
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			r = -1;
+		*q = '/';
+	}
+	if (r == 0 && mkdir(p, 0777) != 0 && errno != EEXIST)
+		r = -1;
+	free(p);
+	return r;
 }
 
 int mt_cmd_run(int argc, char **argv)
@@ -258,6 +342,10 @@ int mt_cmd_run(int argc, char **argv)
 	char cwd[PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd)))
 		strcpy(cwd, ".");
+	if (dir && make_dir(dir) != 0) {
+		fprintf(stderr, "memtrace: snapshot directory %s: %s\n", dir, strerror(errno));
+		return MT_EXIT_USAGE;
+	}
 	char *absdir = dir ? realpath(dir, NULL) : mt_xasprintf("%s", cwd);
 	if (!absdir) {
 		fprintf(stderr, "memtrace: snapshot directory %s: %s\n", dir, strerror(errno));
@@ -308,7 +396,8 @@ int mt_cmd_run(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
 		sigaction(fwd[i], &sa, NULL);
 
-	time_t start = time(NULL);
+	seen_t before;
+	seen_read(absdir, &before);
 	fflush(NULL);
 	child = fork();
 	if (child < 0) {
@@ -328,7 +417,8 @@ int mt_cmd_run(int argc, char **argv)
 	int status = 0;
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
-	list_snapshots(absdir, start);
+	list_snapshots(absdir, &before, child);
+	seen_free(&before);
 	free(libpath);
 	free(absdir);
 	free(cmdpath);
