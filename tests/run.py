@@ -1194,6 +1194,24 @@ def case_memory_verdict():
                     r"arenas\s+RSS\s+VMS$", text, re.M), text)
 
 
+def case_deleted_exe():
+    """A module gone since the snapshot (a deleted or rebuilt-elsewhere
+    program): said once, its frames shown as addresses, exit 0."""
+    d = tempfile.mkdtemp(prefix="mt-gone-")
+    exe = os.path.join(d, "gone")
+    shutil.copy(victim("basic"), exe)
+    r = run([exe], dump_dir=d)
+    eq(r.returncode, 0, r.stderr)
+    snap = only_snapshot(d)
+    os.unlink(exe)
+    for cmd in (["show"], ["leaks"]):
+        r = tool(*cmd, snap)
+        eq(r.stderr, f"memtrace: warning: {exe} is gone (No such file or directory); its frames "
+           "are shown as addresses\n", f"{cmd[0]}: one line")
+        check(re.search(r"^gone\(\+0x[0-9a-f]+\): size=97.7 KiB", r.stdout, re.M) or cmd[0] != "show",
+              r.stdout)
+
+
 def case_verdict_evidence():
     """The verdict follows the evidence: a line that grew in every interval
     is a leak suspect however small; a fall is a fall."""

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <dwarf.h>
+#include <errno.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
@@ -126,8 +127,19 @@ static void add_module(mt_sym_t *sym, const mt_snap_module_t *m)
 	d->base = slash ? slash + 1 : d->rec.path;
 	d->usable = false;
 	sym->nmods++;
-	if (m->path[0] != '/' || access(m->path, R_OK) != 0)
-		return; /* the vdso, or a file that is gone */
+	if (m->path[0] != '/')
+		return; /* the vdso */
+	if (access(m->path, R_OK) != 0) {
+		if (first_warning(m->path)) {
+			char *shown = mt_printable(m->path);
+			fprintf(stderr,
+				"memtrace: warning: %s is gone (%s); its frames are shown as "
+				"addresses\n",
+				shown ? shown : "?", strerror(errno));
+			free(shown);
+		}
+		return;
+	}
 	Dwfl_Module *dm = dwfl_report_elf(sym->dwfl, d->base, m->path, -1, m->bias, false);
 	if (!dm)
 		return;
