@@ -95,23 +95,36 @@ static bool interrupted_safely(const void *ucv)
 static int retry_timer = -1;
 static int retries;
 
-static void retry_make(void)
+/* A kernel timer that sends sig marked as a retry; -1 if none. Raw system
+ * calls: async-signal-safe, no allocation, no thread. */
+static int timer_make(int sig)
 {
 	struct sigevent ev;
 	int id;
 	memset(&ev, 0, sizeof(ev));
 	ev.sigev_notify = SIGEV_SIGNAL;
-	ev.sigev_signo = mt__opt.signal;
+	ev.sigev_signo = sig;
 	ev.sigev_value.sival_int = RETRY_MARK;
-	retry_timer = syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0 ? id : -1;
+	return syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0 ? id : -1;
+}
+
+/* Fires timer once, 10 ms from now; false if it cannot. */
+static bool timer_in_10ms(int timer)
+{
+	struct itimerspec in10ms = {{0, 0}, {0, 10 * 1000 * 1000}};
+	return timer >= 0 && syscall(SYS_timer_settime, timer, 0, &in10ms, NULL) == 0;
+}
+
+static void retry_make(void)
+{
+	retry_timer = timer_make(mt__opt.signal);
 	retries = 0;
 }
 
 static void retry_arm(void)
 {
-	struct itimerspec in10ms = {{0, 0}, {0, 10 * 1000 * 1000}};
-	if (retry_timer >= 0 && __atomic_add_fetch(&retries, 1, __ATOMIC_RELAXED) <= RETRY_MAX)
-		(void)syscall(SYS_timer_settime, retry_timer, 0, &in10ms, NULL);
+	if (__atomic_add_fetch(&retries, 1, __ATOMIC_RELAXED) <= RETRY_MAX)
+		(void)timer_in_10ms(retry_timer);
 }
 
 static void retry_drop(void)
@@ -221,18 +234,9 @@ static void term_retry(int sig)
 	}
 	__atomic_store_n(&term_pending, sig, __ATOMIC_RELEASE);
 	__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
-	if (term_timer < 0) {
-		struct sigevent ev;
-		int id;
-		memset(&ev, 0, sizeof(ev));
-		ev.sigev_notify = SIGEV_SIGNAL;
-		ev.sigev_signo = sig;
-		ev.sigev_value.sival_int = RETRY_MARK;
-		if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &id) == 0)
-			term_timer = id;
-	}
-	struct itimerspec in10ms = {{0, 0}, {0, 10 * 1000 * 1000}};
-	if (term_timer < 0 || syscall(SYS_timer_settime, term_timer, 0, &in10ms, NULL) != 0)
+	if (term_timer < 0)
+		term_timer = timer_make(sig);
+	if (!timer_in_10ms(term_timer))
 		term_end(sig); /* nothing would come back: end now */
 }
 
