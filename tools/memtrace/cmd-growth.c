@@ -169,14 +169,15 @@ int mt_cmd_growth(int argc, char **argv)
 		mt_die_usage("growth", "needs two or more snapshot files, got %d", n);
 
 	snapset_t *s = mt_xmalloc((size_t)n * sizeof(*s));
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++)
 		mt_load_or_die(argv[optind + i], &s[i].snap);
+	qsort(s, (size_t)n, sizeof(*s), cmp_time);
+	int all = n; /* the teardown's snapshots are read, never analysed */
+	n = mt_series_running(&s[0].snap, sizeof(*s), n);
+	for (int i = 0; i < n; i++) {
 		s[i].sym = mt_sym_open(&s[i].snap);
 		mt_stats_build(&s[i].snap, s[i].sym, &v, false, &s[i].st);
 	}
-	qsort(s, (size_t)n, sizeof(*s), cmp_time);
-	int all = n;
-	n = mt_series_running(&s[0].snap, sizeof(*s), n);
 	for (int i = 1; i < n; i++)
 		if (s[i].snap.pid != s[0].snap.pid ||
 		    s[i].snap.start_mono_ns != s[0].snap.start_mono_ns) {
@@ -193,6 +194,8 @@ int mt_cmd_growth(int argc, char **argv)
 	while (nsus < ngroups && sus[nsus].net > 0)
 		nsus++;
 	size_t shown = v.limit && v.limit < nsus ? v.limit : nsus;
+	const char *verdict = mt_memory_verdict(&s[0].snap, &s[n - 1].snap,
+						mt_growth_every(sus, ngroups, n), n - 1);
 
 	if (v.json) {
 		printf("{\"snapshots\":[");
@@ -202,8 +205,7 @@ int mt_cmd_growth(int argc, char **argv)
 			printf("}");
 		}
 		printf("],\"verdict\":");
-		mt_json_str(stdout, mt_memory_verdict(&s[0].snap, &s[n - 1].snap,
-						      mt_growth_every(sus, ngroups, n), n - 1));
+		mt_json_str(stdout, verdict);
 		printf(",\"seconds\":%.6f,\"group_by\":\"%s\",\"domain\":\"%s\",\"growing\":%zu,"
 		       "\"suspects\":[",
 		       span, mt_group_name(v.group), mt_domain_name(v.domain), nsus);
@@ -252,9 +254,7 @@ int mt_cmd_growth(int argc, char **argv)
 			       peak, mm, held, a->arenas, rss, vms);
 		}
 		if (s[0].snap.has_alloc && s[n - 1].snap.has_alloc)
-			printf("Verdict: %s\n",
-			       mt_memory_verdict(&s[0].snap, &s[n - 1].snap,
-						 mt_growth_every(sus, ngroups, n), n - 1));
+			printf("Verdict: %s\n", verdict);
 		printf("Leak suspects (%s, %s), steady growth first: %zu growing\n",
 		       mt_group_plural(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {
@@ -276,8 +276,10 @@ int mt_cmd_growth(int argc, char **argv)
 	mt_growth_free(sus, ngroups);
 	free(stp);
 	for (int i = 0; i < all; i++) {
-		mt_stats_free(&s[i].st);
-		mt_sym_close(s[i].sym);
+		if (i < n) {
+			mt_stats_free(&s[i].st);
+			mt_sym_close(s[i].sym);
+		}
 		mt_snap_free(&s[i].snap);
 	}
 	free(s);

@@ -432,13 +432,13 @@ int mt_cmd_report(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.n = n;
 	r.s = mt_xmalloc((size_t)n * sizeof(*r.s));
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n; i++)
 		mt_load_or_die(argv[optind + i], &r.s[i].snap);
-		r.s[i].sym = mt_sym_open(&r.s[i].snap);
-	}
 	qsort(r.s, (size_t)n, sizeof(*r.s), cmp_snapdata);
-	int all = n; /* the teardown's snapshots stay loaded, for their names */
+	int all = n; /* the teardown's snapshots are read, never analysed */
 	r.n = n = mt_series_running(&r.s[0].snap, sizeof(*r.s), n);
+	for (int i = 0; i < n; i++)
+		r.s[i].sym = mt_sym_open(&r.s[i].snap);
 	for (int i = 1; i < n; i++)
 		if (r.s[i].snap.pid != r.s[0].snap.pid ||
 		    r.s[i].snap.start_mono_ns != r.s[0].snap.start_mono_ns) {
@@ -482,12 +482,12 @@ int mt_cmd_report(int argc, char **argv)
 	free(json);
 	mt_growth_free(g, ng);
 	free(stp);
-	for (int i = 0; i < n; i++) {
-		free(r.s[i].uses);
-		mt_stats_free(&r.s[i].st);
-	}
 	for (int i = 0; i < all; i++) {
-		mt_sym_close(r.s[i].sym);
+		if (i < n) {
+			free(r.s[i].uses);
+			mt_stats_free(&r.s[i].st);
+			mt_sym_close(r.s[i].sym);
+		}
 		mt_snap_free(&r.s[i].snap);
 	}
 	free(r.s);
