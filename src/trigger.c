@@ -67,11 +67,15 @@ static bool interrupted_safely(const void *ucv)
 	const ucontext_t *uc = ucv;
 	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
 	long ax = (long)uc->uc_mcontext.gregs[REG_RAX];
-	bool in_libc =
-		(ip >= libc_lo + 2 && ip < libc_hi - 2) || (ip >= ld_lo + 2 && ip < ld_hi - 2);
-	if (!in_libc)
-		return libc_hi != 0 && ld_hi != 0 && !(ip >= libc_lo && ip < libc_hi) &&
-		       !(ip >= ld_lo && ip < ld_hi);
+	uintptr_t lo = libc_lo, hi = libc_hi;
+	if (ip < lo || ip >= hi) {
+		lo = ld_lo;
+		hi = ld_hi;
+	}
+	if (ip < lo || ip >= hi)
+		return libc_hi != 0 && ld_hi != 0; /* neither libc nor ld.so */
+	if (ip < lo + 2 || ip + 2 > hi)
+		return false; /* no room for the instruction either side */
 	const unsigned char *at = (const unsigned char *)ip;
 	if (ax == -EINTR && at[-2] == 0x0f && at[-1] == 0x05)
 		return true;
@@ -134,24 +138,35 @@ static void retry_drop(void)
 	retry_timer = -1;
 }
 
+/* Whether a delivery is one of memtrace's own timer retries. */
+static bool is_retry(const siginfo_t *si)
+{
+	return si && si->si_code == SI_TIMER && si->si_value.sival_int == RETRY_MARK;
+}
+
+/* From a handler: starts the dump thread if the interrupted thread is
+ * where that is safe; its allocations meanwhile are memtrace's own. */
+static bool start_from_handler(const void *uc)
+{
+	if (!mt__thread_idle() || getpid() != owner_pid || !interrupted_safely(uc))
+		return false;
+	int busy = mt__thread_busy_swap(1);
+	bool started = start_thread();
+	mt__thread_busy_swap(busy);
+	return started;
+}
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	bool retry = si && si->si_code == SI_TIMER && si->si_value.sival_int == RETRY_MARK;
+	bool retry = is_retry(si);
 	char c = (char)sig;
 	if (!retry)
 		(void)!write(wake[1], &c, 1); /* full pipe: a dump is already due */
-	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) == THREAD_NONE) {
-		bool started = false;
-		if (mt__thread_idle() && getpid() == owner_pid && interrupted_safely(uc)) {
-			int busy = mt__thread_busy_swap(1); /* its allocations are ours */
-			started = start_thread();
-			mt__thread_busy_swap(busy);
-		}
-		if (!started) {
-			__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
-			retry_arm();
-		}
+	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) == THREAD_NONE &&
+	    !start_from_handler(uc)) {
+		__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
+		retry_arm();
 	}
 	errno = saved;
 }
@@ -196,12 +211,18 @@ bool mt__trigger_holds(int sig)
 
 /* The signal's own end: its default action, raised again (it stays blocked
  * until the handler returns, when it is delivered). */
-static void term_end(int sig)
+static struct sigaction default_action(void)
 {
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	sigemptyset(&dfl.sa_mask);
+	return dfl;
+}
+
+static void term_end(int sig)
+{
+	struct sigaction dfl = default_action();
 	int *held = held_flag(sig);
 	if (held)
 		__atomic_store_n(held, 0, __ATOMIC_RELEASE);
@@ -243,8 +264,7 @@ static void term_retry(int sig)
 static void on_term(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	bool retry = si && si->si_code == SI_TIMER && si->si_value.sival_int == RETRY_MARK;
-	if (retry && !__atomic_load_n(&term_pending, __ATOMIC_ACQUIRE))
+	if (is_retry(si) && !__atomic_load_n(&term_pending, __ATOMIC_ACQUIRE))
 		goto out; /* a late timer: the end came another way */
 	if (getpid() != owner_pid) {
 		term_end(sig); /* a vfork child: touch nothing of the parent's */
@@ -254,18 +274,11 @@ static void on_term(int sig, siginfo_t *si, void *uc)
 		term_retry(sig);
 		goto out;
 	}
-	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING) {
-		bool started = false;
-		if (interrupted_safely(uc)) {
-			int busy = mt__thread_busy_swap(1);
-			started = start_thread();
-			mt__thread_busy_swap(busy);
-		}
-		if (!started ||
-		    __atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING) {
-			term_retry(sig);
-			goto out;
-		}
+	if (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING &&
+	    (!start_from_handler(uc) ||
+	     __atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) != THREAD_RUNNING)) {
+		term_retry(sig);
+		goto out;
 	}
 	__atomic_store_n(&term_pending, 0, __ATOMIC_RELEASE);
 	final_snapshot();
@@ -501,10 +514,7 @@ int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 		return real(sig, act, old);
 
 	/* what the program would have seen without memtrace: the default */
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	sigemptyset(&dfl.sa_mask);
+	struct sigaction dfl = default_action();
 
 	if (act && act->sa_handler != SIG_DFL) {
 		/* the program takes the signal: its handler wins, and no
