@@ -2,7 +2,7 @@
 /*
  * format.h - the memtrace snapshot format, version 1: the one spec that the
  * writer (src/snapshot.c, inside the profiled process) and the reader
- * (src/format.c, used by tools/memtrace) both follow.
+ * (src/snapread.c, used by tools/memtrace) both follow.
  *
  * A snapshot is little-endian binary:
  *
@@ -31,9 +31,20 @@
  *           allocator's own figures and the process's memory (see below);
  *           u32 len + allocator name ("glibc", "jemalloc")
  *   SITE    u32 id, u8 domain (mt_domain), u8 nframes, u16 0,
- *           MT_SITE_COUNTERS as u64 each, then nframes u64 absolute return
- *           addresses, innermost (the allocating caller) first; memtrace's
- *           own frames are never recorded
+ *           MT_SITE_COUNTERS as u64 each, then nframes u64 frames: first
+ *           the native ones, absolute return addresses, innermost (the
+ *           allocating caller) first; memtrace's own frames are never
+ *           recorded. Then (since 1.2) the Python frames of the allocating
+ *           thread, innermost first, each tagged MT_FRAME_PY (below)
+ *   PYTHON  (since 1.2) u32 version (major << 8 | minor), u32 0, u64 lo,
+ *           u64 hi: the interpreter whose frames the sites carry, and the
+ *           address range of its eval loop (_PyEval_EvalFrameDefault): a
+ *           native frame in that range runs Python frames
+ *   CODE    (since 1.2) u32 id, i32 first line, u8 line-table kind
+ *           (pyline.h), u8 0, u16 0, u32 len + file name, u32 len +
+ *           function (qualname from 3.11, name before), u32 len + line
+ *           table: a code object as it was while a recorded frame ran it.
+ *           Every id a SITE's Python frame names has its CODE record
  *
  * Unknown record types are skipped by their length: a minor version may add
  * records. A different major version is refused. No record is longer than
@@ -42,6 +53,7 @@
 #ifndef MT_FORMAT_H
 #define MT_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +61,7 @@
 #define MT_MAGIC_LEN 8
 #define MT_END_MAGIC 0x4e45544du /* "MTEN" little-endian */
 #define MT_FORMAT_MAJOR 1
-#define MT_FORMAT_MINOR 1
+#define MT_FORMAT_MINOR 2
 #define MT_FILE_HEADER_LEN 16
 #define MT_REC_HEADER_LEN 8
 #define MT_END_PAYLOAD_LEN 16
@@ -63,8 +75,43 @@ enum mt_rec_type {
 	MT_REC_MODULE = 3,
 	MT_REC_SITE = 4,
 	MT_REC_ALLOC = 5,
+	MT_REC_PYTHON = 6,
+	MT_REC_CODE = 7,
 	MT_REC_END = 0xffff,
 };
+
+/*
+ * A Python frame in a SITE's frame list: bit 63 set (no user-space return
+ * address has it), the CODE record's id in bits 32-60, the byte offset of
+ * the instruction running (a signed 32-bit number: negative before the
+ * first) in bits 0-31. ENTRY marks the outermost frame of one run of the
+ * eval loop (every frame up to 3.10; is_entry in 3.11; the frame below a
+ * C-stack shim from 3.12); HIDDEN a frame pushed but not started (3.12+),
+ * which tracemalloc leaves out: it counts for pairing with the native
+ * stack, and is not shown.
+ */
+#define MT_FRAME_PY (1ull << 63)
+#define MT_FRAME_PY_ENTRY (1ull << 62)
+#define MT_FRAME_PY_HIDDEN (1ull << 61)
+#define MT_FRAME_PY_CODE_MAX ((1u << 29) - 1)
+
+static inline uint64_t mt_frame_py(uint32_t code, int32_t off, bool entry, bool hidden)
+{
+	return MT_FRAME_PY | (entry ? MT_FRAME_PY_ENTRY : 0) | (hidden ? MT_FRAME_PY_HIDDEN : 0) |
+	       ((uint64_t)(code & MT_FRAME_PY_CODE_MAX) << 32) | (uint32_t)off;
+}
+static inline bool mt_frame_is_py(uint64_t f)
+{
+	return (f & MT_FRAME_PY) != 0;
+}
+static inline uint32_t mt_frame_py_code(uint64_t f)
+{
+	return (uint32_t)(f >> 32) & MT_FRAME_PY_CODE_MAX;
+}
+static inline int32_t mt_frame_py_off(uint64_t f)
+{
+	return (int32_t)(uint32_t)f;
+}
 
 enum mt_domain {
 	MT_DOMAIN_HEAP = 0, /* malloc family */

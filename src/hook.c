@@ -197,16 +197,21 @@ static void at_exit_dump(void)
 	tl_busy--;
 }
 
+/* The code table's lock comes before the tables' (python.c). */
 static void atfork_prepare(void)
 {
-	if (init_state == INIT_READY)
+	if (init_state == INIT_READY) {
+		mt__py_lock();
 		mt__table_lock_all();
+	}
 }
 
 static void atfork_parent(void)
 {
-	if (init_state == INIT_READY)
+	if (init_state == INIT_READY) {
 		mt__table_unlock_all();
+		mt__py_unlock();
+	}
 }
 
 static void atfork_child(void)
@@ -214,6 +219,7 @@ static void atfork_child(void)
 	if (init_state == INIT_READY) {
 		mt__table_unlock_all();
 		mt__table_atfork_child();
+		mt__py_atfork_child();
 	}
 	mt__snapshot_atfork_child();
 	mt__trigger_atfork_child();
@@ -298,10 +304,40 @@ __attribute__((constructor)) static void mt_ctor(void)
 		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
 	mt__snapshot_cleanup();
 	mt__trigger_init();
+	mt__python_init();
 	tl_busy--;
 }
 
 /* ---- recording ---- */
+
+/* A Python process: the interpreter's frames follow the native ones in the
+ * callsite's stack. The native stack alone cannot name the callsite (one
+ * eval-loop stack runs every Python line), so the tag cache is used only
+ * by threads not running Python code. */
+static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
+{
+	uintptr_t frames[MT_MAX_FRAMES];
+	uint64_t pyf[MT_MAX_FRAMES];
+	void **tag;
+	int depth = mt__opt.depth, m = 0;
+	if (state == MT_PY_WAIT)
+		mt__py_poll();
+	else if (state == MT_PY_ON)
+		m = mt__py_frames(pyf, depth);
+	int n = mt__unwind(frames, depth, tl_entry_slot,
+			   domain == MT_DOMAIN_HEAP && !m ? &tag : NULL);
+	if (!m && domain == MT_DOMAIN_HEAP && tag && *tag)
+		return *tag;
+	if (m > MT_MAX_FRAMES - n)
+		m = MT_MAX_FRAMES - n;
+	memcpy(frames + n, pyf, (size_t)m * sizeof(*pyf));
+	mt_site_t *s = mt__site_get(frames, n + m, domain);
+	if (!s)
+		mt__count_untracked();
+	else if (!m && domain == MT_DOMAIN_HEAP && tag)
+		*tag = s;
+	return s;
+}
 
 static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 {
@@ -309,6 +345,9 @@ static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 	void **tag;
 	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_start_needed, __ATOMIC_RELAXED)))
 		mt__trigger_start(); /* a signal asked for the dump thread */
+	int py = __atomic_load_n(&mt__py_state, __ATOMIC_RELAXED);
+	if (MT_UNLIKELY(py != MT_PY_OFF))
+		return python_site(domain, py);
 	/* a heap stack seen lately by this thread: its callsite, no lookup */
 	int n = mt__unwind(frames, mt__opt.depth, tl_entry_slot,
 			   domain == MT_DOMAIN_HEAP ? &tag : NULL);
@@ -465,6 +504,92 @@ EXPORT void free(void *p)
 EXPORT void cfree(void *p)
 {
 	free(p);
+}
+
+/* ---- CPython's allocator domains: MEM and OBJ (python.c installs these) ----
+ * The interpreter's own allocator (pymalloc) stays: each wrapper records
+ * the block and forwards to it. What pymalloc asks of malloc or mmap
+ * underneath runs with tl_busy set, so no block is counted twice. The
+ * blocks are the system's (their owner for the jemalloc backend). */
+struct pyalloc {
+	void *ctx;
+	void *(*malloc)(void *, size_t);
+	void *(*calloc)(void *, size_t, size_t);
+	void *(*realloc)(void *, void *, size_t);
+	void (*free)(void *, void *);
+};
+static struct pyalloc py_saved[3];
+
+static __attribute__((noinline)) void *py_malloc(void *ctx, size_t size)
+{
+	const struct pyalloc *d = ctx;
+	if (unsampled_fast(size))
+		return d->malloc(d->ctx, size);
+	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
+		return d->malloc(d->ctx, size);
+	if (!ENTER())
+		return d->malloc(d->ctx, size);
+	void *p = d->malloc(d->ctx, size);
+	if (p)
+		record_heap(p, size, MT_OWNER_SYSTEM);
+	LEAVE();
+	return p;
+}
+
+static void *py_calloc(void *ctx, size_t n, size_t size)
+{
+	const struct pyalloc *d = ctx;
+	if ((n && size > SIZE_MAX / n) || !ENTER())
+		return d->calloc(d->ctx, n, size);
+	void *p = d->calloc(d->ctx, n, size);
+	if (p && !unsampled(n * size))
+		record_heap(p, n * size, MT_OWNER_SYSTEM);
+	LEAVE();
+	return p;
+}
+
+static void *py_realloc(void *ctx, void *p, size_t size)
+{
+	const struct pyalloc *d = ctx;
+	if (!p)
+		return py_malloc(ctx, size);
+	if (init_state != INIT_READY || (unrecorded(p) && unsampled_fast(size)) || !ENTER())
+		return d->realloc(d->ctx, p, size);
+	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
+	void *q = d->realloc(d->ctx, p, size);
+	int saved = errno;
+	if (q) {
+		mt__heap_release(meta);
+		if (!unsampled(size))
+			record_heap(q, size, MT_OWNER_SYSTEM);
+	} else if (meta) {
+		mt__heap_reattach(p, meta);
+	}
+	errno = saved;
+	LEAVE();
+	return q;
+}
+
+static void py_free(void *ctx, void *p)
+{
+	const struct pyalloc *d = ctx;
+	if (p && init_state == INIT_READY && !unrecorded(p)) {
+		int saved = errno;
+		mt__heap_release(mt__heap_detach(p));
+		errno = saved;
+	}
+	d->free(d->ctx, p);
+}
+
+void *mt__py_domain_saved(int d)
+{
+	return &py_saved[d];
+}
+
+void mt__py_domain_ours(int d, void *out)
+{
+	struct pyalloc a = {&py_saved[d], py_malloc, py_calloc, py_realloc, py_free};
+	memcpy(out, &a, sizeof(a));
 }
 
 EXPORT void *calloc(size_t n, size_t size)

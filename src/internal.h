@@ -41,6 +41,9 @@ typedef struct mt_options {
 	long sample_bytes; /* MEMTRACE_SAMPLE: mean bytes between samples, 0: exact */
 	long sample_seed;  /* MEMTRACE_SAMPLE_SEED: 0 for a random seed */
 	long fail_after;   /* MEMTRACE_FAIL_AFTER (testing): own mmaps fail after N */
+	bool python;	   /* MEMTRACE_PYTHON: record CPython's frames */
+	bool python_domains; /* MEMTRACE_PYTHON_PYMALLOC: see pymalloc's blocks */
+	long python_skew;  /* MEMTRACE_PYTHON_SKEW (testing): a wrong layout */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
@@ -248,7 +251,41 @@ MT_HIDDEN bool mt__trigger_holds(int sig);
 MT_HIDDEN int mt__sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 			    int (*real)(int, const struct sigaction *, struct sigaction *));
 
+/* ---- python.c: CPython's frames ---- */
+enum { MT_PY_OFF, MT_PY_WAIT, MT_PY_PENDING, MT_PY_ON };
+/* OFF: not Python, or not a layout memtrace trusts; WAIT: the interpreter
+ * is not initialised yet; PENDING: the check is queued; ON: frames. */
+extern int mt__py_state MT_HIDDEN;
+/* At start (the constructor): finds the interpreter and its layout. */
+MT_HIDDEN void mt__python_init(void);
+/* From a recorded allocation while WAIT: queues the check once the
+ * interpreter is initialised. */
+MT_HIDDEN void mt__py_poll(void);
+/* The calling thread's Python frames, innermost first, as MT_FRAME_PY
+ * words; at most max; 0 outside Python code. */
+MT_HIDDEN int mt__py_frames(uint64_t *out, int max);
+typedef struct mt_pycode {
+	int32_t first;
+	int kind;
+	const char *file, *name;
+	const unsigned char *table;
+	uint32_t flen, nlen, tlen;
+} mt_pycode_t;
+/* For the snapshot: the interpreter's version and eval-loop range; the
+ * code table (ids below the count; entries never change once made). */
+MT_HIDDEN void mt__py_describe(uint32_t *version, uint64_t *lo, uint64_t *hi);
+MT_HIDDEN uint32_t mt__py_code_count(void);
+MT_HIDDEN bool mt__py_code_get(uint32_t id, mt_pycode_t *out);
+MT_HIDDEN void mt__py_lock(void);
+MT_HIDDEN void mt__py_unlock(void);
+MT_HIDDEN void mt__py_atfork_child(void);
+
 /* ---- hook.c ---- */
+/* The Python allocator domain d (1 MEM, 2 OBJ): where the interpreter's
+ * own allocator is saved, and the wrapper that records and forwards to it
+ * (both PyMemAllocatorEx). */
+MT_HIDDEN void *mt__py_domain_saved(int d);
+MT_HIDDEN void mt__py_domain_ours(int d, void *out);
 /* Marks the calling thread as memtrace's own: nothing it allocates is
  * tracked. */
 MT_HIDDEN void mt__thread_untracked(void);

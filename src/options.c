@@ -59,6 +59,12 @@ static const struct opt table[] = {
 	 "seed of the sampling draws, for reproducible runs; unset: random"},
 	{"MEMTRACE_FAIL_AFTER", OPT_LONG, 0, 1, 1l << 40, OFF(fail_after),
 	 "testing: memtrace's own memory requests fail after this many"},
+	{"MEMTRACE_PYTHON", OPT_BOOL, 1, 0, 1, OFF(python),
+	 "in CPython (3.8 to 3.13): record each allocation's Python frames too"},
+	{"MEMTRACE_PYTHON_PYMALLOC", OPT_BOOL, 1, 0, 1, OFF(python_domains),
+	 "in CPython: record the objects pymalloc serves (the MEM and OBJ domains)"},
+	{"MEMTRACE_PYTHON_SKEW", OPT_LONG, 0, 1, 4096, OFF(python_skew),
+	 "testing: shift the Python layout's offsets (memtrace's check must refuse it)"},
 	{"MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
 	 "the allocator behind the program's allocations: system or jemalloc"},
 };

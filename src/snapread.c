@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pyline.h"
 #include "snapread.h"
 
 #define MAX_FILE ((uint64_t)4 << 30)
@@ -200,6 +201,282 @@ static int parse_site(struct ctx *c, mt_snap_site_t *st, size_t at, size_t len)
 	return 0;
 }
 
+/* ---- Python: CODE records, interned frames, the stack as shown ---- */
+struct code {
+	uint32_t id;
+	int32_t first;
+	uint8_t kind;
+	char *file, *name, *table;
+	size_t tlen;
+	size_t off; /* of its record, for messages */
+};
+
+static int parse_python(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
+{
+	if (len < 24)
+		return fail(c, at, "PYTHON record of %zu bytes is too short", len);
+	s->py_version = mt__get_u32(c->data + at);
+	s->py_eval_lo = mt__get_u64(c->data + at + 8);
+	s->py_eval_hi = mt__get_u64(c->data + at + 16);
+	if (s->py_eval_lo > s->py_eval_hi)
+		return fail(c, at + 8, "PYTHON record's eval loop has an empty address range");
+	return 0;
+}
+
+static int parse_code(struct ctx *c, struct code *k, size_t at, size_t len)
+{
+	size_t end = at + len;
+	memset(k, 0, sizeof(*k));
+	k->off = at;
+	if (len < 12)
+		return fail(c, at, "CODE record of %zu bytes is too short", len);
+	k->id = mt__get_u32(c->data + at);
+	k->first = (int32_t)mt__get_u32(c->data + at + 4);
+	k->kind = c->data[at + 8];
+	if (k->id == 0 || k->id > MT_FRAME_PY_CODE_MAX)
+		return fail(c, at, "CODE record with id %u, outside 1..%u", k->id,
+			    MT_FRAME_PY_CODE_MAX);
+	if (k->kind < MT_PYLINE_LNOTAB || k->kind > MT_PYLINE_LOCATIONS)
+		return fail(c, at + 8, "CODE record %u: unknown line-table kind %u", k->id,
+			    k->kind);
+	at += 12;
+	if (get_str(c, &at, end, &k->file, NULL) || get_str(c, &at, end, &k->name, NULL) ||
+	    get_str(c, &at, end, &k->table, &k->tlen))
+		return -1;
+	return 0;
+}
+
+static void free_codes(struct code *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].file);
+		free(v[i].name);
+		free(v[i].table);
+	}
+	free(v);
+}
+
+static int cmp_code(const void *a, const void *b)
+{
+	uint32_t x = ((const struct code *)a)->id, y = ((const struct code *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static const struct code *find_code(const struct code *v, size_t n, uint32_t id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid].id == id)
+			return &v[mid];
+		if (v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Every Python frame read, once: (file, function, line) -> id, for the
+ * life of the process, so that ids agree across snapshots. */
+static struct {
+	mt_pyframe_t *v;
+	size_t n, cap;
+	uint32_t *slot; /* index + 1, open addressing */
+	size_t nslot;
+} pyf;
+
+#define PYF_ID_MASK ((1ull << 61) - 1)
+
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h * 0x100000001b3ull;
+}
+
+static uint64_t pyf_hash(const char *file, const char *func, int line)
+{
+	return str_hash(str_hash(0xcbf29ce484222325ull ^ (uint64_t)(unsigned)line, file), func);
+}
+
+static bool pyf_rehash(size_t nslot)
+{
+	uint32_t *slot = calloc(nslot, sizeof(*slot));
+	if (!slot)
+		return false;
+	for (size_t i = 0; i < pyf.n; i++) {
+		const mt_pyframe_t *f = &pyf.v[i];
+		size_t j = pyf_hash(f->file, f->func, f->line) & (nslot - 1);
+		while (slot[j])
+			j = (j + 1) & (nslot - 1);
+		slot[j] = (uint32_t)i + 1;
+	}
+	free(pyf.slot);
+	pyf.slot = slot;
+	pyf.nslot = nslot;
+	return true;
+}
+
+/* The id of a Python frame; UINT64_MAX out of memory. */
+static uint64_t pyf_intern(const char *file, const char *func, int line)
+{
+	if (pyf.n * 2 >= pyf.nslot && !pyf_rehash(pyf.nslot ? pyf.nslot * 2 : 1024))
+		return UINT64_MAX;
+	size_t j = pyf_hash(file, func, line) & (pyf.nslot - 1);
+	for (; pyf.slot[j]; j = (j + 1) & (pyf.nslot - 1)) {
+		const mt_pyframe_t *f = &pyf.v[pyf.slot[j] - 1];
+		if (f->line == line && !strcmp(f->file, file) && !strcmp(f->func, func))
+			return pyf.slot[j] - 1;
+	}
+	mt_pyframe_t *v = grow(pyf.v, &pyf.cap, pyf.n, sizeof(*v));
+	char *fc = strdup(file), *nc = strdup(func);
+	if (!v || !fc || !nc) {
+		if (v)
+			pyf.v = v;
+		free(fc);
+		free(nc);
+		return UINT64_MAX;
+	}
+	pyf.v = v;
+	v[pyf.n] = (mt_pyframe_t){fc, nc, line};
+	pyf.slot[j] = (uint32_t)pyf.n + 1;
+	return pyf.n++;
+}
+
+const mt_pyframe_t *mt_snap_pyframe(uint64_t frame)
+{
+	if (!mt_frame_is_py(frame) || (frame & PYF_ID_MASK) >= pyf.n)
+		return NULL;
+	return &pyf.v[frame & PYF_ID_MASK];
+}
+
+void mt_snap_use_native(mt_snap_t *s)
+{
+	for (size_t i = 0; i < s->nsites; i++) {
+		s->sites[i].frames = s->sites[i].native;
+		s->sites[i].nframes = s->sites[i].nnative;
+		s->sites[i].py_first = -1;
+	}
+}
+
+/*
+ * One site's frames as shown (snapread.h), into out. The eval loop's
+ * native frames and the Python frames' runs of the eval loop (a run ends
+ * at an ENTRY frame) are paired from the innermost end, which holds when
+ * either stack was cut at its depth. Without an eval-loop range to pair
+ * with, the Python frames follow the native frames below the interpreter.
+ */
+static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size_t off,
+		     const struct code *codes, size_t ncodes, uint64_t *out)
+{
+	const uint64_t *fr = st->native;
+	int n = st->nframes, nn = 0;
+	while (nn < n && !mt_frame_is_py(fr[nn]))
+		nn++;
+	st->nnative = (uint8_t)nn;
+	st->py_first = -1;
+	uint64_t py[MT_MAX_FRAMES];
+	bool ends[MT_MAX_FRAMES];
+	int np = 0;
+	for (int i = nn; i < n; i++) {
+		if (!mt_frame_is_py(fr[i]))
+			return fail(c, off, "site %u: native frame %d after its Python frames", st->id,
+				    i);
+		uint32_t id = mt_frame_py_code(fr[i]);
+		const struct code *k = find_code(codes, ncodes, id);
+		if (!k)
+			return fail(c, off, "site %u: frame %d names code %u, which has no CODE record",
+				    st->id, i, id);
+		bool entry = (fr[i] & MT_FRAME_PY_ENTRY) != 0;
+		if (fr[i] & MT_FRAME_PY_HIDDEN) {
+			py[np] = UINT64_MAX; /* not shown; it counts for its run */
+			ends[np++] = entry;
+			continue;
+		}
+		int line = mt_pyline(k->kind, (const unsigned char *)k->table, k->tlen, k->first,
+				     mt_frame_py_off(fr[i]));
+		uint64_t key = pyf_intern(k->file, k->name, line < 0 ? 0 : line);
+		if (key == UINT64_MAX)
+			return fail(c, off, "out of memory");
+		py[np] = MT_FRAME_PY | key;
+		ends[np++] = entry;
+	}
+	int m = 0;
+	if (np == 0) {
+		memcpy(out, fr, (size_t)nn * sizeof(*out));
+		st->frames = out;
+		st->nframes = (uint8_t)nn;
+		return 0;
+	}
+	/* the interpreter's module: the one holding its eval loop */
+	uint64_t ilo = 0, ihi = 0;
+	for (size_t i = 0; i < s->nmodules; i++)
+		if (s->py_eval_lo && s->modules[i].lo <= s->py_eval_lo &&
+		    s->py_eval_lo < s->modules[i].hi)
+			ilo = s->modules[i].lo, ihi = s->modules[i].hi;
+	int p = 0, evals = 0;
+	bool seen = false;
+	for (int i = 0; i < nn; i++) {
+		uint64_t a = fr[i];
+		bool eval = s->py_eval_hi > s->py_eval_lo && a > s->py_eval_lo && a <= s->py_eval_hi;
+		evals += eval;
+		if (eval) {
+			/* one run of Python frames: up to and with its ENTRY */
+			for (; p < np; p++) {
+				if (py[p] != UINT64_MAX) {
+					if (st->py_first < 0)
+						st->py_first = m;
+					out[m++] = py[p];
+				}
+				if (ends[p]) {
+					p++;
+					break;
+				}
+			}
+			seen = true;
+			continue;
+		}
+		bool interp = a >= ilo && a < ihi;
+		if (seen && interp)
+			continue; /* the interpreter's call machinery */
+		if (!evals && !s->py_eval_hi && interp)
+			break; /* no range to pair with: the Python frames come here */
+		out[m++] = a;
+	}
+	for (; p < np; p++)
+		if (py[p] != UINT64_MAX) {
+			if (st->py_first < 0)
+				st->py_first = m;
+			out[m++] = py[p];
+		}
+	st->frames = out;
+	st->nframes = (uint8_t)m;
+	return 0;
+}
+
+static int show_sites(struct ctx *c, mt_snap_t *s, struct code *codes, size_t ncodes,
+		      const size_t *offs, size_t nframes)
+{
+	qsort(codes, ncodes, sizeof(*codes), cmp_code);
+	for (size_t i = 1; i < ncodes; i++)
+		if (codes[i].id == codes[i - 1].id)
+			return fail(c, codes[i].off, "a second CODE record for code %u",
+				    codes[i].id);
+	s->ncodes = ncodes;
+	s->shown = malloc((nframes ? nframes : 1) * sizeof(*s->shown));
+	if (!s->shown)
+		return fail(c, 0, "out of memory");
+	size_t at = 0;
+	for (size_t i = 0; i < s->nsites; i++) {
+		mt_snap_site_t *st = &s->sites[i];
+		if (show_site(c, s, st, offs[i], codes, ncodes, s->shown + at))
+			return -1;
+		at += st->nframes;
+	}
+	return 0;
+}
+
 static int parse(struct ctx *c, mt_snap_t *s)
 {
 	const unsigned char *d = c->data;
@@ -234,58 +511,85 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			    "checksum mismatch (crc32 %08x, file says %08x): the file is corrupt",
 			    crc, mt__get_u32(e + 16));
 
-	size_t at = MT_FILE_HEADER_LEN, mcap = 0, scap = 0, fcap = 0, nframes = 0;
+	size_t at = MT_FILE_HEADER_LEN, mcap = 0, scap = 0, fcap = 0, nframes = 0, ocap = 0;
+	size_t ccap = 0, ncodes = 0, *offs = NULL;
+	struct code *codes = NULL;
 	bool have_meta = false;
+	int rc = -1;
 	while (at < tail) {
-		if (tail - at < MT_REC_HEADER_LEN)
-			return fail(c, at, "record header runs into the END record");
+		if (tail - at < MT_REC_HEADER_LEN) {
+			fail(c, at, "record header runs into the END record");
+			goto out;
+		}
 		uint16_t type = mt__get_u16(d + at);
 		uint32_t len = mt__get_u32(d + at + 4);
 		size_t body = at + MT_REC_HEADER_LEN;
-		if (len > MT_REC_MAX || len > tail - body)
-			return fail(c, at, "record of type %u claims %u bytes, past the end", type,
-				    len);
-		if (!have_meta && type != MT_REC_META)
-			return fail(c, at, "the first record is type %u, not META", type);
+		if (len > MT_REC_MAX || len > tail - body) {
+			fail(c, at, "record of type %u claims %u bytes, past the end", type, len);
+			goto out;
+		}
+		if (!have_meta && type != MT_REC_META) {
+			fail(c, at, "the first record is type %u, not META", type);
+			goto out;
+		}
 		switch (type) {
 		case MT_REC_META:
 			if (have_meta)
-				return fail(c, at, "a second META record");
+				{
+				fail(c, at, "a second META record");
+				goto out;
+			}
 			if (parse_meta(c, s, body, len))
-				return -1;
+				goto out;
 			have_meta = true;
 			break;
 		case MT_REC_TOTALS:
 			if (parse_totals(c, s, body, len))
-				return -1;
+				goto out;
 			break;
 		case MT_REC_ALLOC:
 			if (parse_alloc(c, s, body, len))
-				return -1;
+				goto out;
 			break;
 		case MT_REC_MODULE: {
 			mt_snap_module_t *m = grow(s->modules, &mcap, s->nmodules, sizeof(*m));
 			if (!m)
-				return fail(c, at, "out of memory");
+				{
+				fail(c, at, "out of memory");
+				goto out;
+			}
 			s->modules = m;
 			memset(&m[s->nmodules], 0, sizeof(*m));
 			if (parse_module(c, &m[s->nmodules++], body, len))
-				return -1;
+				goto out;
 			break;
 		}
 		case MT_REC_SITE: {
 			mt_snap_site_t *st = grow(s->sites, &scap, s->nsites, sizeof(*st));
 			if (!st)
-				return fail(c, at, "out of memory");
+				{
+				fail(c, at, "out of memory");
+				goto out;
+			}
 			s->sites = st;
 			if (parse_site(c, &st[s->nsites], body, len))
-				return -1;
+				goto out;
+			size_t *o = grow(offs, &ocap, s->nsites, sizeof(*o));
+			if (!o) {
+				fail(c, at, "out of memory");
+				goto out;
+			}
+			offs = o;
+			offs[s->nsites] = at;
 			size_t n = st[s->nsites].nframes;
 			while (nframes + n > fcap) {
 				size_t ncap = fcap ? fcap * 2 : 1024;
 				uint64_t *f = realloc(s->frames, ncap * sizeof(*f));
 				if (!f)
-					return fail(c, at, "out of memory");
+					{
+				fail(c, at, "out of memory");
+				goto out;
+			}
 				s->frames = f;
 				fcap = ncap;
 			}
@@ -298,17 +602,44 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			s->nsites++;
 			break;
 		}
+		case MT_REC_PYTHON:
+			if (parse_python(c, s, body, len))
+				goto out;
+			break;
+		case MT_REC_CODE: {
+			struct code *k = grow(codes, &ccap, ncodes, sizeof(*k));
+			if (!k) {
+				fail(c, at, "out of memory");
+				goto out;
+			}
+			codes = k;
+			if (parse_code(c, &codes[ncodes], body, len)) {
+				free(codes[ncodes].file);
+				free(codes[ncodes].name);
+				free(codes[ncodes].table);
+				goto out;
+			}
+			ncodes++;
+			break;
+		}
 		default: break; /* a later minor version's record: skipped */
 		}
 		at = body + len;
 	}
-	if (!have_meta)
-		return fail(c, at, "no META record");
+	if (!have_meta) {
+		fail(c, at, "no META record");
+		goto out;
+	}
 	/* no frame at all: no array (and no arithmetic on a null pointer) */
 	static const uint64_t none[1];
 	for (size_t i = 0; i < s->nsites; i++)
-		s->sites[i].frames = s->frames ? s->frames + (uintptr_t)s->sites[i].frames : none;
-	return 0;
+		s->sites[i].native = s->sites[i].frames =
+			s->frames ? s->frames + (uintptr_t)s->sites[i].frames : none;
+	rc = show_sites(c, s, codes, ncodes, offs, nframes);
+out:
+	free_codes(codes, ncodes);
+	free(offs);
+	return rc;
 }
 
 static int read_all(struct ctx *c, int fd, size_t size, unsigned char *buf)
@@ -393,6 +724,7 @@ void mt_snap_free(mt_snap_t *s)
 	free(s->modules);
 	free(s->sites);
 	free(s->frames);
+	free(s->shown);
 	free(s->exe);
 	free(s->cmdline);
 	free(s->file);

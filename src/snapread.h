@@ -21,12 +21,34 @@ typedef struct mt_snap_module {
 	char *path;
 } mt_snap_module_t;
 
+/*
+ * A site's frames as the analyzer shows them: native return addresses and
+ * Python frames, innermost first, in one list. Where the eval loop ran
+ * Python code, its native frames are replaced by the Python frames they
+ * were running, and the interpreter's own call machinery between and
+ * above them is left out; the native frames of C code (an extension, the
+ * allocator's callers) stay where they ran. A Python frame there is
+ * MT_FRAME_PY with an id for mt_snap_pyframe (the same file, function and
+ * line have the same id in every snapshot read). `native` keeps the
+ * recorded native stack alone.
+ */
 typedef struct mt_snap_site {
 	uint32_t id;
 	uint8_t domain, nframes;
 	uint64_t live_bytes, live_count, alloc_count, alloc_bytes, peak_bytes;
 	const uint64_t *frames; /* points into frame storage owned by the snap */
+	int py_first;		/* index of the innermost Python frame, -1: none */
+	uint8_t nnative;
+	const uint64_t *native;
 } mt_snap_site_t;
+
+/* A Python frame: file name as the interpreter has it, function (the
+ * qualified name from 3.11), line (0 when the table has none). */
+typedef struct mt_pyframe {
+	const char *file, *func;
+	int line;
+} mt_pyframe_t;
+
 
 typedef struct mt_snap {
 	char *file; /* the path it was read from */
@@ -45,7 +67,10 @@ typedef struct mt_snap {
 	mt_snap_module_t *modules;
 	size_t nsites;
 	mt_snap_site_t *sites;
-	uint64_t *frames;
+	uint64_t *frames, *shown; /* as recorded; as shown (sites point here) */
+	uint32_t py_version;	  /* format 1.2: major << 8 | minor, 0: no Python */
+	uint64_t py_eval_lo, py_eval_hi;
+	size_t ncodes; /* CODE records */
 } mt_snap_t;
 
 /* Loads path into *s. Returns 0, or -1 with a one-line message in err
@@ -55,6 +80,11 @@ int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen);
 int mt_snap_parse(const void *data, size_t size, const char *name, mt_snap_t *s, char *err,
 		  size_t errlen);
 void mt_snap_free(mt_snap_t *s);
+/* The Python frame behind a frame word of a site, NULL for a native one. */
+const mt_pyframe_t *mt_snap_pyframe(uint64_t frame);
+/* Makes every site's frames its native stack alone (for views of the
+ * native code, --native). */
+void mt_snap_use_native(mt_snap_t *s);
 /* The text for a reason code ("at exit", ...). */
 const char *mt_reason_text(uint32_t reason);
 

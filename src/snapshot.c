@@ -222,6 +222,10 @@ static void write_alloc(writer_t *w)
 	w_str(w, st.name, nlen);
 }
 
+/* The code ids the written sites name: each gets its CODE record. */
+static uint8_t *codes_used;
+static uint32_t codes_cap;
+
 static void write_site(const mt_site_t *s, void *arg)
 {
 	writer_t *w = arg;
@@ -238,8 +242,45 @@ static void write_site(const mt_site_t *s, void *arg)
 	w_u16(w, 0);
 	for (int i = 0; i < 5; i++)
 		w_u64(w, c[i]);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		w_u64(w, frames[i]);
+		uint32_t code = mt_frame_is_py(frames[i]) ? mt_frame_py_code(frames[i]) : 0;
+		if (code && code < codes_cap && codes_used)
+			codes_used[code / 8] |= (uint8_t)(1u << (code % 8));
+	}
+}
+
+/* The interpreter, then the code objects the sites ran. A site's code id
+ * is published before the site (python.c), so every one named is here. */
+static void write_python(writer_t *w)
+{
+	uint32_t version;
+	uint64_t lo, hi;
+	mt__py_describe(&version, &lo, &hi);
+	w_rec(w, MT_REC_PYTHON, 4 + 4 + 8 + 8);
+	w_u32(w, version);
+	w_u32(w, 0);
+	w_u64(w, lo);
+	w_u64(w, hi);
+	/* codes made while the sites were written are all kept: a site
+	 * written may name one */
+	uint32_t count = mt__py_code_count();
+	for (uint32_t id = 1; id < count; id++) {
+		mt_pycode_t c;
+		if (id < codes_cap && codes_used && !(codes_used[id / 8] & (1u << (id % 8))))
+			continue;
+		if (!mt__py_code_get(id, &c))
+			continue;
+		w_rec(w, MT_REC_CODE, 4 + 4 + 4 + 4 + c.flen + 4 + c.nlen + 4 + c.tlen);
+		w_u32(w, id);
+		w_u32(w, (uint32_t)c.first);
+		w_u8(w, (uint8_t)c.kind);
+		w_u8(w, 0);
+		w_u16(w, 0);
+		w_str(w, c.file, c.flen);
+		w_str(w, c.name, c.nlen);
+		w_str(w, (const char *)c.table, c.tlen);
+	}
 }
 
 static void write_end(writer_t *w)
@@ -379,7 +420,15 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	write_totals(&w);
 	write_alloc(&w);
 	dl_iterate_phdr(write_module, &w);
+	/* out of memory for the bitmap, every code is written */
+	codes_cap = mt__py_code_count();
+	size_t used_len = (codes_cap + 7) / 8;
+	codes_used = codes_cap > 1 ? mt__map(used_len) : NULL;
 	mt__sites_foreach(write_site, &w);
+	if (mt__py_code_count() > 1)
+		write_python(&w);
+	if (codes_used)
+		mt__unmap(codes_used, used_len);
 	write_end(&w);
 
 	err = w.err;

@@ -22,6 +22,9 @@ void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
 void mt_load_or_die(const char *path, mt_snap_t *s);
+/* --native: snapshots are loaded with their native stacks alone, as if no
+ * Python frame had been recorded (for C extension authors). */
+extern bool mt_native_frames;
 void *mt_xmalloc(size_t n);
 void *mt_xrealloc(void *p, size_t n);
 char *mt_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -67,6 +70,7 @@ typedef struct mt_sframe {
 	int line;	    /* 0 when unknown */
 	const char *module; /* path of the module, or NULL */
 	uint64_t offset;    /* address relative to the module's load bias */
+	bool python;	    /* a Python frame: func, file and line; no module */
 } mt_sframe_t;
 
 typedef struct mt_sym mt_sym_t;
@@ -103,7 +107,7 @@ typedef struct mt_view {
 		{"domain", required_argument, NULL, 'd'}, {"json", no_argument, NULL, 'j'},        \
 		{"cumulative", no_argument, NULL, 'c'}, {"include", required_argument, NULL, 'I'}, \
 		{"exclude", required_argument, NULL, 'X'}, {"all-frames", no_argument, NULL, 'A'}, \
-		{"sort", required_argument, NULL, 'S'},                                            \
+		{"sort", required_argument, NULL, 'S'}, {"native", no_argument, NULL, 'N'},        \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -120,6 +124,8 @@ typedef struct mt_view {
 	"      --all-frames      --include/--exclude match any frame of the stack\n"      \
 	"      --sort K          size (default), count, or allocs (cumulative\n"          \
 	"                        allocations, freed ones included)\n"                     \
+	"      --native          native frames only: group a Python program's memory by\n" \
+	"                        its C code (the interpreter, extensions), not its lines\n" \
 	"      --json            machine-readable output with exact byte counts\n"        \
 	"  -h, --help            this text\n"
 

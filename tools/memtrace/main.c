@@ -80,6 +80,8 @@ char *mt_xasprintf(const char *fmt, ...)
 	return s;
 }
 
+bool mt_native_frames;
+
 void mt_load_or_die(const char *path, mt_snap_t *s)
 {
 	char err[1024];
@@ -89,6 +91,8 @@ void mt_load_or_die(const char *path, mt_snap_t *s)
 		free(shown);
 		exit(MT_EXIT_INPUT);
 	}
+	if (mt_native_frames)
+		mt_snap_use_native(s);
 }
 
 int main(int argc, char **argv)

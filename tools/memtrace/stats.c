@@ -125,6 +125,11 @@ bool mt_is_allocator_frame(const mt_sframe_t *f)
 mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 {
 	const mt_sframe_t *first = NULL;
+	if (site->py_first >= 0) {
+		/* made while Python code ran: its innermost Python line */
+		mt_sym_lookup(sym, site->frames[site->py_first], &first);
+		return *first;
+	}
 	for (int i = 0; i < site->nframes; i++) {
 		const mt_sframe_t *f;
 		int n = mt_sym_lookup(sym, site->frames[i], &f);
@@ -145,7 +150,8 @@ static char *frame_text(const mt_sframe_t *f, enum mt_group g)
 
 	switch (g) {
 	case MT_GROUP_FILE: return mt_xasprintf("%s", f->file ? f->file : mod);
-	case MT_GROUP_MODULE: return mt_xasprintf("%s", f->module ? f->module : "?");
+	case MT_GROUP_MODULE:
+		return mt_xasprintf("%s", f->module ? f->module : f->python ? f->file : "?");
 	case MT_GROUP_FUNCTION:
 		return f->func ? mt_xasprintf("%s", f->func)
 			       : mt_xasprintf("%s(+0x%llx)", mod, (unsigned long long)f->offset);
@@ -278,7 +284,8 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 			for (size_t j = 0; j < fr.n; j++) {
 				char *t = frame_text(fr.v[j], MT_GROUP_LINENO);
 				if (fr.v[j]->func && fr.v[j]->file) {
-					char *w = mt_xasprintf("%s (%s)", t, fr.v[j]->func);
+					char *w = mt_xasprintf(fr.v[j]->python ? "%s in %s" : "%s (%s)",
+							       t, fr.v[j]->func);
 					free(t);
 					t = w;
 				}

@@ -390,6 +390,15 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 	}
 	c->addr = addr;
 
+	const mt_pyframe_t *py = mt_snap_pyframe(addr);
+	if (py) {
+		c->f[0] = (mt_sframe_t){.func = py->func, .file = py->file, .line = py->line,
+					.python = true};
+		c->n = 1;
+		HASH_ADD(hh, sym->cache, addr, sizeof(c->addr), c);
+		*out = c->f;
+		return c->n;
+	}
 	const struct mod *m = find_mod(sym, addr);
 	mt_sframe_t proto = {0};
 	/* a return address: the call is the instruction before it */

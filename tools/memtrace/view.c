@@ -85,6 +85,7 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 		v->sort = (enum mt_sort)k;
 		return true;
 	case 'j': v->json = true; return true;
+	case 'N': mt_native_frames = true; return true;
 	case 'c': v->cumulative = true; return true;
 	case 'A': v->all_frames = true; return true;
 	case 'I': push(&v->include, &v->ninclude, arg); return true;

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * python.c - the Python frames of an allocation made while CPython code runs,
+ * read from inside the process without touching the program's code.
+ *
+ * How: at start (the constructor) the interpreter's exported symbols say
+ * whether this process is CPython and which version; its layout comes from
+ * the table below (x86-64 offsets from each version's own headers; a unit
+ * test compares them with the headers of every build present). Once the
+ * interpreter is initialised, a recorded allocation asks for a pending call
+ * (Py_AddPendingCall), which runs in the main thread with the GIL held, at a
+ * bytecode boundary. There memtrace checks the layout against the running
+ * interpreter (the thread id, every object's type along the frame chain,
+ * and the line the interpreter itself gives for the running frame, through
+ * reads that cannot fault), and only then switches on: it wraps the MEM
+ * and OBJ allocator domains as tracemalloc does (so pymalloc's objects are
+ * seen, each once), and hooks code objects' deallocation.
+ *
+ * Invariants:
+ *  - a thread only ever reads its own frame chain (only the owning thread
+ *    changes it, GIL or not), and every code object on it is alive while
+ *    the frame runs;
+ *  - a code object's file, name, first line and line table are copied the
+ *    first time a recorded frame runs it; its deallocation retires the
+ *    copy, so an address reused by a new code object gets a new id and
+ *    never shows the old one's name or lines;
+ *  - an interpreter whose layout is unknown or fails the check gets one
+ *    warning and native frames only;
+ *  - on a hook path: no stdio, no hooked malloc (copies come from ialloc.c),
+ *    one mutex of memtrace's own (the code table), taken after no other.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "pyline.h"
+
+/* ---- the layouts: one row per version (x86-64) ---- */
+enum { POS_LASTI_BYTES, POS_LASTI_UNITS, POS_INSTR_PTR };
+
+struct layout {
+	int minor;
+	int ts_frame;	  /* thread state -> frame word (3.11/3.12: the cframe) */
+	int cframe_cur;	  /* cframe -> current frame, -1 without a cframe */
+	int ts_thread_id; /* thread state -> pthread_self() of its thread */
+	int f_code, f_back, f_pos, pos_kind;
+	int f_is_entry; /* -1: none (every frame is an entry up to 3.10) */
+	int f_owner;	/* -1: none */
+	int co_filename, co_name, co_linetable, co_firstlineno;
+	int co_code;	      /* first instruction (3.11+: co_code_adaptive) */
+	int co_firsttraceable; /* -1: none */
+	int line_kind;
+	int str_ascii, str_compact; /* sizeof PyASCIIObject, PyCompactUnicodeObject */
+};
+
+#define MT_PY_LAYOUTS(X)                                                                          \
+	/* minor ts  cf  tid  code back pos kind            entry owner file name table first    \
+	   code  first-traceable  lines                str */                                      \
+	X(8, 24, -1, 176, 32, 24, 104, POS_LASTI_BYTES, -1, -1, 104, 112, 120, 40, -1, -1,         \
+	  MT_PYLINE_LNOTAB, 48, 72)                                                                \
+	X(9, 24, -1, 176, 32, 24, 104, POS_LASTI_BYTES, -1, -1, 104, 112, 120, 40, -1, -1,         \
+	  MT_PYLINE_LNOTAB, 48, 72)                                                                \
+	X(10, 24, -1, 176, 32, 24, 96, POS_LASTI_UNITS, -1, -1, 104, 112, 120, 40, -1, -1,         \
+	  MT_PYLINE_LINETABLE, 48, 72)                                                             \
+	X(11, 56, 8, 152, 32, 48, 56, POS_INSTR_PTR, 68, 69, 112, 128, 136, 72, 184, 168,          \
+	  MT_PYLINE_LOCATIONS, 48, 72)                                                             \
+	X(12, 56, 0, 136, 0, 8, 56, POS_INSTR_PTR, -1, 70, 112, 128, 136, 68, 192, 176,            \
+	  MT_PYLINE_LOCATIONS, 40, 56)                                                             \
+	X(13, 72, -1, 152, 0, 8, 56, POS_INSTR_PTR, -1, 70, 112, 128, 136, 68, 200, 184,           \
+	  MT_PYLINE_LOCATIONS, 40, 56)
+
+static const struct layout layouts[] = {
+#define X(mi, ts, cf, tid, code, back, pos, kind, entry, owner, file, name, table, first, ccode, \
+	  ftr, lines, sa, sc)                                                                       \
+	{mi, ts, cf, tid, code, back, pos, kind, entry, owner, file, name, table, first, ccode,   \
+	 ftr, lines, sa, sc},
+	MT_PY_LAYOUTS(X)
+#undef X
+};
+
+#define OWNER_GENERATOR 1
+#define OWNER_CSTACK 3	/* 3.12+: the shim at each entry into the eval loop */
+#define TP_DEALLOC 48	/* PyTypeObject.tp_dealloc, every version */
+#define OB_TYPE 8
+#define STR_STATE 32	/* PyASCIIObject.state */
+#define STR_LENGTH 16
+#define BYTES_SIZE 16
+#define BYTES_DATA 32
+
+static struct layout L;
+int mt__py_state MT_HIDDEN = MT_PY_OFF;
+static int py_version; /* major << 8 | minor */
+
+/* The interpreter's entry points and types, from its dynamic symbols. */
+static struct {
+	int (*is_initialized)(void);
+	void *(*this_thread_state)(void);
+	int (*add_pending_call)(int (*)(void *), void *);
+	void (*get_allocator)(int, void *);
+	void (*set_allocator)(int, void *);
+	const char *(*get_version)(void);
+	void *(*eval_get_frame)(void);
+	int (*frame_get_line)(void *);
+	void *(*frame_get_code)(void *); /* 3.9+ */
+	void (*dec_ref)(void *);
+	void *code_type, *unicode_type, *bytes_type, *eval_fn;
+} py;
+
+static uintptr_t eval_lo, eval_hi;
+static void (*code_dealloc_orig)(void *);
+
+/* ---- the code table ---- */
+struct pycode {
+	uintptr_t obj;
+	struct pycode *next; /* bucket chain of live entries */
+	uint32_t id;
+	int alive;
+	int32_t first;
+	uint32_t flen, nlen, tlen;
+	char data[]; /* file name, function name, line table */
+};
+
+#define CODE_BUCKETS (1u << 14)
+#define CODE_CHUNK 4096u
+#define CODE_CHUNKS (MT_FRAME_PY_CODE_MAX / CODE_CHUNK + 1)
+#define STR_MAX 1024u
+#define TABLE_MAX (64u << 10)
+static struct pycode **buckets;
+static struct pycode **code_chunks[CODE_CHUNKS];
+static uint32_t code_next = 1; /* ids published: [1, code_next) */
+static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A thread's recent code objects: no lock on the common path. An entry is
+ * used only while alive, so a retired one is never taken for a new code
+ * object at its address. */
+#define TL_CODES 64
+static __thread struct {
+	uintptr_t obj;
+	struct pycode *e;
+} tl_codes[TL_CODES] __attribute__((tls_model("initial-exec")));
+
+static inline size_t code_bucket(uintptr_t obj)
+{
+	return (size_t)((obj >> 4) * 0x9E3779B97F4A7C15ull >> 50) & (CODE_BUCKETS - 1);
+}
+
+/* Appends s (a str object) as UTF-8, at most STR_MAX bytes; "?" when it
+ * is not a compact str of this layout. */
+static uint32_t copy_str(const char *o, char *out)
+{
+	static const char unknown[] = "?";
+	if (!o || *(void *const *)(o + OB_TYPE) != py.unicode_type)
+		goto bad;
+	uint32_t state = *(const uint32_t *)(o + STR_STATE);
+	int64_t len = *(const int64_t *)(o + STR_LENGTH);
+	unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+	if (!compact || len < 0)
+		goto bad;
+	const unsigned char *d =
+		(const unsigned char *)o + (ascii ? L.str_ascii : L.str_compact);
+	uint32_t n = 0;
+	for (int64_t i = 0; i < len; i++) {
+		uint32_t c = kind == 1 ? d[i] : kind == 2 ? ((const uint16_t *)d)[i]
+				 : kind == 4	      ? ((const uint32_t *)d)[i]
+						      : '?';
+		unsigned char b[4];
+		int k;
+		if (c < 0x80)
+			b[0] = (unsigned char)c, k = 1;
+		else if (c < 0x800)
+			b[0] = (unsigned char)(0xc0 | c >> 6), b[1] = (unsigned char)(0x80 | (c & 63)),
+			k = 2;
+		else if (c < 0x10000)
+			b[0] = (unsigned char)(0xe0 | c >> 12),
+			b[1] = (unsigned char)(0x80 | ((c >> 6) & 63)),
+			b[2] = (unsigned char)(0x80 | (c & 63)), k = 3;
+		else
+			b[0] = (unsigned char)(0xf0 | ((c >> 18) & 7)),
+			b[1] = (unsigned char)(0x80 | ((c >> 12) & 63)),
+			b[2] = (unsigned char)(0x80 | ((c >> 6) & 63)),
+			b[3] = (unsigned char)(0x80 | (c & 63)), k = 4;
+		if (n + (uint32_t)k > STR_MAX)
+			break;
+		memcpy(out + n, b, (size_t)k);
+		n += (uint32_t)k;
+	}
+	return n;
+bad:
+	memcpy(out, unknown, 1);
+	return 1;
+}
+
+/* The line table of a code object (a bytes object), or none. */
+static uint32_t table_of(const char *co, const unsigned char **t)
+{
+	const char *b = *(const char *const *)(co + L.co_linetable);
+	*t = NULL;
+	if (!b || *(void *const *)(b + OB_TYPE) != py.bytes_type)
+		return 0;
+	int64_t n = *(const int64_t *)(b + BYTES_SIZE);
+	if (n < 0 || n > (int64_t)TABLE_MAX)
+		return 0;
+	*t = (const unsigned char *)b + BYTES_DATA;
+	return (uint32_t)n;
+}
+
+/* Creates the entry of a live code object; under code_lock. */
+static struct pycode *code_new(const char *co)
+{
+	char name[STR_MAX + 4], file[STR_MAX + 4];
+	uint32_t flen = copy_str(*(const char *const *)(co + L.co_filename), file);
+	uint32_t nlen = copy_str(*(const char *const *)(co + L.co_name), name);
+	const unsigned char *t;
+	uint32_t tlen = table_of(co, &t);
+	uint32_t id = code_next;
+	if (id > MT_FRAME_PY_CODE_MAX)
+		return NULL;
+	struct pycode **chunk = code_chunks[id / CODE_CHUNK];
+	if (!chunk) {
+		chunk = mt__ialloc(CODE_CHUNK * sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		__atomic_store_n(&code_chunks[id / CODE_CHUNK], chunk, __ATOMIC_RELEASE);
+	}
+	struct pycode *e = mt__ialloc(sizeof(*e) + flen + nlen + tlen);
+	if (!e)
+		return NULL;
+	e->obj = (uintptr_t)co;
+	e->id = id;
+	e->alive = 1;
+	e->first = *(const int32_t *)(co + L.co_firstlineno);
+	e->flen = flen;
+	e->nlen = nlen;
+	e->tlen = tlen;
+	memcpy(e->data, file, flen);
+	memcpy(e->data + flen, name, nlen);
+	if (tlen)
+		memcpy(e->data + flen + nlen, t, tlen);
+	size_t b = code_bucket(e->obj);
+	e->next = buckets[b];
+	buckets[b] = e;
+	__atomic_store_n(&chunk[id % CODE_CHUNK], e, __ATOMIC_RELEASE);
+	__atomic_store_n(&code_next, id + 1, __ATOMIC_RELEASE);
+	return e;
+}
+
+/* The id of a code object run by one of this thread's frames; 0 when the
+ * table is full or out of memory. */
+static uint32_t code_id(const char *co)
+{
+	unsigned slot = (unsigned)((uintptr_t)co >> 4) & (TL_CODES - 1);
+	struct pycode *e = tl_codes[slot].e;
+	if (MT_LIKELY(tl_codes[slot].obj == (uintptr_t)co && e &&
+		      __atomic_load_n(&e->alive, __ATOMIC_ACQUIRE)))
+		return e->id;
+	pthread_mutex_lock(&code_lock);
+	for (e = buckets[code_bucket((uintptr_t)co)]; e; e = e->next)
+		if (e->obj == (uintptr_t)co)
+			break;
+	if (!e)
+		e = code_new(co);
+	pthread_mutex_unlock(&code_lock);
+	if (!e)
+		return 0;
+	tl_codes[slot].obj = (uintptr_t)co;
+	tl_codes[slot].e = e;
+	return e->id;
+}
+
+/* PyCode_Type's tp_dealloc, wrapped: the entry of a dying code object is
+ * retired before the interpreter frees it. Runs with the GIL held. */
+static void code_dealloc(void *co)
+{
+	pthread_mutex_lock(&code_lock);
+	for (struct pycode **p = &buckets[code_bucket((uintptr_t)co)]; *p; p = &(*p)->next)
+		if ((*p)->obj == (uintptr_t)co) {
+			__atomic_store_n(&(*p)->alive, 0, __ATOMIC_RELEASE);
+			*p = (*p)->next;
+			break;
+		}
+	pthread_mutex_unlock(&code_lock);
+	code_dealloc_orig(co);
+}
+
+/* ---- the walk ---- */
+
+static inline int frame_pos(const char *f, const char *co)
+{
+	switch (L.pos_kind) {
+	case POS_LASTI_BYTES: return *(const int *)(f + L.f_pos);
+	case POS_LASTI_UNITS: return *(const int *)(f + L.f_pos) * 2;
+	default: return (int)(*(const char *const *)(f + L.f_pos) - (co + L.co_code));
+	}
+}
+
+static inline const char *first_frame(const char *ts)
+{
+	const char *f = *(const char *const *)(ts + L.ts_frame);
+	if (L.cframe_cur >= 0 && f)
+		f = *(const char *const *)(f + L.cframe_cur);
+	return f;
+}
+
+int mt__py_frames(uint64_t *out, int max)
+{
+	if (!py.is_initialized())
+		return 0; /* finalising: thread states are being freed */
+	const char *ts = py.this_thread_state();
+	if (!ts)
+		return 0;
+	const char *f = first_frame(ts);
+	int n = 0;
+	for (int steps = 0; f && n < max && steps < 4096; steps++) {
+		if (L.f_owner >= 0 && f[L.f_owner] == OWNER_CSTACK) {
+			if (n)
+				out[n - 1] |= MT_FRAME_PY_ENTRY;
+			f = *(const char *const *)(f + L.f_back);
+			continue;
+		}
+		const char *co = *(const char *const *)(f + L.f_code);
+		if (MT_UNLIKELY(!co || *(void *const *)(co + OB_TYPE) != py.code_type))
+			break;
+		int off = frame_pos(f, co);
+		bool hidden = L.minor >= 12 && f[L.f_owner] != OWNER_GENERATOR &&
+			      off < 2 * *(const int *)(co + L.co_firsttraceable);
+		bool entry = L.f_is_entry < 0 ? L.minor <= 10 : f[L.f_is_entry] != 0;
+		uint32_t id = code_id(co);
+		if (MT_UNLIKELY(!id))
+			break;
+		out[n++] = mt_frame_py(id, off, entry, hidden);
+		f = *(const char *const *)(f + L.f_back);
+	}
+	return n;
+}
+
+/* ---- start-up: the check, then the switch ---- */
+
+/* Reads n bytes at src that may not be mapped: false if they are not. */
+static bool safe_read(void *dst, const void *src, size_t n)
+{
+	struct iovec local = {dst, n}, remote = {(void *)src, n};
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+static bool safe_ptr(const void *base, int off, const char **out)
+{
+	return off >= 0 && safe_read(out, (const char *)base + off, sizeof(*out));
+}
+
+static bool has_type(const char *o, void *type)
+{
+	void *t;
+	return o && safe_read(&t, o + OB_TYPE, sizeof(t)) && t == type;
+}
+
+/* Checks the layout against the running interpreter, from its main thread
+ * with the GIL held: NULL, or what failed. */
+static const char *check_layout(void)
+{
+	const char *ts = py.this_thread_state(), *f, *co, *s;
+	unsigned long tid;
+	if (!ts)
+		return "no thread state";
+	if (!safe_read(&tid, ts + L.ts_thread_id, sizeof(tid)) || tid != (unsigned long)pthread_self())
+		return "the thread state's thread id";
+	if (!safe_ptr(ts, L.ts_frame, &f))
+		return "the thread state's frame";
+	if (L.cframe_cur >= 0 && f && !safe_ptr(f, L.cframe_cur, &f))
+		return "the current frame";
+	if (!f)
+		return "no frame";
+	const char *inner = NULL, *inner_code = NULL;
+	int inner_off = 0;
+	for (int depth = 0; f && depth < 256; depth++) {
+		char owner = 0;
+		if (L.f_owner >= 0 && !safe_read(&owner, f + L.f_owner, 1))
+			return "a frame's owner";
+		if (L.f_owner >= 0 && owner == OWNER_CSTACK) {
+			if (!safe_ptr(f, L.f_back, &f))
+				return "a frame's caller";
+			continue;
+		}
+		if (!safe_ptr(f, L.f_code, &co) || !has_type(co, py.code_type))
+			return "a frame's code object";
+		if (!safe_ptr(co, L.co_filename, &s) || !has_type(s, py.unicode_type) ||
+		    !safe_ptr(co, L.co_name, &s) || !has_type(s, py.unicode_type))
+			return "a code object's names";
+		if (!safe_ptr(co, L.co_linetable, &s) || !has_type(s, py.bytes_type))
+			return "a code object's line table";
+		if (!inner) {
+			const char *ip;
+			int lasti, ft = 0;
+			if (L.pos_kind == POS_INSTR_PTR) {
+				if (!safe_ptr(f, L.f_pos, &ip))
+					return "a frame's position";
+				inner_off = (int)(ip - (co + L.co_code));
+			} else {
+				if (!safe_read(&lasti, f + L.f_pos, sizeof(lasti)))
+					return "a frame's position";
+				inner_off = L.pos_kind == POS_LASTI_UNITS ? lasti * 2 : lasti;
+			}
+			if (L.co_firsttraceable >= 0 &&
+			    !safe_read(&ft, co + L.co_firsttraceable, sizeof(ft)))
+				return "a code object's first instruction";
+			if (inner_off >= 2 * ft || L.co_firsttraceable < 0) {
+				inner = f;
+				inner_code = co;
+			}
+		}
+		if (!safe_ptr(f, L.f_back, &f))
+			return "a frame's caller";
+	}
+	if (!inner)
+		return "no running frame";
+
+	/* the interpreter's own answer for the running frame */
+	void *fo = py.eval_get_frame();
+	if (!fo)
+		return "no frame object";
+	if (L.minor <= 10 && fo != inner)
+		return "the running frame";
+	if (py.frame_get_code) {
+		void *c = py.frame_get_code(fo);
+		if (py.dec_ref && c)
+			py.dec_ref(c);
+		if (c != inner_code)
+			return "the running frame's code object";
+	}
+	const unsigned char *t;
+	uint32_t tlen = table_of(inner_code, &t);
+	int line = mt_pyline(L.line_kind, t, tlen, *(const int32_t *)(inner_code + L.co_firstlineno),
+			     inner_off);
+	int want = py.frame_get_line(fo);
+	if (line != want)
+		return "the running frame's line";
+	return NULL;
+}
+
+/* The wrapped domains' allocators (PyMemAllocatorEx) and ours. */
+struct pyalloc {
+	void *ctx;
+	void *(*malloc)(void *, size_t);
+	void *(*calloc)(void *, size_t, size_t);
+	void *(*realloc)(void *, void *, size_t);
+	void (*free)(void *, void *);
+};
+enum { DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
+
+static int install(void *arg)
+{
+	(void)arg;
+	int busy = mt__thread_busy_swap(1);
+	const char *why = check_layout();
+	if (why) {
+		mt__warn("python %d.%d: its memory layout is not the one memtrace knows (%s); "
+			 "native frames only",
+			 py_version >> 8, py_version & 255, why);
+		__atomic_store_n(&mt__py_state, MT_PY_OFF, __ATOMIC_RELEASE);
+		mt__thread_busy_swap(busy);
+		return 0;
+	}
+	Dl_info info;
+	const ElfW(Sym) *sym = NULL;
+	if (dladdr1(py.eval_fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym) {
+		eval_lo = (uintptr_t)py.eval_fn;
+		eval_hi = eval_lo + sym->st_size;
+	}
+	buckets = mt__ialloc(CODE_BUCKETS * sizeof(*buckets));
+	if (!buckets) {
+		__atomic_store_n(&mt__py_state, MT_PY_OFF, __ATOMIC_RELEASE);
+		mt__thread_busy_swap(busy);
+		return 0;
+	}
+	void **slot = (void **)((char *)py.code_type + TP_DEALLOC);
+	code_dealloc_orig = *slot;
+	*slot = (void *)code_dealloc;
+	if (mt__opt.python_domains) {
+		for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
+			struct pyalloc *saved = mt__py_domain_saved(d), ours;
+			py.get_allocator(d, saved);
+			mt__py_domain_ours(d, &ours);
+			py.set_allocator(d, &ours);
+		}
+	}
+	__atomic_store_n(&mt__py_state, MT_PY_ON, __ATOMIC_RELEASE);
+	if (mt__opt.verbose)
+		mt__warn("python %d.%d: Python frames on", py_version >> 8, py_version & 255);
+	mt__thread_busy_swap(busy);
+	return 0;
+}
+
+void mt__py_poll(void)
+{
+	if (!py.is_initialized())
+		return;
+	int expect = MT_PY_WAIT;
+	if (!__atomic_compare_exchange_n(&mt__py_state, &expect, MT_PY_PENDING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	if (py.add_pending_call(install, NULL) != 0)
+		__atomic_store_n(&mt__py_state, MT_PY_WAIT, __ATOMIC_RELEASE); /* full: later */
+}
+
+#define SYM(field, name) (*(void **)&py.field = dlsym(RTLD_DEFAULT, name))
+
+void mt__python_init(void)
+{
+	if (!mt__opt.python)
+		return;
+	if (!SYM(is_initialized, "Py_IsInitialized") || !SYM(get_version, "Py_GetVersion"))
+		return; /* not a Python process */
+	SYM(this_thread_state, "PyGILState_GetThisThreadState");
+	SYM(add_pending_call, "Py_AddPendingCall");
+	SYM(get_allocator, "PyMem_GetAllocator");
+	SYM(set_allocator, "PyMem_SetAllocator");
+	SYM(eval_get_frame, "PyEval_GetFrame");
+	SYM(frame_get_line, "PyFrame_GetLineNumber");
+	SYM(frame_get_code, "PyFrame_GetCode");
+	SYM(dec_ref, "Py_DecRef");
+	py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
+	py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
+	py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+	py.eval_fn = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+
+	const char *v = py.get_version();
+	int major = 0, minor = 0;
+	for (; *v >= '0' && *v <= '9'; v++)
+		major = major * 10 + (*v - '0');
+	if (*v == '.')
+		for (v++; *v >= '0' && *v <= '9'; v++)
+			minor = minor * 10 + (*v - '0');
+	py_version = major << 8 | (minor & 255);
+	const struct layout *l = NULL;
+	for (size_t i = 0; major == 3 && i < sizeof(layouts) / sizeof(layouts[0]); i++)
+		if (layouts[i].minor == minor)
+			l = &layouts[i];
+	if (!l || strstr(py.get_version(), "free-threading")) {
+		mt__warn("python %d.%d%s: not a build memtrace reads (3.8 to 3.13, with the GIL); "
+			 "native frames only",
+			 major, minor, l ? " free-threading" : "");
+		return;
+	}
+	if (!py.this_thread_state || !py.add_pending_call || !py.get_allocator ||
+	    !py.set_allocator || !py.eval_get_frame || !py.frame_get_line || !py.code_type ||
+	    !py.unicode_type || !py.bytes_type || !py.eval_fn) {
+		mt__warn("python %d.%d: the interpreter does not export what memtrace reads; "
+			 "native frames only",
+			 major, minor);
+		return;
+	}
+	L = *l;
+	if (mt__opt.python_skew) { /* testing: a layout that is wrong */
+		L.ts_frame += (int)mt__opt.python_skew;
+		L.f_code += (int)mt__opt.python_skew;
+	}
+	__atomic_store_n(&mt__py_state, MT_PY_WAIT, __ATOMIC_RELEASE);
+}
+
+/* ---- for the snapshot ---- */
+
+void mt__py_describe(uint32_t *version, uint64_t *lo, uint64_t *hi)
+{
+	*version = (uint32_t)py_version;
+	*lo = eval_lo;
+	*hi = eval_hi;
+}
+
+uint32_t mt__py_code_count(void)
+{
+	return __atomic_load_n(&code_next, __ATOMIC_ACQUIRE);
+}
+
+bool mt__py_code_get(uint32_t id, mt_pycode_t *out)
+{
+	struct pycode **chunk = id ? __atomic_load_n(&code_chunks[id / CODE_CHUNK], __ATOMIC_ACQUIRE)
+				   : NULL;
+	struct pycode *e = chunk ? __atomic_load_n(&chunk[id % CODE_CHUNK], __ATOMIC_ACQUIRE) : NULL;
+	if (!e)
+		return false;
+	out->first = e->first;
+	out->kind = L.line_kind;
+	out->file = e->data;
+	out->flen = e->flen;
+	out->name = e->data + e->flen;
+	out->nlen = e->nlen;
+	out->table = (const unsigned char *)e->data + e->flen + e->nlen;
+	out->tlen = e->tlen;
+	return true;
+}
+
+void mt__py_lock(void)
+{
+	pthread_mutex_lock(&code_lock);
+}
+
+void mt__py_unlock(void)
+{
+	pthread_mutex_unlock(&code_lock);
+}
+
+void mt__py_atfork_child(void)
+{
+	pthread_mutex_init(&code_lock, NULL);
+}
