@@ -548,6 +548,21 @@ static void *py_calloc(void *ctx, size_t n, size_t size)
 	return p;
 }
 
+/* Takes a block the domain is about to free or move out of the tables: 0
+ * when it was not tracked, or when another allocator (jemalloc) owns it: a
+ * block from before the domains were wrapped, which the nested hook must
+ * still find, to hand it to its owner. */
+static uint64_t py_detach(void *p, bool *foreign)
+{
+	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
+	*foreign = meta && mt__meta_owner(meta) != MT_OWNER_SYSTEM;
+	if (*foreign) {
+		mt__heap_reattach(p, meta);
+		return 0;
+	}
+	return meta;
+}
+
 static void *py_realloc(void *ctx, void *p, size_t size)
 {
 	const struct pyalloc *d = ctx;
@@ -555,10 +570,13 @@ static void *py_realloc(void *ctx, void *p, size_t size)
 		return py_malloc(ctx, size);
 	if (init_state != INIT_READY || (unrecorded(p) && unsampled_fast(size)) || !ENTER())
 		return d->realloc(d->ctx, p, size);
-	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
+	bool foreign;
+	uint64_t meta = py_detach(p, &foreign);
 	void *q = d->realloc(d->ctx, p, size);
 	int saved = errno;
-	if (q) {
+	if (foreign) {
+		/* the nested hook moved it, tracked, with its owner */
+	} else if (q) {
 		mt__heap_release(meta);
 		if (!unsampled(size))
 			record_heap(q, size, MT_OWNER_SYSTEM);
@@ -575,7 +593,8 @@ static void py_free(void *ctx, void *p)
 	const struct pyalloc *d = ctx;
 	if (p && init_state == INIT_READY && !unrecorded(p)) {
 		int saved = errno;
-		mt__heap_release(mt__heap_detach(p));
+		bool foreign;
+		mt__heap_release(py_detach(p, &foreign));
 		errno = saved;
 	}
 	d->free(d->ctx, p);

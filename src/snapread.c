@@ -360,6 +360,16 @@ void mt_snap_use_native(mt_snap_t *s)
 	}
 }
 
+static bool in_libc(const mt_snap_t *s, uint64_t a)
+{
+	for (size_t i = 0; i < s->nmodules; i++)
+		if (s->modules[i].lo <= a && a < s->modules[i].hi) {
+			const char *b = strrchr(s->modules[i].path, '/');
+			return strncmp(b ? b + 1 : s->modules[i].path, "libc.so", 7) == 0;
+		}
+	return false;
+}
+
 /*
  * One site's frames as shown (snapread.h), into out. The eval loop's
  * native frames and the Python frames' runs of the eval loop (a run ends
@@ -440,6 +450,8 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 		bool interp = a >= ilo && a < ihi;
 		if (seen && interp)
 			continue; /* the interpreter's call machinery */
+		if (seen && p >= np && in_libc(s, a))
+			continue; /* below the outermost Python frame: the C start-up */
 		if (!evals && !s->py_eval_hi && interp)
 			break; /* no range to pair with: the Python frames come here */
 		out[m++] = a;

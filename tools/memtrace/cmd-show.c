@@ -73,6 +73,7 @@ static void print_json_stat(const mt_stat_t *x)
 	mt_json_str(stdout, x->where.func);
 	printf(",\"module\":");
 	mt_json_str(stdout, x->where.module);
+	printf(",\"kind\":\"%s\"", x->where.python ? "python" : "native");
 	printf(",\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"allocs\":%" PRIu64
 	       ",\"alloc_bytes\":%" PRIu64,
 	       x->size, x->count, x->allocs, x->alloc_bytes);
