@@ -161,6 +161,8 @@ MT_HIDDEN void mt__table_atfork_child(void);
 /* Gathers every thread's pending heap counts for the callsites' readers:
  * a dump calls it first (under its lock), so what it writes is exact. */
 MT_HIDDEN void mt__table_gather(void);
+/* The dump has read every site: threads may move their figures again. */
+MT_HIDDEN void mt__table_gather_end(void);
 
 /* ---- snapshot.c ---- */
 /* Writes the next snapshot; 0 or -errno. path (may be NULL) gets its name. */

@@ -425,6 +425,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	size_t used_len = (codes_cap + 7) / 8;
 	codes_used = codes_cap > 1 ? mt__map(used_len) : NULL;
 	mt__sites_foreach(write_site, &w);
+	mt__table_gather_end();
 	if (mt__py_code_count() > 1)
 		write_python(&w);
 	if (codes_used)

@@ -383,7 +383,24 @@ static void entry_flush(struct tl_entry *e)
 	}
 }
 
-static void live_flush(struct tl_block *b)
+/*
+ * While a dump writes (from mt__table_gather to mt__table_gather_end), what
+ * it gathered as pending must stay pending: a flush into the sites or the
+ * totals then would be counted twice (a site read after it holds the
+ * flushed figures, and the dump adds what it gathered). So flushes wait:
+ * an entry to switch counts straight into its site instead, the live batch
+ * grows on, a thread that exits waits for the dump to end. Checked under
+ * the block's lock, which the gather takes after raising the flag.
+ */
+static int dumping;
+
+static inline bool dump_on(void)
+{
+	return __atomic_load_n(&dumping, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* The block's live batch into the totals: the owning thread only. */
+static void live_flush_locked(struct tl_block *b)
 {
 	int64_t d = OWN_TAKE(b->live_bytes);
 	if (d) {
@@ -393,12 +410,27 @@ static void live_flush(struct tl_block *b)
 	}
 }
 
-static void block_flush(struct tl_block *b)
+static void live_flush(struct tl_block *b)
 {
 	blk_lock(b);
+	if (!dump_on())
+		live_flush_locked(b);
+	blk_unlock(b);
+}
+
+/* Every entry and the live batch: a thread leaving its block. */
+static void block_flush(struct tl_block *b)
+{
+	for (;;) {
+		blk_lock(b);
+		if (!dump_on())
+			break;
+		blk_unlock(b);
+		sched_yield(); /* a dump is reading: at most its few milliseconds */
+	}
 	for (int i = 0; i < TL_SLOTS; i++)
 		entry_flush(&b->e[i]);
-	live_flush(b);
+	live_flush_locked(b);
 	blk_unlock(b);
 }
 
@@ -472,6 +504,19 @@ static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t byte
 	struct tl_entry *e = &b->e[s->id % TL_SLOTS];
 	if (e->site != s) {
 		blk_lock(b);
+		if (dump_on()) {
+			/* the entry's pending figures are the dump's now */
+			blk_unlock(b);
+			if (alloc) {
+				site_alloc(s, (uint64_t)bytes, (uint64_t)count);
+				raise_peak(&totals.heap_peak_bytes,
+					   ADD(totals.heap_live_bytes, (uint64_t)bytes));
+			} else {
+				site_release(s, (uint64_t)-bytes, -count);
+				ADD(totals.heap_live_bytes, (uint64_t)bytes);
+			}
+			return;
+		}
 		entry_flush(e);
 		e->site = s;
 		e->id = s->id;
@@ -535,9 +580,15 @@ static const struct pend *pending(const mt_site_t *s)
 
 /* A dump reads every thread's pending figures without moving them: the
  * owners keep writing without a lock prefix. */
+void mt__table_gather_end(void)
+{
+	__atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
+}
+
 void mt__table_gather(void)
 {
 	int64_t live = 0;
+	__atomic_store_n(&dumping, 1, __ATOMIC_SEQ_CST);
 	size_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
 	mt__unmap(pend_tab, pend_cap * sizeof(*pend_tab));
 	pend_cap = n + 64; /* sites made while this runs read as none pending */
@@ -1020,6 +1071,7 @@ void mt__table_atfork_child(void)
 {
 	for (struct tl_block *b = blocks; b; b = b->next)
 		b->lock = 0;
+	dumping = 0; /* the parent's dump thread is not here */
 }
 
 void mt__table_unlock_all(void)

@@ -189,13 +189,12 @@ def case_python_lines():
             check(hits, f"{name} {mode}: a traceback at level3")
             best = max(hits, key=lambda s: s["size"])
             py_frames = [f for f in best["traceback"] if " in " in f]
-            if name.endswith("3.12") or name.endswith("3.13"):
+            minor = int(name.rsplit(".", 1)[1])
+            if minor >= 12:
                 want_chain = chain  # comprehensions are inlined from 3.12
-            else:
-                want_chain = [chain[0].replace(" in level3", " in <listcomp>")
-                              if name[-4:] in ("3.8", "3.9", "3.10") else
-                              chain[0].replace(" in level3", " in level3.<locals>.<listcomp>")]
-                want_chain += chain
+            else:  # the comprehension's own frame; qualified names from 3.11
+                comp = "level3.<locals>.<listcomp>" if minor == 11 else "<listcomp>"
+                want_chain = [chain[0].replace(" in level3", " in " + comp)] + chain
             eq(py_frames[:len(want_chain)], want_chain, f"{name} {mode}: the chain's frames")
             shutil.rmtree(d)
 

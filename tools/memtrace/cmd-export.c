@@ -65,6 +65,13 @@ static int lookup(const char *s, const char *const *names, int n)
 
 void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *skip)
 {
+	if (site->py_first >= 0) {
+		/* made while Python code ran: from its innermost Python frame,
+		 * as the default view (--native keeps the C frames) */
+		*first = site->py_first;
+		*skip = 0;
+		return;
+	}
 	for (int i = 0; i < site->nframes; i++) {
 		const mt_sframe_t *f;
 		int n = mt_sym_lookup(sym, site->frames[i], &f);

@@ -112,6 +112,7 @@ static void interner_free(interner_t *t)
 typedef struct frame_key {
 	int64_t func, file, line, module;
 	uint64_t offset;
+	int64_t kind; /* 0 native, 1 Python */
 } frame_key_t;
 
 typedef struct stack_use {
@@ -177,8 +178,11 @@ static void collect_stacks(report_t *r, snapdata_t *d, const mt_view_t *v)
 			top++;
 		if (top == nf)
 			top = 0;
+		if (site->py_first >= 0) /* from the innermost Python frame */
+			for (top = 0; top < nf && !fr[top]->python; top++)
+				;
 		size_t nids = 0;
-		if (site->nframes >= d->snap.depth && d->snap.depth) {
+		if (site->nnative >= d->snap.depth && d->snap.depth) {
 			/* the recorded stack may stop short of main: say so at
 			 * its root rather than pass it off as a caller-less one */
 			char label[64];
@@ -197,6 +201,7 @@ static void collect_stacks(report_t *r, snapdata_t *d, const mt_view_t *v)
 			k.module = intern_str(&r->strings, fr[j]->module);
 			/* the offset tells apart frames known by address only */
 			k.offset = fr[j]->func ? 0 : fr[j]->offset;
+			k.kind = fr[j]->python;
 			ids[nids++] = intern(&r->frames, &k, sizeof(k));
 		}
 		d->uses[d->nuses++] = (stack_use_t){intern(&r->stacks, ids, nids * sizeof(*ids)),
@@ -311,8 +316,8 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 	fprintf(f, "],\n\"frames\":[");
 	for (size_t i = 0; i < r->frames.n; i++) {
 		const frame_key_t *k = r->frames.byid[i]->key;
-		fprintf(f, "%s[%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRIu64 "]",
-			i ? ",\n" : "\n", k->func, k->file, k->line, k->module, k->offset);
+		fprintf(f, "%s[%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%" PRId64 "]",
+			i ? ",\n" : "\n", k->func, k->file, k->line, k->module, k->offset, k->kind);
 	}
 	fprintf(f, "],\n\"stacks\":[");
 	for (size_t i = 0; i < r->stacks.n; i++) {

@@ -216,7 +216,7 @@ static uint64_t location(builder_t *b, uint64_t addr, int skip)
 	location_t *loc = &b->locs[b->nlocs++];
 	*loc = (location_t)PERFTOOLS__PROFILES__LOCATION__INIT;
 	loc->id = b->nlocs;
-	loc->address = addr;
+	loc->address = mt_frame_is_py(addr) ? 0 : addr; /* a Python frame: its lines alone */
 	loc->line = lines;
 	loc->n_line = nlines;
 	struct map_info *m = find_map(b, addr);

@@ -466,8 +466,9 @@ function memtraceReport() {
 			name,
 			module,
 			loc: file ? file + (f[2] > 0 ? ':' + f[2] : '') : module ? base(module) : '',
-			key: name + '\u0000' + (module || ''),
+			key: name + '\u0000' + (module || '') + (f[5] === 1 ? '\u0000py' : ''),
 			own: !!module && module === D.exe,
+			py: f[5] === 1,
 		};
 	});
 	const fg = { si: LAST, root: null, zoom: null, query: '', drawn: [] };
@@ -529,7 +530,8 @@ function memtraceReport() {
 		return h >>> 0;
 	}
 
-	// the program's own code warm, libraries cool, the unknown grey
+	// the program's own code warm, libraries cool, Python code green, the
+	// unknown grey
 	function colorOf(n) {
 		if (!n.fr)
 			return '#cfd4dc';
@@ -538,6 +540,8 @@ function memtraceReport() {
 		const b = ((h >> 8) & 0xff) / 255;
 		const hsl = (hue, sat, light) =>
 			'hsl(' + hue.toFixed(0) + ', ' + sat.toFixed(0) + '%, ' + light.toFixed(0) + '%)';
+		if (n.fr.py)
+			return hsl(95 + a * 45, 45 + b * 20, 58 + b * 10);
 		if (!n.fr.module)
 			return hsl(220, 8, 74 + a * 8);
 		if (n.fr.own)
