@@ -426,7 +426,7 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 		    s->py_eval_lo < s->modules[i].hi)
 			ilo = s->modules[i].lo, ihi = s->modules[i].hi;
 	int p = 0, evals = 0;
-	bool seen = false;
+	bool seen = false, ext = false;
 	for (int i = 0; i < nn; i++) {
 		uint64_t a = fr[i];
 		bool eval = s->py_eval_hi > s->py_eval_lo && a > s->py_eval_lo && a <= s->py_eval_hi;
@@ -448,8 +448,9 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 			continue;
 		}
 		bool interp = a >= ilo && a < ihi;
-		if (seen && interp)
+		if ((seen || ext) && interp)
 			continue; /* the interpreter's call machinery */
+		ext = ext || (!interp && ilo && !in_libc(s, a)); /* C code the interpreter called */
 		if (seen && p >= np && in_libc(s, a))
 			continue; /* below the outermost Python frame: the C start-up */
 		if (!evals && !s->py_eval_hi && interp)

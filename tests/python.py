@@ -18,7 +18,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import struct
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as base  # noqa: E402
@@ -270,6 +272,370 @@ def case_python_unknown_layout():
         check(js["stats"] and all(s["kind"] == "native" for s in js["stats"]),
               f"{name}: native frames only")
         shutil.rmtree(d)
+
+
+PROBE = r"""
+#define Py_BUILD_CORE 1
+#include <Python.h>
+#include <stddef.h>
+#include <stdio.h>
+#if PY_VERSION_HEX >= 0x030b0000
+#include "internal/pycore_frame.h"
+#include "internal/pycore_code.h"
+#endif
+#include "frameobject.h"
+#define P(name, expr) printf("%s %ld\n", name, (long)(expr))
+int main(void)
+{
+#if PY_VERSION_HEX < 0x030b0000
+	P("ts", offsetof(PyThreadState, frame));
+	P("cf", -1);
+	P("code", offsetof(PyFrameObject, f_code));
+	P("back", offsetof(PyFrameObject, f_back));
+	P("pos", offsetof(PyFrameObject, f_lasti));
+	P("entry", -1);
+	P("owner", -1);
+	P("ccode", -1);
+	P("ftr", -1);
+#else
+#if PY_VERSION_HEX < 0x030d0000
+	P("ts", offsetof(PyThreadState, cframe));
+	P("cf", offsetof(_PyCFrame, current_frame));
+	P("code", offsetof(_PyInterpreterFrame, f_code));
+	P("pos", offsetof(_PyInterpreterFrame, prev_instr));
+#else
+	P("ts", offsetof(PyThreadState, current_frame));
+	P("cf", -1);
+	P("code", offsetof(_PyInterpreterFrame, f_executable));
+	P("pos", offsetof(_PyInterpreterFrame, instr_ptr));
+#endif
+	P("back", offsetof(_PyInterpreterFrame, previous));
+#if PY_VERSION_HEX < 0x030c0000
+	P("entry", offsetof(_PyInterpreterFrame, is_entry));
+#else
+	P("entry", -1);
+#endif
+	P("owner", offsetof(_PyInterpreterFrame, owner));
+	P("ccode", offsetof(PyCodeObject, co_code_adaptive));
+	P("ftr", offsetof(PyCodeObject, _co_firsttraceable));
+#endif
+	P("tid", offsetof(PyThreadState, thread_id));
+	P("file", offsetof(PyCodeObject, co_filename));
+#if PY_VERSION_HEX >= 0x030b0000
+	P("name", offsetof(PyCodeObject, co_qualname));
+	P("table", offsetof(PyCodeObject, co_linetable));
+#elif PY_VERSION_HEX >= 0x030a0000
+	P("name", offsetof(PyCodeObject, co_name));
+	P("table", offsetof(PyCodeObject, co_linetable));
+#else
+	P("name", offsetof(PyCodeObject, co_name));
+	P("table", offsetof(PyCodeObject, co_lnotab));
+#endif
+	P("first", offsetof(PyCodeObject, co_firstlineno));
+	P("sa", sizeof(PyASCIIObject));
+	P("sc", sizeof(PyCompactUnicodeObject));
+	P("tp_dealloc", offsetof(PyTypeObject, tp_dealloc));
+	P("ob_type", offsetof(PyObject, ob_type));
+	P("bytes_data", offsetof(PyBytesObject, ob_sval));
+	return 0;
+}
+"""
+
+
+def case_python_layout():
+    """The layout table in src/python.c equals what each version's own
+    headers say (every pyenv build here has them, internal ones included)."""
+    with open(os.path.join(base.SRC, "src", "python.c")) as f:
+        src = f.read()
+    table = src[src.index("#define MT_PY_LAYOUTS(X)"):src.index("static const struct layout")]
+    table = re.sub(r"/\*.*?\*/", "", table, flags=re.S).replace("\\\n", " ")
+    rows = {}
+    for m in re.finditer(r"X\((\d+),([^)]*)\)", table):
+        rows[int(m.group(1))] = [v.strip() for v in m.group(2).split(",")]
+    eq(sorted(rows), [8, 9, 10, 11, 12, 13], f"layout rows parsed from src/python.c: {rows}")
+    names = ["ts", "cf", "tid", "code", "back", "pos", "kind", "entry", "owner", "file", "name",
+             "table", "first", "ccode", "ftr", "lines", "sa", "sc"]
+    d = tempfile.mkdtemp(prefix="mt-py-")
+    probe = script(d, "probe.c", PROBE)
+    checked = 0
+    for name, py in interpreters():
+        if not name.startswith("pyenv-"):
+            continue  # Debian's has no headers: its layout is checked at run time
+        minor = int(name.rsplit(".", 1)[1])
+        inc = glob.glob(os.path.join(os.path.dirname(os.path.dirname(py)), "include",
+                                     f"python3.{minor}*"))
+        check(inc, f"{name}: headers")
+        exe = os.path.join(d, f"probe{minor}")
+        r = subprocess.run(["gcc", f"-I{inc[0]}", f"-I{inc[0]}/internal", probe, "-o", exe],
+                           capture_output=True, text=True)
+        eq(r.returncode, 0, f"{name}: probe builds: {r.stderr[-500:]}")
+        got = dict(l.split() for l in subprocess.run([exe], capture_output=True,
+                                                     text=True).stdout.splitlines())
+        row = dict(zip(names, rows[minor]))
+        for k in ("ts", "cf", "tid", "code", "back", "pos", "entry", "owner", "file", "name",
+                  "table", "first", "ccode", "ftr", "sa", "sc"):
+            eq(int(row[k]), int(got[k]), f"3.{minor}: {k} in src/python.c against the headers")
+        for k, want in (("tp_dealloc", 48), ("ob_type", 8), ("bytes_data", 32)):
+            eq(int(got[k]), want, f"3.{minor}: {k}")
+        checked += 1
+    check(checked, "a pyenv build with headers")
+    shutil.rmtree(d)
+
+
+THREADS = r'''
+import concurrent.futures, multiprocessing, os, signal, sys, threading, time, _thread
+def wait_snaps(pid, n=1):
+    d = os.environ["MEMTRACE_DIR"]
+    for _ in range(1000):
+        if len([f for f in os.listdir(d) if f.startswith("memtrace.%d." % pid)]) >= n:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)
+
+keep = []
+def in_thread():
+    keep.append([bytearray(100) for _ in range(1000)])  # @thread
+def in_pool(k):
+    return [bytearray(300) for _ in range(500)]  # @pool
+done = threading.Event()
+def raw_thread():
+    keep.append([bytearray(500) for _ in range(200)])  # @rawthread
+    done.set()
+def child():
+    data = [bytearray(700) for _ in range(300)]  # @child
+    os.kill(os.getpid(), signal.SIGUSR1)
+    wait_snaps(os.getpid())
+
+if __name__ == "__main__":
+    t = threading.Thread(target=in_thread)
+    t.start(); t.join()
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        keep.extend(ex.map(in_pool, range(4)))
+    _thread.start_new_thread(raw_thread, ())
+    done.wait()
+    for method in ("fork", "spawn"):
+        p = multiprocessing.get_context(method).Process(target=child)
+        p.start(); p.join()
+        assert p.exitcode == 0, p.exitcode
+    os.kill(os.getpid(), signal.SIGUSR1)
+    wait_snaps(os.getpid())
+'''
+
+
+def case_python_threads():
+    """Each thread's own Python stack: threading, a thread pool, a thread
+    started by _thread; multiprocessing children (fork and spawn) profiled
+    like their parent."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "threads.py", THREADS)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        r = run([py, path], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+        eq(r.returncode, 0, f"{name}: {r.stderr[-800:]!r}")
+        t = tags(path, "@")
+        by_pid = {}
+        for f in snaps(snapd):
+            by_pid.setdefault(int(f.split(".")[-3]), []).append(f)
+        eq(len(by_pid), 3, f"{name}: the parent and two children wrote snapshots: {by_pid}")
+        sizes = {}
+        for pid, fs in by_pid.items():
+            for s in show_json(fs[-1])["stats"]:
+                if s["file"] == path:
+                    sizes.setdefault(s["line"], []).append((s["size"], s["count"]))
+        for tag, size, count in (("thread", 100, 1000), ("pool", 300, 2000),
+                                 ("rawthread", 500, 200)):
+            got = sizes.get(t[tag], [])
+            check(any(c >= count and sz >= size * count for sz, c in got),
+                  f"{name}: {tag} at line {t[tag]}: {got}")
+        got = sizes.get(t["child"], [])
+        eq(len([1 for sz, c in got if c >= 300 and sz >= 700 * 300]), 2,
+           f"{name}: both children show their line {t['child']}: {got}")
+        shutil.rmtree(d)
+
+
+NUMPY = r'''
+import os, signal, time
+import numpy as np
+
+
+a = np.zeros(10**6)  # @zeros
+d = os.environ["MEMTRACE_DIR"]
+os.kill(os.getpid(), signal.SIGUSR1)
+for _ in range(500):
+    if any(n.endswith(".snap") for n in os.listdir(d)):
+        break
+    time.sleep(0.01)
+time.sleep(0.05)
+'''
+
+
+def case_python_numpy():
+    """np.zeros(10**6) shows at its line, numpy's native frames in the
+    traceback (Debian's python3-numpy)."""
+    py = "/usr/bin/python3.11"
+    r = subprocess.run([py, "-c", "import numpy"], capture_output=True)
+    check(r.returncode == 0, "python3-numpy is installed (tools/dev.sh test installs it)")
+    d = tempfile.mkdtemp(prefix="mt-py-")
+    path = script(d, "np.py", NUMPY)
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    snap = under_memtrace(py, path, {}, snapd)
+    line = tags(path)["zeros"]
+    top = show_json(snap)["stats"][0]
+    eq((top["file"], top["line"], top["kind"]), (path, line, "python"), f"the biggest: {top}")
+    check(8000000 <= top["size"] < 8100000, f"its size: {top['size']}")
+    tb = show_json(snap, "--group-by", "traceback")["stats"][0]["traceback"]
+    i = tb.index(f"{path}:{line} in <module>")
+    check(tb[:i] and all(f.startswith("_multiarray_umath.") for f in tb[:i]),
+          f"numpy's native frames, and only they, below the line: {tb}")
+    native = show_json(snap, "--native")["stats"][0]
+    eq(native["kind"], "native", f"--native groups by native frames: {native}")
+    shutil.rmtree(d)
+
+
+SERVICE = r'''
+import concurrent.futures, os, signal, time
+cache = {}
+def handle(req):
+    scratch = [str(req) * 10 for _ in range(50)]
+    if req not in cache:
+        cache[req] = bytearray(2000)  # @cache
+    return len(scratch)
+def wait_snaps(n):
+    d = os.environ["MEMTRACE_DIR"]
+    for _ in range(1000):
+        if len([f for f in os.listdir(d) if f.endswith(".snap")]) >= n:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)
+req = 0
+with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    for round in range(5):
+        list(pool.map(handle, range(req, req + 2000)))
+        req += 2000
+        os.kill(os.getpid(), signal.SIGUSR1)
+        wait_snaps(round + 1)
+'''
+
+
+def case_python_service():
+    """A thread pool serving requests with a cache that never evicts:
+    diff and growth over SIGUSR1 snapshots put the cache's line first,
+    steady."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "service.py", SERVICE)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        r = run([py, path], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+        eq(r.returncode, 0, f"{name}: {r.stderr[-800:]!r}")
+        files = snaps(snapd)
+        eq(len(files), 5, f"{name}: five snapshots")
+        line = tags(path)["cache"]
+        out = tool("diff", files[0], files[-1]).stdout
+        lines = out.splitlines()
+        first = lines[next(i for i, l in enumerate(lines) if l.startswith("Top ")) + 1]
+        check(first.startswith(f"{path}:{line}: size="), f"{name}: diff's first line: {out}")
+        g = json.loads(tool("growth", "--json", *files).stdout)
+        top = g["suspects"][0]
+        eq((top["file"], top["line"], top["kind"]), (path, line, "steady"),
+           f"{name}: growth's first suspect: {top}")
+        shutil.rmtree(d)
+
+
+def records(data):
+    """(type, offset, body) of every record of a snapshot."""
+    out, at = [], 16
+    while at < len(data):
+        t, _, n = struct.unpack_from("<HHI", data, at)
+        out.append((t, at, data[at + 8:at + 8 + n]))
+        at += 8 + n
+    return out
+
+
+def rebuild(recs):
+    """A snapshot from records (the END one rewritten: size and checksum)."""
+    head = b"MEMTRACE" + struct.pack("<HHI", 1, 2, 0)
+    body = b"".join(struct.pack("<HHI", t, 0, len(b)) + b for t, _, b in recs if t != 0xffff)
+    size = len(head) + len(body) + 8 + 16
+    pre = head + body + struct.pack("<HHI", 0xffff, 0, 16) + struct.pack("<Q", size)
+    return pre + struct.pack("<II", zlib.crc32(pre), 0x4e45544d)
+
+
+def case_python_bad_input():
+    """A damaged CODE record, and a frame naming a code with no record: one
+    line naming the file, offset and reason, exit 2. A script deleted since
+    still shows its file:line (the analyzer never reads the .py)."""
+    py = "/usr/bin/python3.11"
+    d = tempfile.mkdtemp(prefix="mt-py-")
+    path = script(d, "lines.py", LINES)
+    line = tags(path)["blobs"]
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    snap = under_memtrace(py, path, {}, snapd)
+    os.unlink(path)
+    js = show_json(snap)
+    check(any(s["file"] == path and s["line"] == line for s in js["stats"]),
+          "the deleted script's lines still show")
+    data = open(snap, "rb").read()
+    eq(rebuild(records(data)), data, "the test's own writer reproduces the file")
+    recs = records(data)
+    codes = [r for r in recs if r[0] == 7]
+    check(codes, "CODE records")
+    t, off, b = codes[0]
+    # a bad line-table kind
+    bad = [(t2, o2, (b2[:8] + b"\x09" + b2[9:]) if o2 == off else b2) for t2, o2, b2 in recs]
+    out = os.path.join(d, "bad-kind.snap")
+    open(out, "wb").write(rebuild(bad))
+    r = tool("show", out, check_rc=2)
+    eq(r.stderr.strip(), f"memtrace: {out}: offset {off + 8 + 8}: CODE record "
+       f"{struct.unpack_from('<I', b)[0]}: unknown line-table kind 9", "bad kind")
+    # a string that runs past its record
+    cut = [(t2, o2, b2[:14] if o2 == off else b2) for t2, o2, b2 in recs]
+    out = os.path.join(d, "cut.snap")
+    open(out, "wb").write(rebuild(cut))
+    r = tool("show", out, check_rc=2)
+    check(re.fullmatch(rf"memtrace: {re.escape(out)}: offset \d+: (string of \d+ bytes runs past "
+                       r"its record|record too short for a string length)", r.stderr.strip()),
+          f"a cut CODE record: {r.stderr}")
+    # every CODE record gone: a Python frame names a missing code
+    out = os.path.join(d, "gone.snap")
+    open(out, "wb").write(rebuild([r for r in recs if r[0] != 7]))
+    r = tool("show", out, check_rc=2)
+    check(re.fullmatch(rf"memtrace: {re.escape(out)}: offset \d+: site \d+: frame \d+ names code "
+                       r"\d+, which has no CODE record", r.stderr.strip()),
+          f"a missing code: {r.stderr}")
+    shutil.rmtree(d)
+
+
+def case_python_export():
+    """pprof (go tool pprof -top shows the Python lines), collapsed stacks
+    (`make_items (lines.py:12)`) and JSON carry the Python frames."""
+    py = "/usr/bin/python3.11"
+    d = tempfile.mkdtemp(prefix="mt-py-")
+    path = script(d, "lines.py", LINES)
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    snap = under_memtrace(py, path, {}, snapd)
+    t = tags(path)
+    js = {(s["file"], s["line"]): s for s in show_json(snap)["stats"]}
+    want_size = js[(path, t["bytearray"])]["size"]
+    pb = base.export_pprof(snap)
+    rows = base.pprof_top("-lines", "-sample_index=inuse_space", pb)
+    key = f"Item.__init__ {path}:{t['bytearray']}"
+    eq(rows.get(key, (0, 0))[0], want_size, f"pprof -top -lines: {rows}")
+    rows = base.pprof_top("-sample_index=inuse_space", pb)
+    check("make_items" in rows and "level3.<locals>.<listcomp>" in rows, f"pprof -top: {rows}")
+    col = base.export(snap, "--format", "collapsed").stdout.decode()
+    want = f"Item.__init__ (lines.py:{t['bytearray']})"
+    leaf = [l for l in col.splitlines() if l.rsplit(" ", 1)[0].endswith(want)]
+    eq(sum(int(l.rsplit(" ", 1)[1]) for l in leaf), want_size,
+       f"collapsed stacks ending at {want}")
+    check(any(f"make_items (lines.py:{t['items']});{want}" in l for l in leaf), f"{leaf[:3]}")
+    text = base.export(snap, "--format", "json").stdout.decode()
+    check(json.dumps(path) in text and "make_items" in text, "the JSON export names Python frames")
+    shutil.rmtree(d)
 
 
 if __name__ == "__main__":
