@@ -312,30 +312,82 @@ __attribute__((constructor)) static void mt_ctor(void)
 
 /* A Python process: the interpreter's frames follow the native ones in the
  * callsite's stack. The native stack alone cannot name the callsite (one
- * eval-loop stack runs every Python line), so the tag cache is used only
- * by threads not running Python code. */
+ * eval-loop stack runs every Python line), so a thread running Python code
+ * keeps, in the unwinder's tag word of a native stack, a token (odd: site
+ * pointers are even) that stands for that native stack while the unwinder
+ * holds it, and finds the callsite in a cache keyed by the token and the
+ * Python frames, verified frame by frame. A miss walks the native stack
+ * again, whole. */
+#define TL_PYSITES 256
+static __thread struct {
+	uintptr_t token;
+	uint64_t hash;
+	mt_site_t *site;
+} tl_pysites[TL_PYSITES] TLS_IE;
+static __thread uintptr_t tl_token TLS_IE;
+
+static inline uint64_t py_hash(const uint64_t *f, int m, uintptr_t token)
+{
+	uint64_t h = (uint64_t)token * 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < m; i++)
+		h = (h ^ f[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
 static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	uint64_t pyf[MT_MAX_FRAMES];
-	void **tag;
-	int depth = mt__opt.depth, m = 0;
+	void **tag = NULL;
+	int depth = mt__opt.depth, m = 0, n;
+	bool heap = domain == MT_DOMAIN_HEAP;
 	if (state == MT_PY_WAIT)
 		mt__py_poll();
 	else if (state == MT_PY_ON)
 		m = mt__py_frames(pyf, depth);
-	int n = mt__unwind(frames, depth, tl_entry_slot,
-			   domain == MT_DOMAIN_HEAP && !m ? &tag : NULL);
-	if (!m && domain == MT_DOMAIN_HEAP && tag && *tag)
-		return *tag;
+	n = mt__unwind(frames, depth, tl_entry_slot, heap ? &tag : NULL);
+	uintptr_t held = tag ? (uintptr_t)*tag : 0;
+	if (!m && held && !(held & 1))
+		return (mt_site_t *)held; /* a native-only stack seen lately */
+	uint64_t h = 0;
+	if (m && (held & 1)) {
+		h = py_hash(pyf, m, held);
+		unsigned slot = (unsigned)(h >> 40) % TL_PYSITES;
+		mt_site_t *s = tl_pysites[slot].site;
+		int sn;
+		const uintptr_t *sf = s ? mt__site_frames(s, &sn) : NULL;
+		if (s && tl_pysites[slot].token == held && tl_pysites[slot].hash == h && sn >= m &&
+		    memcmp(sf + sn - m, pyf, (size_t)m * sizeof(*pyf)) == 0)
+			return s;
+	}
+	if (held) {
+		/* frames were left unfilled: the tag named the stack */
+		n = mt__unwind(frames, depth, tl_entry_slot, NULL);
+	}
 	if (m > MT_MAX_FRAMES - n)
 		m = MT_MAX_FRAMES - n;
 	memcpy(frames + n, pyf, (size_t)m * sizeof(*pyf));
 	mt_site_t *s = mt__site_get(frames, n + m, domain);
-	if (!s)
+	if (!s) {
 		mt__count_untracked();
-	else if (!m && domain == MT_DOMAIN_HEAP && tag)
+		return NULL;
+	}
+	if (!tag)
+		return s;
+	if (!m) {
 		*tag = s;
+		return s;
+	}
+	if (!(held & 1)) {
+		tl_token += 2;
+		held = tl_token | 1;
+		*tag = (void *)held;
+	}
+	h = py_hash(frames + n, m, held);
+	unsigned slot = (unsigned)(h >> 40) % TL_PYSITES;
+	tl_pysites[slot].token = held;
+	tl_pysites[slot].hash = h;
+	tl_pysites[slot].site = s;
 	return s;
 }
 

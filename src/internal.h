@@ -152,6 +152,8 @@ MT_HIDDEN void mt__totals_get(mt_totals_t *t);
 MT_HIDDEN void mt__reset_peak(void);
 /* Calls fn for every callsite; counters are read without stopping writers. */
 MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
+/* A callsite's frames (they never change once made). */
+MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
 MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 			     const uintptr_t **frames, uint64_t counters[5]);
 /* Fork: take every table lock in order, release in parent, reset in child. */

@@ -471,7 +471,8 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 static int show_sites(struct ctx *c, mt_snap_t *s, struct code *codes, size_t ncodes,
 		      const size_t *offs, size_t nframes)
 {
-	qsort(codes, ncodes, sizeof(*codes), cmp_code);
+	if (ncodes)
+		qsort(codes, ncodes, sizeof(*codes), cmp_code);
 	for (size_t i = 1; i < ncodes; i++)
 		if (codes[i].id == codes[i - 1].id)
 			return fail(c, codes[i].off, "a second CODE record for code %u",

@@ -1037,6 +1037,12 @@ void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg)
 	}
 }
 
+const uintptr_t *mt__site_frames(const mt_site_t *s, int *n)
+{
+	*n = s->nframes;
+	return s->frames;
+}
+
 void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 		   const uintptr_t **frames, uint64_t c[5])
 {

@@ -19,6 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* walk what was read, as the analyzer does */
 		uint64_t sum = 0;
 		for (size_t i = 0; i < s.nsites; i++)
+			for (int j = 0; j < s.sites[i].nframes; j++) {
+				const mt_pyframe_t *f = mt_snap_pyframe(s.sites[i].frames[j]);
+				sum += f ? strlen(f->file) + strlen(f->func) + (uint64_t)f->line
+					 : s.sites[i].frames[j];
+			}
+		mt_snap_use_native(&s);
+		for (size_t i = 0; i < s.nsites; i++)
 			for (int j = 0; j < s.sites[i].nframes; j++)
 				sum += s.sites[i].frames[j];
 		for (size_t i = 0; i < s.nmodules; i++)

@@ -12,7 +12,7 @@ mode's live-byte estimates come to exact mode's on churn, and how time per
 operation scales with live blocks and with callsites.
 
   python3 tools/bench/overhead.py [--reps N] [--quick] [--no-scaling|--only-scaling]
-                                  [--only-accuracy]
+                                  [--only-accuracy] [--only-python]
 """
 import argparse
 import json
@@ -45,6 +45,46 @@ for r in range(6):
         if i % 3: d["k%d" % (i // 2)].kids.append(n)
     total += sum(len(n.kids) + len(n.v[1]) for n in d.values())
 print(total)
+"""
+
+# Allocation-dense Python (issue 14): the circular-reference leak, a
+# dict/str/tuple churn keeping one in a hundred, allocations 30 frames down.
+PY_LEAK = r"""
+class Node:
+    def __init__(self, i):
+        self.i = i
+        self.peer = None
+keep = []
+for i in range(100000):
+    a, b = Node(i), Node(i)
+    a.peer, b.peer = b, a
+    keep.append(a)
+blob = list(range(10**6))
+print(len(keep), len(blob))
+"""
+
+PY_CHURN = r"""
+kept = []
+for i in range(300000):
+    d = {"id": i, "name": "n%d" % i, "tags": ("a", str(i), i * 2)}
+    s = ",".join(d["tags"][:2])
+    t = (d, s, [i, i + 1])
+    if i % 100 == 0:
+        kept.append(t)
+print(len(kept))
+"""
+
+PY_DEEP = r"""
+def down(n, acc):
+    if n == 0:
+        return [str(acc), (acc, acc + 1), {"k": acc}]
+    return down(n - 1, acc)
+kept = []
+for i in range(60000):
+    r = down(30, i)
+    if i % 50 == 0:
+        kept.append(r)
+print(len(kept))
 """
 
 SQL = """
@@ -118,6 +158,73 @@ def bench(workloads, reps, have_ht):
             print(f"{name:<38} {m:<10} {w:8.3f} {c:8.3f} {w / bw:9.2f}x {c / bc:9.2f}x "
                   f"{rss / 1024:9.1f}", flush=True)
     return rows
+
+
+def python_bench(a):
+    """The Python workloads: bare (the default allocator, pymalloc),
+    tracemalloc, heaptrack, memtrace exact and sampled with Python frames,
+    and memtrace exact with PYTHONMALLOC=malloc (the other way to see
+    pymalloc's objects). Ratios are CPU against bare."""
+    py = "/usr/bin/python3.11" if os.path.exists("/usr/bin/python3.11") else shutil.which("python3")
+    have_ht = shutil.which("heaptrack") is not None
+    d = tempfile.mkdtemp(prefix="mt-bench-")
+    loads = []
+    for name, text in (("objects (the existing one)", PY), ("circular-reference leak", PY_LEAK),
+                       ("dict/str/tuple churn", PY_CHURN), ("30 frames deep", PY_DEEP)):
+        path = os.path.join(d, name.split()[0].strip("/") + ".py")
+        with open(path, "w") as f:
+            f.write(text)
+        loads.append((name, path))
+    pmodes = ["bare", "tracemalloc", "exact", "sampled", "exact+malloc"]
+    pmodes += ["heaptrack"] if have_ht else []
+    print(f"\nPython ({py}), median of {a.reps} runs each, modes alternating; CPU ratio to "
+          f"bare (the default allocator); maxRSS ratio")
+    print(f"{'workload':<28} " + " ".join(f"{m:>13}" for m in pmodes[1:]))
+    for name, path in loads:
+        res = {m: [] for m in pmodes}
+        work = tempfile.mkdtemp(prefix="mt-bench-")
+        for _ in range(a.reps):
+            for m in pmodes:
+                cmd = [py, path]
+                base = m.split("+")[0]
+                c, env = command(base if base in ("exact", "sampled", "heaptrack") else "bare",
+                                 cmd, work)
+                if m == "tracemalloc":
+                    c = [py, "-X", "tracemalloc=1", path]
+                if m == "exact+malloc":
+                    env["PYTHONMALLOC"] = "malloc"
+                res[m].append(run(c, env, work))
+        shutil.rmtree(work, ignore_errors=True)
+        med = {m: (statistics.median(x[1] for x in v), max(x[2] for x in v))
+               for m, v in res.items() if v and None not in v}
+        bc, brss = med["bare"]
+        cells = []
+        for m in pmodes[1:]:
+            cells.append(f"{med[m][0] / bc:5.2f}x {med[m][1] / brss:4.1f}R" if m in med
+                         else f"{'failed':>13}")
+        print(f"{name:<28} " + " ".join(f"{c:>13}" for c in cells), flush=True)
+    # what capturing the Python stack costs per recorded allocation: the
+    # same allocations recorded (PYTHONMALLOC=malloc), frames on and off
+    path = loads[2][1]
+    work = tempfile.mkdtemp(prefix="mt-bench-")
+    cpu = {0: [], 1: []}
+    for _ in range(max(a.reps, 5)):
+        for on in (0, 1):
+            c, env = command("exact", [py, path], work)
+            env.update(PYTHONMALLOC="malloc", MEMTRACE_PYTHON=str(on))
+            cpu[on].append(run(c, env, work)[1])
+    c, env = command("exact", [py, path], work)
+    env.update(PYTHONMALLOC="malloc", MEMTRACE_AT_EXIT="1")
+    subprocess.run(c, env=env, stdout=subprocess.DEVNULL)
+    snap = sorted(f for f in os.listdir(work) if f.endswith(".snap"))[-1]
+    js = json.loads(subprocess.run([TOOL, "show", "--json", os.path.join(work, snap)],
+                                   capture_output=True, text=True).stdout)
+    allocs = js["totals"]["heap_alloc_count"]
+    delta = statistics.median(cpu[1]) - statistics.median(cpu[0])
+    print(f"Python frames: {delta * 1e9 / allocs:.0f} ns per recorded allocation "
+          f"({allocs} allocations, churn, PYTHONMALLOC=malloc, frames on against off)")
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def footprint(args):
@@ -194,6 +301,8 @@ def main():
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--only-scaling", action="store_true",
                     help="only the scaling with live blocks and callsites")
+    ap.add_argument("--only-python", action="store_true",
+                    help="only the Python workloads (tracemalloc, heaptrack, memtrace)")
     ap.add_argument("--only-accuracy", action="store_true",
                     help="only sampled mode's estimates against exact mode's")
     a = ap.parse_args()
@@ -203,6 +312,9 @@ def main():
         return
     if a.only_accuracy:
         accuracy(a)
+        return
+    if a.only_python:
+        python_bench(a)
         return
     have_ht = shutil.which("heaptrack") is not None
     if not have_ht:
@@ -253,6 +365,7 @@ def main():
     print(f"dump of {n} live blocks in 50000 callsites: an allocating thread was held up "
           f"{float(h['max_stall_us']) / 1000:.2f} ms at most")
     accuracy(a)
+    python_bench(a)
     if a.no_scaling:
         return
     scaling(a, *footprint(a))
