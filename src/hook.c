@@ -572,11 +572,9 @@ struct pyalloc {
 };
 static struct pyalloc py_saved[3];
 
-static __attribute__((noinline)) void *py_malloc(void *ctx, size_t size)
+static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
 {
 	const struct pyalloc *d = ctx;
-	if (unsampled_fast(size))
-		return d->malloc(d->ctx, size);
 	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
 		return d->malloc(d->ctx, size);
 	if (!ENTER())
@@ -586,6 +584,15 @@ static __attribute__((noinline)) void *py_malloc(void *ctx, size_t size)
 		record_heap(p, size, MT_OWNER_SYSTEM);
 	LEAVE();
 	return p;
+}
+
+/* As malloc: an unsampled call costs one counter update and a jump. */
+static void *py_malloc(void *ctx, size_t size)
+{
+	const struct pyalloc *d = ctx;
+	if (unsampled_fast(size))
+		return d->malloc(d->ctx, size);
+	return py_malloc_slow(ctx, size);
 }
 
 static void *py_calloc(void *ctx, size_t n, size_t size)
@@ -640,16 +647,26 @@ static void *py_realloc(void *ctx, void *p, size_t size)
 	return q;
 }
 
-static void py_free(void *ctx, void *p)
+static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 {
 	const struct pyalloc *d = ctx;
-	if (p && init_state == INIT_READY && !unrecorded(p)) {
+	if (p && init_state == INIT_READY) {
 		int saved = errno;
 		bool foreign;
 		mt__heap_release(py_detach(p, &foreign));
 		errno = saved;
 	}
 	d->free(d->ctx, p);
+}
+
+static void py_free(void *ctx, void *p)
+{
+	const struct pyalloc *d = ctx;
+	if (unrecorded(p)) {
+		d->free(d->ctx, p);
+		return;
+	}
+	py_free_slow(ctx, p);
 }
 
 void *mt__py_domain_saved(int d)

@@ -17,6 +17,7 @@ operation scales with live blocks and with callsites.
 import argparse
 import json
 import math
+import resource
 import os
 import shutil
 import statistics
@@ -102,14 +103,18 @@ def run(cmd, env, cwd, stdin=None):
     GNU time sees them: its own small process forks the command, so the
     peak RSS is the command's, not this script's."""
     out = os.path.join(cwd, "time.out")
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     r = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", out, *cmd], env=env, cwd=cwd,
                        input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         return None
-    u, s, m = open(out).read().split()[-3:]
-    return wall, float(u) + float(s), int(m)
+    m = open(out).read().split()[-1]
+    # CPU in microseconds from the kernel (time(1) prints hundredths)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu, int(m)
 
 
 def modes(have_heaptrack):
@@ -171,7 +176,7 @@ def python_bench(a):
     loads = []
     for name, text in (("objects (the existing one)", PY), ("circular-reference leak", PY_LEAK),
                        ("dict/str/tuple churn", PY_CHURN), ("30 frames deep", PY_DEEP)):
-        path = os.path.join(d, name.split()[0].strip("/") + ".py")
+        path = os.path.join(d, name.split()[0].replace("/", "-") + ".py")
         with open(path, "w") as f:
             f.write(text)
         loads.append((name, path))
