@@ -309,8 +309,12 @@ static inline const char *first_frame(const char *ts)
 
 int mt__py_frames(uint64_t *out, int max)
 {
-	if (!py.is_initialized())
-		return 0; /* finalising: thread states are being freed */
+	if (!py.is_initialized()) {
+		/* finalising: thread states are being freed; frames stay off for
+		 * good, so no thread reads one later */
+		__atomic_store_n(&mt__py_state, MT_PY_OFF, __ATOMIC_RELEASE);
+		return 0;
+	}
 	const char *ts = py.this_thread_state();
 	if (!ts)
 		return 0;

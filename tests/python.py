@@ -401,6 +401,22 @@ done = threading.Event()
 def raw_thread():
     keep.append([bytearray(500) for _ in range(200)])  # @rawthread
     done.set()
+def from_c(arg):
+    keep.append([bytearray(900) for _ in range(100)])  # @cthread
+    return 0
+def c_thread():
+    # a thread pthread_create starts in C, calling into Python (ctypes
+    # takes a thread state for it with PyGILState_Ensure)
+    import ctypes
+    libc = ctypes.CDLL(None)
+    CB = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+    cb = CB(from_c)
+    tid = ctypes.c_ulong()
+    libc.pthread_create.argtypes = [ctypes.POINTER(ctypes.c_ulong), ctypes.c_void_p, CB,
+                                    ctypes.c_void_p]
+    assert libc.pthread_create(ctypes.byref(tid), None, cb, None) == 0
+    libc.pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
+    assert libc.pthread_join(tid, None) == 0
 def child():
     data = [bytearray(700) for _ in range(300)]  # @child
     os.kill(os.getpid(), signal.SIGUSR1)
@@ -413,6 +429,7 @@ if __name__ == "__main__":
         keep.extend(ex.map(in_pool, range(4)))
     _thread.start_new_thread(raw_thread, ())
     done.wait()
+    c_thread()
     for method in ("fork", "spawn"):
         p = multiprocessing.get_context(method).Process(target=child)
         p.start(); p.join()
@@ -424,7 +441,8 @@ if __name__ == "__main__":
 
 def case_python_threads():
     """Each thread's own Python stack: threading, a thread pool, a thread
-    started by _thread; multiprocessing children (fork and spawn) profiled
+    started by _thread, one started in C (pthread_create) that calls into
+    Python; multiprocessing children (fork and spawn) profiled
     like their parent."""
     for name, py in interpreters():
         d = tempfile.mkdtemp(prefix="mt-py-")
@@ -444,7 +462,7 @@ def case_python_threads():
                 if s["file"] == path:
                     sizes.setdefault(s["line"], []).append((s["size"], s["count"]))
         for tag, size, count in (("thread", 100, 1000), ("pool", 300, 2000),
-                                 ("rawthread", 500, 200)):
+                                 ("rawthread", 500, 200), ("cthread", 900, 100)):
             got = sizes.get(t[tag], [])
             check(any(c >= count and sz >= size * count for sz, c in got),
                   f"{name}: {tag} at line {t[tag]}: {got}")
