@@ -63,7 +63,7 @@ def tags(path, marks="@="):
 
 # Allocations at known lines: instances in a list, bytes blobs, a bytearray
 # per instance, a thread's list, a 3-deep call chain, a generator, a class
-# body, module top level. Under tracemalloc it writes tracemalloc's view;
+# body, module top level, a lambda, coroutines run as asyncio tasks. Under tracemalloc it writes tracemalloc's view;
 # under memtrace it asks for a snapshot and waits for it.
 LINES = r'''
 import json, os, signal, sys, threading, time, tracemalloc
@@ -107,6 +107,15 @@ t = threading.Thread(target=worker)
 t.start()
 t.join()
 top = {i: i * 1.5 for i in range(3000)}  # @toplevel
+lam = (lambda n: [bytes(90) for _ in range(n)])(1000)  # @lambda
+
+import asyncio
+async def coro(n):
+    await asyncio.sleep(0)
+    return [bytearray(150) for _ in range(n)]  # @coro
+async def main():
+    return await asyncio.gather(coro(500), coro(500))
+cor = asyncio.run(main())
 
 if tracemalloc.is_tracing():
     snap = tracemalloc.take_snapshot()
