@@ -318,14 +318,6 @@ __attribute__((constructor)) static void mt_ctor(void)
  * holds it, and finds the callsite in a cache keyed by the token and the
  * Python frames, verified frame by frame. A miss walks the native stack
  * again, whole. */
-#define TL_PYSITES 256
-static __thread struct {
-	uintptr_t token;
-	uint64_t hash;
-	mt_site_t *site;
-} tl_pysites[TL_PYSITES] TLS_IE;
-static __thread uintptr_t tl_token TLS_IE;
-
 static inline uint64_t py_hash(const uint64_t *f, int m, uintptr_t token)
 {
 	uint64_t h = (uint64_t)token * 0x9e3779b97f4a7c15ull;
@@ -352,12 +344,10 @@ static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 	uint64_t h = 0;
 	if (m && (held & 1)) {
 		h = py_hash(pyf, m, held);
-		unsigned slot = (unsigned)(h >> 40) % TL_PYSITES;
-		mt_site_t *s = tl_pysites[slot].site;
+		mt_site_t *s = mt__py_site_find(held, h);
 		int sn;
 		const uintptr_t *sf = s ? mt__site_frames(s, &sn) : NULL;
-		if (s && tl_pysites[slot].token == held && tl_pysites[slot].hash == h && sn >= m &&
-		    memcmp(sf + sn - m, pyf, (size_t)m * sizeof(*pyf)) == 0)
+		if (s && sn >= m && memcmp(sf + sn - m, pyf, (size_t)m * sizeof(*pyf)) == 0)
 			return s;
 	}
 	if (held) {
@@ -379,15 +369,12 @@ static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 		return s;
 	}
 	if (!(held & 1)) {
-		tl_token += 2;
-		held = tl_token | 1;
-		*tag = (void *)held;
+		held = mt__py_token();
+		*tag = (void *)held; /* NULL without a cache: no token */
+		if (!held)
+			return s;
 	}
-	h = py_hash(frames + n, m, held);
-	unsigned slot = (unsigned)(h >> 40) % TL_PYSITES;
-	tl_pysites[slot].token = held;
-	tl_pysites[slot].hash = h;
-	tl_pysites[slot].site = s;
+	mt__py_site_keep(held, py_hash(frames + n, m, held), s);
 	return s;
 }
 

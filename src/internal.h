@@ -268,6 +268,12 @@ MT_HIDDEN void mt__py_poll(void);
 /* The calling thread's Python frames, innermost first, as MT_FRAME_PY
  * words; at most max; 0 outside Python code. */
 MT_HIDDEN int mt__py_frames(uint64_t *out, int max);
+/* This thread's cache of Python callsites (hook.c): a fresh token (odd) to
+ * stand for a native stack, 0 without a cache; the callsite kept for a
+ * token and a hash of Python frames (NULL: none; the caller verifies). */
+MT_HIDDEN uintptr_t mt__py_token(void);
+MT_HIDDEN void *mt__py_site_find(uintptr_t token, uint64_t hash);
+MT_HIDDEN void mt__py_site_keep(uintptr_t token, uint64_t hash, void *site);
 typedef struct mt_pycode {
 	int32_t first;
 	int kind;

@@ -136,14 +136,81 @@ static struct pycode **code_chunks[CODE_CHUNKS];
 static uint32_t code_next = 1; /* ids published: [1, code_next) */
 static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* A thread's recent code objects: no lock on the common path. An entry is
- * used only while alive, so a retired one is never taken for a new code
- * object at its address. */
+/* A Python thread's caches, allocated at its first recorded allocation
+ * (static TLS is precious: a program's small thread stacks hold it, and
+ * jemalloc's dlopen needs its share) and freed at its exit by a key's
+ * destructor. The recent code objects: no lock on the common path; an
+ * entry is used only while alive, so a retired one is never taken for a
+ * new code object at its address. The callsites: hook.c's. */
 #define TL_CODES 64
-static __thread struct {
-	uintptr_t obj;
-	struct pycode *e;
-} tl_codes[TL_CODES] __attribute__((tls_model("initial-exec")));
+#define TL_SITES 256
+struct pytl {
+	struct {
+		uintptr_t obj;
+		struct pycode *e;
+	} codes[TL_CODES];
+	struct {
+		uintptr_t token;
+		uint64_t hash;
+		void *site;
+	} sites[TL_SITES];
+	uintptr_t token;
+};
+static __thread struct pytl *tl_py __attribute__((tls_model("initial-exec")));
+static __thread int tl_py_gone __attribute__((tls_model("initial-exec")));
+static pthread_key_t py_key;
+static bool py_key_ok;
+
+static void pytl_destructor(void *p)
+{
+	tl_py = NULL;
+	tl_py_gone = 1; /* later calls in this thread go without caches */
+	mt__ifree(p, sizeof(struct pytl));
+}
+
+static struct pytl *pytl(void)
+{
+	if (MT_LIKELY(tl_py != NULL))
+		return tl_py;
+	if (tl_py_gone || !py_key_ok)
+		return NULL;
+	struct pytl *t = mt__ialloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	memset(t, 0, sizeof(*t));
+	if (pthread_setspecific(py_key, t) != 0) {
+		mt__ifree(t, sizeof(*t));
+		tl_py_gone = 1;
+		return NULL;
+	}
+	tl_py = t;
+	return t;
+}
+
+uintptr_t mt__py_token(void)
+{
+	struct pytl *t = pytl();
+	return t ? (t->token += 2) | 1 : 0;
+}
+
+void *mt__py_site_find(uintptr_t token, uint64_t hash)
+{
+	struct pytl *t = tl_py;
+	unsigned slot = (unsigned)(hash >> 40) % TL_SITES;
+	return t && t->sites[slot].token == token && t->sites[slot].hash == hash ? t->sites[slot].site
+										: NULL;
+}
+
+void mt__py_site_keep(uintptr_t token, uint64_t hash, void *site)
+{
+	struct pytl *t = tl_py;
+	unsigned slot = (unsigned)(hash >> 40) % TL_SITES;
+	if (t) {
+		t->sites[slot].token = token;
+		t->sites[slot].hash = hash;
+		t->sites[slot].site = site;
+	}
+}
 
 static inline size_t code_bucket(uintptr_t obj)
 {
@@ -255,8 +322,9 @@ static struct pycode *code_new(const char *co)
 static uint32_t code_id(const char *co)
 {
 	unsigned slot = (unsigned)((uintptr_t)co >> 4) & (TL_CODES - 1);
-	struct pycode *e = tl_codes[slot].e;
-	if (MT_LIKELY(tl_codes[slot].obj == (uintptr_t)co && e &&
+	struct pytl *t = pytl();
+	struct pycode *e = t ? t->codes[slot].e : NULL;
+	if (MT_LIKELY(e && t->codes[slot].obj == (uintptr_t)co &&
 		      __atomic_load_n(&e->alive, __ATOMIC_ACQUIRE)))
 		return e->id;
 	pthread_mutex_lock(&code_lock);
@@ -268,8 +336,10 @@ static uint32_t code_id(const char *co)
 	pthread_mutex_unlock(&code_lock);
 	if (!e)
 		return 0;
-	tl_codes[slot].obj = (uintptr_t)co;
-	tl_codes[slot].e = e;
+	if (t) {
+		t->codes[slot].obj = (uintptr_t)co;
+		t->codes[slot].e = e;
+	}
 	return e->id;
 }
 
@@ -559,6 +629,7 @@ void mt__python_init(void)
 		return;
 	}
 	L = *l;
+	py_key_ok = pthread_key_create(&py_key, pytl_destructor) == 0;
 	if (mt__opt.python_skew) { /* testing: a layout that is wrong */
 		L.ts_frame += (int)mt__opt.python_skew;
 		L.f_code += (int)mt__opt.python_skew;

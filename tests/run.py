@@ -139,6 +139,13 @@ def case_exports():
         check(sym in names, f"{sym} is not exported by {LIB}")
     private = [n for n in names if n.startswith("mt__") or n.startswith("uthash")]
     eq(private, [], "internal symbols exported")
+    # static TLS is carved from every thread's stack and shared with what a
+    # program dlopens: 11 KiB of it made node's worker threads fail with
+    # EINVAL under the jemalloc backend (per-thread caches belong on the heap)
+    segs = subprocess.run(["readelf", "-lW", LIB], capture_output=True, text=True).stdout
+    tls = [int(l.split()[5], 16) for l in segs.splitlines() if l.split()[:1] == ["TLS"]]
+    eq(len(tls), 1, f"one TLS segment: {segs}")
+    check(tls[0] <= 4608, f"static TLS of {tls[0]} bytes, more than 4.5 KiB")
 
 
 def case_basic():
