@@ -45,6 +45,12 @@
  *           function (qualname from 3.11, name before), u32 len + line
  *           table: a code object as it was while a recorded frame ran it.
  *           Every id a SITE's Python frame names has its CODE record
+ *   CENSUS  (since 1.2) u32 status (1: taken, 2: the interpreter's main
+ *           thread ran no Python code while the dump waited), u32 0, u64 ns
+ *           the main thread was held: the live Python objects by type
+ *   OBJTYPE (since 1.2) u32 site id, u32 0, u64 objects, u64 bytes, u32 len
+ *           + type name (tp_name): the live objects of one type a callsite
+ *           allocated, as the census found them
  *
  * Unknown record types are skipped by their length: a minor version may add
  * records. A different major version is refused. No record is longer than
@@ -77,6 +83,8 @@ enum mt_rec_type {
 	MT_REC_ALLOC = 5,
 	MT_REC_PYTHON = 6,
 	MT_REC_CODE = 7,
+	MT_REC_CENSUS = 8,
+	MT_REC_OBJTYPE = 9,
 	MT_REC_END = 0xffff,
 };
 

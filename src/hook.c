@@ -559,6 +559,12 @@ struct pyalloc {
 };
 static struct pyalloc py_saved[3];
 
+/* What a domain's blocks are: objects (OBJ) or buffers (MEM). */
+static inline int py_owner(const struct pyalloc *d)
+{
+	return d == &py_saved[2] ? MT_OWNER_SYSTEM | MT_OWNER_PYOBJ : MT_OWNER_SYSTEM;
+}
+
 static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
 {
 	const struct pyalloc *d = ctx;
@@ -568,7 +574,7 @@ static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
 		return d->malloc(d->ctx, size);
 	void *p = d->malloc(d->ctx, size);
 	if (p)
-		record_heap(p, size, MT_OWNER_SYSTEM);
+		record_heap(p, size, py_owner(d));
 	LEAVE();
 	return p;
 }
@@ -589,7 +595,7 @@ static void *py_calloc(void *ctx, size_t n, size_t size)
 		return d->calloc(d->ctx, n, size);
 	void *p = d->calloc(d->ctx, n, size);
 	if (p && !unsampled(n * size))
-		record_heap(p, n * size, MT_OWNER_SYSTEM);
+		record_heap(p, n * size, py_owner(d));
 	LEAVE();
 	return p;
 }
@@ -625,7 +631,7 @@ static void *py_realloc(void *ctx, void *p, size_t size)
 	} else if (q) {
 		mt__heap_release(meta);
 		if (!unsampled(size))
-			record_heap(q, size, MT_OWNER_SYSTEM);
+			record_heap(q, size, py_owner(d));
 	} else if (meta) {
 		mt__heap_reattach(p, meta);
 	}

@@ -111,6 +111,8 @@ MT_HIDDEN mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain);
 MT_HIDDEN bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner);
 /* Which allocator a detached entry's block belongs to (MT_OWNER_*). */
 MT_HIDDEN int mt__meta_owner(uint64_t meta);
+/* The size a detached or looked-up entry's block was asked with. */
+MT_HIDDEN uint64_t mt__meta_size(uint64_t meta);
 MT_HIDDEN bool mt__heap_remove(void *p);
 /* Starts loading p's slot into the cache, ahead of mt__heap_add. */
 MT_HIDDEN void mt__heap_prefetch(const void *p);
@@ -140,6 +142,11 @@ static inline bool mt__maybe_recorded(const void *p)
 MT_HIDDEN void mt__filter_pin(const void *p);
 /* The entry of a live block, left in place; false when not tracked. */
 MT_HIDDEN bool mt__heap_lookup(void *p, uint64_t *meta);
+/* Calls fn for every live block marked MT_OWNER_PYOBJ (with the GIL held,
+ * none of them can go meanwhile), no table lock held during the call. */
+MT_HIDDEN void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uint32_t site,
+						 void *arg),
+				      void *arg);
 /* The callsite an entry was recorded at (NULL if unknown). */
 MT_HIDDEN mt_site_t *mt__meta_site(uint64_t meta);
 /* Anonymous mappings: add a region, remove any tracked bytes in a range. */
@@ -195,6 +202,9 @@ typedef struct mt_backend {
 } mt_backend_t;
 
 enum { MT_OWNER_SYSTEM = 0, MT_OWNER_JEMALLOC = 1 };
+/* Or'ed into mt__heap_add's owner: the block is a Python object (the OBJ
+ * domain), freed only with the GIL held. */
+#define MT_OWNER_PYOBJ 2
 
 /* Caps the system allocator's arenas (MEMTRACE_ARENA_MAX); at init, before
  * the program's threads exist. */
@@ -286,6 +296,14 @@ typedef struct mt_pycode {
 MT_HIDDEN void mt__py_describe(uint32_t *version, uint64_t *lo, uint64_t *hi);
 MT_HIDDEN uint32_t mt__py_code_count(void);
 MT_HIDDEN bool mt__py_code_get(uint32_t id, mt_pycode_t *out);
+/* The dump's census of live Python objects by callsite and type, taken by
+ * the main thread in a pending call (GIL held) while the dump waits. */
+enum { MT_CENSUS_NONE = 0, MT_CENSUS_DONE = 1, MT_CENSUS_LATE = 2 };
+MT_HIDDEN int mt__py_census(void);
+MT_HIDDEN uint64_t mt__py_census_hold_ns(void);
+/* The census's entries one by one (*at from 0); false at the end. */
+MT_HIDDEN bool mt__py_census_next(size_t *at, uint32_t *site, const char **name,
+				  uint64_t *count, uint64_t *bytes);
 MT_HIDDEN void mt__py_lock(void);
 MT_HIDDEN void mt__py_unlock(void);
 MT_HIDDEN void mt__py_atfork_child(void);

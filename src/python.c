@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -109,7 +110,7 @@ static struct {
 	int (*frame_get_line)(void *);
 	void *(*frame_get_code)(void *); /* 3.9+ */
 	void (*dec_ref)(void *);
-	void *code_type, *unicode_type, *bytes_type, *eval_fn;
+	void *code_type, *unicode_type, *bytes_type, *type_type, *eval_fn;
 } py;
 
 static uintptr_t eval_lo, eval_hi;
@@ -600,6 +601,7 @@ void mt__python_init(void)
 	py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
 	py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
+	py.type_type = dlsym(RTLD_DEFAULT, "PyType_Type");
 	py.eval_fn = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
 
 	const char *v = py.get_version();
@@ -622,7 +624,7 @@ void mt__python_init(void)
 	}
 	if (!py.this_thread_state || !py.add_pending_call || !py.get_allocator ||
 	    !py.set_allocator || !py.eval_get_frame || !py.frame_get_line || !py.code_type ||
-	    !py.unicode_type || !py.bytes_type || !py.eval_fn) {
+	    !py.unicode_type || !py.bytes_type || !py.type_type || !py.eval_fn) {
 		mt__warn("python %d.%d: the interpreter does not export what memtrace reads; "
 			 "native frames only",
 			 major, minor);
@@ -635,6 +637,266 @@ void mt__python_init(void)
 		L.f_code += (int)mt__opt.python_skew;
 	}
 	__atomic_store_n(&mt__py_state, MT_PY_WAIT, __ATOMIC_RELEASE);
+}
+
+/* ---- the objects' types, for a snapshot ----
+ *
+ * A dump asks the main thread for a pending call and waits for it (at most
+ * CENSUS_WAIT_MS): with the GIL held no Python object can be freed, so every
+ * block the OBJ domain recorded can be read. Its type is the word after the
+ * object's refcount, the object starting after the GC header and 3.11+'s
+ * pre-header when its type has them; a candidate type is trusted only when
+ * it lies in a loaded module or is itself a live object, its own type is
+ * `type` (or a metaclass whose type is), and its flags put the object where
+ * it was read. Per callsite and type: objects and bytes.
+ */
+#define CENSUS_WAIT_MS 500
+#define TP_NAME 24
+#define TP_BASICSIZE 32
+#define TP_FLAGS 168
+#define TPF_HAVE_GC (1ul << 14)
+#define TPF_MANAGED_DICT (1ul << 4)   /* 3.11+ */
+#define TPF_MANAGED_WEAKREF (1ul << 3) /* 3.12+ */
+#define TYPE_NAME_MAX 96
+#define MAX_RANGES 512
+
+enum { CENSUS_IDLE, CENSUS_ASKED, CENSUS_RUNNING, CENSUS_DONE, CENSUS_LATE };
+
+struct tinfo {
+	uintptr_t type; /* 0: empty slot */
+	int off;	/* where its objects start in their block; -1: not a type */
+	char name[TYPE_NAME_MAX];
+};
+
+struct cens {
+	uintptr_t type;
+	uint32_t site;
+	uint64_t count, bytes;
+};
+
+static struct {
+	int state;
+	struct tinfo *types; /* open addressing */
+	size_t ntypes_cap, ntypes;
+	struct cens *v; /* open addressing by (site, type) */
+	size_t cap, n;
+	uint64_t hold_ns;
+	uintptr_t lo[MAX_RANGES], hi[MAX_RANGES];
+	int nranges;
+	bool full; /* out of memory: the census is partial */
+} C;
+
+static int add_range(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	for (int i = 0; i < info->dlpi_phnum && C.nranges < MAX_RANGES; i++)
+		if (info->dlpi_phdr[i].p_type == PT_LOAD) {
+			C.lo[C.nranges] = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+			C.hi[C.nranges++] =
+				info->dlpi_addr + info->dlpi_phdr[i].p_vaddr + info->dlpi_phdr[i].p_memsz;
+		}
+	return 0;
+}
+
+/* Whether memory at t can be read: a loaded module's, or inside a live
+ * object of the OBJ domain (a heap type: its block starts 16 bytes before). */
+static bool readable_type(uintptr_t t)
+{
+	if (!t || (t & 7))
+		return false;
+	for (int i = 0; i < C.nranges; i++)
+		if (C.lo[i] <= t && t + 200 <= C.hi[i])
+			return true;
+	uint64_t meta;
+	return mt__heap_lookup((void *)(t - 16), &meta) &&
+	       mt__meta_size(meta) >= 16 + TP_FLAGS + sizeof(unsigned long);
+}
+
+static bool is_type(uintptr_t t, int depth)
+{
+	if (!readable_type(t))
+		return false;
+	uintptr_t m = *(const uintptr_t *)(t + OB_TYPE);
+	if (m == (uintptr_t)py.type_type)
+		return true;
+	return depth < 2 && is_type(m, depth + 1); /* a metaclass */
+}
+
+static size_t type_slot(uintptr_t t)
+{
+	size_t mask = C.ntypes_cap - 1, j = (size_t)((t >> 3) * 0x9E3779B97F4A7C15ull >> 40) & mask;
+	for (; C.types[j].type; j = (j + 1) & mask)
+		if (C.types[j].type == t)
+			break;
+	return j;
+}
+
+/* A type already seen, or NULL. */
+static struct tinfo *type_find(uintptr_t t)
+{
+	struct tinfo *ti = &C.types[type_slot(t)];
+	return ti->type == t && t ? ti : NULL;
+}
+
+/* Checks a candidate and keeps it when it is a type: NULL when not (what
+ * is not a type is not kept: such words are as many as the objects). */
+static struct tinfo *type_info(uintptr_t t)
+{
+	struct tinfo *ti = type_find(t);
+	if (ti || (C.ntypes + 1) * 2 > C.ntypes_cap || !is_type(t, 0))
+		return ti; /* full: the object goes uncounted */
+	ti = &C.types[type_slot(t)];
+	ti->type = t;
+	ti->off = -1;
+	C.ntypes++;
+	unsigned long flags = *(const unsigned long *)(t + TP_FLAGS);
+	bool managed = (L.minor >= 11 && (flags & TPF_MANAGED_DICT)) ||
+		       (L.minor >= 12 && (flags & TPF_MANAGED_WEAKREF));
+	const char *name = *(const char *const *)(t + TP_NAME);
+	char buf[TYPE_NAME_MAX];
+	memset(buf, 0, sizeof(buf));
+	/* the name may be anywhere: read it the way that cannot fault */
+	size_t got = 0;
+	for (size_t chunk = 16; got < sizeof(buf) - 1; got += chunk)
+		if (!name || !safe_read(buf + got, name + got, chunk))
+			break;
+	buf[sizeof(buf) - 1] = '\0';
+	size_t len = strnlen(buf, sizeof(buf));
+	if (!len || len >= sizeof(buf) - 1)
+		return ti;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			return ti;
+	memcpy(ti->name, buf, len + 1);
+	ti->off = ((flags & TPF_HAVE_GC) ? 16 : 0) + (managed ? 16 : 0);
+	return ti;
+}
+
+static void census_add(uint32_t site, uintptr_t type, uint64_t size)
+{
+	size_t mask = C.cap - 1;
+	size_t j = (size_t)(((uint64_t)site * 0x9E3779B97F4A7C15ull) ^ (type >> 3) * 0xff51afd7ed558ccdull) >>
+		   20 & mask;
+	for (; C.v[j].type; j = (j + 1) & mask)
+		if (C.v[j].site == site && C.v[j].type == type) {
+			C.v[j].count++;
+			C.v[j].bytes += size;
+			return;
+		}
+	if ((C.n + 1) * 10 > C.cap * 7) {
+		C.full = true;
+		return;
+	}
+	C.v[j] = (struct cens){type, site, 1, size};
+	C.n++;
+}
+
+static void census_visit(uintptr_t p, uint64_t size, uint32_t site, void *arg)
+{
+	(void)arg;
+	static const int offs[] = {0, 16, 32};
+	/* a type seen already first (one probe each), then the candidates */
+	for (int pass = 0; pass < 2; pass++)
+		for (int k = 0; k < 3; k++) {
+			int off = offs[k];
+			if (size < (uint64_t)off + 16)
+				continue;
+			uintptr_t t = *(const uintptr_t *)(p + (uintptr_t)off + OB_TYPE);
+			struct tinfo *ti = pass ? type_info(t) : type_find(t);
+			if (ti && ti->off == off &&
+			    *(const int64_t *)(t + TP_BASICSIZE) <= (int64_t)(size - (uint64_t)off)) {
+				census_add(site, t, size);
+				return;
+			}
+		}
+}
+
+static bool census_tables(void)
+{
+	if (!C.types) {
+		C.ntypes_cap = 1u << 14;
+		C.types = mt__map(C.ntypes_cap * sizeof(*C.types));
+	}
+	if (!C.v) {
+		C.cap = 1u << 16;
+		C.v = mt__map(C.cap * sizeof(*C.v));
+	}
+	if (!C.types || !C.v)
+		return false;
+	memset(C.types, 0, C.ntypes_cap * sizeof(*C.types));
+	memset(C.v, 0, C.cap * sizeof(*C.v));
+	C.ntypes = C.n = 0;
+	C.full = false;
+	return true;
+}
+
+static int census_run(void *arg)
+{
+	(void)arg;
+	int expect = CENSUS_ASKED;
+	if (!__atomic_compare_exchange_n(&C.state, &expect, CENSUS_RUNNING, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return 0; /* the dump gave up waiting */
+	int busy = mt__thread_busy_swap(1);
+	uint64_t t0 = mt__now_ns(CLOCK_MONOTONIC);
+	C.nranges = 0;
+	dl_iterate_phdr(add_range, NULL);
+	if (census_tables())
+		mt__heap_foreach_pyobj(census_visit, NULL);
+	C.hold_ns = mt__now_ns(CLOCK_MONOTONIC) - t0;
+	mt__thread_busy_swap(busy);
+	__atomic_store_n(&C.state, CENSUS_DONE, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int mt__py_census(void)
+{
+	/* sampled: too few objects, and types, are recorded to read them */
+	if (__atomic_load_n(&mt__py_state, __ATOMIC_ACQUIRE) != MT_PY_ON || !py.is_initialized() ||
+	    mt__sample_mean || !mt__opt.python_domains)
+		return MT_CENSUS_NONE;
+	__atomic_store_n(&C.state, CENSUS_ASKED, __ATOMIC_RELEASE);
+	if (py.add_pending_call(census_run, NULL) != 0) {
+		__atomic_store_n(&C.state, CENSUS_IDLE, __ATOMIC_RELEASE);
+		return MT_CENSUS_LATE;
+	}
+	struct timespec ms = {0, 1000000};
+	for (int i = 0; i < CENSUS_WAIT_MS; i++) {
+		if (__atomic_load_n(&C.state, __ATOMIC_ACQUIRE) == CENSUS_DONE)
+			return MT_CENSUS_DONE;
+		nanosleep(&ms, NULL);
+	}
+	int expect = CENSUS_ASKED;
+	if (__atomic_compare_exchange_n(&C.state, &expect, CENSUS_LATE, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return MT_CENSUS_LATE; /* the main thread runs no Python code now */
+	while (__atomic_load_n(&C.state, __ATOMIC_ACQUIRE) != CENSUS_DONE)
+		nanosleep(&ms, NULL); /* running: it ends */
+	return MT_CENSUS_DONE;
+}
+
+uint64_t mt__py_census_hold_ns(void)
+{
+	return C.hold_ns;
+}
+
+bool mt__py_census_next(size_t *at, uint32_t *site, const char **name, uint64_t *count,
+			uint64_t *bytes)
+{
+	for (; C.v && *at < C.cap; (*at)++) {
+		const struct cens *e = &C.v[*at];
+		if (!e->type)
+			continue;
+		struct tinfo *ti = type_find(e->type);
+		(*at)++;
+		*site = e->site;
+		*name = ti ? ti->name : "?";
+		*count = e->count;
+		*bytes = e->bytes;
+		return true;
+	}
+	return false;
 }
 
 /* ---- for the snapshot ---- */

@@ -526,7 +526,7 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			    crc, mt__get_u32(e + 16));
 
 	size_t at = MT_FILE_HEADER_LEN, mcap = 0, scap = 0, fcap = 0, nframes = 0, ocap = 0;
-	size_t ccap = 0, ncodes = 0, *offs = NULL;
+	size_t ccap = 0, ncodes = 0, *offs = NULL, tcap = 0;
 	struct code *codes = NULL;
 	bool have_meta = false;
 	int rc = -1;
@@ -614,6 +614,41 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			st[s->nsites].frames = (const uint64_t *)(uintptr_t)nframes;
 			nframes += n;
 			s->nsites++;
+			break;
+		}
+		case MT_REC_CENSUS:
+			if (len < 16) {
+				fail(c, at, "CENSUS record of %u bytes is too short", len);
+				goto out;
+			}
+			s->census = mt__get_u32(d + body);
+			s->census_hold_ns = mt__get_u64(d + body + 8);
+			if (s->census < 1 || s->census > 2) {
+				fail(c, body, "CENSUS record with unknown status %u", s->census);
+				goto out;
+			}
+			break;
+		case MT_REC_OBJTYPE: {
+			mt_snap_objtype_t *o = grow(s->objtypes, &tcap, s->nobjtypes, sizeof(*o));
+			if (!o) {
+				fail(c, at, "out of memory");
+				goto out;
+			}
+			s->objtypes = o;
+			if (len < 28) {
+				fail(c, at, "OBJTYPE record of %u bytes is too short", len);
+				goto out;
+			}
+			o = &s->objtypes[s->nobjtypes];
+			o->site = mt__get_u32(d + body);
+			o->count = mt__get_u64(d + body + 8);
+			o->bytes = mt__get_u64(d + body + 16);
+			size_t sat = body + 24;
+			char *name = NULL;
+			if (get_str(c, &sat, body + len, &name, NULL))
+				goto out;
+			o->name = name;
+			s->nobjtypes++;
 			break;
 		}
 		case MT_REC_PYTHON:
@@ -739,6 +774,9 @@ void mt_snap_free(mt_snap_t *s)
 	free(s->sites);
 	free(s->frames);
 	free(s->shown);
+	for (size_t i = 0; i < s->nobjtypes; i++)
+		free((char *)s->objtypes[i].name);
+	free(s->objtypes);
 	free(s->exe);
 	free(s->cmdline);
 	free(s->file);

@@ -50,6 +50,13 @@ typedef struct mt_pyframe {
 } mt_pyframe_t;
 
 
+/* The live Python objects of one type a callsite allocated (format 1.2). */
+typedef struct mt_snap_objtype {
+	uint32_t site;	  /* a SITE id */
+	const char *name; /* the type's tp_name */
+	uint64_t count, bytes;
+} mt_snap_objtype_t;
+
 typedef struct mt_snap {
 	char *file; /* the path it was read from */
 	uint16_t major, minor;
@@ -71,6 +78,10 @@ typedef struct mt_snap {
 	uint32_t py_version;	  /* format 1.2: major << 8 | minor, 0: no Python */
 	uint64_t py_eval_lo, py_eval_hi;
 	size_t ncodes; /* CODE records */
+	uint32_t census;	 /* 0: no census; 1: taken; 2: not taken in time */
+	uint64_t census_hold_ns; /* how long the census held the main thread */
+	size_t nobjtypes;
+	mt_snap_objtype_t *objtypes;
 } mt_snap_t;
 
 /* Loads path into *s. Returns 0, or -1 with a one-line message in err

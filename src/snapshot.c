@@ -283,6 +283,27 @@ static void write_python(writer_t *w)
 	}
 }
 
+static void write_census(writer_t *w, int status)
+{
+	w_rec(w, MT_REC_CENSUS, 4 + 4 + 8);
+	w_u32(w, (uint32_t)status);
+	w_u32(w, 0);
+	w_u64(w, mt__py_census_hold_ns());
+	size_t at = 0;
+	uint32_t site;
+	const char *name;
+	uint64_t count, bytes;
+	while (status == MT_CENSUS_DONE && mt__py_census_next(&at, &site, &name, &count, &bytes)) {
+		size_t n = strnlen(name, 255);
+		w_rec(w, MT_REC_OBJTYPE, 4 + 4 + 8 + 8 + 4 + n);
+		w_u32(w, site);
+		w_u32(w, 0);
+		w_u64(w, count);
+		w_u64(w, bytes);
+		w_str(w, name, n);
+	}
+}
+
 static void write_end(writer_t *w)
 {
 	unsigned char b[8];
@@ -410,6 +431,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		w.limit = rl.rlim_cur;
 
+	int census = mt__py_census(); /* before the counters: the same moment */
 	mt__table_gather();
 	unsigned char hdr[MT_FILE_HEADER_LEN] = {0};
 	memcpy(hdr, MT_MAGIC, MT_MAGIC_LEN);
@@ -428,6 +450,8 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	mt__table_gather_end();
 	if (mt__py_code_count() > 1)
 		write_python(&w);
+	if (census != MT_CENSUS_NONE)
+		write_census(&w, census);
 	if (codes_used)
 		mt__unmap(codes_used, used_len);
 	write_end(&w);

@@ -80,13 +80,14 @@ static uint32_t next_id = 1;
 /* A table is at most half full up to this many slots (16 KiB: probes stay
  * short where the memory does not matter), at most 70 % beyond. */
 #define HEAP_ROOMY_CAP 1024
-#define SIZE_SHIFT (ID_BITS + 1)
+#define SIZE_SHIFT (ID_BITS + 2)
 #define OWNER_BIT (1ull << ID_BITS)
+#define PYOBJ_BIT (1ull << (ID_BITS + 1)) /* a Python object (the OBJ domain) */
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
 
 struct heap_entry {
 	uintptr_t key;
-	uint64_t meta; /* requested size << 25 | owner << 24 | site id */
+	uint64_t meta; /* requested size << 26 | Python object << 25 | owner << 24 | site id */
 };
 
 struct heap_shard {
@@ -706,9 +707,52 @@ static void heap_delete_at(struct heap_shard *sh, size_t i)
 	sh->count--;
 }
 
+uint64_t mt__meta_size(uint64_t meta)
+{
+	return meta >> SIZE_SHIFT;
+}
+
 int mt__meta_owner(uint64_t meta)
 {
 	return (meta & OWNER_BIT) ? 1 : 0;
+}
+
+void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uint32_t site, void *arg),
+			    void *arg)
+{
+	/* a shard's objects are copied out under its lock and visited after:
+	 * fn may look blocks up (another shard's lock, or this one's) */
+	struct heap_entry *buf = NULL;
+	size_t cap = 0;
+	for (size_t i = 0; i < HEAP_SHARDS; i++) {
+		struct heap_shard *sh = &heap_shards[i];
+		size_t n = 0;
+		spin_lock(&sh->lock);
+		if (sh->count > cap) {
+			size_t want = sh->count * 2;
+			spin_unlock(&sh->lock);
+			if (buf)
+				mt__ifree(buf, cap * sizeof(*buf));
+			buf = mt__ialloc(want * sizeof(*buf));
+			cap = buf ? want : 0;
+			spin_lock(&sh->lock);
+		}
+		for (size_t j = 0; j < sh->cap && buf; j++) {
+			const struct heap_entry *e = &sh->slots[j];
+			if (e->key && (e->meta & PYOBJ_BIT) && n < cap)
+				buf[n++] = *e;
+		}
+		spin_unlock(&sh->lock);
+		for (size_t j = 0; j < n; j++) {
+			/* the blocks are random: their cache misses overlap */
+			if (j + 8 < n)
+				__builtin_prefetch((const void *)(buf[j + 8].key + 8), 0, 0);
+			fn(buf[j].key, buf[j].meta >> SIZE_SHIFT,
+			   (uint32_t)(buf[j].meta & ((1u << ID_BITS) - 1)), arg);
+		}
+	}
+	if (buf)
+		mt__ifree(buf, cap * sizeof(*buf));
 }
 
 /* Sampling mode: a counting filter over recorded blocks' addresses, so that
@@ -752,7 +796,8 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	uint64_t h = ptr_hash(key);
 	struct heap_shard *sh = shard_of(key, h);
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
-	uint64_t meta = sz << SIZE_SHIFT | (owner ? OWNER_BIT : 0) | site->id;
+	uint64_t meta = sz << SIZE_SHIFT | ((owner & 1) ? OWNER_BIT : 0) |
+			((owner & MT_OWNER_PYOBJ) ? PYOBJ_BIT : 0) | site->id;
 	uint64_t stale = 0;
 
 	spin_lock(&sh->lock);

@@ -87,7 +87,8 @@ enum mt_group {
 	MT_GROUP_FILE,
 	MT_GROUP_FUNCTION,
 	MT_GROUP_MODULE,
-	MT_GROUP_TRACEBACK
+	MT_GROUP_TRACEBACK,
+	MT_GROUP_TYPE /* Python objects by type (the snapshot's census) */
 };
 enum mt_sort { MT_SORT_SIZE, MT_SORT_COUNT, MT_SORT_ALLOCS };
 
@@ -95,8 +96,8 @@ typedef struct mt_view {
 	enum mt_group group;
 	int domain; /* MT_DOMAIN_*, or -1 for all */
 	bool cumulative, all_frames, json;
-	char **include, **exclude;
-	size_t ninclude, nexclude;
+	char **include, **exclude, **types;
+	size_t ninclude, nexclude, ntypes;
 	size_t limit; /* 0: all */
 	enum mt_sort sort;
 } mt_view_t;
@@ -108,12 +109,14 @@ typedef struct mt_view {
 		{"cumulative", no_argument, NULL, 'c'}, {"include", required_argument, NULL, 'I'}, \
 		{"exclude", required_argument, NULL, 'X'}, {"all-frames", no_argument, NULL, 'A'}, \
 		{"sort", required_argument, NULL, 'S'}, {"native", no_argument, NULL, 'N'},        \
+		{"include-type", required_argument, NULL, 'T'},                                    \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
 #define MT_VIEW_HELP                                                                      \
 	"  -n, --limit N         the top N groups (default 10; 0 for all)\n"              \
-	"  -g, --group-by K      lineno (default), file, function, module or traceback\n" \
+	"  -g, --group-by K      lineno (default), file, function, module, traceback\n"   \
+	"                        or type (a Python program's live objects by type)\n"    \
 	"      --cumulative      credit every frame of a stack, not only the first\n"     \
 	"                        outside the allocator (not with traceback)\n"            \
 	"  -d, --domain D        heap (default: the malloc family), mmap (anonymous\n"    \
@@ -124,6 +127,8 @@ typedef struct mt_view {
 	"      --all-frames      --include/--exclude match any frame of the stack\n"      \
 	"      --sort K          size (default), count, or allocs (cumulative\n"          \
 	"                        allocations, freed ones included)\n"                     \
+	"      --include-type PAT  only a Python program's objects of the types whose\n" \
+	"                        name matches PAT (fnmatch): which lines hold them\n"    \
 	"      --native          native frames only: group a Python program's memory by\n" \
 	"                        its C code (the interpreter, extensions), not its lines\n" \
 	"      --json            machine-readable output with exact byte counts\n"        \

@@ -59,6 +59,15 @@ static void print_totals(const mt_snap_t *s)
 	if (s->totals.untracked_allocs)
 		printf("Untracked: %" PRIu64 " allocations memtrace could not record\n",
 		       s->totals.untracked_allocs);
+	if (s->py_version)
+		printf("Python %u.%u: %s\n", s->py_version >> 8, s->py_version & 255,
+		       s->census == 1 ? "live objects by type taken (-g type)"
+		       : s->census == 2 ? "no census of objects: the main thread ran no Python code "
+					  "while the snapshot waited"
+					: "Python frames; no census of objects (sampled, or at exit)");
+	if (s->census == 1)
+		printf("Census: %zu callsite and type pairs; the main thread was held %.1f ms\n",
+		       s->nobjtypes, (double)s->census_hold_ns / 1e6);
 }
 
 static void print_json_stat(const mt_stat_t *x)

@@ -263,6 +263,41 @@ static void credit(mt_stat_t *st, const mt_snap_site_t *site)
 	st->alloc_bytes += site->alloc_bytes;
 }
 
+/* The census's entries (objects by type) in site order, for lookups. */
+static int cmp_objtype_site(const void *a, const void *b)
+{
+	uint32_t x = (*(const mt_snap_objtype_t *const *)a)->site;
+	uint32_t y = (*(const mt_snap_objtype_t *const *)b)->site;
+	return x < y ? -1 : x > y;
+}
+
+static bool type_wanted(const mt_view_t *v, const char *name)
+{
+	if (!v->ntypes)
+		return true;
+	for (size_t i = 0; i < v->ntypes; i++)
+		if (fnmatch(v->types[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+/* A site's census entries: [*lo, *hi) of the sorted index. */
+static void objtypes_of(const mt_snap_objtype_t **ix, size_t n, uint32_t site, size_t *lo,
+			size_t *hi)
+{
+	size_t a = 0, b = n;
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		if (ix[m]->site < site)
+			a = m + 1;
+		else
+			b = m;
+	}
+	*lo = a;
+	for (*hi = a; *hi < n && ix[*hi]->site == site; (*hi)++)
+		;
+}
+
 void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
 		    mt_stats_t *out)
 {
@@ -270,12 +305,56 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 	mt_progress_t pr;
 
 	memset(out, 0, sizeof(*out));
+	const mt_snap_objtype_t **ix = NULL;
+	bool by_type = v->group == MT_GROUP_TYPE || v->ntypes;
+	if (by_type) {
+		static bool said;
+		if (snap->census != 1 && !said) {
+			said = true;
+			fprintf(stderr,
+				"memtrace: warning: %s has no census of Python objects (%s); "
+				"its types are not known\n",
+				snap->file,
+				snap->census == 2 ? "the main thread ran no Python code while the "
+						    "snapshot waited"
+				: snap->py_version ? "sampled, or taken at exit"
+						   : "not a Python process, or no Python frames");
+		}
+		ix = mt_xmalloc((snap->nobjtypes + 1) * sizeof(*ix));
+		for (size_t i = 0; i < snap->nobjtypes; i++)
+			ix[i] = &snap->objtypes[i];
+		qsort(ix, snap->nobjtypes, sizeof(*ix), cmp_objtype_site);
+	}
 	mt_progress_begin(&pr, "symbolizing", snap->file, snap->nsites, "callsites");
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
 		mt_progress_step(&pr, i);
 		if ((site->live_count == 0 && !with_dead) || !mt_site_passes(v, sym, site))
 			continue;
+		/* by type: the census's objects stand for the site's blocks */
+		mt_snap_site_t typed = *site;
+		if (by_type) {
+			size_t lo, hi;
+			objtypes_of(ix, snap->nobjtypes, site->id, &lo, &hi);
+			typed.live_bytes = typed.live_count = 0;
+			for (size_t k = lo; k < hi; k++) {
+				if (!type_wanted(v, ix[k]->name))
+					continue;
+				if (v->group == MT_GROUP_TYPE) {
+					mt_sframe_t where = {.func = ix[k]->name, .python = true};
+					mt_stat_t *st = group_for(out, mt_xasprintf("%s", ix[k]->name),
+								  &where);
+					st->size += ix[k]->bytes;
+					st->count += ix[k]->count;
+				}
+				typed.live_bytes += ix[k]->bytes;
+				typed.live_count += ix[k]->count;
+			}
+			if (v->group == MT_GROUP_TYPE || !typed.live_count)
+				continue;
+			typed.alloc_count = typed.alloc_bytes = 0;
+			site = &typed;
+		}
 
 		if (v->group == MT_GROUP_TRACEBACK) {
 			all_frames(sym, site, &fr);
@@ -341,6 +420,7 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 	}
 	mt_progress_end(&pr);
 	free(fr.v);
+	free(ix);
 }
 
 mt_stat_t *mt_stats_find(const mt_stats_t *st, const char *key)
@@ -528,6 +608,14 @@ void mt_json_snap(FILE *f, const mt_snap_t *s)
 	MT_TOTALS(X)
 #undef X
 	fprintf(f, "}");
+	fprintf(f, ",\"python\":");
+	if (s->py_version)
+		fprintf(f, "{\"version\":\"%u.%u\",\"census\":%s,\"census_hold_ns\":%" PRIu64 "}",
+			s->py_version >> 8, s->py_version & 255,
+			s->census == 1 ? "\"taken\"" : s->census == 2 ? "\"late\"" : "null",
+			s->census_hold_ns);
+	else
+		fprintf(f, "null");
 	if (s->has_alloc) {
 		fprintf(f, ",\"allocator\":{\"name\":");
 		mt_json_str(f, s->alloc.name);

@@ -9,8 +9,10 @@
 
 #include "cli.h"
 
-static const char *const group_names[] = {"lineno", "file", "function", "module", "traceback"};
-static const char *const group_plural[] = {"lines", "files", "functions", "modules", "tracebacks"};
+static const char *const group_names[] = {"lineno",    "file", "function", "module",
+					  "traceback", "type"};
+static const char *const group_plural[] = {"lines",	 "files", "functions", "modules",
+					   "tracebacks", "types"};
 static const char *const sort_names[] = {"size", "count", "allocs"};
 
 const char *mt_group_name(enum mt_group g)
@@ -62,10 +64,10 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 			mt_die_usage(cmd, "--limit takes a whole number, not '%s'", arg);
 		return true;
 	case 'g':
-		if ((k = lookup(arg, group_names, 5)) < 0)
+		if ((k = lookup(arg, group_names, 6)) < 0)
 			mt_die_usage(cmd,
-				     "--group-by takes lineno, file, function, module or "
-				     "traceback, not '%s'",
+				     "--group-by takes lineno, file, function, module, "
+				     "traceback or type, not '%s'",
 				     arg);
 		v->group = (enum mt_group)k;
 		return true;
@@ -90,6 +92,7 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 	case 'A': v->all_frames = true; return true;
 	case 'I': push(&v->include, &v->ninclude, arg); return true;
 	case 'X': push(&v->exclude, &v->nexclude, arg); return true;
+	case 'T': push(&v->types, &v->ntypes, arg); return true;
 	}
 	return false;
 }
@@ -98,6 +101,8 @@ void mt_view_check(const mt_view_t *v, const char *cmd)
 {
 	if (v->cumulative && v->group == MT_GROUP_TRACEBACK)
 		mt_die_usage(cmd, "--cumulative does not go with --group-by traceback");
+	if (v->cumulative && v->group == MT_GROUP_TYPE)
+		mt_die_usage(cmd, "--cumulative does not go with --group-by type");
 }
 
 int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, char **argv)
