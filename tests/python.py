@@ -665,5 +665,133 @@ def case_python_export():
     shutil.rmtree(d)
 
 
+TYPES = r'''
+import collections, gc, json, os, signal, sys, time
+class SomeClass:
+    def __init__(self, i):
+        self.i = i
+        self.peer = None
+class Other:
+    __slots__ = ("x",)
+    def __init__(self, x):
+        self.x = x
+def typestats():
+    # objgraph's typestats(): type names over gc.get_objects()
+    return collections.Counter(type(o).__name__ for o in gc.get_objects())
+def wait_snaps(n):
+    d = os.environ["MEMTRACE_DIR"]
+    for _ in range(1000):
+        if len([f for f in os.listdir(d) if f.endswith(".snap")]) >= n:
+            break
+        time.sleep(0.01)
+    time.sleep(0.05)
+kept, others, oracle = [], [], []
+for step in range(3):
+    for i in range(20000 * (step + 1)):
+        a, b = SomeClass(i), SomeClass(i)  # @some
+        a.peer, b.peer = b, a
+        kept.append(a)
+    others.extend(Other(i) for i in range(1000))
+    t = typestats()
+    oracle.append({k: t[k] for k in ("SomeClass", "Other")})
+    os.kill(os.getpid(), signal.SIGUSR1)
+    wait_snaps(step + 1)
+with open(sys.argv[1], "w") as f:
+    json.dump(oracle, f)
+'''
+
+
+def case_python_types():
+    """show -g type counts SomeClass exactly as objgraph's typestats does in
+    the same process at the same moment, growth -g type gives exactly its
+    show_growth increments, and --include-type names the line that
+    allocates them; on every interpreter, with and without
+    PYTHONMALLOC=malloc."""
+    for name, py in interpreters():
+        for mode, env in (("pymalloc", {}), ("malloc", {"PYTHONMALLOC": "malloc"})):
+            d = tempfile.mkdtemp(prefix="mt-py-")
+            path = script(d, "census.py", TYPES)
+            snapd = os.path.join(d, "snaps")
+            os.mkdir(snapd)
+            out = os.path.join(d, "oracle.json")
+            r = run([py, path, out], env=dict(env, MEMTRACE_AT_EXIT="0"), dump_dir=snapd)
+            eq(r.returncode, 0, f"{name} {mode}: {r.stderr[-800:]!r}")
+            oracle = json.load(open(out))
+            files = snaps(snapd)
+            eq(len(files), 3, f"{name} {mode}: three snapshots")
+            for i, f in enumerate(files):
+                js = show_json(f, "--group-by", "type")
+                eq(js["python"]["census"], "taken", f"{name} {mode}: the census")
+                got = {s["key"]: s["count"] for s in js["stats"]}
+                for t in ("SomeClass", "Other"):
+                    eq(got.get(t), oracle[i][t], f"{name} {mode}: {t} in snapshot {i + 1}")
+            # show_growth's increments (a dict per instance up to 3.10 grows
+            # as much: the ranking is by growth, as objgraph's)
+            g = json.loads(tool("growth", "--json", "-g", "type", "-n", "0", *files).stdout)
+            by = {x["key"]: x for x in g["suspects"]}
+            for t in ("SomeClass", "Other"):
+                eq((by[t]["count_diff"], by[t]["kind"]),
+                   (oracle[2][t] - oracle[0][t], "steady"), f"{name} {mode}: growth of {t}")
+            check(g["suspects"][0]["key"] in ("SomeClass", "dict"),
+                  f"{name} {mode}: growth's first: {g['suspects'][0]}")
+            diff = tool("diff", "-g", "type", files[1], files[2]).stdout
+            want = oracle[2]["SomeClass"] - oracle[1]["SomeClass"]
+            check(re.search(rf"^SomeClass: size=.*, count={oracle[2]['SomeClass']} \(\+{want}\)",
+                            diff, re.M), f"{name} {mode}: diff -g type: {diff}")
+            js = show_json(files[2], "--include-type", "SomeClass")
+            line = tags(path)["some"]
+            top = js["stats"][0]
+            eq((top["file"], top["line"], top["count"]), (path, line, oracle[2]["SomeClass"]),
+               f"{name} {mode}: --include-type SomeClass: the line that makes them")
+            shutil.rmtree(d)
+
+
+STORM = r'''
+import os, signal, threading, time
+class Kept:
+    pass
+kept = [Kept() for _ in range(5000)]
+stop = False
+def churn():
+    while not stop:
+        junk = [Kept() for _ in range(2000)]
+        junk = {i: str(i) for i in range(500)}
+        del junk
+t = threading.Thread(target=churn)
+t.start()
+for k in range(25):
+    os.kill(os.getpid(), signal.SIGUSR1)
+    time.sleep(0.03)
+time.sleep(0.5)
+stop = True
+t.join()
+'''
+
+
+def case_python_types_storm():
+    """A thread creating and freeing objects while snapshots come in a
+    storm: no crash, the program's output and status unchanged, and every
+    census that was taken counts at least the 5000 objects kept."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "storm.py", STORM)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        r = run([py, path], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+        eq(r.returncode, 0, f"{name}: {r.stderr[-800:]!r}")
+        files = snaps(snapd)
+        check(len(files) >= 5, f"{name}: snapshots in the storm: {len(files)}")
+        taken = 0
+        for f in files:
+            js = show_json(f, "--group-by", "type")
+            if js["python"]["census"] != "taken":
+                continue
+            taken += 1
+            got = {s["key"]: s["count"] for s in js["stats"]}
+            check(got.get("Kept", 0) >= 5000, f"{name}: Kept in {f}: {got.get('Kept')}")
+        check(taken >= len(files) // 2, f"{name}: censuses taken: {taken} of {len(files)}")
+        shutil.rmtree(d)
+
+
 if __name__ == "__main__":
     sys.exit(base.main(globals()))
