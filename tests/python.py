@@ -738,6 +738,12 @@ def case_python_types():
             want = oracle[2]["SomeClass"] - oracle[1]["SomeClass"]
             check(re.search(rf"^SomeClass: size=.*, count={oracle[2]['SomeClass']} \(\+{want}\)",
                             diff, re.M), f"{name} {mode}: diff -g type: {diff}")
+            if mode == "pymalloc":
+                # the report's types table: the same counts, growth's order
+                page = tool("report", "-o", "-", *files).stdout
+                types = {t[0]: t for t in base.page_data(page)["types"]}
+                eq((types["SomeClass"][2], types["SomeClass"][3]),
+                   ([o["SomeClass"] for o in oracle], "steady"), f"{name}: the report's types")
             js = show_json(files[2], "--include-type", "SomeClass")
             line = tags(path)["some"]
             top = js["stats"][0]

@@ -16,6 +16,8 @@
  *            depth starts with a frame that says its callers are missing
  *   groups   the lines (or the --group-by groups) of every snapshot with
  *            their sizes and counts per snapshot and growth's verdict
+ *   types    a Python program's live objects by type (the census), growth's
+ *            order: [name, [size per snapshot], [count per snapshot], kind]
  *   snaps    per snapshot, in time order: identity, totals, allocator
  *            figures (as show --json) and [stack, bytes, blocks] per stack
  * Every '<' inside the JSON is written as \u003c, so no string can end the
@@ -247,6 +249,45 @@ static void json_cmdline(FILE *f, const mt_snap_t *s)
 	free(c);
 }
 
+/* A Python program's live objects by type over the series (the census):
+ * [name, [sizes], [counts], growth kind], growth's order, at most 100. */
+static void write_types(FILE *f, report_t *r, const mt_view_t *v)
+{
+	bool any = false;
+	for (int i = 0; i < r->n; i++)
+		any |= r->s[i].snap.census == 1;
+	if (!any)
+		return;
+	mt_view_t tv = *v;
+	tv.group = MT_GROUP_TYPE;
+	tv.cumulative = false;
+	mt_stats_t *st = mt_xmalloc((size_t)r->n * sizeof(*st));
+	const mt_stats_t **stp = mt_xmalloc((size_t)r->n * sizeof(*stp));
+	for (int i = 0; i < r->n; i++) {
+		mt_stats_build(&r->s[i].snap, r->s[i].sym, &tv, false, &st[i]);
+		stp[i] = &st[i];
+	}
+	size_t ng;
+	mt_growth_t *g =
+		mt_growth_series(stp, r->n, mt_seconds_between(&r->s[0].snap, &r->s[r->n - 1].snap), &ng);
+	for (size_t i = 0; i < ng && i < 100; i++) {
+		fprintf(f, "%s[", i ? ",\n" : "\n");
+		mt_json_str(f, g[i].ref->key);
+		fprintf(f, ",[");
+		for (int j = 0; j < r->n; j++)
+			fprintf(f, "%s%" PRIu64, j ? "," : "", g[i].size[j]);
+		fprintf(f, "],[");
+		for (int j = 0; j < r->n; j++)
+			fprintf(f, "%s%" PRIu64, j ? "," : "", g[i].count[j]);
+		fprintf(f, "],\"%s\"]", mt_growth_kind(&g[i], r->n));
+	}
+	mt_growth_free(g, ng);
+	for (int i = 0; i < r->n; i++)
+		mt_stats_free(&st[i]);
+	free(st);
+	free(stp);
+}
+
 static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth_t *g, size_t ng)
 {
 	const mt_snap_t *first = &r->s[0].snap, *last = &r->s[r->n - 1].snap;
@@ -331,6 +372,8 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 	fprintf(f, "],\n\"groups\":[\n");
 	fwrite(groups, 1, glen, f);
 	free(groups);
+	fprintf(f, "],\n\"types\":[");
+	write_types(f, r, v);
 	fprintf(f, "],\n\"snaps\":[");
 	for (int i = 0; i < r->n; i++) {
 		const snapdata_t *d = &r->s[i];

@@ -962,6 +962,31 @@ function memtraceReport() {
 		});
 	}
 
+	// ---- Python objects by type (the census) ------------------------------
+
+	function renderTypes() {
+		const T = D.types || [];
+		$('types').hidden = !T.length;
+		if (!T.length)
+			return;
+		$('types-title').textContent = 'Python objects by type at snapshot #' + SN.seq +
+			(N > 1 ? ', with their growth since #' + S0.seq : '');
+		const cols = ['Type', 'Objects', 'Size'].concat(N > 1 ? ['Objects \u0394', 'Growth'] : []);
+		const head = cols.map((c, i) => tag('th', { class: i ? '' : 'l' }, esc(c)));
+		const body = T.map((t) => {
+			const cells = [tag('td', { class: 'l' }, tag('b', {}, esc(t[0]))),
+				tag('td', {}, esc(String(t[2][LAST]))), tag('td', {}, esc(fmtSize(t[1][LAST])))];
+			if (N > 1) {
+				const d = t[2][LAST] - t[2][0];
+				cells.push(tag('td', { class: signClass(d) }, esc((d > 0 ? '+' : '') + d)));
+				cells.push(tag('td', { class: 'l' }, esc(t[3])));
+			}
+			return tag('tr', {}, cells.join(''));
+		});
+		$('types-table').innerHTML = tag('thead', {}, tag('tr', {}, head.join(''))) +
+			tag('tbody', {}, body.join(''));
+	}
+
 	renderHeader();
 	renderCards();
 	renderLegend();
@@ -973,6 +998,7 @@ function memtraceReport() {
 	renderChart();
 	renderFlame();
 	renderTop();
+	renderTypes();
 	renderDiff();
 	$('diff').hidden = N < 2; // nothing to compare
 	wire();
