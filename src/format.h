@@ -46,7 +46,8 @@
  *           table: a code object as it was while a recorded frame ran it.
  *           Every id a SITE's Python frame names has its CODE record
  *   CENSUS  (since 1.2) u32 status (1: taken, 2: the interpreter's main
- *           thread ran no Python code while the dump waited), u32 0, u64 ns
+ *           thread ran no Python code while the dump waited), u32 flags
+ *           (bit 0: partial, memtrace ran out of memory), u64 ns
  *           the main thread was held: the live Python objects by type
  *   OBJTYPE (since 1.2) u32 site id, u32 0, u64 objects, u64 bytes, u32 len
  *           + type name (tp_name): the live objects of one type a callsite

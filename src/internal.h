@@ -301,6 +301,8 @@ MT_HIDDEN bool mt__py_code_get(uint32_t id, mt_pycode_t *out);
 enum { MT_CENSUS_NONE = 0, MT_CENSUS_DONE = 1, MT_CENSUS_LATE = 2 };
 MT_HIDDEN int mt__py_census(void);
 MT_HIDDEN uint64_t mt__py_census_hold_ns(void);
+/* Whether the last census ran out of memory and left objects out. */
+MT_HIDDEN bool mt__py_census_partial(void);
 /* The census's entries one by one (*at from 0); false at the end. */
 MT_HIDDEN bool mt__py_census_next(size_t *at, uint32_t *site, const char **name,
 				  uint64_t *count, uint64_t *bytes);

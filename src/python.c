@@ -732,6 +732,21 @@ static size_t type_slot(uintptr_t t)
 	return j;
 }
 
+static bool types_grow(void)
+{
+	size_t cap = C.ntypes_cap * 2, oldcap = C.ntypes_cap;
+	struct tinfo *old = C.types, *v = mt__map(cap * sizeof(*v));
+	if (!v)
+		return false;
+	C.types = v;
+	C.ntypes_cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].type)
+			C.types[type_slot(old[i].type)] = old[i];
+	mt__unmap(old, oldcap * sizeof(*old));
+	return true;
+}
+
 /* A type already seen, or NULL. */
 static struct tinfo *type_find(uintptr_t t)
 {
@@ -744,8 +759,12 @@ static struct tinfo *type_find(uintptr_t t)
 static struct tinfo *type_info(uintptr_t t)
 {
 	struct tinfo *ti = type_find(t);
-	if (ti || (C.ntypes + 1) * 2 > C.ntypes_cap || !is_type(t, 0))
-		return ti; /* full: the object goes uncounted */
+	if (ti || !is_type(t, 0))
+		return ti;
+	if ((C.ntypes + 1) * 2 > C.ntypes_cap && !types_grow()) {
+		C.full = true; /* the object goes uncounted: the census says so */
+		return NULL;
+	}
 	ti = &C.types[type_slot(t)];
 	ti->type = t;
 	ti->off = -1;
@@ -773,11 +792,38 @@ static struct tinfo *type_info(uintptr_t t)
 	return ti;
 }
 
+static size_t cens_home(uint32_t site, uintptr_t type, size_t cap)
+{
+	return (size_t)((((uint64_t)site * 0x9E3779B97F4A7C15ull) ^ (type >> 3) * 0xff51afd7ed558ccdull) >>
+			20) &
+	       (cap - 1);
+}
+
+/* Twice the room, the entries moved over; false out of memory. */
+static bool census_grow(void)
+{
+	size_t cap = C.cap * 2;
+	struct cens *v = mt__map(cap * sizeof(*v));
+	if (!v)
+		return false;
+	for (size_t i = 0; i < C.cap; i++) {
+		if (!C.v[i].type)
+			continue;
+		size_t j = cens_home(C.v[i].site, C.v[i].type, cap);
+		while (v[j].type)
+			j = (j + 1) & (cap - 1);
+		v[j] = C.v[i];
+	}
+	mt__unmap(C.v, C.cap * sizeof(*C.v));
+	C.v = v;
+	C.cap = cap;
+	return true;
+}
+
 static void census_add(uint32_t site, uintptr_t type, uint64_t size)
 {
 	size_t mask = C.cap - 1;
-	size_t j = (size_t)(((uint64_t)site * 0x9E3779B97F4A7C15ull) ^ (type >> 3) * 0xff51afd7ed558ccdull) >>
-		   20 & mask;
+	size_t j = cens_home(site, type, C.cap);
 	for (; C.v[j].type; j = (j + 1) & mask)
 		if (C.v[j].site == site && C.v[j].type == type) {
 			C.v[j].count++;
@@ -785,7 +831,11 @@ static void census_add(uint32_t site, uintptr_t type, uint64_t size)
 			return;
 		}
 	if ((C.n + 1) * 10 > C.cap * 7) {
-		C.full = true;
+		if (!census_grow()) {
+			C.full = true; /* the census says it is partial */
+			return;
+		}
+		census_add(site, type, size);
 		return;
 	}
 	C.v[j] = (struct cens){type, site, 1, size};
@@ -835,6 +885,13 @@ static int census_run(void *arg)
 {
 	(void)arg;
 	int expect = CENSUS_ASKED;
+	if (!py.is_initialized()) {
+		/* finalising (pending calls are run one last time): objects are
+		 * going, the dump goes without a census */
+		__atomic_compare_exchange_n(&C.state, &expect, CENSUS_LATE, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_ACQUIRE);
+		return 0;
+	}
 	if (!__atomic_compare_exchange_n(&C.state, &expect, CENSUS_RUNNING, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return 0; /* the dump gave up waiting */
@@ -848,6 +905,11 @@ static int census_run(void *arg)
 	mt__thread_busy_swap(busy);
 	__atomic_store_n(&C.state, CENSUS_DONE, __ATOMIC_RELEASE);
 	return 0;
+}
+
+bool mt__py_census_partial(void)
+{
+	return C.full;
 }
 
 int mt__py_census(void)

@@ -622,6 +622,7 @@ static int parse(struct ctx *c, mt_snap_t *s)
 				goto out;
 			}
 			s->census = mt__get_u32(d + body);
+			s->census_partial = mt__get_u32(d + body + 4) & 1;
 			s->census_hold_ns = mt__get_u64(d + body + 8);
 			if (s->census < 1 || s->census > 2) {
 				fail(c, body, "CENSUS record with unknown status %u", s->census);

@@ -80,6 +80,7 @@ typedef struct mt_snap {
 	size_t ncodes; /* CODE records */
 	uint32_t census;	 /* 0: no census; 1: taken; 2: not taken in time */
 	uint64_t census_hold_ns; /* how long the census held the main thread */
+	bool census_partial;	 /* it ran out of memory: objects left out */
 	size_t nobjtypes;
 	mt_snap_objtype_t *objtypes;
 } mt_snap_t;

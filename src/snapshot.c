@@ -287,7 +287,7 @@ static void write_census(writer_t *w, int status)
 {
 	w_rec(w, MT_REC_CENSUS, 4 + 4 + 8);
 	w_u32(w, (uint32_t)status);
-	w_u32(w, 0);
+	w_u32(w, mt__py_census_partial() ? 1 : 0);
 	w_u64(w, mt__py_census_hold_ns());
 	size_t at = 0;
 	uint32_t site;

@@ -66,8 +66,10 @@ static void print_totals(const mt_snap_t *s)
 					  "while the snapshot waited"
 					: "Python frames; no census of objects (sampled, or at exit)");
 	if (s->census == 1)
-		printf("Census: %zu callsite and type pairs; the main thread was held %.1f ms\n",
-		       s->nobjtypes, (double)s->census_hold_ns / 1e6);
+		printf("Census: %zu callsite and type pairs%s; the main thread was held %.1f ms\n",
+		       s->nobjtypes,
+		       s->census_partial ? " (partial: memtrace ran out of memory)" : "",
+		       (double)s->census_hold_ns / 1e6);
 }
 
 static void print_json_stat(const mt_stat_t *x)
