@@ -686,6 +686,7 @@ def wait_snaps(n):
         time.sleep(0.01)
     time.sleep(0.05)
 kept, others, oracle = [], [], []
+time.sleep(0.05)  # memtrace's domain wrappers in place (the first milliseconds)
 for step in range(3):
     for i in range(20000 * (step + 1)):
         a, b = SomeClass(i), SomeClass(i)  # @some
@@ -756,6 +757,7 @@ STORM = r'''
 import os, signal, threading, time
 class Kept:
     pass
+time.sleep(0.05)  # memtrace's domain wrappers in place (the first milliseconds)
 kept = [Kept() for _ in range(5000)]
 stop = False
 def churn():
