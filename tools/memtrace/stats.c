@@ -329,7 +329,10 @@ void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bo
 	for (size_t i = 0; i < snap->nsites; i++) {
 		const mt_snap_site_t *site = &snap->sites[i];
 		mt_progress_step(&pr, i);
-		if ((site->live_count == 0 && !with_dead) || !mt_site_passes(v, sym, site))
+		/* by type the census stands alone: taken a moment before the
+		 * counters, it may count objects the site has freed since */
+		if ((site->live_count == 0 && !with_dead && !by_type) ||
+		    !mt_site_passes(v, sym, site))
 			continue;
 		/* by type: the census's objects stand for the site's blocks */
 		mt_snap_site_t typed = *site;
