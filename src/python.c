@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,7 @@ static struct {
 	int (*frame_get_line)(void *);
 	void *(*frame_get_code)(void *); /* 3.9+ */
 	void (*dec_ref)(void *);
+	int (*gil_check)(void);
 	void *code_type, *unicode_type, *bytes_type, *type_type, *eval_fn;
 } py;
 
@@ -598,6 +600,7 @@ void mt__python_init(void)
 	SYM(frame_get_line, "PyFrame_GetLineNumber");
 	SYM(frame_get_code, "PyFrame_GetCode");
 	SYM(dec_ref, "Py_DecRef");
+	SYM(gil_check, "PyGILState_Check");
 	py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
 	py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
@@ -919,6 +922,17 @@ int mt__py_census(void)
 	    mt__sample_mean || !mt__opt.python_domains)
 		return MT_CENSUS_NONE;
 	__atomic_store_n(&C.state, CENSUS_ASKED, __ATOMIC_RELEASE);
+	if (py.gil_check && py.this_thread_state() && py.gil_check() == 1) {
+		/* a snapshot from a thread that holds the GIL (the API called
+		 * through ctypes.PyDLL): the census runs here */
+		census_run(NULL);
+		return MT_CENSUS_DONE;
+	}
+	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+		/* the main thread itself, in C: no pending call can run */
+		__atomic_store_n(&C.state, CENSUS_IDLE, __ATOMIC_RELEASE);
+		return MT_CENSUS_LATE;
+	}
 	if (py.add_pending_call(census_run, NULL) != 0) {
 		__atomic_store_n(&C.state, CENSUS_IDLE, __ATOMIC_RELEASE);
 		return MT_CENSUS_LATE;

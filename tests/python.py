@@ -801,5 +801,47 @@ def case_python_types_storm():
         shutil.rmtree(d)
 
 
+API = r'''
+import ctypes, os, sys, time
+class SomeClass:
+    pass
+time.sleep(0.05)
+kept = [SomeClass() for _ in range(3000)]
+for loader in (ctypes.PyDLL, ctypes.CDLL):
+    f = loader(sys.argv[1]).mt_snapshot
+    f.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    t = time.monotonic()
+    assert f(None, 0) == 0
+    print(round(time.monotonic() - t, 3))
+'''
+
+
+def case_python_types_api():
+    """mt_snapshot() from Python: through ctypes.PyDLL (the GIL held) the
+    census runs in the calling thread; through ctypes.CDLL from the main
+    thread (the GIL released, the main thread in C) the snapshot comes at
+    once, saying it has no census, rather than waiting for a pending call
+    that cannot run."""
+    py = "/usr/bin/python3.11"
+    d = tempfile.mkdtemp(prefix="mt-py-")
+    path = script(d, "api.py", API)
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    r = run([py, path, LIB], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+    eq(r.returncode, 0, f"{r.stderr[-800:]!r}")
+    took = [float(x) for x in r.stdout.split()]
+    check(took[1] < 0.3, f"the CDLL call did not wait for the census: {took}")
+    a, b = snaps(snapd)
+    ja, jb = show_json(a, "--group-by", "type"), show_json(b, "--group-by", "type")
+    eq((ja["python"]["census"], {s["key"]: s["count"] for s in ja["stats"]}.get("SomeClass")),
+       ("taken", 3000), "PyDLL: the census, in the calling thread")
+    eq((jb["python"]["census"], jb["stats"]), ("late", []), "CDLL: no census")
+    r = tool("show", "-g", "type", b)
+    check("has no census of Python objects (the main thread ran no Python code" in r.stderr,
+          f"-g type says why: {r.stderr}")
+    shutil.rmtree(d)
+
+
+
 if __name__ == "__main__":
     sys.exit(base.main(globals()))
