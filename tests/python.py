@@ -745,6 +745,14 @@ def case_python_types():
                 types = {t[0]: t for t in base.page_data(page)["types"]}
                 eq((types["SomeClass"][2], types["SomeClass"][3]),
                    ([o["SomeClass"] for o in oracle], "steady"), f"{name}: the report's types")
+            # objgraph's formats: most common first, and show_growth's line
+            text = tool("show", "-g", "type", files[2]).stdout
+            check(re.search(rf"^SomeClass +{oracle[2]['SomeClass']}  [0-9.]+ [KMG]iB$", text, re.M),
+                  f"{name} {mode}: show -g type: {text}")
+            text = tool("growth", "-g", "type", "-n", "0", *files).stdout
+            inc = oracle[2]["SomeClass"] - oracle[0]["SomeClass"]
+            check(re.search(rf"^#\d+ SomeClass +{oracle[2]['SomeClass']} +\+{inc}  \(", text, re.M),
+                  f"{name} {mode}: growth -g type: {text}")
             js = show_json(files[2], "--include-type", "SomeClass")
             line = tags(path)["some"]
             top = js["stats"][0]

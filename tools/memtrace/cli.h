@@ -100,6 +100,7 @@ typedef struct mt_view {
 	size_t ninclude, nexclude, ntypes;
 	size_t limit; /* 0: all */
 	enum mt_sort sort;
+	bool sort_set; /* --sort given (by type, the default is count) */
 } mt_view_t;
 
 #define MT_VIEW_SHORTOPTS "n:g:d:h"
@@ -141,7 +142,7 @@ int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, ch
 /* Takes one of the shared options; false if c is not one of them. */
 bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg);
 /* Checks combinations once all options are read. */
-void mt_view_check(const mt_view_t *v, const char *cmd);
+void mt_view_check(mt_view_t *v, const char *cmd);
 const char *mt_group_name(enum mt_group g);
 const char *mt_group_plural(enum mt_group g);
 const char *mt_domain_name(int domain);

@@ -264,10 +264,16 @@ int mt_cmd_growth(int argc, char **argv)
 			mt_format_size(size, sizeof(size), (double)g->size[n - 1], false);
 			mt_format_size(diff, sizeof(diff), (double)g->net, true);
 			mt_format_size(rate, sizeof(rate), g->rate, true);
-			printf("#%zu %s: size=%s (%s), count=%" PRIu64 " (%+" PRId64
-			       "), %s/s, grew in %d of %d intervals: %s\n",
-			       k + 1, title, size, diff, g->count[n - 1], g->count_diff, rate,
-			       g->grew, n - 1, mt_growth_kind(g, n));
+			if (v.group == MT_GROUP_TYPE) /* objgraph's show_growth */
+				printf("#%zu %-28s %10" PRIu64 " %+10" PRId64
+				       "  (%s, %s), grew in %d of %d intervals: %s\n",
+				       k + 1, title, g->count[n - 1], g->count_diff, size, diff,
+				       g->grew, n - 1, mt_growth_kind(g, n));
+			else
+				printf("#%zu %s: size=%s (%s), count=%" PRIu64 " (%+" PRId64
+				       "), %s/s, grew in %d of %d intervals: %s\n",
+				       k + 1, title, size, diff, g->count[n - 1], g->count_diff,
+				       rate, g->grew, n - 1, mt_growth_kind(g, n));
 			free(title);
 		}
 	}

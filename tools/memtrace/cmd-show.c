@@ -141,7 +141,14 @@ int mt_cmd_show(int argc, char **argv)
 						  : "live size");
 		uint64_t rest_size = 0, rest_count = 0;
 		for (size_t i = 0; i < st.n; i++) {
-			if (i < shown) {
+			if (i < shown && v.group == MT_GROUP_TYPE) {
+				/* objgraph's show_most_common_types, with the bytes */
+				char size[32];
+				mt_format_size(size, sizeof(size), (double)st.v[i].size, false);
+				char *name = mt_printable(st.v[i].key);
+				printf("%-32s %10" PRIu64 "  %s\n", name, st.v[i].count, size);
+				free(name);
+			} else if (i < shown) {
 				mt_print_stat_line(&st.v[i]);
 			} else {
 				rest_size += st.v[i].size;

@@ -85,6 +85,7 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 		if ((k = lookup(arg, sort_names, 3)) < 0)
 			mt_die_usage(cmd, "--sort takes size, count or allocs, not '%s'", arg);
 		v->sort = (enum mt_sort)k;
+		v->sort_set = true;
 		return true;
 	case 'j': v->json = true; return true;
 	case 'N': mt_native_frames = true; return true;
@@ -97,12 +98,14 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg)
 	return false;
 }
 
-void mt_view_check(const mt_view_t *v, const char *cmd)
+void mt_view_check(mt_view_t *v, const char *cmd)
 {
 	if (v->cumulative && v->group == MT_GROUP_TRACEBACK)
 		mt_die_usage(cmd, "--cumulative does not go with --group-by traceback");
 	if (v->cumulative && v->group == MT_GROUP_TYPE)
 		mt_die_usage(cmd, "--cumulative does not go with --group-by type");
+	if (v->group == MT_GROUP_TYPE && !v->sort_set)
+		v->sort = MT_SORT_COUNT; /* most common first, as objgraph */
 }
 
 int mt_view_parse(mt_view_t *v, const char *cmd, const char *usage, int argc, char **argv)
