@@ -112,6 +112,9 @@ static struct {
 	void *(*frame_get_code)(void *); /* 3.9+ */
 	void (*dec_ref)(void *);
 	int (*gil_check)(void);
+	void *(*getattr)(void *, const char *);
+	const char *(*as_utf8)(void *);
+	void (*err_clear)(void);
 	void *code_type, *unicode_type, *bytes_type, *type_type, *eval_fn;
 } py;
 
@@ -601,6 +604,9 @@ void mt__python_init(void)
 	SYM(frame_get_code, "PyFrame_GetCode");
 	SYM(dec_ref, "Py_DecRef");
 	SYM(gil_check, "PyGILState_Check");
+	SYM(getattr, "PyObject_GetAttrString");
+	SYM(as_utf8, "PyUnicode_AsUTF8");
+	SYM(err_clear, "PyErr_Clear");
 	py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
 	py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
@@ -658,6 +664,7 @@ void mt__python_init(void)
 #define TP_BASICSIZE 32
 #define TP_FLAGS 168
 #define TPF_HAVE_GC (1ul << 14)
+#define TPF_HEAPTYPE (1ul << 9)
 #define TPF_MANAGED_DICT (1ul << 4)   /* 3.11+ */
 #define TPF_MANAGED_WEAKREF (1ul << 3) /* 3.12+ */
 #define TYPE_NAME_MAX 96
@@ -759,6 +766,30 @@ static struct tinfo *type_find(uintptr_t t)
 
 /* Checks a candidate and keeps it when it is a type: NULL when not (what
  * is not a type is not kept: such words are as many as the objects). */
+/* A class's name as objgraph prints it (module.QualName; builtins' bare),
+ * from the interpreter itself: the census holds the GIL. */
+static bool class_name(uintptr_t t, char *out, size_t cap)
+{
+	if (!py.getattr || !py.as_utf8 || !py.err_clear)
+		return false;
+	void *m = py.getattr((void *)t, "__module__");
+	void *q = m ? py.getattr((void *)t, "__qualname__") : NULL;
+	const char *ms = m && q ? py.as_utf8(m) : NULL;
+	const char *qs = ms ? py.as_utf8(q) : NULL;
+	bool ok = ms && qs;
+	if (ok && strcmp(ms, "builtins") != 0)
+		mt__fmt(out, cap, "%s.%s", ms, qs);
+	else if (ok)
+		mt__fmt(out, cap, "%s", qs);
+	if (q && py.dec_ref)
+		py.dec_ref(q);
+	if (m && py.dec_ref)
+		py.dec_ref(m);
+	if (!ok)
+		py.err_clear();
+	return ok;
+}
+
 static struct tinfo *type_info(uintptr_t t)
 {
 	struct tinfo *ti = type_find(t);
@@ -778,14 +809,24 @@ static struct tinfo *type_info(uintptr_t t)
 	const char *name = *(const char *const *)(t + TP_NAME);
 	char buf[TYPE_NAME_MAX];
 	memset(buf, 0, sizeof(buf));
-	/* the name may be anywhere: read it the way that cannot fault */
-	size_t got = 0;
-	for (size_t chunk = 16; got < sizeof(buf) - 1; got += chunk)
-		if (!name || !safe_read(buf + got, name + got, chunk))
-			break;
+	if (!((flags & TPF_HEAPTYPE) && class_name(t, buf, sizeof(buf)))) {
+		/* the name may be anywhere: read it the way that cannot fault,
+		 * never across a page the string may not reach */
+		for (size_t got = 0; name && got < sizeof(buf) - 1;) {
+			uintptr_t a = (uintptr_t)name + got;
+			size_t chunk = 4096 - (a & 4095);
+			if (chunk > 16)
+				chunk = 16;
+			if (chunk > sizeof(buf) - 1 - got)
+				chunk = sizeof(buf) - 1 - got;
+			if (!safe_read(buf + got, (const void *)a, chunk) || memchr(buf + got, 0, chunk))
+				break;
+			got += chunk;
+		}
+	}
 	buf[sizeof(buf) - 1] = '\0';
-	size_t len = strnlen(buf, sizeof(buf));
-	if (!len || len >= sizeof(buf) - 1)
+	size_t len = strnlen(buf, sizeof(buf)); /* a longer name is cut, not refused */
+	if (!len)
 		return ti;
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)

@@ -675,9 +675,13 @@ class Other:
     __slots__ = ("x",)
     def __init__(self, x):
         self.x = x
+def long_name(t):
+    # objgraph's long type names (shortnames=False): module.QualName
+    m = getattr(t, "__module__", None)
+    return t.__qualname__ if m in (None, "builtins") else m + "." + t.__qualname__
 def typestats():
     # objgraph's typestats(): type names over gc.get_objects()
-    return collections.Counter(type(o).__name__ for o in gc.get_objects())
+    return collections.Counter(long_name(type(o)) for o in gc.get_objects())
 def wait_snaps(n):
     d = os.environ["MEMTRACE_DIR"]
     for _ in range(1000):
@@ -694,7 +698,7 @@ for step in range(3):
         kept.append(a)
     others.extend(Other(i) for i in range(1000))
     t = typestats()
-    oracle.append({k: t[k] for k in ("SomeClass", "Other")})
+    oracle.append({k: t["__main__." + k] for k in ("SomeClass", "Other")})
     os.kill(os.getpid(), signal.SIGUSR1)
     wait_snaps(step + 1)
 with open(sys.argv[1], "w") as f:
@@ -725,35 +729,38 @@ def case_python_types():
                 eq(js["python"]["census"], "taken", f"{name} {mode}: the census")
                 got = {s["key"]: s["count"] for s in js["stats"]}
                 for t in ("SomeClass", "Other"):
-                    eq(got.get(t), oracle[i][t], f"{name} {mode}: {t} in snapshot {i + 1}")
+                    eq(got.get("__main__." + t), oracle[i][t],
+                       f"{name} {mode}: {t} in snapshot {i + 1}")
             # show_growth's increments (a dict per instance up to 3.10 grows
             # as much: the ranking is by growth, as objgraph's)
             g = json.loads(tool("growth", "--json", "-g", "type", "-n", "0", *files).stdout)
-            by = {x["key"]: x for x in g["suspects"]}
+            by = {x["key"].replace("__main__.", ""): x for x in g["suspects"]}
             for t in ("SomeClass", "Other"):
                 eq((by[t]["count_diff"], by[t]["kind"]),
                    (oracle[2][t] - oracle[0][t], "steady"), f"{name} {mode}: growth of {t}")
-            check(g["suspects"][0]["key"] in ("SomeClass", "dict"),
+            check(g["suspects"][0]["key"] in ("__main__.SomeClass", "dict"),
                   f"{name} {mode}: growth's first: {g['suspects'][0]}")
             diff = tool("diff", "-g", "type", files[1], files[2]).stdout
             want = oracle[2]["SomeClass"] - oracle[1]["SomeClass"]
-            check(re.search(rf"^SomeClass: size=.*, count={oracle[2]['SomeClass']} \(\+{want}\)",
+            check(re.search(rf"^__main__\.SomeClass: size=.*, count={oracle[2]['SomeClass']} \(\+{want}\)",
                             diff, re.M), f"{name} {mode}: diff -g type: {diff}")
             if mode == "pymalloc":
                 # the report's types table: the same counts, growth's order
                 page = tool("report", "-o", "-", *files).stdout
                 types = {t[0]: t for t in base.page_data(page)["types"]}
-                eq((types["SomeClass"][2], types["SomeClass"][3]),
+                eq((types["__main__.SomeClass"][2], types["__main__.SomeClass"][3]),
                    ([o["SomeClass"] for o in oracle], "steady"), f"{name}: the report's types")
             # objgraph's formats: most common first, and show_growth's line
             text = tool("show", "-g", "type", files[2]).stdout
-            check(re.search(rf"^SomeClass +{oracle[2]['SomeClass']}  [0-9.]+ [KMG]iB$", text, re.M),
+            check(re.search(rf"^__main__\.SomeClass +{oracle[2]['SomeClass']}  [0-9.]+ [KMG]iB$",
+                            text, re.M),
                   f"{name} {mode}: show -g type: {text}")
             text = tool("growth", "-g", "type", "-n", "0", *files).stdout
             inc = oracle[2]["SomeClass"] - oracle[0]["SomeClass"]
-            check(re.search(rf"^#\d+ SomeClass +{oracle[2]['SomeClass']} +\+{inc}  \(", text, re.M),
+            check(re.search(rf"^#\d+ __main__\.SomeClass +{oracle[2]['SomeClass']} +\+{inc}  \(",
+                            text, re.M),
                   f"{name} {mode}: growth -g type: {text}")
-            js = show_json(files[2], "--include-type", "SomeClass")
+            js = show_json(files[2], "--include-type", "*.SomeClass")
             line = tags(path)["some"]
             top = js["stats"][0]
             eq((top["file"], top["line"], top["count"]), (path, line, oracle[2]["SomeClass"]),
@@ -804,7 +811,7 @@ def case_python_types_storm():
                 continue
             taken += 1
             got = {s["key"]: s["count"] for s in js["stats"]}
-            check(got.get("Kept", 0) >= 5000, f"{name}: Kept in {f}: {got.get('Kept')}")
+            check(got.get("__main__.Kept", 0) >= 5000, f"{name}: Kept in {f}: {got}")
         check(taken >= len(files) // 2, f"{name}: censuses taken: {taken} of {len(files)}")
         shutil.rmtree(d)
 
@@ -841,7 +848,8 @@ def case_python_types_api():
     check(took[1] < 0.3, f"the CDLL call did not wait for the census: {took}")
     a, b = snaps(snapd)
     ja, jb = show_json(a, "--group-by", "type"), show_json(b, "--group-by", "type")
-    eq((ja["python"]["census"], {s["key"]: s["count"] for s in ja["stats"]}.get("SomeClass")),
+    eq((ja["python"]["census"],
+        {s["key"]: s["count"] for s in ja["stats"]}.get("__main__.SomeClass")),
        ("taken", 3000), "PyDLL: the census, in the calling thread")
     eq((jb["python"]["census"], jb["stats"]), ("late", []), "CDLL: no census")
     r = tool("show", "-g", "type", b)
