@@ -995,6 +995,25 @@ def case_man_in_sync():
                   f"memtrace {c} --{o} is in memtrace.1")
 
 
+def case_views_text_details():
+    """show --sort allocs prints the allocations the order is by, and growth
+    -g traceback prints every frame of a suspect, as show does."""
+    d, r = run_victim("basic")
+    snap = only_snapshot(d)
+    path, line = line_of("basic.c", "freed64")
+    out = tool("show", "--sort", "allocs", "-n", "0", snap).stdout
+    check(re.search(rf"^{re.escape(path)}:{line}: size=0 B, count=0, allocs=500 \(31.2 KiB in total\)$",
+                    out, re.M), f"show --sort allocs: {out}")
+    d, files, err = leak_series()
+    running = files[:4]
+    out = tool("growth", "-g", "traceback", "-n", "1", *running).stdout
+    js = json.loads(tool("show", "--json", "-g", "traceback", "-n", "0", running[-1]).stdout)
+    path, line = line_of("leak.c", "leak")
+    tb = next(s["traceback"] for s in js["stats"] if s["file"] == path and s["line"] == line)
+    body = out.split("Leak suspects", 1)[1].splitlines()[2:2 + len(tb)]
+    eq([l.strip() for l in body], tb, f"growth -g traceback's frames: {out}")
+
+
 def case_progress():
     """Symbolizing a large snapshot shows progress on a terminal, erased at
     the end; nothing when stderr is not a terminal or the work is quick."""

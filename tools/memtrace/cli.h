@@ -198,7 +198,8 @@ void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b);
 const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals);
 
 /* ---- cmd-show.c ---- */
-void mt_print_stat_line(const mt_stat_t *st);
+/* A group's tracemalloc line; with allocs, its allocations in total too. */
+void mt_print_stat_line(const mt_stat_t *st, bool allocs);
 /* A traceback group's frames, one indented line each (nothing otherwise). */
 void mt_print_trace(const mt_stat_t *st);
 

@@ -275,6 +275,7 @@ int mt_cmd_growth(int argc, char **argv)
 				       k + 1, title, size, diff, g->count[n - 1], g->count_diff,
 				       rate, g->grew, n - 1, mt_growth_kind(g, n));
 			free(title);
+			mt_print_trace(g->ref); /* -g traceback: every frame, as show */
 		}
 	}
 

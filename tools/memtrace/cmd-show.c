@@ -19,7 +19,7 @@ static const char usage_text[] =
 	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
-void mt_print_stat_line(const mt_stat_t *st)
+void mt_print_stat_line(const mt_stat_t *st, bool allocs)
 {
 	char size[32], avg[32];
 	char *key = mt_stat_title(st);
@@ -28,6 +28,10 @@ void mt_print_stat_line(const mt_stat_t *st)
 	if (st->count) {
 		mt_format_size(avg, sizeof(avg), (double)st->size / (double)st->count, false);
 		printf(", average=%s", avg);
+	}
+	if (allocs) { /* --sort allocs: what the order is by */
+		mt_format_size(size, sizeof(size), (double)st->alloc_bytes, false);
+		printf(", allocs=%" PRIu64 " (%s in total)", st->allocs, size);
 	}
 	printf("\n");
 	free(key);
@@ -149,7 +153,7 @@ int mt_cmd_show(int argc, char **argv)
 				printf("%-32s %10" PRIu64 "  %s\n", name, st.v[i].count, size);
 				free(name);
 			} else if (i < shown) {
-				mt_print_stat_line(&st.v[i]);
+				mt_print_stat_line(&st.v[i], v.sort == MT_SORT_ALLOCS);
 			} else {
 				rest_size += st.v[i].size;
 				rest_count += st.v[i].count;
