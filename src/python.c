@@ -766,21 +766,19 @@ static struct tinfo *type_find(uintptr_t t)
 
 /* Checks a candidate and keeps it when it is a type: NULL when not (what
  * is not a type is not kept: such words are as many as the objects). */
-/* A class's name as objgraph prints it (module.QualName; builtins' bare),
+/* A class's name as objgraph prints it with shortnames=False (module.Name),
  * from the interpreter itself: the census holds the GIL. */
 static bool class_name(uintptr_t t, char *out, size_t cap)
 {
 	if (!py.getattr || !py.as_utf8 || !py.err_clear)
 		return false;
 	void *m = py.getattr((void *)t, "__module__");
-	void *q = m ? py.getattr((void *)t, "__qualname__") : NULL;
+	void *q = m ? py.getattr((void *)t, "__name__") : NULL;
 	const char *ms = m && q ? py.as_utf8(m) : NULL;
 	const char *qs = ms ? py.as_utf8(q) : NULL;
 	bool ok = ms && qs;
-	if (ok && strcmp(ms, "builtins") != 0)
+	if (ok)
 		mt__fmt(out, cap, "%s.%s", ms, qs);
-	else if (ok)
-		mt__fmt(out, cap, "%s", qs);
 	if (q && py.dec_ref)
 		py.dec_ref(q);
 	if (m && py.dec_ref)
@@ -825,6 +823,12 @@ static struct tinfo *type_info(uintptr_t t)
 		}
 	}
 	buf[sizeof(buf) - 1] = '\0';
+	if (!(flags & TPF_HEAPTYPE) && buf[0] && !strchr(buf, '.')) {
+		/* a built-in type: objgraph's builtins.dict */
+		char bare[TYPE_NAME_MAX];
+		memcpy(bare, buf, sizeof(bare));
+		mt__fmt(buf, sizeof(buf), "builtins.%s", bare);
+	}
 	size_t len = strnlen(buf, sizeof(buf)); /* a longer name is cut, not refused */
 	if (!len)
 		return ti;
