@@ -10,6 +10,7 @@
 #ifndef MT_PYLINE_H
 #define MT_PYLINE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,41 +45,43 @@ static inline int mt_pyline(int kind, const unsigned char *t, size_t len, int fi
 {
 	if (off < 0)
 		return first;
+	/* 64-bit sums throughout: a damaged table (or first line) may add up
+	 * past an int; such a line is none */
 	if (kind == MT_PYLINE_LNOTAB) {
-		int line = first, addr = 0;
+		long long line = first, addr = 0;
 		for (size_t i = 0; i + 1 < len; i += 2) {
 			addr += t[i];
 			if (addr > off)
 				break;
 			line += (signed char)t[i + 1];
 		}
-		return line;
+		return line < INT_MIN || line > INT_MAX ? -1 : (int)line;
 	}
 	if (kind == MT_PYLINE_LINETABLE) {
-		int line = first, start = 0;
+		long long line = first, start = 0;
 		for (size_t i = 0; i + 1 < len; i += 2) {
-			int end = start + t[i];
+			long long end = start + t[i];
 			int delta = (signed char)t[i + 1];
-			int cur = -1;
+			long long cur = -1;
 			if (delta != -128) {
 				line += delta;
 				cur = line;
 			}
 			if (start <= off && off < end)
-				return cur;
+				return cur < INT_MIN || cur > INT_MAX ? -1 : (int)cur;
 			start = end;
 		}
 		return -1;
 	}
 	if (kind == MT_PYLINE_LOCATIONS) {
-		int line = first, start = 0;
+		long long line = first, start = 0;
 		size_t i = 0;
 		while (i < len) {
 			unsigned b = t[i];
 			if (!(b & 128))
 				return -1; /* not at an entry's first byte: damaged */
 			int code = (int)((b >> 3) & 15), delta = 0;
-			int end = start + 2 * (int)((b & 7) + 1);
+			long long end = start + 2 * (long long)((b & 7) + 1);
 			size_t j = i + 1;
 			if (code == 13 || code == 14) {
 				unsigned u = mt__pyline_varint(t, len, &j);
@@ -88,7 +91,7 @@ static inline int mt_pyline(int kind, const unsigned char *t, size_t len, int fi
 			}
 			line += delta;
 			if (start <= off && off < end)
-				return code == 15 ? -1 : line;
+				return code == 15 || line < INT_MIN || line > INT_MAX ? -1 : (int)line;
 			start = end;
 			/* the next entry starts at the next byte with bit 7 set */
 			for (i++; i < len && !(t[i] & 128); i++)
