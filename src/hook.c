@@ -185,7 +185,7 @@ static void resolve(void)
 			resolve();                                                              \
 	} while (0)
 
-static void at_exit_dump(void)
+void mt__exit_dump(void)
 {
 	mt__snapshot_exiting();
 	if (!mt__opt.at_exit || __atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
@@ -253,7 +253,7 @@ static void init(void)
 	mt__sample_init();
 	mt__arena_tune();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	atexit(at_exit_dump); /* also ends signal and timer dumps cleanly */
+	atexit(mt__exit_dump); /* also ends signal and timer dumps cleanly */
 	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
 	tl_busy--;
 }

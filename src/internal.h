@@ -325,6 +325,9 @@ MT_HIDDEN bool mt__thread_idle(void);
 /* Sets the calling thread's hook depth, returning the old one: at 1,
  * nothing it allocates is tracked. */
 MT_HIDDEN int mt__thread_busy_swap(int busy);
+/* The at-exit snapshot, once (atexit; in CPython its own atexit, before
+ * the interpreter is finalised). */
+MT_HIDDEN void mt__exit_dump(void);
 /* Time tracking began (wall and monotonic, ns). */
 extern uint64_t mt__start_wall_ns MT_HIDDEN, mt__start_mono_ns MT_HIDDEN;
 

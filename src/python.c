@@ -115,6 +115,12 @@ static struct {
 	void *(*getattr)(void *, const char *);
 	const char *(*as_utf8)(void *);
 	void (*err_clear)(void);
+	void *(*import)(const char *);
+	void *(*cfunction_new)(void *, void *, void *);
+	void *(*call_method_obj)(void *, void *, ...);
+	void *(*unicode_from)(const char *);
+	void (*inc_ref)(void *);
+	void *none;
 	void *code_type, *unicode_type, *bytes_type, *type_type, *eval_fn;
 } py;
 
@@ -532,6 +538,46 @@ struct pyalloc {
 };
 enum { DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
 
+/* The at-exit snapshot from Python's own atexit, registered first so that
+ * it runs after the program's handlers: the interpreter is still whole
+ * (its objects, the census; an exit snapshot taken after Py_Finalize holds
+ * nothing of the program's), and no slow C atexit handler runs after
+ * finalisation (CPython 3.10 crashes then when daemon threads run). */
+struct methoddef {
+	const char *name;
+	void *(*fn)(void *, void *);
+	int flags;
+	const char *doc;
+};
+
+static void *at_exit_py(void *self, void *args)
+{
+	(void)self;
+	(void)args;
+	mt__exit_dump();
+	py.inc_ref(py.none);
+	return py.none;
+}
+
+static void register_at_exit(void)
+{
+	static struct methoddef def = {"memtrace_snapshot_at_exit", at_exit_py, 0x0004 /* METH_NOARGS */,
+				       NULL};
+	if (!mt__opt.at_exit || !py.import || !py.cfunction_new || !py.call_method_obj ||
+	    !py.unicode_from || !py.inc_ref || !py.none || !py.dec_ref || !py.err_clear)
+		return;
+	void *mod = py.import("atexit");
+	void *fn = mod ? py.cfunction_new(&def, NULL, NULL) : NULL;
+	void *name = fn ? py.unicode_from("register") : NULL;
+	void *r = name ? py.call_method_obj(mod, name, fn, NULL) : NULL;
+	if (!r)
+		py.err_clear(); /* the C atexit handler still writes it */
+	void *refs[] = {r, name, fn, mod};
+	for (size_t i = 0; i < 4; i++)
+		if (refs[i])
+			py.dec_ref(refs[i]);
+}
+
 static int install(void *arg)
 {
 	(void)arg;
@@ -569,6 +615,7 @@ static int install(void *arg)
 		}
 	}
 	__atomic_store_n(&mt__py_state, MT_PY_ON, __ATOMIC_RELEASE);
+	register_at_exit();
 	if (mt__opt.verbose)
 		mt__warn("python %d.%d: Python frames on", py_version >> 8, py_version & 255);
 	mt__thread_busy_swap(busy);
@@ -607,6 +654,12 @@ void mt__python_init(void)
 	SYM(getattr, "PyObject_GetAttrString");
 	SYM(as_utf8, "PyUnicode_AsUTF8");
 	SYM(err_clear, "PyErr_Clear");
+	SYM(import, "PyImport_ImportModule");
+	SYM(cfunction_new, "PyCFunction_NewEx");
+	SYM(call_method_obj, "PyObject_CallMethodObjArgs");
+	SYM(unicode_from, "PyUnicode_FromString");
+	SYM(inc_ref, "Py_IncRef");
+	py.none = dlsym(RTLD_DEFAULT, "_Py_NoneStruct");
 	py.code_type = dlsym(RTLD_DEFAULT, "PyCode_Type");
 	py.unicode_type = dlsym(RTLD_DEFAULT, "PyUnicode_Type");
 	py.bytes_type = dlsym(RTLD_DEFAULT, "PyBytes_Type");
