@@ -550,24 +550,17 @@ EXPORT void cfree(void *p)
  * the block and forwards to it. What pymalloc asks of malloc or mmap
  * underneath runs with tl_busy set, so no block is counted twice. The
  * blocks are the system's (their owner for the jemalloc backend). */
-struct pyalloc {
-	void *ctx;
-	void *(*malloc)(void *, size_t);
-	void *(*calloc)(void *, size_t, size_t);
-	void *(*realloc)(void *, void *, size_t);
-	void (*free)(void *, void *);
-};
-static struct pyalloc py_saved[3];
+static mt_pyalloc_t py_saved[3];
 
 /* What a domain's blocks are: objects (OBJ) or buffers (MEM). */
-static inline int py_owner(const struct pyalloc *d)
+static inline int py_owner(const mt_pyalloc_t *d)
 {
 	return d == &py_saved[2] ? MT_OWNER_SYSTEM | MT_OWNER_PYOBJ : MT_OWNER_SYSTEM;
 }
 
 static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
 		return d->malloc(d->ctx, size);
 	if (!ENTER())
@@ -582,7 +575,7 @@ static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
 /* As malloc: an unsampled call costs one counter update and a jump. */
 static void *py_malloc(void *ctx, size_t size)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if (unsampled_fast(size))
 		return d->malloc(d->ctx, size);
 	return py_malloc_slow(ctx, size);
@@ -590,7 +583,7 @@ static void *py_malloc(void *ctx, size_t size)
 
 static void *py_calloc(void *ctx, size_t n, size_t size)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if ((n && size > SIZE_MAX / n) || !ENTER())
 		return d->calloc(d->ctx, n, size);
 	void *p = d->calloc(d->ctx, n, size);
@@ -617,7 +610,7 @@ static uint64_t py_detach(void *p, bool *foreign)
 
 static void *py_realloc(void *ctx, void *p, size_t size)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if (!p)
 		return py_malloc(ctx, size);
 	if (init_state != INIT_READY || (unrecorded(p) && unsampled_fast(size)) || !ENTER())
@@ -642,7 +635,7 @@ static void *py_realloc(void *ctx, void *p, size_t size)
 
 static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if (p && init_state == INIT_READY) {
 		int saved = errno;
 		bool foreign;
@@ -654,7 +647,7 @@ static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 
 static void py_free(void *ctx, void *p)
 {
-	const struct pyalloc *d = ctx;
+	const mt_pyalloc_t *d = ctx;
 	if (unrecorded(p)) {
 		d->free(d->ctx, p);
 		return;
@@ -662,15 +655,14 @@ static void py_free(void *ctx, void *p)
 	py_free_slow(ctx, p);
 }
 
-void *mt__py_domain_saved(int d)
+mt_pyalloc_t *mt__py_domain_saved(int d)
 {
 	return &py_saved[d];
 }
 
-void mt__py_domain_ours(int d, void *out)
+void mt__py_domain_ours(int d, mt_pyalloc_t *out)
 {
-	struct pyalloc a = {&py_saved[d], py_malloc, py_calloc, py_realloc, py_free};
-	memcpy(out, &a, sizeof(a));
+	*out = (mt_pyalloc_t){&py_saved[d], py_malloc, py_calloc, py_realloc, py_free};
 }
 
 EXPORT void *calloc(size_t n, size_t size)

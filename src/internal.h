@@ -311,11 +311,18 @@ MT_HIDDEN void mt__py_unlock(void);
 MT_HIDDEN void mt__py_atfork_child(void);
 
 /* ---- hook.c ---- */
+/* CPython's PyMemAllocatorEx, the same layout 3.4 to 3.13. */
+typedef struct mt_pyalloc {
+	void *ctx;
+	void *(*malloc)(void *, size_t);
+	void *(*calloc)(void *, size_t, size_t);
+	void *(*realloc)(void *, void *, size_t);
+	void (*free)(void *, void *);
+} mt_pyalloc_t;
 /* The Python allocator domain d (1 MEM, 2 OBJ): where the interpreter's
- * own allocator is saved, and the wrapper that records and forwards to it
- * (both PyMemAllocatorEx). */
-MT_HIDDEN void *mt__py_domain_saved(int d);
-MT_HIDDEN void mt__py_domain_ours(int d, void *out);
+ * own allocator is saved, and the wrapper that records and forwards to it. */
+MT_HIDDEN mt_pyalloc_t *mt__py_domain_saved(int d);
+MT_HIDDEN void mt__py_domain_ours(int d, mt_pyalloc_t *out);
 /* Marks the calling thread as memtrace's own: nothing it allocates is
  * tracked. */
 MT_HIDDEN void mt__thread_untracked(void);

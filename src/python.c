@@ -528,14 +528,6 @@ static const char *check_layout(void)
 	return NULL;
 }
 
-/* The wrapped domains' allocators (PyMemAllocatorEx) and ours. */
-struct pyalloc {
-	void *ctx;
-	void *(*malloc)(void *, size_t);
-	void *(*calloc)(void *, size_t, size_t);
-	void *(*realloc)(void *, void *, size_t);
-	void (*free)(void *, void *);
-};
 enum { DOMAIN_MEM = 1, DOMAIN_OBJ = 2 };
 
 /* The at-exit snapshot from Python's own atexit, registered first so that
@@ -608,7 +600,7 @@ static int install(void *arg)
 	*slot = (void *)code_dealloc;
 	if (mt__opt.python_domains) {
 		for (int d = DOMAIN_MEM; d <= DOMAIN_OBJ; d++) {
-			struct pyalloc *saved = mt__py_domain_saved(d), ours;
+			mt_pyalloc_t *saved = mt__py_domain_saved(d), ours;
 			py.get_allocator(d, saved);
 			mt__py_domain_ours(d, &ours);
 			py.set_allocator(d, &ours);

@@ -485,6 +485,19 @@ static struct tl_block *my_block(void)
 	return b;
 }
 
+/* Counts straight into the site and the totals, past this thread's block
+ * (none, or one a dump is reading). */
+static void count_direct(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
+{
+	if (alloc) {
+		site_alloc(s, (uint64_t)bytes, (uint64_t)count);
+		raise_peak(&totals.heap_peak_bytes, ADD(totals.heap_live_bytes, (uint64_t)bytes));
+	} else {
+		site_release(s, (uint64_t)-bytes, -count);
+		ADD(totals.heap_live_bytes, (uint64_t)bytes);
+	}
+}
+
 /* heap_count without this thread's block, or to switch the block's entry
  * to another site. */
 static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t bytes, int64_t count,
@@ -492,14 +505,7 @@ static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t byte
 {
 	struct tl_block *b = my_block();
 	if (!b) {
-		if (alloc) {
-			site_alloc(s, (uint64_t)bytes, (uint64_t)count);
-			raise_peak(&totals.heap_peak_bytes,
-				   ADD(totals.heap_live_bytes, (uint64_t)bytes));
-		} else {
-			site_release(s, (uint64_t)-bytes, -count);
-			ADD(totals.heap_live_bytes, (uint64_t)bytes);
-		}
+		count_direct(s, bytes, count, alloc);
 		return;
 	}
 	struct tl_entry *e = &b->e[s->id % TL_SLOTS];
@@ -508,14 +514,7 @@ static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t byte
 		if (dump_on()) {
 			/* the entry's pending figures are the dump's now */
 			blk_unlock(b);
-			if (alloc) {
-				site_alloc(s, (uint64_t)bytes, (uint64_t)count);
-				raise_peak(&totals.heap_peak_bytes,
-					   ADD(totals.heap_live_bytes, (uint64_t)bytes));
-			} else {
-				site_release(s, (uint64_t)-bytes, -count);
-				ADD(totals.heap_live_bytes, (uint64_t)bytes);
-			}
+			count_direct(s, bytes, count, alloc);
 			return;
 		}
 		entry_flush(e);
