@@ -123,20 +123,37 @@ if tracemalloc.is_tracing():
         json.dump([[s.traceback[0].filename, s.traceback[0].lineno, s.size, s.count]
                    for s in snap.statistics("lineno")], f)
 else:
-    d = os.environ["MEMTRACE_DIR"]
-    os.kill(os.getpid(), signal.SIGUSR1)
-    for _ in range(500):
-        if any(n.endswith(".snap") for n in os.listdir(d)):
+    snapshot_now()
+'''
+
+
+# Every script asks for its snapshots one way: SIGUSR1, then a wait until
+# this process has written its next one (renamed into place, complete).
+SNAPSHOT_NOW = r'''
+import os as _os, signal as _signal, time as _time
+def _snapshots_written(d, pid):
+    n = 0
+    for f in _os.listdir(d):
+        if f.startswith("memtrace.%d." % pid) and f.endswith(".snap"):
+            n += 1
+    return n
+def snapshot_now():
+    d, pid = _os.environ["MEMTRACE_DIR"], _os.getpid()
+    want = _snapshots_written(d, pid) + 1
+    _os.kill(pid, _signal.SIGUSR1)
+    for _ in range(1000):
+        if _snapshots_written(d, pid) >= want:
             break
-        time.sleep(0.01)
-    time.sleep(0.05)
+        _time.sleep(0.01)
+    _time.sleep(0.05)
 '''
 
 
 def script(d, name, text):
+    """Writes a test script, snapshot_now() defined at its top."""
     p = os.path.join(d, name)
     with open(p, "w") as f:
-        f.write(text)
+        f.write(SNAPSHOT_NOW + text)
     return p
 
 
@@ -223,13 +240,7 @@ for k in range(400):
     del ns
     gc.collect()
     kept.append(long_lived(5))
-d = os.environ["MEMTRACE_DIR"]
-os.kill(os.getpid(), signal.SIGUSR1)
-for _ in range(500):
-    if any(n.endswith(".snap") for n in os.listdir(d)):
-        break
-    time.sleep(0.01)
-time.sleep(0.05)
+snapshot_now()
 '''
 
 
@@ -393,13 +404,6 @@ def case_python_layout():
 
 THREADS = r'''
 import concurrent.futures, multiprocessing, os, signal, sys, threading, time, _thread
-def wait_snaps(pid, n=1):
-    d = os.environ["MEMTRACE_DIR"]
-    for _ in range(1000):
-        if len([f for f in os.listdir(d) if f.startswith("memtrace.%d." % pid)]) >= n:
-            break
-        time.sleep(0.01)
-    time.sleep(0.05)
 
 keep = []
 def in_thread():
@@ -428,8 +432,7 @@ def c_thread():
     assert libc.pthread_join(tid, None) == 0
 def child():
     data = [bytearray(700) for _ in range(300)]  # @child
-    os.kill(os.getpid(), signal.SIGUSR1)
-    wait_snaps(os.getpid())
+    snapshot_now()
 
 if __name__ == "__main__":
     t = threading.Thread(target=in_thread)
@@ -443,8 +446,7 @@ if __name__ == "__main__":
         p = multiprocessing.get_context(method).Process(target=child)
         p.start(); p.join()
         assert p.exitcode == 0, p.exitcode
-    os.kill(os.getpid(), signal.SIGUSR1)
-    wait_snaps(os.getpid())
+    snapshot_now()
 '''
 
 
@@ -487,13 +489,7 @@ import numpy as np
 
 
 a = np.zeros(10**6)  # @zeros
-d = os.environ["MEMTRACE_DIR"]
-os.kill(os.getpid(), signal.SIGUSR1)
-for _ in range(500):
-    if any(n.endswith(".snap") for n in os.listdir(d)):
-        break
-    time.sleep(0.01)
-time.sleep(0.05)
+snapshot_now()
 '''
 
 
@@ -529,20 +525,12 @@ def handle(req):
     if req not in cache:
         cache[req] = bytearray(2000)  # @cache
     return len(scratch)
-def wait_snaps(n):
-    d = os.environ["MEMTRACE_DIR"]
-    for _ in range(1000):
-        if len([f for f in os.listdir(d) if f.endswith(".snap")]) >= n:
-            break
-        time.sleep(0.01)
-    time.sleep(0.05)
 req = 0
 with concurrent.futures.ThreadPoolExecutor(4) as pool:
     for round in range(5):
         list(pool.map(handle, range(req, req + 2000)))
         req += 2000
-        os.kill(os.getpid(), signal.SIGUSR1)
-        wait_snaps(round + 1)
+        snapshot_now()
 '''
 
 
@@ -679,13 +667,6 @@ sys.path.append("/usr/lib/python3/dist-packages")  # Debian's python3-objgraph
 import objgraph
 def typestats():
     return objgraph.typestats(shortnames=False)
-def wait_snaps(n):
-    d = os.environ["MEMTRACE_DIR"]
-    for _ in range(1000):
-        if len([f for f in os.listdir(d) if f.endswith(".snap")]) >= n:
-            break
-        time.sleep(0.01)
-    time.sleep(0.05)
 kept, others, oracle = [], [], []
 time.sleep(0.05)  # memtrace's domain wrappers in place (the first milliseconds)
 for step in range(3):
@@ -698,8 +679,7 @@ for step in range(3):
     grew = dict((n, d) for n, _, d in objgraph.growth(limit=None, shortnames=False))
     oracle.append({k: t["__main__." + k] for k in ("SomeClass", "Other")})
     oracle[-1].update({"+" + k: grew.get("__main__." + k, 0) for k in ("SomeClass", "Other")})
-    os.kill(os.getpid(), signal.SIGUSR1)
-    wait_snaps(step + 1)
+    snapshot_now()
 with open(sys.argv[1], "w") as f:
     json.dump(oracle, f)
 '''
