@@ -52,6 +52,14 @@
  *   OBJTYPE (since 1.2) u32 site id, u32 0, u64 objects, u64 bytes, u32 len
  *           + type name (tp_name): the live objects of one type a callsite
  *           allocated, as the census found them
+ *   LEAKSCAN (since 1.3) u32 status (MT_SCAN_STATUS), u32 threads, u32
+ *           threads whose stack pointer was not known, u32 0, u64 ns the
+ *           scan took, u64 blocks scanned, u64 root bytes scanned, u32 len +
+ *           a note (why it was not done, or what it could not see): the
+ *           reachability scan of a final snapshot (leakscan.c)
+ *   LEAK    (since 1.3) u32 site id, u32 0, then for each MT_LEAK_CLASSES
+ *           class u64 bytes, u64 blocks: how the scan classed the live
+ *           blocks of a heap callsite (sites with none have no record)
  *
  * Unknown record types are skipped by their length: a minor version may add
  * records. A different major version is refused. No record is longer than
@@ -68,7 +76,7 @@
 #define MT_MAGIC_LEN 8
 #define MT_END_MAGIC 0x4e45544du /* "MTEN" little-endian */
 #define MT_FORMAT_MAJOR 1
-#define MT_FORMAT_MINOR 2
+#define MT_FORMAT_MINOR 3
 #define MT_FILE_HEADER_LEN 16
 #define MT_REC_HEADER_LEN 8
 #define MT_END_PAYLOAD_LEN 16
@@ -86,6 +94,8 @@ enum mt_rec_type {
 	MT_REC_CODE = 7,
 	MT_REC_CENSUS = 8,
 	MT_REC_OBJTYPE = 9,
+	MT_REC_LEAKSCAN = 10,
+	MT_REC_LEAK = 11,
 	MT_REC_END = 0xffff,
 };
 
@@ -149,6 +159,39 @@ static inline int mt_reason_final(unsigned reason)
 {
 	return reason == MT_REASON_EXIT || reason == MT_REASON_UEXIT || reason == MT_REASON_TERM;
 }
+
+/* The leak scan's classes, valgrind memcheck's, in file order: the name
+ * the CLI and JSON use, memcheck's words, and the heading of a report's
+ * entry (LeakSanitizer's where it has one). */
+#define MT_LEAK_CLASSES(X)                                          \
+	X(DEFINITE, definite, "definitely lost", "Direct leak")     \
+	X(INDIRECT, indirect, "indirectly lost", "Indirect leak")   \
+	X(POSSIBLE, possible, "possibly lost", "Possible leak")     \
+	X(REACHABLE, reachable, "still reachable", "Still reachable")
+
+enum mt_leak_class {
+#define X(up, name, text, head) MT_LEAK_##up,
+	MT_LEAK_CLASSES(X)
+#undef X
+	MT_LEAK_NCLASS
+};
+
+/* Whether the scan was done, or why not. */
+#define MT_SCAN_STATUS(X)                                                      \
+	X(DONE, 1, "done")                                                     \
+	X(SAMPLED, 2, "not done: sampled mode records too few blocks to scan")  \
+	X(BACKEND, 3, "not done: jemalloc mode keeps its metadata among the roots") \
+	X(FAILED, 4, "failed")                                                 \
+	X(OFF, 5, "not done: MEMTRACE_LEAK_SCAN=0")
+
+enum mt_scan_status {
+#define X(name, val, text) MT_SCAN_##name = val,
+	MT_SCAN_STATUS(X)
+#undef X
+};
+
+#define MT_LEAKSCAN_FIXED_LEN (4 * 4 + 3 * 8)
+#define MT_LEAK_LEN (8 + 16 * MT_LEAK_NCLASS)
 
 /* Process totals, in file order. */
 #define MT_TOTALS(X)        \

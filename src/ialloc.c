@@ -36,7 +36,85 @@ static char *chunk_cur, *chunk_end;
 
 static long map_calls;
 
-void *mt__map(size_t size)
+/*
+ * Every mapping memtrace holds, for the leak scan (leakscan.c), which must
+ * not take memtrace's own tables (they hold every block's address) for the
+ * program's pointers. Open addressing by start address, 64 Ki slots; a
+ * mapping that finds no slot sets `lost`, and the scan is then refused.
+ */
+#define OWN_SLOTS (1u << 16)
+#define OWN_TOMB ((uintptr_t)1)
+static struct own_map {
+	uintptr_t lo, len;
+} own[OWN_SLOTS];
+static int own_lock, own_lost;
+
+static void own_lock_take(void)
+{
+	while (__atomic_exchange_n(&own_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&own_lock, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+}
+
+static void own_lock_drop(void)
+{
+	__atomic_store_n(&own_lock, 0, __ATOMIC_RELEASE);
+}
+
+static size_t own_home(uintptr_t lo)
+{
+	return (size_t)((lo >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (OWN_SLOTS - 1);
+}
+
+void mt__own_add(void *p, size_t len)
+{
+	uintptr_t lo = (uintptr_t)p;
+	own_lock_take();
+	size_t i = own_home(lo), n = 0;
+	for (; n < OWN_SLOTS && own[i].lo > OWN_TOMB; n++)
+		i = (i + 1) & (OWN_SLOTS - 1);
+	if (n < OWN_SLOTS)
+		own[i] = (struct own_map){lo, len};
+	else
+		own_lost = 1;
+	own_lock_drop();
+}
+
+void mt__own_remove(void *p)
+{
+	uintptr_t lo = (uintptr_t)p;
+	own_lock_take();
+	size_t i = own_home(lo);
+	for (size_t n = 0; n < OWN_SLOTS && own[i].lo; n++, i = (i + 1) & (OWN_SLOTS - 1))
+		if (own[i].lo == lo) {
+			own[i].lo = OWN_TOMB;
+			own[i].len = 0;
+			break;
+		}
+	own_lock_drop();
+}
+
+void mt__own_lock(void)
+{
+	own_lock_take();
+}
+
+void mt__own_unlock(void)
+{
+	own_lock_drop();
+}
+
+/* Calls fn for each of memtrace's mappings; false when some went
+ * unrecorded. For the scan's child process (one thread, no lock). */
+bool mt__own_foreach(void (*fn)(uintptr_t lo, uintptr_t len, void *arg), void *arg)
+{
+	for (size_t i = 0; i < OWN_SLOTS; i++)
+		if (own[i].lo > OWN_TOMB)
+			fn(own[i].lo, own[i].len, arg);
+	return !own_lost;
+}
+
+static void *map_raw(size_t size)
 {
 	/* MEMTRACE_FAIL_AFTER (testing): memtrace's own memory runs out */
 	if (MT_UNLIKELY(mt__opt.fail_after > 0) &&
@@ -56,10 +134,19 @@ void *mt__map(size_t size)
 #endif
 }
 
+void *mt__map(size_t size)
+{
+	void *p = map_raw(size);
+	if (p)
+		mt__own_add(p, size);
+	return p;
+}
+
 void mt__unmap(void *p, size_t size)
 {
 	if (!p)
 		return;
+	mt__own_remove(p);
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 	munmap(p, size);
 #else

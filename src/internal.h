@@ -44,6 +44,8 @@ typedef struct mt_options {
 	bool python;	   /* MEMTRACE_PYTHON: record CPython's frames */
 	bool python_domains; /* MEMTRACE_PYTHON_PYMALLOC: see pymalloc's blocks */
 	long python_skew;  /* MEMTRACE_PYTHON_SKEW (testing): a wrong layout */
+	bool leak_scan;	   /* MEMTRACE_LEAK_SCAN: classify what is live at the end */
+	long leak_scan_timeout; /* MEMTRACE_LEAK_SCAN_TIMEOUT: seconds the scan may take */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };
@@ -60,6 +62,43 @@ MT_HIDDEN void *mt__map(size_t size);
 MT_HIDDEN void mt__unmap(void *p, size_t size);
 MT_HIDDEN void mt__ialloc_lock(void);
 MT_HIDDEN void mt__ialloc_unlock(void);
+/* memtrace's own mappings, for the leak scan: all of mt__map's, and any
+ * other added here */
+MT_HIDDEN void mt__own_add(void *p, size_t len);
+MT_HIDDEN void mt__own_remove(void *p);
+MT_HIDDEN bool mt__own_foreach(void (*fn)(uintptr_t lo, uintptr_t len, void *arg), void *arg);
+MT_HIDDEN void mt__own_lock(void);
+MT_HIDDEN void mt__own_unlock(void);
+
+/* ---- leakscan.c: the reachability scan of a final snapshot ---- */
+typedef struct mt_scan_block {
+	uintptr_t lo;
+	uint64_t size;
+	uint32_t site, state;
+} mt_scan_block_t;
+typedef struct mt_leak_info {
+	int status; /* MT_SCAN_*, 0: no scan for this dump */
+	uint32_t threads, no_sp;
+	uint64_t ns, blocks, root_bytes;
+	char note[160];
+} mt_leak_info_t;
+/* Scans (a child process does it; the tables' locks are taken for the
+ * clone only). Then mt__leak_scan_info and mt__leak_site tell, until
+ * mt__leak_scan_done. */
+MT_HIDDEN void mt__leak_scan(void);
+MT_HIDDEN void mt__leak_scan_info(mt_leak_info_t *i);
+/* A site's 2 * MT_LEAK_NCLASS figures (bytes, blocks per class), NULL
+ * when it has none. */
+MT_HIDDEN const uint64_t *mt__leak_site(uint32_t id);
+MT_HIDDEN void mt__leak_scan_done(void);
+/* table.c, for the scan's child (one thread; the parent held the locks) */
+MT_HIDDEN uint32_t mt__site_id_end(void);
+MT_HIDDEN size_t mt__heap_count_unlocked(void);
+MT_HIDDEN size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap);
+/* Addresses on the stacks of live threads (the count returned) and of
+ * exited ones (*ndead). */
+MT_HIDDEN size_t mt__stack_marks(uintptr_t *live, size_t live_cap, uintptr_t *dead,
+				 size_t dead_cap, size_t *ndead);
 
 /* ld.so's: the stack pointer at process entry, the top of the main
  * thread's stack (glibc's own pthread_getattr_np reads it). */

@@ -56,6 +56,17 @@ const char *mt_reason_text(uint32_t reason)
 	return "for an unknown reason";
 }
 
+const char *mt_scan_status_text(uint32_t status)
+{
+	switch (status) {
+#define X(name, val, text) \
+	case val: return text;
+		MT_SCAN_STATUS(X)
+#undef X
+	}
+	return NULL;
+}
+
 static void *grow(void *p, size_t *cap, size_t n, size_t elem)
 {
 	if (n < *cap)
@@ -491,6 +502,71 @@ static int show_sites(struct ctx *c, mt_snap_t *s, struct code *codes, size_t nc
 	return 0;
 }
 
+/* A LEAK record as read: its site is found once all SITEs are in. */
+struct leak {
+	size_t at;
+	uint32_t id;
+	uint64_t v[2 * MT_LEAK_NCLASS];
+};
+
+static int site_id_cmp(const void *a, const void *b)
+{
+	uint32_t x = ((const mt_snap_site_t *)a)->id, y = ((const mt_snap_site_t *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
+static int attach_leaks(struct ctx *c, mt_snap_t *s, const struct leak *l, size_t n)
+{
+	if (!n)
+		return 0;
+	if (s->scan_status != MT_SCAN_DONE)
+		return fail(c, l[0].at, "LEAK record without a LEAKSCAN record that says done");
+	/* the sites by id: a sorted index, the sites stay in file order */
+	mt_snap_site_t *idx = malloc(s->nsites * sizeof(*idx) + 1);
+	size_t *pos = malloc(s->nsites * sizeof(*pos) + 1);
+	if (!idx || !pos) {
+		free(idx);
+		free(pos);
+		return fail(c, l[0].at, "out of memory");
+	}
+	for (size_t i = 0; i < s->nsites; i++) {
+		idx[i] = s->sites[i];
+		idx[i].frames = (const uint64_t *)(uintptr_t)i; /* its place */
+	}
+	qsort(idx, s->nsites, sizeof(*idx), site_id_cmp);
+	for (size_t i = 0; i < s->nsites; i++)
+		pos[i] = (size_t)(uintptr_t)idx[i].frames;
+	int rc = 0;
+	for (size_t k = 0; k < n && !rc; k++) {
+		size_t lo = 0, hi = s->nsites;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (idx[mid].id < l[k].id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == s->nsites || idx[lo].id != l[k].id) {
+			rc = fail(c, l[k].at, "LEAK record names site %u, which has no SITE record",
+				  l[k].id);
+			break;
+		}
+		mt_snap_site_t *st = &s->sites[pos[lo]];
+		if (st->has_leak) {
+			rc = fail(c, l[k].at, "a second LEAK record for site %u", l[k].id);
+			break;
+		}
+		st->has_leak = true;
+		for (int j = 0; j < MT_LEAK_NCLASS; j++) {
+			st->leak_bytes[j] = l[k].v[2 * j];
+			st->leak_blocks[j] = l[k].v[2 * j + 1];
+		}
+	}
+	free(idx);
+	free(pos);
+	return rc;
+}
+
 static int parse(struct ctx *c, mt_snap_t *s)
 {
 	const unsigned char *d = c->data;
@@ -526,7 +602,8 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			    crc, mt__get_u32(e + 16));
 
 	size_t at = MT_FILE_HEADER_LEN, mcap = 0, scap = 0, fcap = 0, nframes = 0, ocap = 0;
-	size_t ccap = 0, ncodes = 0, *offs = NULL, tcap = 0;
+	size_t ccap = 0, ncodes = 0, *offs = NULL, tcap = 0, lcap = 0, nleaks = 0;
+	struct leak *leaks = NULL;
 	struct code *codes = NULL;
 	bool have_meta = false;
 	int rc = -1;
@@ -652,6 +729,48 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			s->nobjtypes++;
 			break;
 		}
+		case MT_REC_LEAKSCAN: {
+			if (len < MT_LEAKSCAN_FIXED_LEN + 4) {
+				fail(c, at, "LEAKSCAN record of %u bytes is too short", len);
+				goto out;
+			}
+			if (s->scan_status) {
+				fail(c, at, "a second LEAKSCAN record");
+				goto out;
+			}
+			s->scan_status = mt__get_u32(d + body);
+			s->scan_threads = mt__get_u32(d + body + 4);
+			s->scan_no_sp = mt__get_u32(d + body + 8);
+			s->scan_ns = mt__get_u64(d + body + 16);
+			s->scan_blocks = mt__get_u64(d + body + 24);
+			s->scan_root_bytes = mt__get_u64(d + body + 32);
+			if (!mt_scan_status_text(s->scan_status)) {
+				fail(c, body, "LEAKSCAN record with unknown status %u", s->scan_status);
+				goto out;
+			}
+			size_t sat = body + MT_LEAKSCAN_FIXED_LEN;
+			if (get_str(c, &sat, body + len, &s->scan_note, NULL))
+				goto out;
+			break;
+		}
+		case MT_REC_LEAK: {
+			if (len < MT_LEAK_LEN) {
+				fail(c, at, "LEAK record of %u bytes is too short", len);
+				goto out;
+			}
+			struct leak *l = grow(leaks, &lcap, nleaks, sizeof(*l));
+			if (!l) {
+				fail(c, at, "out of memory");
+				goto out;
+			}
+			leaks = l;
+			l = &leaks[nleaks++];
+			l->at = at;
+			l->id = mt__get_u32(d + body);
+			for (int k = 0; k < 2 * MT_LEAK_NCLASS; k++)
+				l->v[k] = mt__get_u64(d + body + 8 + 8 * (size_t)k);
+			break;
+		}
 		case MT_REC_PYTHON:
 			if (parse_python(c, s, body, len))
 				goto out;
@@ -685,10 +804,17 @@ static int parse(struct ctx *c, mt_snap_t *s)
 	for (size_t i = 0; i < s->nsites; i++)
 		s->sites[i].native = s->sites[i].frames =
 			s->frames ? s->frames + (uintptr_t)s->sites[i].frames : none;
+	if (attach_leaks(c, s, leaks, nleaks))
+		goto out;
+	if (!s->scan_note && !(s->scan_note = strdup(""))) {
+		fail(c, at, "out of memory");
+		goto out;
+	}
 	rc = show_sites(c, s, codes, ncodes, offs, nframes);
 out:
 	free_codes(codes, ncodes);
 	free(offs);
+	free(leaks);
 	return rc;
 }
 
@@ -778,6 +904,7 @@ void mt_snap_free(mt_snap_t *s)
 	for (size_t i = 0; i < s->nobjtypes; i++)
 		free((char *)s->objtypes[i].name);
 	free(s->objtypes);
+	free(s->scan_note);
 	free(s->exe);
 	free(s->cmdline);
 	free(s->file);

@@ -40,6 +40,8 @@ typedef struct mt_snap_site {
 	int py_first;		/* index of the innermost Python frame, -1: none */
 	uint8_t nnative;
 	const uint64_t *native;
+	bool has_leak; /* format 1.3: the leak scan classed its blocks */
+	uint64_t leak_bytes[MT_LEAK_NCLASS], leak_blocks[MT_LEAK_NCLASS];
 } mt_snap_site_t;
 
 /* A Python frame: file name as the interpreter has it, function (the
@@ -83,6 +85,11 @@ typedef struct mt_snap {
 	bool census_partial;	 /* it ran out of memory: objects left out */
 	size_t nobjtypes;
 	mt_snap_objtype_t *objtypes;
+	/* format 1.3: the leak scan of a final snapshot (0: none recorded) */
+	uint32_t scan_status; /* MT_SCAN_* */
+	uint32_t scan_threads, scan_no_sp;
+	uint64_t scan_ns, scan_blocks, scan_root_bytes;
+	char *scan_note; /* "" when none */
 } mt_snap_t;
 
 /* Loads path into *s. Returns 0, or -1 with a one-line message in err
@@ -99,5 +106,7 @@ const mt_pyframe_t *mt_snap_pyframe(uint64_t frame);
 void mt_snap_use_native(mt_snap_t *s);
 /* The text for a reason code ("at exit", ...). */
 const char *mt_reason_text(uint32_t reason);
+/* The text for a leak scan status ("done", "not done: ..."). */
+const char *mt_scan_status_text(uint32_t status);
 
 #endif

@@ -304,6 +304,36 @@ static void write_census(writer_t *w, int status)
 	}
 }
 
+/* The leak scan's note and each heap callsite's classes (a final
+ * snapshot's; none when no scan was asked for). */
+static void write_leaks(writer_t *w)
+{
+	mt_leak_info_t li;
+	mt__leak_scan_info(&li);
+	if (!li.status)
+		return;
+	size_t n = strnlen(li.note, sizeof(li.note));
+	w_rec(w, MT_REC_LEAKSCAN, MT_LEAKSCAN_FIXED_LEN + 4 + n);
+	w_u32(w, (uint32_t)li.status);
+	w_u32(w, li.threads);
+	w_u32(w, li.no_sp);
+	w_u32(w, 0);
+	w_u64(w, li.ns);
+	w_u64(w, li.blocks);
+	w_u64(w, li.root_bytes);
+	w_str(w, li.note, n);
+	for (uint32_t id = 1, end = mt__site_id_end(); id < end; id++) {
+		const uint64_t *v = mt__leak_site(id);
+		if (!v)
+			continue;
+		w_rec(w, MT_REC_LEAK, MT_LEAK_LEN);
+		w_u32(w, id);
+		w_u32(w, 0);
+		for (int k = 0; k < 2 * MT_LEAK_NCLASS; k++)
+			w_u64(w, v[k]);
+	}
+}
+
 static void write_end(writer_t *w)
 {
 	unsigned char b[8];
@@ -431,6 +461,8 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		w.limit = rl.rlim_cur;
 
+	if (mt_reason_final((unsigned)reason))
+		mt__leak_scan(); /* before the counters: close to the same moment */
 	int census = mt__py_census(); /* before the counters: the same moment */
 	mt__table_gather();
 	unsigned char hdr[MT_FILE_HEADER_LEN] = {0};
@@ -454,6 +486,8 @@ int mt__dump(int reason, char *path, size_t pathlen)
 		write_census(&w, census);
 	if (codes_used)
 		mt__unmap(codes_used, used_len);
+	write_leaks(&w);
+	mt__leak_scan_done();
 	write_end(&w);
 
 	err = w.err;

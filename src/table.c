@@ -325,8 +325,16 @@ struct tl_block {
 	struct tl_entry e[TL_SLOTS];
 	int64_t live_bytes;
 	int lock, in_use;
+	uintptr_t stack; /* an address on its thread's stack (the leak scan) */
 	struct tl_block *next;
 } __attribute__((aligned(MT_CACHELINE)));
+
+/* Addresses on the stacks of threads that have exited, the latest 1024:
+ * glibc keeps such stacks mapped for reuse, and the leak scan must not
+ * take their stale words for pointers. */
+#define DEAD_MARKS 1024
+static uintptr_t dead_marks[DEAD_MARKS];
+static unsigned dead_next;
 
 static struct tl_block *blocks; /* every block ever made; never freed */
 static __thread struct tl_block *tl_blk __attribute__((tls_model("initial-exec")));
@@ -447,6 +455,9 @@ static void blk_destructor(void *arg)
 	blk_unlock(b);
 	tl_blk = NULL;
 	tl_blk_gone = 1;
+	unsigned at = __atomic_fetch_add(&dead_next, 1, __ATOMIC_RELAXED) % DEAD_MARKS;
+	__atomic_store_n(&dead_marks[at], (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELAXED);
+	__atomic_store_n(&b->stack, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&b->in_use, 0, __ATOMIC_RELEASE);
 }
 
@@ -474,6 +485,7 @@ static struct tl_block *my_block(void)
 			;
 	}
 	tl_blk = b;
+	__atomic_store_n(&b->stack, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELAXED);
 	if (pthread_setspecific(blk_key, b) != 0) {
 		/* no destructor: count straight into the sites */
 		tl_blk = NULL;
@@ -1103,6 +1115,53 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	c[4] = (uint64_t)LOAD(s->peak_bytes);
 	if (c[4] < c[0]) /* pending bytes not yet seen by the peak */
 		c[4] = c[0];
+}
+
+/* ---- the leak scan's view (leakscan.c), from its child process: one
+ * thread, the parent held every table lock when it was made ---- */
+
+uint32_t mt__site_id_end(void)
+{
+	return __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+}
+
+size_t mt__heap_count_unlocked(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < HEAP_SHARDS; i++)
+		n += heap_shards[i].count;
+	return n;
+}
+
+size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < HEAP_SHARDS; i++) {
+		const struct heap_shard *sh = &heap_shards[i];
+		for (size_t j = 0; j < sh->cap && n < cap; j++)
+			if (sh->slots[j].key) {
+				out[n].lo = sh->slots[j].key;
+				out[n].size = sh->slots[j].meta >> SIZE_SHIFT;
+				out[n].site = (uint32_t)(sh->slots[j].meta & ((1u << ID_BITS) - 1));
+				out[n].state = 0;
+				n++;
+			}
+	}
+	return n;
+}
+
+size_t mt__stack_marks(uintptr_t *live, size_t live_cap, uintptr_t *dead, size_t dead_cap,
+		       size_t *ndead)
+{
+	size_t n = 0, d = 0;
+	for (struct tl_block *b = blocks; b; b = b->next)
+		if (b->in_use && b->stack && n < live_cap)
+			live[n++] = b->stack;
+	for (size_t i = 0; i < DEAD_MARKS && d < dead_cap; i++)
+		if (dead_marks[i])
+			dead[d++] = dead_marks[i];
+	*ndead = d;
+	return n;
 }
 
 /* ---- fork ---- */

@@ -213,6 +213,20 @@ void mt_supps_load(bool builtin, const char *const *files, size_t nfiles);
 /* Whether a loaded suppression covers the site; counts the hit. */
 bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site);
 void mt_supps_free(void);
+/* The leak classes a --show/--count list names ("definite,indirect",
+ * "all"), as a mask of 1 << MT_LEAK_*; exits with status 1 on a bad one. */
+unsigned mt_leak_classes(const char *cmd, const char *opt, const char *list);
+#define MT_LEAK_DEFAULT ((1u << MT_LEAK_DEFINITE) | (1u << MT_LEAK_INDIRECT))
+/* Whether the snapshot holds a leak scan's classes. */
+bool mt_leak_scanned(const mt_snap_t *s);
+/* A site whose live figures are those of the classes in mask (with a
+ * scan; as they are without one). */
+mt_snap_site_t mt_leak_site(const mt_snap_t *s, const mt_snap_site_t *site, unsigned mask);
+/* "definitely or indirectly lost" for a mask. Valid until the next call. */
+const char *mt_leak_mask_text(unsigned mask);
+/* One stderr line when a final snapshot has no scan, saying why: every
+ * live block is then counted. */
+void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s);
 
 /* ---- cmd-export.c ---- */
 int mt_cmd_export(int argc, char **argv);

@@ -23,8 +23,11 @@ static const char usage_text[] =
 	"Fails (exit status 3) with a one-line reason when a memory budget is\n"
 	"exceeded, so that a memory regression fails a CI job:\n"
 	"      --max-growth SIZE    live memory may grow by at most SIZE from OLD to NEW\n"
-	"      --max-leak SIZE      at most SIZE may still be live in an at-exit snapshot,\n"
-	"                           after suppressions (as in memtrace leaks)\n"
+	"      --max-leak SIZE      at most SIZE may be lost at exit (definitely or\n"
+	"                           indirectly, by the snapshot's leak scan; every live\n"
+	"                           block when it has none), after suppressions\n"
+	"      --count CLASSES      what --max-leak counts: definite,indirect (default),\n"
+	"                           possible, reachable, all (as in memtrace leaks)\n"
 	"SIZE is a number of bytes with an optional K, M or G (powers of 1024;\n"
 	"KiB, MB... also read as such), decimals allowed: 0, 64K, 1.5M.\n"
 	"\n"
@@ -71,7 +74,7 @@ typedef struct tally {
 	uint64_t bytes, blocks;
 } tally_t;
 
-static void tally(tally_t *t, const char *path, const mt_view_t *v, bool suppress)
+static void tally(tally_t *t, const char *path, const mt_view_t *v, bool suppress, unsigned mask)
 {
 	mt_load_or_die(path, &t->snap);
 	t->sym = mt_sym_open(&t->snap);
@@ -84,9 +87,12 @@ static void tally(tally_t *t, const char *path, const mt_view_t *v, bool suppres
 		if (!site->live_count || !mt_site_passes(v, t->sym, site) ||
 		    (suppress && mt_supps_match(t->sym, site)))
 			continue;
-		kept.sites[kept.nsites++] = *site;
-		t->bytes += site->live_bytes;
-		t->blocks += site->live_count;
+		mt_snap_site_t s = mask ? mt_leak_site(&t->snap, site, mask) : *site;
+		if (!s.live_count)
+			continue;
+		kept.sites[kept.nsites++] = s;
+		t->bytes += s.live_bytes;
+		t->blocks += s.live_count;
 	}
 	mt_stats_build(&kept, t->sym, v, false, &t->st);
 	free(kept.sites);
@@ -144,7 +150,7 @@ static int check_growth(uint64_t budget, const mt_view_t *v, char **paths)
 {
 	tally_t t[2];
 	for (int i = 0; i < 2; i++)
-		tally(&t[i], paths[i], v, false);
+		tally(&t[i], paths[i], v, false, 0);
 	mt_warn_pair(&t[0].snap, &t[1].snap);
 
 	int64_t grew = (int64_t)t[1].bytes - (int64_t)t[0].bytes;
@@ -164,10 +170,10 @@ static int check_growth(uint64_t budget, const mt_view_t *v, char **paths)
 	return rc;
 }
 
-static int check_leak(uint64_t budget, const mt_view_t *v, char *path)
+static int check_leak(uint64_t budget, const mt_view_t *v, char *path, unsigned mask)
 {
 	tally_t t;
-	tally(&t, path, v, true);
+	tally(&t, path, v, true, mask);
 	if (!mt_reason_final(t.snap.reason)) {
 		fprintf(stderr,
 			"memtrace check: %s is not an at-exit snapshot (taken %s): --max-leak "
@@ -176,11 +182,13 @@ static int check_leak(uint64_t budget, const mt_view_t *v, char *path)
 		tally_free(&t);
 		return MT_EXIT_INPUT;
 	}
+	mt_leak_say_unscanned("check", &t.snap);
 	char *size = sized((int64_t)t.bytes, false);
 	const char *est = t.snap.sample_bytes ? " (estimated)" : "";
-	char *what = mt_xasprintf("%s (%" PRIu64 " bytes)%s in %" PRIu64
-				  " blocks still live at exit in %s",
-				  size, t.bytes, est, t.blocks, t.snap.file);
+	char *what = mt_xasprintf("%s (%" PRIu64 " bytes)%s in %" PRIu64 " blocks %s at exit in %s",
+				  size, t.bytes, est, t.blocks,
+				  mt_leak_scanned(&t.snap) ? mt_leak_mask_text(mask) : "still live",
+				  t.snap.file);
 	bool over = t.bytes > budget;
 	char *why = over ? culprit(&t.st, NULL) : NULL;
 	int rc = verdict(over, what, budget, why ? why : "");
@@ -199,10 +207,12 @@ int mt_cmd_check(int argc, char **argv)
 		{"max-leak", required_argument, NULL, 'L'},
 		{"suppressions", required_argument, NULL, 's'},
 		{"no-builtin", no_argument, NULL, 'B'},
+		{"count", required_argument, NULL, 'K'},
 		{0},
 	};
 	mt_view_t v;
 	uint64_t budget = 0;
+	unsigned count = 0;
 	int mode = 0; /* 'G' or 'L' */
 	bool use_builtin = true;
 	const char **files = NULL; /* in argv */
@@ -228,6 +238,8 @@ int mt_cmd_check(int argc, char **argv)
 			files[nfiles++] = optarg;
 		} else if (c == 'B') {
 			use_builtin = false;
+		} else if (c == 'K') {
+			count = mt_leak_classes("check", "--count", optarg);
 		} else if (!mt_view_option(&v, "check", c, optarg)) {
 			mt_die_usage("check", "unknown option");
 		}
@@ -244,15 +256,15 @@ int mt_cmd_check(int argc, char **argv)
 			     mode == 'G' ? "--max-growth" : "--max-leak",
 			     mode == 'G' ? "two snapshots, OLD and NEW" : "one at-exit snapshot",
 			     argc - optind, argc - optind == 1 ? "" : "s");
-	if (mode == 'G' && (nfiles || !use_builtin))
-		mt_die_usage("check", "suppressions apply to --max-leak only");
+	if (mode == 'G' && (nfiles || !use_builtin || count))
+		mt_die_usage("check", "suppressions and --count apply to --max-leak only");
 
 	int rc;
 	if (mode == 'G') {
 		rc = check_growth(budget, &v, argv + optind);
 	} else {
 		mt_supps_load(use_builtin, files, nfiles);
-		rc = check_leak(budget, &v, argv[optind]);
+		rc = check_leak(budget, &v, argv[optind], count ? count : MT_LEAK_DEFAULT);
 		mt_supps_free();
 	}
 	free(files);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd-leaks.c - `memtrace leaks SNAP`: the blocks still live in an at-exit
- * snapshot, by traceback, largest first, minus suppressions.
+ * cmd-leaks.c - `memtrace leaks SNAP`: what an at-exit snapshot's leak scan
+ * found lost (definitely and indirectly by default, as LeakSanitizer
+ * reports), by traceback, largest first, minus suppressions. A snapshot
+ * without a scan (sampled, older, not final) counts every live block.
  *
  * Suppressions use LeakSanitizer's syntax, one `leak:PATTERN` a line: PATTERN
  * matches a frame's function, source file or module as a substring, `*` is a
@@ -11,7 +13,9 @@
  * match only the frames of the allocation itself, inside libc or the loader.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -22,10 +26,15 @@
 static const char usage_text[] =
 	"usage: memtrace leaks [OPTIONS] SNAPSHOT\n"
 	"\n"
-	"What is still live in an at-exit SNAPSHOT, grouped by traceback:\n"
-	"  Leak of BYTES bytes (SIZE) in N blocks, allocated from:\n"
+	"What an at-exit SNAPSHOT's leak scan found, grouped by traceback:\n"
+	"  Direct leak of BYTES byte(s) (SIZE) in N object(s), allocated from:\n"
 	"      #0 FILE:LINE in FUNCTION\n"
+	"The scan classes each block live at exit as valgrind memcheck does:\n"
+	"definite (no pointer to it), indirect (pointed to only from lost\n"
+	"blocks), possible (only pointers into its middle), reachable.\n"
 	"\n"
+	"      --show CLASSES       which to list: definite,indirect (default),\n"
+	"                           possible, reachable, or all\n"
 	"      --suppressions FILE  LeakSanitizer-style leak:PATTERN lines; repeatable\n"
 	"      --no-builtin         do not apply the built-in libc/loader suppressions\n"
 	"  -n, --limit N            the top N leaks (default 10; 0 for all)\n"
@@ -184,18 +193,151 @@ static void print_frame(int i, const char *text)
 	free(t);
 }
 
+static const char *const class_name[] = {
+#define X(up, name, text, head) #name,
+	MT_LEAK_CLASSES(X)
+#undef X
+};
+static const char *const class_text[] = {
+#define X(up, name, text, head) text,
+	MT_LEAK_CLASSES(X)
+#undef X
+};
+static const char *const class_head[] = {
+#define X(up, name, text, head) head,
+	MT_LEAK_CLASSES(X)
+#undef X
+};
+
+unsigned mt_leak_classes(const char *cmd, const char *opt, const char *list)
+{
+	unsigned mask = 0;
+	char *copy = mt_xasprintf("%s", list), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int k = -1;
+		for (int i = 0; i < MT_LEAK_NCLASS; i++)
+			if (strcmp(t, class_name[i]) == 0)
+				k = i;
+		if (strcmp(t, "all") == 0)
+			mask |= (1u << MT_LEAK_NCLASS) - 1;
+		else if (k >= 0)
+			mask |= 1u << k;
+		else
+			mt_die_usage(cmd, "%s: '%s' is not definite, indirect, possible, reachable or all",
+				     opt, t);
+	}
+	free(copy);
+	if (!mask)
+		mt_die_usage(cmd, "%s needs at least one class", opt);
+	return mask;
+}
+
+bool mt_leak_scanned(const mt_snap_t *s)
+{
+	return s->scan_status == MT_SCAN_DONE;
+}
+
+mt_snap_site_t mt_leak_site(const mt_snap_t *s, const mt_snap_site_t *site, unsigned mask)
+{
+	mt_snap_site_t out = *site;
+	if (!mt_leak_scanned(s))
+		return out;
+	out.live_bytes = out.live_count = 0;
+	for (int k = 0; k < MT_LEAK_NCLASS; k++)
+		if (mask & (1u << k)) {
+			out.live_bytes += site->leak_bytes[k];
+			out.live_count += site->leak_blocks[k];
+		}
+	return out;
+}
+
+const char *mt_leak_mask_text(unsigned mask)
+{
+	static char buf[128];
+	size_t at = 0;
+	int n = 0, seen = 0;
+	for (int k = 0; k < MT_LEAK_NCLASS; k++)
+		n += (mask >> k) & 1;
+	buf[0] = '\0';
+	for (int k = 0; k < MT_LEAK_NCLASS; k++) {
+		if (!(mask & (1u << k)))
+			continue;
+		const char *sep = !seen ? "" : seen == n - 1 ? " or " : ", ";
+		/* "definitely or indirectly lost": the shared word once */
+		const char *t = class_text[k];
+		const char *sp = strchr(t, ' ');
+		bool lost = sp && strcmp(sp, " lost") == 0;
+		int next_lost = 0;
+		for (int j = k + 1; j < MT_LEAK_NCLASS; j++)
+			if (mask & (1u << j)) {
+				const char *u = strchr(class_text[j], ' ');
+				next_lost = u && strcmp(u, " lost") == 0;
+				break;
+			}
+		int len = lost && next_lost ? (int)(sp - t) : (int)strlen(t);
+		at += (size_t)snprintf(buf + at, sizeof(buf) - at, "%s%.*s", sep, len, t);
+		seen++;
+	}
+	return buf;
+}
+
+void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s)
+{
+	if (!mt_reason_final(s->reason) || mt_leak_scanned(s))
+		return;
+	const char *why = !s->scan_status ? (s->major == 1 && s->minor < 3
+						     ? "written by an older memtrace"
+						     : "it has none")
+					  : mt_scan_status_text(s->scan_status);
+	fprintf(stderr,
+		"memtrace %s: warning: %s has no leak scan (%s%s%s): every block still live "
+		"counts as leaked, caches too\n",
+		cmd, s->file, why, s->scan_note && s->scan_note[0] ? ": " : "",
+		s->scan_note ? s->scan_note : "");
+}
+
+/* One class's groups, as shown. */
+typedef struct klass {
+	mt_stats_t st;
+	uint64_t bytes, blocks;
+} klass_t;
+
+static void build_class(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v,
+			const bool *keep, unsigned mask, klass_t *k)
+{
+	mt_snap_t kept = *snap;
+	kept.sites = mt_xmalloc((snap->nsites + 1) * sizeof(*kept.sites));
+	kept.nsites = 0;
+	k->bytes = k->blocks = 0;
+	for (size_t i = 0; i < snap->nsites; i++) {
+		if (!keep[i])
+			continue;
+		mt_snap_site_t s = mt_leak_site(snap, &snap->sites[i], mask);
+		if (!s.live_count)
+			continue;
+		kept.sites[kept.nsites++] = s;
+		k->bytes += s.live_bytes;
+		k->blocks += s.live_count;
+	}
+	mt_stats_build(&kept, sym, v, false, &k->st);
+	mt_stats_sort(&k->st, MT_SORT_SIZE);
+	free(kept.sites);
+}
+
 int mt_cmd_leaks(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		MT_VIEW_LONGOPTS,
 		{"suppressions", required_argument, NULL, 's'},
 		{"no-builtin", no_argument, NULL, 'B'},
+		{"show", required_argument, NULL, 'K'},
 		{0},
 	};
 	mt_view_t v;
 	bool use_builtin = true;
 	const char **files = NULL; /* in argv */
 	size_t nfiles = 0;
+	unsigned show = MT_LEAK_DEFAULT;
 	int c;
 
 	mt_view_init(&v);
@@ -210,6 +352,8 @@ int mt_cmd_leaks(int argc, char **argv)
 			files[nfiles++] = optarg;
 		} else if (c == 'B') {
 			use_builtin = false;
+		} else if (c == 'K') {
+			show = mt_leak_classes("leaks", "--show", optarg);
 		} else if (!mt_view_option(&v, "leaks", c, optarg)) {
 			mt_die_usage("leaks", "unknown option");
 		}
@@ -228,15 +372,16 @@ int mt_cmd_leaks(int argc, char **argv)
 			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
 			"necessarily leaks\n",
 			snap.file, mt_reason_text(snap.reason));
+	mt_leak_say_unscanned("leaks", &snap);
+	bool scanned = mt_leak_scanned(&snap);
 	mt_sym_t *sym = mt_sym_open(&snap);
 
-	/* keep only unsuppressed sites, then group what is left */
-	mt_snap_t kept = snap;
-	kept.sites = mt_xmalloc((snap.nsites + 1) * sizeof(*kept.sites));
-	kept.nsites = 0;
+	/* the sites that count: in the view, not suppressed */
+	bool *keep = mt_xmalloc(snap.nsites + 1);
 	uint64_t sup_bytes = 0, sup_blocks = 0, sup_sites = 0;
 	for (size_t i = 0; i < snap.nsites; i++) {
 		const mt_snap_site_t *site = &snap.sites[i];
+		keep[i] = false;
 		if (!site->live_count || !mt_site_passes(&v, sym, site))
 			continue;
 		if (mt_supps_match(sym, site)) {
@@ -245,78 +390,136 @@ int mt_cmd_leaks(int argc, char **argv)
 			sup_sites++;
 			continue;
 		}
-		kept.sites[kept.nsites++] = *site;
+		keep[i] = true;
 	}
-	mt_stats_t st;
-	mt_stats_build(&kept, sym, &v, false, &st);
-	mt_stats_sort(&st, MT_SORT_SIZE);
+	/* scanned: one list per class; else one of every live block */
+	int nk = scanned ? MT_LEAK_NCLASS : 1;
+	klass_t k[MT_LEAK_NCLASS];
 	uint64_t bytes = 0, blocks = 0;
-	for (size_t i = 0; i < st.n; i++) {
-		bytes += st.v[i].size;
-		blocks += st.v[i].count;
+	size_t ntrace = 0;
+	for (int i = 0; i < nk; i++) {
+		build_class(&snap, sym, &v, keep, scanned ? 1u << i : 0, &k[i]);
+		if (!scanned || (show & (1u << i))) {
+			bytes += k[i].bytes;
+			blocks += k[i].blocks;
+			ntrace += k[i].st.n;
+		}
 	}
-	size_t shown = v.limit && v.limit < st.n ? v.limit : st.n;
 
 	if (v.json) {
 		printf("{");
 		mt_json_snap(stdout, &snap);
-		printf(",\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
+		printf(",\"scan\":{\"status\":");
+		mt_json_str(stdout, !snap.scan_status ? "none" : mt_scan_status_text(snap.scan_status));
+		printf(",\"note\":");
+		mt_json_str(stdout, snap.scan_note ? snap.scan_note : "");
+		printf(",\"seconds\":%.6f,\"blocks\":%" PRIu64 ",\"root_bytes\":%" PRIu64
+		       ",\"threads\":%u,\"threads_without_sp\":%u}",
+		       snap.scan_ns / 1e9, snap.scan_blocks, snap.scan_root_bytes, snap.scan_threads,
+		       snap.scan_no_sp);
+		printf(",\"classes\":{");
+		for (int i = 0; scanned && i < nk; i++)
+			printf("%s\"%s\":{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 "}", i ? "," : "",
+			       class_name[i], k[i].bytes, k[i].blocks);
+		printf("},\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
 		       ",\"tracebacks\":%zu,"
 		       "\"suppressed_bytes\":%" PRIu64 ",\"suppressed_blocks\":%" PRIu64
 		       ",\"suppressed_tracebacks\":%" PRIu64 ",\"suppressions\":[",
-		       bytes, blocks, st.n, sup_bytes, sup_blocks, sup_sites);
+		       bytes, blocks, ntrace, sup_bytes, sup_blocks, sup_sites);
 		bool first = true;
-		for (size_t k = 0; k < nsupps; k++) {
-			if (!supps[k].hits)
+		for (size_t q = 0; q < nsupps; q++) {
+			if (!supps[q].hits)
 				continue;
 			printf("%s{\"pattern\":", first ? "" : ",");
-			mt_json_str(stdout, supps[k].text);
+			mt_json_str(stdout, supps[q].text);
 			printf(",\"builtin\":%s,\"hits\":%" PRIu64 "}",
-			       k < nbuiltin ? "true" : "false", supps[k].hits);
+			       q < nbuiltin ? "true" : "false", supps[q].hits);
 			first = false;
 		}
 		printf("],\"leaks\":[");
-		for (size_t i = 0; i < shown; i++) {
-			printf("%s{\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"traceback\":[",
-			       i ? "," : "", st.v[i].size, st.v[i].count);
-			for (size_t j = 0; j < st.v[i].ntrace; j++) {
-				printf(j ? "," : "");
-				mt_json_str(stdout, st.v[i].trace[j]);
+		first = true;
+		for (int i = 0; i < nk; i++) {
+			if (scanned && !(show & (1u << i)))
+				continue;
+			size_t shown = v.limit && v.limit < k[i].st.n ? v.limit : k[i].st.n;
+			for (size_t j = 0; j < shown; j++) {
+				const mt_stat_t *e = &k[i].st.v[j];
+				printf("%s{\"class\":\"%s\",\"size\":%" PRIu64 ",\"count\":%" PRIu64
+				       ",\"traceback\":[",
+				       first ? "" : ",", scanned ? class_name[i] : "live", e->size,
+				       e->count);
+				for (size_t t = 0; t < e->ntrace; t++) {
+					printf(t ? "," : "");
+					mt_json_str(stdout, e->trace[t]);
+				}
+				printf("]}");
+				first = false;
 			}
-			printf("]}");
 		}
 		printf("]}\n");
 	} else {
 		char size[32], ssize[32];
 		mt_print_snap_line(stdout, "", &snap);
-		mt_format_size(size, sizeof(size), (double)bytes, false);
-		mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
-		printf("Leaked: %s (%" PRIu64 " bytes) in %" PRIu64 " blocks from %zu tracebacks; "
-		       "suppressed: %s in %" PRIu64 " blocks from %" PRIu64 " tracebacks\n",
-		       size, bytes, blocks, st.n, ssize, sup_blocks, sup_sites);
-		for (size_t i = 0; i < shown; i++) {
-			mt_format_size(size, sizeof(size), (double)st.v[i].size, false);
-			printf("\nLeak of %" PRIu64 " bytes (%s) in %" PRIu64
-			       " blocks, allocated from:\n",
-			       st.v[i].size, size, st.v[i].count);
-			for (size_t j = 0; j < st.v[i].ntrace; j++)
-				print_frame((int)j, st.v[i].trace[j]);
+		if (scanned) {
+			char roots[32];
+			mt_format_size(roots, sizeof(roots), (double)snap.scan_root_bytes, false);
+			printf("Leak scan: %" PRIu64 " blocks, %s of roots, %u threads", snap.scan_blocks,
+			       roots, snap.scan_threads);
+			if (snap.scan_no_sp)
+				printf(" (%u running: whole stacks read)", snap.scan_no_sp);
+			printf(", in %.1f ms\n", snap.scan_ns / 1e6);
+			for (int i = 0; i < nk; i++) {
+				mt_format_size(size, sizeof(size), (double)k[i].bytes, false);
+				printf("%s%c%s: %s (%" PRIu64 " bytes) in %" PRIu64 " blocks", i ? "; " : "",
+				       toupper((unsigned char)class_text[i][0]), class_text[i] + 1, size,
+				       k[i].bytes, k[i].blocks);
+			}
+			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
+			printf("; suppressed: %s in %" PRIu64 " blocks from %" PRIu64 " tracebacks\n",
+			       ssize, sup_blocks, sup_sites);
+		} else {
+			mt_format_size(size, sizeof(size), (double)bytes, false);
+			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
+			printf("Leaked: %s (%" PRIu64 " bytes) in %" PRIu64
+			       " blocks from %zu tracebacks; "
+			       "suppressed: %s in %" PRIu64 " blocks from %" PRIu64 " tracebacks\n",
+			       size, bytes, blocks, ntrace, ssize, sup_blocks, sup_sites);
 		}
-		if (shown < st.n)
-			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n",
-			       st.n - shown);
+		size_t more = 0;
+		for (int i = 0; i < nk; i++) {
+			if (scanned && !(show & (1u << i)))
+				continue;
+			size_t shown = v.limit && v.limit < k[i].st.n ? v.limit : k[i].st.n;
+			more += k[i].st.n - shown;
+			for (size_t j = 0; j < shown; j++) {
+				const mt_stat_t *e = &k[i].st.v[j];
+				mt_format_size(size, sizeof(size), (double)e->size, false);
+				printf("\n%s of %" PRIu64 " byte(s) (%s) in %" PRIu64
+				       " object(s), allocated from:\n",
+				       scanned ? class_head[i] : "Leak", e->size, size, e->count);
+				for (size_t t = 0; t < e->ntrace; t++)
+					print_frame((int)t, e->trace[t]);
+			}
+		}
+		if (more)
+			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n", more);
 		bool first = true;
-		for (size_t k = 0; k < nsupps; k++) {
-			if (!supps[k].hits)
+		for (size_t q = 0; q < nsupps; q++) {
+			if (!supps[q].hits)
 				continue;
 			printf("%sSuppressed %" PRIu64 " tracebacks with %sleak:%s\n",
-			       first ? "\n" : "", supps[k].hits, k < nbuiltin ? "built-in " : "",
-			       supps[k].text);
+			       first ? "\n" : "", supps[q].hits, q < nbuiltin ? "built-in " : "",
+			       supps[q].text);
 			first = false;
 		}
+		if (scanned)
+			printf("\nSUMMARY: memtrace: %" PRIu64 " byte(s) %s in %" PRIu64
+			       " allocation(s).\n",
+			       bytes, mt_leak_mask_text(show), blocks);
 	}
-	mt_stats_free(&st);
-	free(kept.sites);
+	for (int i = 0; i < nk; i++)
+		mt_stats_free(&k[i].st);
+	free(keep);
 	mt_sym_close(sym);
 	mt_snap_free(&snap);
 	mt_supps_free();
