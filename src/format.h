@@ -164,10 +164,10 @@ static inline int mt_reason_final(unsigned reason)
  * the CLI and JSON use, memcheck's words, and the heading of a report's
  * entry (LeakSanitizer's where it has one). */
 #define MT_LEAK_CLASSES(X)                                          \
-	X(DEFINITE, definite, "definitely lost", "Direct leak")     \
-	X(INDIRECT, indirect, "indirectly lost", "Indirect leak")   \
-	X(POSSIBLE, possible, "possibly lost", "Possible leak")     \
-	X(REACHABLE, reachable, "still reachable", "Still reachable")
+	X(DEFINITE, definite, "definitely lost", "Direct leak of")     \
+	X(INDIRECT, indirect, "indirectly lost", "Indirect leak of")   \
+	X(POSSIBLE, possible, "possibly lost", "Possible leak of")     \
+	X(REACHABLE, reachable, "still reachable", "Still reachable:")
 
 enum mt_leak_class {
 #define X(up, name, text, head) MT_LEAK_##up,

@@ -663,6 +663,7 @@ static int parse(struct ctx *c, mt_snap_t *s)
 				goto out;
 			}
 			s->sites = st;
+			memset(&st[s->nsites], 0, sizeof(*st));
 			if (parse_site(c, &st[s->nsites], body, len))
 				goto out;
 			size_t *o = grow(offs, &ocap, s->nsites, sizeof(*o));

@@ -819,11 +819,22 @@ def case_json_matches_text():
             f"{_format_size(s['rate'], True)}/s, grew in {s['grew']} of {s['intervals']} "
             f"intervals: {s['kind']}" for s in js["suspects"]]
     eq(lines, want, "growth: text and JSON")
-    js = json.loads(tool("leaks", "--json", "-n", "0", files[-1]).stdout)
-    text = tool("leaks", "-n", "0", files[-1]).stdout
-    heads = re.findall(r"^Leak of (\d+) bytes \((.*)\) in (\d+) blocks", text, re.M)
-    eq(heads, [(str(l["size"]), _format_size(l["size"], False), str(l["count"]))
+    js = json.loads(tool("leaks", "--json", "-n", "0", "--show", "all", files[-1]).stdout)
+    text = tool("leaks", "-n", "0", "--show", "all", files[-1]).stdout
+    heads = re.findall(r"^(Direct leak of|Indirect leak of|Possible leak of|Still reachable:) "
+                       r"(\d+) byte\(s\) \((.*)\) in (\d+) object", text, re.M)
+    kinds = {"definite": "Direct leak of", "indirect": "Indirect leak of",
+             "possible": "Possible leak of", "reachable": "Still reachable:"}
+    eq(heads, [(kinds[l["class"]], str(l["size"]), _format_size(l["size"], False), str(l["count"]))
                for l in js["leaks"]], "leaks: text and JSON")
+    check(len(heads) >= 2, f"leaks lists the classes: {heads}")
+    totals = re.search(r"^Definitely lost: .* \((\d+) bytes\) in (\d+) blocks; Indirectly lost: "
+                       r".* \((\d+) bytes\) in (\d+) blocks; Possibly lost: .* \((\d+) bytes\) in "
+                       r"(\d+) blocks; Still reachable: .* \((\d+) bytes\) in (\d+) blocks", text, re.M)
+    check(totals, f"the classes' totals line: {text[:600]}")
+    eq([int(x) for x in totals.groups()],
+       [v for k in ("definite", "indirect", "possible", "reachable")
+        for v in (js["classes"][k]["bytes"], js["classes"][k]["blocks"])], "leaks: totals, text and JSON")
 
 
 def case_diff_two_processes():
@@ -840,26 +851,35 @@ def case_diff_two_processes():
 
 
 def case_leaks():
+    """leaks: basic's blocks are held by globals at exit (still reachable,
+    not leaked); listed with --show reachable; suppressions as LSan's."""
     d, r = run_victim("basic")
     snap = only_snapshot(d)
     js = json.loads(tool("leaks", "--json", "-n", "0", snap).stdout)
+    eq((js["scan"]["status"], js["leaked_bytes"], js["leaks"]), ("done", 0, []),
+       "nothing lost: the globals hold every block")
+    js = json.loads(tool("leaks", "--json", "-n", "0", "--show", "reachable", snap).stdout)
     path, line = line_of("basic.c", "keep100")
     top = js["leaks"][0]
-    eq((top["size"], top["count"]), (100000, 1000), "the largest leak")
+    eq((top["class"], top["size"], top["count"]), ("reachable", 100000, 1000), "the largest block set")
     check(top["traceback"][0].startswith(f"{path}:{line} (main)"), top["traceback"][:2])
     check(any(s["builtin"] and s["pattern"] == "_IO_file_doallocate" for s in js["suppressions"]),
           f"stdout's buffer is a built-in suppression: {js['suppressions']}")
-    eq(js["leaked_bytes"], 100000 + 12345, "leaked bytes: the two live blocks of main")
-    nob = json.loads(tool("leaks", "--json", "--no-builtin", snap).stdout)
+    eq(js["leaked_bytes"], 100000 + 12345, "reachable bytes: the two live blocks of main")
+    nob = json.loads(tool("leaks", "--json", "--show", "all", "--no-builtin", snap).stdout)
     check(nob["leaked_bytes"] > js["leaked_bytes"], "--no-builtin shows libc's one-time blocks")
     sup = os.path.join(d, "supp.txt")
     with open(sup, "w") as f:
         f.write("# ours\nleak:basic.c\n\n")
-    js = json.loads(tool("leaks", "--json", "--suppressions", sup, snap).stdout)
+    js = json.loads(tool("leaks", "--json", "--show", "all", "--suppressions", sup, snap).stdout)
     eq(js["leaked_bytes"], 0, "leak:basic.c suppresses main's blocks")
-    text = tool("leaks", snap).stdout
-    check(re.search(r"^Leak of 100000 bytes \(97.7 KiB\) in 1000 blocks, allocated from:\n"
+    text = tool("leaks", "--show", "reachable", snap).stdout
+    check(re.search(r"^Still reachable: 100000 byte\(s\) \(97.7 KiB\) in 1000 object\(s\), allocated from:\n"
                     r"    #0 " + re.escape(f"{path}:{line}") + " in main$", text, re.M), text)
+    text = tool("leaks", snap).stdout
+    check("SUMMARY: memtrace: 0 byte(s) definitely or indirectly lost in 0 allocation(s)." in text, text)
+    r = tool("leaks", "--show", "lost", snap, check_rc=1)
+    check("--show: 'lost' is not definite, indirect, possible, reachable or all" in r.stderr, r.stderr)
     with open(sup, "w") as f:
         f.write("nonsense\n")
     r = tool("leaks", "--suppressions", sup, snap, check_rc=2)
@@ -888,7 +908,12 @@ def case_check():
     # leaks: what is live at exit after suppressions, as memtrace leaks says
     leaked = json.loads(tool("leaks", "--json", files[-1]).stdout)["leaked_bytes"]
     r = tool("check", "--max-leak", f"{leaked}B", files[-1])
-    check(f"({leaked} bytes) in " in r.stdout and "still live at exit" in r.stdout, r.stdout)
+    check(f"({leaked} bytes) in " in r.stdout and "definitely or indirectly lost at exit" in r.stdout,
+          r.stdout)
+    held = json.loads(tool("leaks", "--json", "--show", "all", files[-1]).stdout)["leaked_bytes"]
+    check(held > leaked, f"more is live ({held}) than lost ({leaked}): the last block is held")
+    r = tool("check", "--max-leak", f"{leaked}B", "--count", "all", files[-1], check_rc=3)
+    check(f"({held} bytes) in " in r.stderr, r.stderr)
     r = tool("check", "--max-leak", str(leaked - 1), files[-1], check_rc=3)
     jpath, jline = line_of("leak.c", "jump")
     check(f"most from {jpath}:{jline} (512 KiB)" in r.stderr, r.stderr)

@@ -494,9 +494,9 @@ int mt_cmd_leaks(int argc, char **argv)
 			for (size_t j = 0; j < shown; j++) {
 				const mt_stat_t *e = &k[i].st.v[j];
 				mt_format_size(size, sizeof(size), (double)e->size, false);
-				printf("\n%s of %" PRIu64 " byte(s) (%s) in %" PRIu64
+				printf("\n%s %" PRIu64 " byte(s) (%s) in %" PRIu64
 				       " object(s), allocated from:\n",
-				       scanned ? class_head[i] : "Leak", e->size, size, e->count);
+				       scanned ? class_head[i] : "Leak of", e->size, size, e->count);
 				for (size_t t = 0; t < e->ntrace; t++)
 					print_frame((int)t, e->trace[t]);
 			}
