@@ -886,6 +886,99 @@ def case_leaks():
     check(f"{sup}:1: not a leak:PATTERN line" in r.stderr, r.stderr)
 
 
+VG_KINDS = {"Leak_DefinitelyLost": "definite", "Leak_IndirectlyLost": "indirect",
+            "Leak_PossiblyLost": "possible", "Leak_StillReachable": "reachable"}
+
+
+def valgrind_leaks(cmd, cwd=None):
+    """memcheck's loss records for cmd, bare: [(class, bytes, blocks, frames)],
+    frames as (function, file, line); a definitely lost record's own bytes
+    (memcheck's XML counts its indirect ones in too)."""
+    import xml.etree.ElementTree as ET
+    xml = tempfile.mktemp(prefix="mt-vg-", suffix=".xml")
+    r = run(["valgrind", "--leak-check=full", "--show-leak-kinds=all",
+             "--run-libc-freeres=no", "--run-cxx-freeres=no", "--xml=yes",
+             f"--xml-file={xml}", *cmd], preload=False, cwd=cwd, timeout=600)
+    check(os.path.exists(xml), f"valgrind ran: {r.stderr[-500:]!r}")
+    out = []
+    for e in ET.parse(xml).getroot().iter("error"):
+        kind = VG_KINDS.get(e.findtext("kind"))
+        if not kind:
+            continue
+        xw = e.find("xwhat")
+        size, blocks = int(xw.findtext("leakedbytes")), int(xw.findtext("leakedblocks"))
+        m = re.search(r"\((\d+) direct, \d+ indirect\)", xw.findtext("text"))
+        if m:
+            size = int(m.group(1))
+        frames = [(f.findtext("fn"), f.findtext("file"), f.findtext("line"))
+                  for f in e.find("stack").findall("frame")]
+        out.append((kind, size, blocks, frames))
+    os.unlink(xml)
+    return r, out
+
+
+def case_leak_classes_valgrind():
+    """The leak scan classes each block as valgrind memcheck does, on a
+    victim with a block of every class (reach.c): per class and line, the
+    same bytes and blocks; overall the same blocks per class and the same
+    bytes, but for the one block whose size depends on the loaded objects
+    (the new thread's TLS vector: the preload adds TLS modules)."""
+    d, r = run_victim("reach")
+    eq(r.returncode, 0, f"victim-reach: {r.stderr!r}")
+    js = json.loads(tool("leaks", "--json", "--show", "all", "--no-builtin", "-n", "0",
+                         only_snapshot(d)).stdout)
+    eq(js["scan"]["status"], "done", f"the scan: {js['scan']}")
+    vr, vg = valgrind_leaks([victim("reach")])
+    eq(vr.returncode, 0, f"victim-reach under valgrind: {vr.stderr[-500:]!r}")
+    src = os.path.join(SRC, "tests", "victims", "reach.c")
+
+    def ours_line(trace):
+        for t in trace:
+            m = re.match(re.escape(src) + r":(\d+) ", t)
+            if m:
+                return int(m.group(1))
+        return "dtv" if any("allocate_dtv" in t for t in trace) else trace[0]
+
+    def theirs_line(frames):
+        for fn, f, line in frames:
+            if f == "reach.c":
+                return int(line)
+        return "dtv" if any(fn == "allocate_dtv" for fn, f, line in frames) else frames[0]
+
+    mine, theirs = {}, {}
+    for l in js["leaks"]:
+        k = (l["class"], ours_line(l["traceback"]))
+        mine[k] = tuple(a + b for a, b in zip(mine.get(k, (0, 0)), (l["size"], l["count"])))
+    for kind, size, blocks, frames in vg:
+        k = (kind, theirs_line(frames))
+        theirs[k] = tuple(a + b for a, b in zip(theirs.get(k, (0, 0)), (size, blocks)))
+    want = {}
+    for tag, kind in (("direct", "definite"), ("parent", "definite"), ("child", "indirect"),
+                      ("possible", "possible"), ("thread", "definite"), ("cache", "reachable"),
+                      ("stackheld", "reachable")):
+        want[(kind, line_of("reach.c", tag)[1])] = None
+    cycle = line_of("reach.c", "cycle")[1]
+    want[("definite", cycle)] = want[("indirect", cycle)] = None
+    for k in want:
+        check(k in theirs, f"valgrind sees {k}: {sorted(theirs)}")
+        eq(mine.get(k), theirs[k], f"{k}: memtrace against valgrind")
+    # beyond the victim's lines: the TLS vector, its count only
+    eq({k: v[1] for k, v in mine.items() if k[1] == "dtv"},
+       {k: v[1] for k, v in theirs.items() if k[1] == "dtv"}, "the TLS vectors")
+    eq(sorted(k for k in mine if k[1] != "dtv"), sorted(k for k in theirs if k[1] != "dtv"),
+       "no other loss record on either side")
+    for cls in ("definite", "indirect", "possible", "reachable"):
+        eq(js["classes"][cls]["blocks"], sum(v[1] for k, v in theirs.items() if k[0] == cls),
+           f"{cls}: blocks, memtrace against valgrind")
+    text = tool("leaks", only_snapshot(d)).stdout
+    path, line = line_of("reach.c", "direct")
+    check(re.search(r"^Direct leak of 4400 byte\(s\) \(4400 B\) in 4 object\(s\), allocated from:\n"
+                    r"    #0 " + re.escape(f"{path}:{line}") + " in lose_direct$", text, re.M), text)
+    check("SUMMARY: memtrace: 5309 byte(s) definitely or indirectly lost in 10 allocation(s)." in text,
+          text)
+    shutil.rmtree(d)
+
+
 def case_check():
     """memtrace check: budgets on growth and on leaks, with exact figures."""
     d, files, err = leak_series()
