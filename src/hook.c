@@ -185,8 +185,38 @@ static void resolve(void)
 			resolve();                                                              \
 	} while (0)
 
+/*
+ * Where the leak scan starts reading this thread's stack at exit: above
+ * exit()'s own frame, which holds libc's state and, in the words its frames
+ * never write, stale words of the program's returned calls (memcheck skips
+ * those as undefined; a scan cannot tell them from pointers). The return
+ * address into exit() is found above our frame; exit()'s frame (glibc:
+ * `sub $N, %rsp`, then the call) is skipped with it. Else: from our caller.
+ */
+static uintptr_t exit_caller_sp(void)
+{
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0) + 16;
+	const unsigned char *fn = (const unsigned char *)(uintptr_t)&exit;
+	size_t frame = 0, at = 0;
+	if (fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
+		at = 4; /* endbr64 */
+	if (fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
+		frame = fn[at + 3]; /* sub $imm8, %rsp */
+	for (uintptr_t a = here; a < here + (16u << 10); a += 8) {
+		uintptr_t v = *(const uintptr_t *)a;
+		if (v > (uintptr_t)fn && v < (uintptr_t)fn + 64)
+			return a + 8 + frame;
+	}
+	return here;
+}
+
 void mt__exit_dump(void)
 {
+	/* the leak scan reads this thread's stack from exit()'s caller up:
+	 * memtrace's own frames and exit()'s hold stale words, not the
+	 * program's pointers */
+	if (!mt__scan_from)
+		mt__scan_from = exit_caller_sp();
 	mt__snapshot_exiting();
 	if (!mt__opt.at_exit || __atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
 		return;
@@ -984,6 +1014,7 @@ static void dump_on_uexit(void)
 
 EXPORT void _exit(int status)
 {
+	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
 	real.exit_(status);
@@ -992,6 +1023,7 @@ EXPORT void _exit(int status)
 
 EXPORT void _Exit(int status)
 {
+	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
 	real.Exit_(status);

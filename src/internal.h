@@ -86,6 +86,11 @@ typedef struct mt_leak_info {
  * clone only). Then mt__leak_scan_info and mt__leak_site tell, until
  * mt__leak_scan_done. */
 MT_HIDDEN void mt__leak_scan(void);
+/* Where the dumping thread's stack is read from (its frames above
+ * memtrace's), set by the exit paths; 0: from the scan's own frame. */
+extern uintptr_t mt__scan_from MT_HIDDEN;
+/* Whether this is memtrace's dump thread (trigger.c). */
+MT_HIDDEN bool mt__in_dump_thread(void);
 MT_HIDDEN void mt__leak_scan_info(mt_leak_info_t *i);
 /* A site's 2 * MT_LEAK_NCLASS figures (bytes, blocks per class), NULL
  * when it has none. */

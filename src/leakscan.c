@@ -88,6 +88,7 @@ static struct {
 	uint32_t nsites;
 	uintptr_t sps[MAX_THREADS];
 	size_t nsps;
+	uintptr_t own_sp; /* on memtrace's dump thread's stack, or 0 */
 	uint32_t threads, no_sp;
 	struct range excl[MAX_EXCL];
 	size_t nexcl;
@@ -329,6 +330,11 @@ static void classify_maps(void)
 		struct lmap *m = (struct lmap *)map_of(P.live[i]);
 		if (m)
 			m->skip &= (uint8_t)~2;
+	}
+	if (P.own_sp) {
+		struct lmap *m = (struct lmap *)map_of(P.own_sp);
+		if (m)
+			m->skip = 1;
 	}
 	for (size_t i = 0; i < P.nsps; i++) {
 		struct lmap *m = (struct lmap *)map_of(P.sps[i]);
@@ -731,6 +737,7 @@ static void find_threads(void)
 
 static struct out *result;
 static size_t result_len;
+uintptr_t mt__scan_from;
 
 /* Scans; the figures are then read with mt__leak_site. */
 static __attribute__((noinline)) int scan_from_here(void)
@@ -739,7 +746,12 @@ static __attribute__((noinline)) int scan_from_here(void)
 	 * here up: a pointer the program kept in one is seen */
 	__builtin_unwind_init();
 	uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-	P.sps[P.nsps++] = sp;
+	if (mt__in_dump_thread())
+		P.own_sp = sp; /* memtrace's thread: its stack is not the program's */
+	else if (mt__scan_from > sp && mt__scan_from - sp < (8u << 20))
+		P.sps[P.nsps++] = mt__scan_from;
+	else
+		P.sps[P.nsps++] = sp;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -546,6 +546,7 @@ static void *at_exit_py(void *self, void *args)
 {
 	(void)self;
 	(void)args;
+	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	mt__exit_dump();
 	py.inc_ref(py.none);
 	return py.none;

@@ -488,6 +488,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 		mt__unmap(codes_used, used_len);
 	write_leaks(&w);
 	mt__leak_scan_done();
+	mt__scan_from = 0;
 	write_end(&w);
 
 	err = w.err;

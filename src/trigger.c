@@ -314,9 +314,17 @@ static void warn_taken(const char *when)
 		 signame(mt__opt.signal), when);
 }
 
+static __thread int tl_dump_thread __attribute__((tls_model("initial-exec")));
+
+bool mt__in_dump_thread(void)
+{
+	return tl_dump_thread != 0;
+}
+
 static void *dump_thread(void *arg)
 {
 	(void)arg;
+	tl_dump_thread = 1;
 	mt__thread_untracked();
 	int timeout =
 		mt__opt.interval_ms > 0
