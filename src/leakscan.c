@@ -99,6 +99,13 @@ static struct {
 } P;
 
 /* ---- the child's state ---- */
+#define BSIZE(b) ((b)->meta >> MT_SCAN_SIZE_SHIFT)
+#define BSITE(b) ((uint32_t)((b)->meta & 0xffffff))
+#define BSTATE(b) ((unsigned)((b)->meta >> 24) & 7)
+static inline void set_state(mt_scan_block_t *b, unsigned st)
+{
+	b->meta = (b->meta & ~(7ull << 24)) | (uint64_t)st << 24;
+}
 static mt_scan_block_t *B;
 static size_t NB;
 static struct lmap *M;
@@ -171,7 +178,8 @@ static inline long block_of(uintptr_t p)
 	const mt_scan_block_t *b = &B[lo];
 	if (p < b->lo)
 		return -1;
-	if (p - b->lo < b->size || (b->size == 0 && p == b->lo))
+	uint64_t size = BSIZE(b);
+	if (p - b->lo < size || (size == 0 && p == b->lo))
 		return (long)lo;
 	return -1;
 }
@@ -349,7 +357,7 @@ static void classify_maps(void)
 /* ---- marking ---- */
 static void push(size_t i)
 {
-	if (B[i].state & ST_PENDING)
+	if (BSTATE(&B[i]) & ST_PENDING)
 		return;
 	if (nstk == capstk) {
 		size_t ncap = capstk ? capstk * 2 : 1u << 16;
@@ -365,7 +373,7 @@ static void push(size_t i)
 		stk = n;
 		capstk = ncap;
 	}
-	B[i].state |= ST_PENDING;
+	set_state(&B[i], BSTATE(&B[i]) | ST_PENDING);
 	stk[nstk++] = (uint32_t)i;
 }
 
@@ -396,15 +404,16 @@ static bool is_vtable(uintptr_t p)
 static bool heuristic(uintptr_t p, const mt_scan_block_t *b)
 {
 	const uint64_t *w = (const uint64_t *)b->lo;
-	if (b->size >= 24 && p == b->lo + 24 && 24 + w[1] + 1 == b->size && w[0] <= w[1])
+	uint64_t size = BSIZE(b);
+	if (size >= 24 && p == b->lo + 24 && 24 + w[1] + 1 == size && w[0] <= w[1])
 		return true; /* stdstring: length, capacity, refcount, chars */
-	if (b->size >= 8 && p == b->lo + 8) {
-		if (w[0] > 0 && b->size - 8 == w[0])
+	if (size >= 8 && p == b->lo + 8) {
+		if (w[0] > 0 && size - 8 == w[0])
 			return true; /* length64 */
-		if (w[0] > 0 && (b->size - 8) % w[0] == 0)
+		if (w[0] > 0 && (size - 8) % w[0] == 0)
 			return true; /* newarray */
 	}
-	if (!(p & 7) && p + 8 <= b->lo + b->size && b->size >= 8) {
+	if (!(p & 7) && p + 8 <= b->lo + size && size >= 8) {
 		uintptr_t inner = *(const uintptr_t *)p, first = w[0];
 		if (!(inner & 7) && inner >= 4096 && !(first & 7) && first >= 4096 &&
 		    is_vtable(inner) && is_vtable(first))
@@ -419,15 +428,15 @@ static inline void reach(uintptr_t p, bool prior_definite)
 	if (j < 0)
 		return;
 	mt_scan_block_t *b = &B[j];
-	int st = b->state & 3;
+	unsigned st = BSTATE(b) & 3;
 	if (st == ST_REACHABLE)
 		return;
 	bool start = p == b->lo || heuristic(p, b);
 	if (start && prior_definite) {
-		b->state = (b->state & ST_PENDING) | ST_REACHABLE;
+		set_state(b, (BSTATE(b) & ST_PENDING) | ST_REACHABLE);
 		push((size_t)j);
 	} else if (st == ST_UNREACHED) {
-		b->state = (b->state & ST_PENDING) | ST_POSSIBLE;
+		set_state(b, (BSTATE(b) & ST_PENDING) | ST_POSSIBLE);
 		push((size_t)j);
 	}
 }
@@ -435,9 +444,9 @@ static inline void reach(uintptr_t p, bool prior_definite)
 static inline void reach_clique(uintptr_t p, size_t leader)
 {
 	long j = block_of(p);
-	if (j < 0 || (size_t)j == leader || (B[j].state & 3) != ST_UNREACHED)
+	if (j < 0 || (size_t)j == leader || (BSTATE(&B[j]) & 3) != ST_UNREACHED)
 		return;
-	B[j].state = (B[j].state & ST_PENDING) | ST_INDIRECT;
+	set_state(&B[j], (BSTATE(&B[j]) & ST_PENDING) | ST_INDIRECT);
 	push((size_t)j);
 }
 
@@ -459,10 +468,8 @@ static void scan_words(uintptr_t lo, uintptr_t hi, bool definite, long leader)
 
 /* A file mapping may end past its file (SIGBUS): it is copied out with
  * process_vm_readv, which fails softly. */
-static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
+static void scan_pages(uintptr_t lo, uintptr_t hi, bool file)
 {
-	if (hi <= lo)
-		return;
 	root_bytes += hi - lo;
 	if (!file) {
 		scan_words(lo, hi, true, -1);
@@ -481,13 +488,56 @@ static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
 	}
 }
 
+/* Only the pages the program ever wrote can hold its pointers: a page
+ * neither present nor swapped out (/proc/self/pagemap bits 63 and 62) is
+ * one it never touched (zero, or as the file has it), and is skipped; the
+ * untouched rest of a thread's 8 MiB stack, a reserved heap. */
+static int pagemap_fd = -2;
+
+static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
+{
+	if (hi <= lo)
+		return;
+	if (pagemap_fd == -2)
+		pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pagemap_fd < 0 || hi - lo <= 16 * 4096) {
+		scan_pages(lo, hi, file);
+		return;
+	}
+	static uint64_t ent[512];
+	uintptr_t run = 0; /* start of the current run of touched pages, 0: none */
+	for (uintptr_t page = lo & ~(uintptr_t)4095; page < hi;) {
+		size_t n = (size_t)((hi - page + 4095) / 4096);
+		if (n > 512)
+			n = 512;
+		ssize_t got = pread(pagemap_fd, ent, n * 8, (off_t)(page / 4096 * 8));
+		if (got < 8) {
+			/* unreadable: the rest as it is */
+			scan_pages(run ? run : page > lo ? page : lo, hi, file);
+			return;
+		}
+		n = (size_t)got / 8;
+		for (size_t k = 0; k < n; k++, page += 4096) {
+			bool touched = (ent[k] >> 62) & 3;
+			if (touched && !run)
+				run = page > lo ? page : lo;
+			else if (!touched && run) {
+				scan_pages(run, page, file);
+				run = 0;
+			}
+		}
+	}
+	if (run)
+		scan_pages(run, hi, file);
+}
+
 static void drain(long leader)
 {
 	while (nstk) {
 		size_t i = stk[--nstk];
-		B[i].state &= (uint32_t)~ST_PENDING;
-		bool definite = (B[i].state & 3) != ST_POSSIBLE;
-		scan_words(B[i].lo, B[i].lo + B[i].size, definite, leader);
+		set_state(&B[i], BSTATE(&B[i]) & 3);
+		bool definite = BSTATE(&B[i]) != ST_POSSIBLE;
+		scan_words(B[i].lo, B[i].lo + BSIZE(&B[i]), definite, leader);
 	}
 }
 
@@ -556,7 +606,7 @@ static void scan_map(const struct lmap *m)
 	uintptr_t at = m->from;
 	for (size_t k = a; k < NB && B[k].lo < m->hi; k++) {
 		scan_minus_own(at, B[k].lo, m->file);
-		uintptr_t end = B[k].lo + (B[k].size ? B[k].size : 1);
+		uintptr_t end = B[k].lo + (BSIZE(&B[k]) ? BSIZE(&B[k]) : 1);
 		if (end > at)
 			at = end;
 	}
@@ -582,7 +632,7 @@ static void child(void)
 		goto fail;
 	}
 	bmin = NB ? B[0].lo : 1;
-	bmax = NB ? B[NB - 1].lo + B[NB - 1].size + 1 : 0;
+	bmax = NB ? B[NB - 1].lo + BSIZE(&B[NB - 1]) + 1 : 0;
 	if (!read_maps())
 		goto fail;
 	/* memtrace's mappings as the maps were read (the child's own too);
@@ -600,7 +650,7 @@ static void child(void)
 		scan_map(&M[i]);
 	drain(-1);
 	for (size_t i = 0; i < NB; i++)
-		if ((B[i].state & 3) == ST_UNREACHED) {
+		if ((BSTATE(&B[i]) & 3) == ST_UNREACHED) {
 			push(i);
 			drain((long)i);
 		}
@@ -611,11 +661,11 @@ static void child(void)
 	static const int cls[4] = {MT_LEAK_DEFINITE, MT_LEAK_INDIRECT, MT_LEAK_POSSIBLE,
 				   MT_LEAK_REACHABLE};
 	for (size_t i = 0; i < NB; i++) {
-		uint32_t s = B[i].site;
+		uint32_t s = BSITE(&B[i]);
 		if (s >= P.nsites)
 			continue;
-		int c = cls[B[i].state & 3];
-		o->sites[s][2 * c] += B[i].size;
+		int c = cls[BSTATE(&B[i]) & 3];
+		o->sites[s][2 * c] += BSIZE(&B[i]);
 		o->sites[s][2 * c + 1]++;
 	}
 	o->blocks = NB;
@@ -801,6 +851,27 @@ static __attribute__((noinline)) int scan_from_here(void)
 	return 0;
 }
 
+/* Under gdb or strace the clone would be reported to the tracer (a new
+ * "thread"): no scan then. */
+static bool traced(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *t = strstr(buf, "\nTracerPid:");
+	if (!t)
+		return false;
+	for (t += 11; *t == ' ' || *t == '\t'; t++)
+		;
+	return *t && *t != '0';
+}
+
 void mt__leak_scan(void)
 {
 	mt__leak_scan_done();
@@ -815,6 +886,10 @@ void mt__leak_scan(void)
 	}
 	if (mt__opt.allocator == MT_ALLOC_JEMALLOC) {
 		P.status = MT_SCAN_BACKEND;
+		return;
+	}
+	if (traced()) {
+		P.status = MT_SCAN_TRACED;
 		return;
 	}
 	P.status = MT_SCAN_FAILED;

@@ -1140,10 +1140,11 @@ size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap)
 		const struct heap_shard *sh = &heap_shards[i];
 		for (size_t j = 0; j < sh->cap && n < cap; j++)
 			if (sh->slots[j].key) {
+				uint64_t size = sh->slots[j].meta >> SIZE_SHIFT;
 				out[n].lo = sh->slots[j].key;
-				out[n].size = sh->slots[j].meta >> SIZE_SHIFT;
-				out[n].site = (uint32_t)(sh->slots[j].meta & ((1u << ID_BITS) - 1));
-				out[n].state = 0;
+				out[n].meta = (size < MT_SCAN_SIZE_MAX ? size : MT_SCAN_SIZE_MAX)
+						      << MT_SCAN_SIZE_SHIFT |
+					      (sh->slots[j].meta & ((1u << ID_BITS) - 1));
 				n++;
 			}
 	}
