@@ -182,7 +182,7 @@ enum mt_leak_class {
 	X(SAMPLED, 2, "not done: sampled mode records too few blocks to scan")  \
 	X(BACKEND, 3, "not done: jemalloc mode keeps its metadata among the roots") \
 	X(FAILED, 4, "failed")                                                 \
-	X(OFF, 5, "not done: MEMTRACE_LEAK_SCAN=0")                            \
+	X(OFF, 5, "not done: MEMTRACE_LEAK_SCAN=0")                                 \
 	X(TRACED, 6, "not done: the process is traced (its debugger would see the scan's process)")
 
 enum mt_scan_status {

@@ -1036,6 +1036,7 @@ EXPORT int mt_snapshot(char *path, size_t pathlen)
 {
 	if (!tracking())
 		return -ENOSYS;
+	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16; /* the caller's frames */
 	tl_busy++;
 	int r = mt__dump(MT_REASON_API, path, pathlen);
 	tl_busy--;

@@ -44,7 +44,7 @@ typedef struct mt_options {
 	bool python;	   /* MEMTRACE_PYTHON: record CPython's frames */
 	bool python_domains; /* MEMTRACE_PYTHON_PYMALLOC: see pymalloc's blocks */
 	long python_skew;  /* MEMTRACE_PYTHON_SKEW (testing): a wrong layout */
-	bool leak_scan;	   /* MEMTRACE_LEAK_SCAN: classify what is live at the end */
+	int leak_scan;	   /* MEMTRACE_LEAK_SCAN: 1 at the end, 2 in every snapshot, 0 never */
 	long leak_scan_timeout; /* MEMTRACE_LEAK_SCAN_TIMEOUT: seconds the scan may take */
 } mt_options_t;
 

@@ -65,9 +65,9 @@ static const struct opt table[] = {
 	 "in CPython: record the objects pymalloc serves (the MEM and OBJ domains)"},
 	{"MEMTRACE_PYTHON_SKEW", OPT_LONG, 0, 1, 4096, OFF(python_skew),
 	 "testing: shift the Python layout's offsets (memtrace's check must refuse it)"},
-	{"MEMTRACE_LEAK_SCAN", OPT_BOOL, 1, 0, 1, OFF(leak_scan),
-	 "at the end (exit, _exit, a terminating signal): scan for pointers and class the live "
-	 "blocks as valgrind does (exact mode)"},
+	{"MEMTRACE_LEAK_SCAN", OPT_INT, 1, 0, 2, OFF(leak_scan),
+	 "scan for pointers and class the live blocks as valgrind does (exact mode): 1 at the end "
+	 "(exit, _exit, a terminating signal), 2 in every snapshot, 0 never"},
 	{"MEMTRACE_LEAK_SCAN_TIMEOUT", OPT_LONG, 60, 1, 3600, OFF(leak_scan_timeout),
 	 "seconds the leak scan may take before it is stopped (the snapshot is written without)"},
 	{"MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),

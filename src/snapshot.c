@@ -461,7 +461,7 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		w.limit = rl.rlim_cur;
 
-	if (mt_reason_final((unsigned)reason))
+	if (mt__opt.leak_scan == 2 || mt_reason_final((unsigned)reason))
 		mt__leak_scan(); /* before the counters: close to the same moment */
 	int census = mt__py_census(); /* before the counters: the same moment */
 	mt__table_gather();

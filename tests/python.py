@@ -901,5 +901,58 @@ def case_python_at_exit():
 
 
 
+LEAKS = r'''
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+cache = [bytearray(3000) for _ in range(100)]  # @cache
+class Node:
+    def __init__(self):
+        self.other = None
+def cycle():
+    a, b = Node(), Node()  # @cycle
+    a.other, b.other = b, a
+def lose():
+    for _ in range(100):
+        libc.malloc(5000)  # @lost
+import gc
+gc.disable()
+for _ in range(100):
+    cycle()
+lose()
+'''
+
+
+def case_python_leaks():
+    """The leak scan in a Python program: the interpreter's state, a cache
+    and uncollected reference cycles are not lost (the at-exit snapshot is
+    taken before finalisation; the collector's lists hold the cycles); the
+    C-level leak (malloc through ctypes, the address dropped) is, at the
+    Python line that made it: all of the 100 blocks but the few whose
+    address a stale word of the interpreter's C stack still holds (a scan
+    cannot tell those from pointers, memcheck skips them as undefined)."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "leaks.py", LEAKS)
+        t = tags(path)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        r = run([py, path], dump_dir=snapd)
+        eq(r.returncode, 0, f"{name}: {r.stderr[-500:]!r}")
+        f = snaps(snapd)
+        eq(len(f), 1, f"{name}: the at-exit snapshot")
+        js = json.loads(tool("leaks", "--json", "-n", "0", "--no-builtin", f[0]).stdout)
+        eq(js["scan"]["status"], "done", f"{name}: {js['scan']}")
+        lost = js["classes"]["definite"]
+        eq((lost["bytes"], js["classes"]["indirect"]), (lost["blocks"] * 5000, {"bytes": 0, "blocks": 0}),
+           f"{name}: lost: malloc(5000) blocks and nothing else")
+        check(95 <= lost["blocks"] <= 100, f"{name}: lost: {lost['blocks']} of the 100 blocks")
+        where = [l for l in js["leaks"] if l["class"] == "definite"]
+        check(all(any(x.startswith(f"{path}:{t['lost']} ") for x in l["traceback"]) for l in where),
+              f"{name}: the lost blocks name line {t['lost']}: {where}")
+        shutil.rmtree(d)
+
+
 if __name__ == "__main__":
     sys.exit(base.main(globals()))

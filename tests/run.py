@@ -1047,9 +1047,10 @@ def case_check():
     check(f"({leaked} bytes) in " in r.stdout and "definitely or indirectly lost at exit" in r.stdout,
           r.stdout)
     held = json.loads(tool("leaks", "--json", "--show", "all", files[-1]).stdout)["leaked_bytes"]
-    check(held > leaked, f"more is live ({held}) than lost ({leaked}): the last block is held")
-    r = tool("check", "--max-leak", f"{leaked}B", "--count", "all", files[-1], check_rc=3)
-    check(f"({held} bytes) in " in r.stderr, r.stderr)
+    check(held >= leaked, f"what is live ({held}) holds what is lost ({leaked})")
+    r = tool("check", "--max-leak", f"{held - 1}B", "--count", "all", files[-1], check_rc=3)
+    check(f"({held} bytes) in " in r.stderr and "lost or still reachable at exit" in r.stderr,
+          r.stderr)
     r = tool("check", "--max-leak", str(leaked - 1), files[-1], check_rc=3)
     jpath, jline = line_of("leak.c", "jump")
     check(f"most from {jpath}:{jline} (512 KiB)" in r.stderr, r.stderr)

@@ -367,7 +367,12 @@ int mt_cmd_leaks(int argc, char **argv)
 
 	mt_snap_t snap;
 	mt_load_or_die(argv[optind], &snap);
-	if (!mt_reason_final(snap.reason))
+	if (!mt_reason_final(snap.reason) && mt_leak_scanned(&snap))
+		fprintf(stderr,
+			"memtrace: note: %s was taken %s, not at exit: what was lost then is "
+			"shown; the program may still free what it holds\n",
+			snap.file, mt_reason_text(snap.reason));
+	else if (!mt_reason_final(snap.reason))
 		fprintf(stderr,
 			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
 			"necessarily leaks\n",
