@@ -250,6 +250,45 @@ def case_host_unshare():
     three_ways(["unshare", "-U", "-r", "id", "-u"], timeout=HANG)
 
 
+def case_host_leak_scan():
+    """The leak scan at exit does not show in a host that watches its
+    children: no SIGCHLD reaches its handler, its thread in wait() reaps
+    nothing, with SIGCHLD ignored (SA_NOCLDWAIT) as well; a thread spinning
+    in its own code does not stop it; the output and status are as
+    without memtrace, and the scan finds the lost blocks."""
+    for how in ("handler", "nocldwait"):
+        outs = {}
+        for preload in (False, True):
+            d = tempfile.mkdtemp(prefix="mt-rel-")
+            rfd, wfd = os.pipe()
+            e = dict(os.environ)
+            e.pop("LD_PRELOAD", None)
+            if preload:
+                e.update(LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+            p = subprocess.Popen([victim("hosts"), "children", how, str(wfd)], env=e,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(wfd,))
+            os.close(wfd)
+            out, err = p.communicate(timeout=60)
+            seen = b""
+            while True:
+                chunk = os.read(rfd, 4096)
+                if not chunk:
+                    break
+                seen += chunk
+            os.close(rfd)
+            outs[preload] = (p.returncode, out, seen.split(b"|")[-1])
+            if preload:
+                js = json.loads(tool("leaks", "--json", "-n", "0", only_snapshot(d)).stdout)
+                eq(js["scan"]["status"], "done", f"{how}: {js['scan']}")
+                eq(js["classes"]["definite"]["blocks"] >= 95, True,
+                   f"{how}: the lost blocks: {js['classes']}")
+                check(js["scan"]["threads_without_sp"] >= 1, f"{how}: the spinner: {js['scan']}")
+            shutil.rmtree(d)
+        eq(outs[True], outs[False], f"{how}: status, output and what the program saw after its work")
+        eq(outs[True][2], b"", f"{how}: nothing after the program's own end")
+        check(b"|" in seen, f"{how}: the program's own report: {seen!r}")
+
+
 def case_host_term():
     """A terminating signal left at its default (systemctl stop's SIGTERM,
     SIGINT, SIGHUP): a final snapshot, then the same end as without

@@ -10,6 +10,13 @@
  *                    it again; a snapshot signal sent while it waits must be
  *                    answered at once
  *   hosts gdb        stops at hosts_break for a debugger, then exits
+ *   hosts children HOW FD  a program that watches its children while the
+ *                    leak scan runs at exit: a SIGCHLD handler (HOW: handler;
+ *                    or nocldwait: SIGCHLD ignored, children reaped by the
+ *                    kernel) that writes 'C' to FD, a thread in wait()
+ *                    that writes 'W' for any child it reaps, a thread that
+ *                    spins; one child of its own, reaped before the end;
+ *                    100 blocks lost, then "done"
  *   hosts term HOW   keeps 100 blocks of 1000 bytes, says "ready" and waits
  *                    for its end (HOW: pause; own: its own SIGTERM handler
  *                    says so and exits 7; busy: allocates and frees without
@@ -18,10 +25,12 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void *first_in_getattr(void *arg)
@@ -82,9 +91,73 @@ __attribute__((noinline)) void hosts_break(void)
 	__asm__ volatile("" ::: "memory");
 }
 
+static int report_fd = 3;
+
+static volatile int got_chld, got_wait;
+
+static void on_child(int sig)
+{
+	(void)sig;
+	got_chld = 1;
+	(void)!write(report_fd, "C", 1);
+}
+
+static void *waiter(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		if (wait(NULL) > 0) {
+			got_wait = 1;
+			(void)!write(report_fd, "W", 1);
+		}
+		else
+			usleep(1000);
+	}
+	return NULL;
+}
+
+static volatile unsigned long spins;
+static void *spinner(void *arg)
+{
+	(void)arg;
+	for (;;)
+		spins++;
+	return NULL;
+}
+
+static int children(const char *how)
+{
+	struct sigaction sa = {0};
+	sa.sa_handler = !strcmp(how, "nocldwait") ? SIG_IGN : on_child;
+	sa.sa_flags = !strcmp(how, "nocldwait") ? SA_NOCLDWAIT : 0;
+	sigaction(SIGCHLD, &sa, NULL);
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(0);
+	pthread_t t;
+	pthread_create(&t, NULL, waiter, NULL);
+	pthread_create(&t, NULL, spinner, NULL);
+	/* our own child gone and seen (SIGCHLD ignored: reaped by the kernel) */
+	bool ign = !strcmp(how, "nocldwait");
+	for (int i = 0; i < 5000 && !ign && !(got_chld && got_wait); i++)
+		usleep(1000);
+	usleep(50000);
+	for (int i = 0; i < 100; i++) {
+		char *volatile p = malloc(777); /* @children */
+		memset(p, 1, 777);
+	}
+	(void)!write(report_fd, "|", 1); /* what comes after is the scan's doing */
+	printf("done\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
+	if (!strcmp(what, "children") && argc > 3) {
+		report_fd = atoi(argv[3]);
+		return children(argv[2]);
+	}
 	if (!strcmp(what, "getattr")) {
 		int n = argc > 2 ? atoi(argv[2]) : 1;
 		pthread_t t[64];
