@@ -42,6 +42,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -820,24 +821,38 @@ static __attribute__((noinline)) int scan_from_here(void)
 		mt__fmt(P.note, sizeof(P.note), "cannot clone the scan's process (errno %d)", e);
 		return -1;
 	}
-	/* bounded: a scan stuck on some mapping does not keep the exit */
+	/* bounded: a scan stuck on some mapping does not keep the exit; a
+	 * pidfd wakes us when it ends, else a 1 ms poll */
 	struct timespec ms = {0, 1000000};
-	int st;
+	int st = 0;
 	long waited = 0, limit = mt__opt.leak_scan_timeout * 1000;
+	int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	uint64_t t0 = mt__now_ns(CLOCK_MONOTONIC);
 	for (;;) {
 		pid_t r = (pid_t)wait4((pid_t)pid, &st, WNOHANG | __WALL, NULL);
 		if (r == (pid_t)pid || (r < 0 && errno == ECHILD))
 			break;
-		if (waited++ >= limit) {
+		if (pfd >= 0) {
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+			(void)poll(&p, 1, 100);
+			waited = (long)((mt__now_ns(CLOCK_MONOTONIC) - t0) / 1000000);
+		} else {
+			nanosleep(&ms, NULL);
+			waited++;
+		}
+		if (waited >= limit) {
 			kill((pid_t)pid, SIGKILL);
 			while (wait4((pid_t)pid, &st, __WALL, NULL) < 0 && errno == EINTR)
 				;
 			mt__fmt(P.note, sizeof(P.note), "the scan took more than %ld s; stopped",
 				mt__opt.leak_scan_timeout);
+			if (pfd >= 0)
+				close(pfd);
 			return -1;
 		}
-		nanosleep(&ms, NULL);
 	}
+	if (pfd >= 0)
+		close(pfd);
 	if (__atomic_load_n(&P.out->status, __ATOMIC_ACQUIRE) != MT_SCAN_DONE) {
 		if (P.out->note[0])
 			memcpy(P.note, P.out->note, sizeof(P.note));

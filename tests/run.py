@@ -880,6 +880,19 @@ def case_leaks():
     check("SUMMARY: memtrace: 0 byte(s) definitely or indirectly lost in 0 allocation(s)." in text, text)
     r = tool("leaks", "--show", "lost", snap, check_rc=1)
     check("--show: 'lost' is not definite, indirect, possible, reachable or all" in r.stderr, r.stderr)
+    # no scan: every live block counts, and leaks says why
+    for env, why in (({"MEMTRACE_SAMPLE": "1K"}, "not done: sampled mode records too few blocks to scan"),
+                     ({"MEMTRACE_LEAK_SCAN": "0"}, "not done: MEMTRACE_LEAK_SCAN=0")):
+        d2, _ = run_victim("basic", env=env)
+        s2 = only_snapshot(d2)
+        r = tool("leaks", "--json", s2)
+        check(f"has no leak scan ({why}): every block still live counts as leaked" in r.stderr,
+              f"{env}: {r.stderr}")
+        js = json.loads(r.stdout)
+        eq((js["scan"]["status"], js["classes"]), (why, {}), f"{env}: no classes")
+        check(js["leaked_bytes"] >= 100000 + 12345 or "MEMTRACE_SAMPLE" in env,
+              f"{env}: every live block: {js['leaked_bytes']}")
+        shutil.rmtree(d2)
     with open(sup, "w") as f:
         f.write("nonsense\n")
     r = tool("leaks", "--suppressions", sup, snap, check_rc=2)
