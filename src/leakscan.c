@@ -66,7 +66,7 @@ enum { ST_UNREACHED = 0, ST_INDIRECT, ST_POSSIBLE, ST_REACHABLE, ST_PENDING = 4 
 struct lmap {
 	uintptr_t lo, hi;
 	uint8_t r, w, x, shared, file, skip;
-	uint8_t heap;	 /* a glibc heap: blocks only */
+	uint8_t heap;	/* a glibc heap: blocks only */
 	uintptr_t from; /* scanned from here (a stack pointer), else lo */
 };
 
@@ -316,8 +316,8 @@ static bool glibc_heap(const struct lmap *m)
 	const uintptr_t *h = (const uintptr_t *)m->lo;
 	uintptr_t ar = h[0], size = h[2], mprot = h[3];
 	const struct lmap *am = map_of(ar);
-	return am && am->w && size <= mprot && mprot <= GLIBC_HEAP && size >= m->hi - m->lo - 4096 &&
-	       (size & 4095) == 0;
+	return am && am->w && size <= mprot && mprot <= GLIBC_HEAP &&
+	       size >= m->hi - m->lo - 4096 && (size & 4095) == 0;
 }
 
 static void classify_maps(void)
@@ -702,7 +702,8 @@ static int own_object(struct dl_phdr_info *info, size_t size, void *arg)
 		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
 			continue;
 		uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
-		uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+		uintptr_t hi =
+			(info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
 		P.excl[P.nexcl++] = (struct range){lo, hi};
 	}
 	return 1;
@@ -716,6 +717,7 @@ static void find_threads(void)
 		return;
 	pid_t me = (pid_t)syscall(SYS_gettid);
 	char buf[4096];
+	int retries = 0;
 	for (;;) {
 		long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
 		if (n <= 0)
@@ -739,15 +741,17 @@ static void find_threads(void)
 				continue;
 			char path[64], line[256];
 			mt__fmt(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
-			/* "running" may be a thread on its way into a wait: twice more,
-			 * a millisecond apart */
+			/* "running" may be a thread on its way into a wait: again, a
+			 * millisecond later, twice at most, eight times in all */
 			ssize_t len = -1;
 			for (int tries = 0; tries < 3; tries++) {
+				if (tries && retries++ >= 8)
+					break;
 				int sfd = open(path, O_RDONLY | O_CLOEXEC);
 				len = sfd >= 0 ? read(sfd, line, sizeof(line) - 1) : -1;
 				if (sfd >= 0)
 					close(sfd);
-				if (len < 7 || strncmp(line, "running", 7) != 0)
+				if (len < 7 || strncmp(line, "running", 7) != 0 || tries == 2)
 					break;
 				struct timespec ms = {0, 1000000};
 				nanosleep(&ms, NULL);
