@@ -289,6 +289,28 @@ def case_host_leak_scan():
         check(b"|" in seen, f"{how}: the program's own report: {seen!r}")
 
 
+def case_host_leak_scan_faults():
+    """Pages that fault when read do not stop the scan: a guard page inside
+    a writable mapping (MADV_GUARD_INSTALL, where the kernel has it) and a
+    file mapping past its file's end (SIGBUS); the pointers around them are
+    found, the lost block is lost."""
+    d = tempfile.mkdtemp(prefix="mt-rel-")
+    r = run([victim("hosts"), "guards", os.path.join(d, "one-byte")], dump_dir=d)
+    eq(r.returncode, 0, f"{r.stderr!r}")
+    js = json.loads(tool("leaks", "--json", "-n", "0", "--show", "all", only_snapshot(d)).stdout)
+    eq(js["scan"]["status"], "done", f"the scan ({r.stdout!r}): {js['scan']}")
+    path, held = line_of("hosts.c", "guarded")
+    _, lost = line_of("hosts.c", "guardlost")
+    got = {}
+    for l in js["leaks"]:
+        if l["traceback"][0].startswith(f"{path}:"):
+            got[(l["class"], int(l["traceback"][0].split(":")[1].split()[0]))] = (l["size"], l["count"])
+    eq(got.get(("definite", lost)), (4321, 1), f"the lost block: {got}")
+    eq(sum(v[1] for k, v in got.items() if k[0] == "reachable"), 3, f"the held blocks: {got}")
+    print(f"host-leak-scan-faults: {r.stdout.decode().strip()}")
+    shutil.rmtree(d)
+
+
 def case_host_term():
     """A terminating signal left at its default (systemctl stop's SIGTERM,
     SIGINT, SIGHUP): a final snapshot, then the same end as without

@@ -17,12 +17,20 @@
  *                    that writes 'W' for any child it reaps, a thread that
  *                    spins; one child of its own, reaped before the end;
  *                    100 blocks lost, then "done"
+ *   hosts guards FILE  pages the leak scan must read past: a guard page
+ *                    (MADV_GUARD_INSTALL, Linux 6.13) between two pages that
+ *                    each hold a pointer to a block, and a private writable
+ *                    mapping of FILE (one byte) two pages long, a pointer on
+ *                    its first page, its second past the end (SIGBUS); three
+ *                    blocks of 4321 bytes held only there, one lost
  *   hosts term HOW   keeps 100 blocks of 1000 bytes, says "ready" and waits
  *                    for its end (HOW: pause; own: its own SIGTERM handler
  *                    says so and exits 7; busy: allocates and frees without
  *                    end, so a signal mostly lands inside malloc or free) */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -151,9 +159,36 @@ static int children(const char *how)
 	return 0;
 }
 
+static int guards(const char *file)
+{
+	/* three writable pages between two inaccessible ones: a mapping of its
+	 * own, small enough to be read whole (no pagemap pass) */
+	char *area = mmap(NULL, 5 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED || mprotect(area + 4096, 3 * 4096, PROT_READ | PROT_WRITE) != 0)
+		return 2;
+	char **anon = (char **)(area + 4096);
+	int fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, "x", 1) != 1)
+		return 2;
+	char **fmap = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (fmap == MAP_FAILED)
+		return 2;
+	anon[0] = malloc(4321); /* @guarded */
+	anon[2 * 4096 / sizeof(char *)] = malloc(4321); /* @guarded */
+	fmap[0] = malloc(4321); /* @guarded */
+	char *volatile lost = malloc(4321); /* @guardlost */
+	memset(lost, 0, 4321);
+	lost = NULL;
+	int g = madvise((char *)anon + 4096, 4096, 102 /* MADV_GUARD_INSTALL */);
+	printf("guard %s\n", g == 0 ? "installed" : "not supported");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "";
+	if (!strcmp(what, "guards") && argc > 2)
+		return guards(argv[2]);
 	if (!strcmp(what, "children") && argc > 3) {
 		report_fd = atoi(argv[3]);
 		return children(argv[2]);
