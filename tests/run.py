@@ -2062,6 +2062,8 @@ def case_export_json():
     eq((site["domain"], site["live_bytes"], site["live_count"], site["alloc_bytes"],
         site["alloc_count"]), ("heap", 100000, 1000, 100000, 1000), "@keep100")
     check("peak_bytes" in site, site)
+    eq(site["leak"]["reachable"], {"bytes": 100000, "blocks": 1000}, "@keep100: held by a global")
+    eq(sum(c["blocks"] for c in site["leak"].values()), site["live_count"], "@keep100: classes")
     site = json_site_at(js, "basic.c", "freed64")
     eq((site["live_bytes"], site["alloc_bytes"], site["alloc_count"]), (0, 32000, 500), "@freed64")
     exe = [m for m in js["modules"] if m["path"] == victim("basic")]

@@ -244,9 +244,23 @@ static void export_json(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, const m
 		fprintf(out,
 			"%s\n{\"id\":%u,\"domain\":\"%s\",\"live_bytes\":%" PRIu64
 			",\"live_count\":%" PRIu64 ",\"alloc_bytes\":%" PRIu64
-			",\"alloc_count\":%" PRIu64 ",\"peak_bytes\":%" PRIu64 ",\"frames\":[",
+			",\"alloc_count\":%" PRIu64 ",\"peak_bytes\":%" PRIu64,
 			any ? "," : "", s->id, mt_domain_name(s->domain), s->live_bytes,
 			s->live_count, s->alloc_bytes, s->alloc_count, s->peak_bytes);
+		if (s->has_leak) {
+			/* the leak scan's classes of its live blocks */
+			static const char *const names[] = {
+#define X(up, name, text, head) #name,
+				MT_LEAK_CLASSES(X)
+#undef X
+			};
+			fputs(",\"leak\":{", out);
+			for (int k = 0; k < MT_LEAK_NCLASS; k++)
+				fprintf(out, "%s\"%s\":{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 "}",
+					k ? "," : "", names[k], s->leak_bytes[k], s->leak_blocks[k]);
+			fputs("}", out);
+		}
+		fputs(",\"frames\":[", out);
 		any = true;
 		for (int a = 0; a < s->nframes; a++) {
 			const mt_sframe_t *f;
