@@ -571,9 +571,15 @@ def records(data):
     return out
 
 
+def format_minor():
+    """The format's minor version, as src/format.h defines it."""
+    with open(os.path.join(base.SRC, "src", "format.h")) as f:
+        return int(re.search(r"#define MT_FORMAT_MINOR (\d+)", f.read()).group(1))
+
+
 def rebuild(recs):
     """A snapshot from records (the END one rewritten: size and checksum)."""
-    head = b"MEMTRACE" + struct.pack("<HHI", 1, 2, 0)
+    head = b"MEMTRACE" + struct.pack("<HHI", 1, format_minor(), 0)
     body = b"".join(struct.pack("<HHI", t, 0, len(b)) + b for t, _, b in recs if t != 0xffff)
     size = len(head) + len(body) + 8 + 16
     pre = head + body + struct.pack("<HHI", 0xffff, 0, 16) + struct.pack("<Q", size)

@@ -469,10 +469,11 @@ static int cmp_allocs(const void *a, const void *b)
 void mt_stats_sort(mt_stats_t *st, enum mt_sort sort)
 {
 	struct mt_group_ix *g, *tmp;
-	qsort(st->v, st->n, sizeof(*st->v),
-	      sort == MT_SORT_COUNT    ? cmp_count
-	      : sort == MT_SORT_ALLOCS ? cmp_allocs
-				       : cmp_size);
+	if (st->n > 1) /* none: no array at all */
+		qsort(st->v, st->n, sizeof(*st->v),
+		      sort == MT_SORT_COUNT    ? cmp_count
+		      : sort == MT_SORT_ALLOCS ? cmp_allocs
+					       : cmp_size);
 	HASH_ITER(hh, st->index, g, tmp)
 	{
 		HASH_DEL(st->index, g);
