@@ -759,10 +759,12 @@ static int add_range(struct dl_phdr_info *info, size_t size, void *arg)
  * object of the OBJ domain (a heap type: its block starts 16 bytes before). */
 static bool readable_type(uintptr_t t)
 {
-	if (!t || (t & 7))
+	if (t < 4096 || (t & 7))
 		return false;
+	/* no t + 200 here: a word near 2^64 (a negative number in an object)
+	 * wraps around and passed for readable */
 	for (int i = 0; i < C.nranges; i++)
-		if (C.lo[i] <= t && t + 200 <= C.hi[i])
+		if (C.lo[i] <= t && t < C.hi[i] && C.hi[i] - t >= 200)
 			return true;
 	uint64_t meta;
 	return mt__heap_lookup((void *)(t - 16), &meta) &&

@@ -907,6 +907,33 @@ def case_python_at_exit():
 
 
 
+WORDS = r'''
+import struct
+# objects whose words look like pointers near 2**64 (negative numbers):
+# the census reads each object's candidate type words
+bufs = [bytearray(struct.pack("<8Q", *([0xFFFFFFFFFFFFFF78] * 8))) for _ in range(1000)]  # @words
+snapshot_now()
+print("ok")
+'''
+
+
+def case_python_census_words():
+    """The census reads a word of every live object as a candidate type: a
+    word near 2**64 (a negative number) once wrapped around the bounds check
+    and was dereferenced (SIGSEGV, seen in CI in python-types and
+    python-at-exit). Now the process runs on and the census is taken."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "words.py", WORDS)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        r = run([py, path], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+        eq((r.returncode, r.stdout), (0, b"ok\n"), f"{name}: {r.stderr[-300:]!r}")
+        js = show_json(snaps(snapd)[0], "--group-by", "type")
+        eq(js["python"]["census"], "taken", f"{name}: the census")
+        shutil.rmtree(d)
+
+
 LEAKS = r'''
 import ctypes
 libc = ctypes.CDLL(None)
