@@ -828,9 +828,11 @@ def case_json_matches_text():
     eq(heads, [(kinds[l["class"]], str(l["size"]), _format_size(l["size"], False), str(l["count"]))
                for l in js["leaks"]], "leaks: text and JSON")
     check(len(heads) >= 2, f"leaks lists the classes: {heads}")
-    totals = re.search(r"^Definitely lost: .* \((\d+) bytes\) in (\d+) blocks; Indirectly lost: "
-                       r".* \((\d+) bytes\) in (\d+) blocks; Possibly lost: .* \((\d+) bytes\) in "
-                       r"(\d+) blocks; Still reachable: .* \((\d+) bytes\) in (\d+) blocks", text, re.M)
+    totals = re.search(r"^Definitely lost: .* \((\d+) bytes\) in (\d+) blocks?; Indirectly lost: "
+                       r".* \((\d+) bytes\) in (\d+) blocks?; Possibly lost: .* \((\d+) bytes\) in "
+                       r"(\d+) blocks?; Still reachable: .* \((\d+) bytes\) in (\d+) blocks?", text, re.M)
+    for n, word in re.findall(r"(\d+) (blocks?)\b", totals.group(0)):
+        eq(word, "block" if n == "1" else "blocks", f"number agreement: {n} {word}")
     check(totals, f"the classes' totals line: {text[:600]}")
     eq([int(x) for x in totals.groups()],
        [v for k in ("definite", "indirect", "possible", "reachable")
@@ -1148,6 +1150,47 @@ def case_install():
                            text=True)
         eq((r.returncode, r.stderr), (0, ""), f"groff on {page}")
     shutil.rmtree(dest)
+
+
+def case_onefile_symbols():
+    """Callsites in one big compilation unit (tools/bench/onefile.py: the
+    sqlite3 amalgamation's shape; the symbolizer indexes each unit's
+    functions once): 500 functions, each allocating at 4 lines, 2 of them
+    through an always-inlined helper, called from 5 callers: every line
+    with its 5 blocks, and the helper's inline chain (helper at its line,
+    then the function at the line it was inlined into)."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    src = os.path.join(d, "onefile.c")
+    with open(src, "w") as f:
+        f.write(subprocess.run([sys.executable, os.path.join(SRC, "tools", "bench", "onefile.py"),
+                                "500", "1"], capture_output=True, text=True, check=True).stdout)
+    exe = os.path.join(d, "onefile")
+    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", exe, src], check=True)
+    marks = {}
+    with open(src) as f:
+        for n, line in enumerate(f, 1):
+            m = re.search(r"/\* @([a-z0-9.]+) \*/", line)
+            if m:
+                marks[m.group(1)] = n
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    r = run([exe], env={"MEMTRACE_AT_EXIT": "0"}, dump_dir=snapd)
+    eq(r.returncode, 0, r.stderr)
+    snap = only_snapshot(snapd)
+    js = show_json(snap, "-n", "0")
+    got = {(s["file"], s["line"]): s["count"] for s in js["stats"]}
+    for i in range(500):
+        for j in (0, 1):
+            eq(got.get((src, marks[f"f{i}.{j}"])), 5, f"f{i} line {j}")
+    eq(got.get((src, marks["helper"])), 500 * 2 * 5, "the helper's line, inlined 1000 times")
+    tb = show_json(snap, "-n", "0", "-g", "traceback")["stats"]
+    chains = {tuple(s["traceback"][:2]) for s in tb if s["traceback"][0].startswith(f"{src}:{marks['helper']} ")}
+    for i in (0, 249, 499):
+        for j in (2, 3):
+            want = (f"{src}:{marks['helper']} (helper)", f"{src}:{marks[f'f{i}.{j}']} (f{i})")
+            check(want in chains, f"f{i} line {j}: the inline chain {want}")
+    eq(len(chains), 1000, "one chain per inlined call")
+    shutil.rmtree(d)
 
 
 def case_man_in_sync():

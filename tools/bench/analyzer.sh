@@ -21,3 +21,17 @@ echo "show   (1 snapshot, lines):      $(t $tool show "${snaps[-1]}") s   (targe
 echo "show   (1 snapshot, tracebacks): $(t $tool show -g traceback "${snaps[-1]}") s"
 echo "diff   (2 snapshots):            $(t $tool diff "${snaps[0]}" "${snaps[-1]}") s   (target < 2 s)"
 echo "growth (${#snaps[@]} snapshots):           $(t $tool growth "${snaps[@]}") s   (target < 5 s)"
+
+# One large C file (the sqlite3 amalgamation's shape): 100,000 callsites
+# over 20,000 return addresses in one compilation unit, 10 snapshots.
+gcc -O1 -g -fno-omit-frame-pointer -o "$dir/onefile" -x c <(python3 tools/bench/onefile.py 5000 10)
+one=$dir/one
+mkdir "$one"
+LD_PRELOAD=$PWD/build/src/libmemtrace.so MEMTRACE_DIR=$one MEMTRACE_AT_EXIT=0 "$dir/onefile"
+mapfile -t ones < <(ls -v "$one"/memtrace.*.snap)
+echo "one file: ${#ones[@]} snapshots of $(du -h "${ones[-1]}" | cut -f1) each, $($tool show --json -n 1 "${ones[-1]}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["sites"])') callsites"
+echo "show   (1 snapshot, lines):      $(t $tool show "${ones[-1]}") s   (target < 1.5 s)"
+echo "diff   (2 snapshots):            $(t $tool diff "${ones[0]}" "${ones[-1]}") s"
+echo "growth (${#ones[@]} snapshots):           $(t $tool growth "${ones[@]}") s   (target < 3 s)"
+echo "report (${#ones[@]} snapshots):           $(t $tool report -o "$dir/r.html" "${ones[@]}") s"
+

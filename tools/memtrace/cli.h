@@ -206,6 +206,9 @@ void mt_print_trace(const mt_stat_t *st);
 /* ---- cmd-diff.c ---- */
 void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
 
+/* "s" unless n is one: "1 block", "2 blocks". */
+#define MT_PL(n) ((n) == 1 ? "" : "s")
+
 /* ---- cmd-leaks.c: LeakSanitizer-style suppressions ---- */
 /* Loads the built-in libc/loader suppressions (when builtin) and the
  * leak:PATTERN lines of each file; exits with status 2 on a bad file. */

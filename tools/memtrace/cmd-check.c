@@ -185,8 +185,8 @@ static int check_leak(uint64_t budget, const mt_view_t *v, char *path, unsigned 
 	mt_leak_say_unscanned("check", &t.snap);
 	char *size = sized((int64_t)t.bytes, false);
 	const char *est = t.snap.sample_bytes ? " (estimated)" : "";
-	char *what = mt_xasprintf("%s (%" PRIu64 " bytes)%s in %" PRIu64 " blocks %s at exit in %s",
-				  size, t.bytes, est, t.blocks,
+	char *what = mt_xasprintf("%s (%" PRIu64 " bytes)%s in %" PRIu64 " block%s %s at exit in %s",
+				  size, t.bytes, est, t.blocks, MT_PL(t.blocks),
 				  mt_leak_scanned(&t.snap) ? mt_leak_mask_text(mask) : "still live",
 				  t.snap.file);
 	bool over = t.bytes > budget;

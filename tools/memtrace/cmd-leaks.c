@@ -468,20 +468,20 @@ int mt_cmd_leaks(int argc, char **argv)
 		if (scanned) {
 			char roots[32];
 			mt_format_size(roots, sizeof(roots), (double)snap.scan_root_bytes, false);
-			printf("Leak scan: %" PRIu64 " blocks, %s of roots, %u threads", snap.scan_blocks,
-			       roots, snap.scan_threads);
+			printf("Leak scan: %" PRIu64 " block%s, %s of roots, %u thread%s", snap.scan_blocks,
+			       MT_PL(snap.scan_blocks), roots, snap.scan_threads, MT_PL(snap.scan_threads));
 			if (snap.scan_no_sp)
 				printf(" (%u running: whole stacks read)", snap.scan_no_sp);
 			printf(", in %.1f ms\n", snap.scan_ns / 1e6);
 			for (int i = 0; i < nk; i++) {
 				mt_format_size(size, sizeof(size), (double)k[i].bytes, false);
-				printf("%s%c%s: %s (%" PRIu64 " bytes) in %" PRIu64 " blocks", i ? "; " : "",
+				printf("%s%c%s: %s (%" PRIu64 " bytes) in %" PRIu64 " block%s", i ? "; " : "",
 				       toupper((unsigned char)class_text[i][0]), class_text[i] + 1, size,
-				       k[i].bytes, k[i].blocks);
+				       k[i].bytes, k[i].blocks, MT_PL(k[i].blocks));
 			}
 			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
-			printf("; suppressed: %s in %" PRIu64 " blocks from %" PRIu64 " tracebacks\n",
-			       ssize, sup_blocks, sup_sites);
+			printf("; suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
+			       ssize, sup_blocks, MT_PL(sup_blocks), sup_sites, MT_PL(sup_sites));
 		} else {
 			mt_format_size(size, sizeof(size), (double)bytes, false);
 			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
@@ -507,14 +507,14 @@ int mt_cmd_leaks(int argc, char **argv)
 			}
 		}
 		if (more)
-			printf("\n... and %zu more tracebacks (--limit 0 shows all)\n", more);
+			printf("\n... and %zu more traceback%s (--limit 0 shows all)\n", more, MT_PL(more));
 		bool first = true;
 		for (size_t q = 0; q < nsupps; q++) {
 			if (!supps[q].hits)
 				continue;
-			printf("%sSuppressed %" PRIu64 " tracebacks with %sleak:%s\n",
-			       first ? "\n" : "", supps[q].hits, q < nbuiltin ? "built-in " : "",
-			       supps[q].text);
+			printf("%sSuppressed %" PRIu64 " traceback%s with %sleak:%s\n",
+			       first ? "\n" : "", supps[q].hits, MT_PL(supps[q].hits),
+			       q < nbuiltin ? "built-in " : "", supps[q].text);
 			first = false;
 		}
 		if (scanned)

@@ -5,8 +5,8 @@
  * snapshot is reported at its recorded load address, its build id compared
  * with the recorded one (a changed file is reported once and its frames are
  * shown as module+offset, never mis-symbolized), inlined calls expanded from
- * the DWARF scopes, C++ and Rust names demangled (libiberty). Results are
- * cached per address.
+ * the DWARF scopes (each unit's functions indexed once), C++ and Rust names
+ * demangled (libiberty). Results are cached per address.
  *
  * Snapshots of one process share one symbolizer (reference counted): a
  * snapshot whose modules are each either one the symbolizer has, at the same
@@ -43,8 +43,33 @@ struct cached {
 	UT_hash_handle hh;
 };
 
+/*
+ * A compilation unit's functions, indexed once: each subprogram's address
+ * ranges, sorted, with its DIE's offset. Finding an address's inline chain
+ * then walks one function's DIEs, not the whole unit's (dwarf_getscopes
+ * does that for every address: 100,000 callsites in one big C file, the
+ * sqlite3 amalgamation's shape, took seconds).
+ */
+struct fn_range {
+	Dwarf_Addr lo, hi;
+	Dwarf_Off die;
+};
+
+struct cu_key {
+	Dwarf *dbg;
+	Dwarf_Off off;
+};
+
+struct cu_index {
+	struct cu_key key;
+	struct fn_range *v;
+	size_t n, cap;
+	UT_hash_handle hh;
+};
+
 struct mt_sym {
 	Dwfl *dwfl;
+	struct cu_index *units;
 	struct mod *mods; /* sorted by lo, never overlapping */
 	size_t nmods;
 	struct cached *cache;
@@ -323,6 +348,149 @@ static const char *die_name(Dwarf_Die *die)
 	return name;
 }
 
+static void index_add(struct cu_index *ix, Dwarf_Addr lo, Dwarf_Addr hi, Dwarf_Off die)
+{
+	if (ix->n == ix->cap) {
+		ix->cap = ix->cap ? ix->cap * 2 : 256;
+		ix->v = mt_xrealloc(ix->v, ix->cap * sizeof(*ix->v));
+	}
+	ix->v[ix->n++] = (struct fn_range){lo, hi, die};
+}
+
+/* Every subprogram with code under die, nested ones too. */
+static void index_walk(struct cu_index *ix, Dwarf_Die *die, int depth)
+{
+	Dwarf_Die child;
+	if (depth > 64 || dwarf_child(die, &child) != 0)
+		return;
+	do {
+		int tag = dwarf_tag(&child);
+		if (tag == DW_TAG_subprogram) {
+			Dwarf_Addr base, lo, hi;
+			ptrdiff_t off = 0;
+			while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0)
+				if (hi > lo)
+					index_add(ix, lo, hi, dwarf_dieoffset(&child));
+		}
+		if (tag == DW_TAG_subprogram || tag == DW_TAG_namespace || tag == DW_TAG_module ||
+		    tag == DW_TAG_class_type || tag == DW_TAG_structure_type ||
+		    tag == DW_TAG_union_type || tag == DW_TAG_lexical_block ||
+		    tag == DW_TAG_inlined_subroutine)
+			index_walk(ix, &child, depth + 1);
+	} while (dwarf_siblingof(&child, &child) == 0);
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct fn_range *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : (x->hi > y->hi) - (x->hi < y->hi);
+}
+
+static struct cu_index *unit_index(mt_sym_t *sym, Dwarf_Die *cu)
+{
+	struct cu_key key = {0};
+	key.dbg = dwarf_cu_getdwarf(cu->cu);
+	key.off = dwarf_dieoffset(cu);
+	struct cu_index *ix;
+	HASH_FIND(hh, sym->units, &key, sizeof(key), ix);
+	if (ix)
+		return ix;
+	ix = mt_xmalloc(sizeof(*ix));
+	memset(ix, 0, sizeof(*ix));
+	ix->key = key;
+	index_walk(ix, cu, 0);
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), cmp_range);
+	HASH_ADD(hh, sym->units, key, sizeof(ix->key), ix);
+	return ix;
+}
+
+/* The innermost subprogram of the unit whose code holds pc, or false. */
+static bool function_at(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, Dwarf_Die *out)
+{
+	struct cu_index *ix = unit_index(sym, cu);
+	size_t a = 0, b = ix->n;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (ix->v[m].lo <= pc)
+			a = m + 1;
+		else
+			b = m;
+	}
+	/* ranges starting at or below pc, nearest first: the smallest that
+	 * holds pc (a nested function inside its parent's range) */
+	const struct fn_range *best = NULL;
+	for (size_t i = a; i > 0 && a - i < 64; i--) {
+		const struct fn_range *r = &ix->v[i - 1];
+		if (pc < r->hi && (!best || r->hi - r->lo < best->hi - best->lo))
+			best = r;
+	}
+	return best && dwarf_offdie(ix->key.dbg, best->die, out) != NULL;
+}
+
+/* The scopes from die down to the innermost one holding pc: path[0] is
+ * die; returns how many. */
+static int scope_path(Dwarf_Die *die, Dwarf_Addr pc, Dwarf_Die *path, int max)
+{
+	int n = 0;
+	path[n++] = *die;
+	while (n < max) {
+		Dwarf_Die child;
+		bool deeper = false;
+		if (dwarf_child(&path[n - 1], &child) != 0)
+			break;
+		do {
+			int tag = dwarf_tag(&child);
+			if ((tag == DW_TAG_inlined_subroutine || tag == DW_TAG_lexical_block ||
+			     tag == DW_TAG_try_block || tag == DW_TAG_catch_block) &&
+			    dwarf_haspc(&child, pc) == 1) {
+				path[n++] = child;
+				deeper = true;
+				break;
+			}
+		} while (dwarf_siblingof(&child, &child) == 0);
+		if (!deeper)
+			break;
+	}
+	return n;
+}
+
+/* The same chain as expand_inlines, from the unit's function index. */
+static int inline_chain(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, const char *file, int line,
+			mt_sframe_t *f, int max, const mt_sframe_t *proto)
+{
+	Dwarf_Die fn, path[64];
+	if (!function_at(sym, cu, pc, &fn))
+		return -1;
+	int np = scope_path(&fn, pc, path, 64);
+	Dwarf_Files *files = NULL;
+	size_t nfiles = 0;
+	dwarf_getsrcfiles(cu, &files, &nfiles);
+	int n = 0;
+	for (int i = np - 1; i >= 0 && n < max; i--) {
+		int tag = dwarf_tag(&path[i]);
+		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
+			continue;
+		f[n] = *proto;
+		f[n].func = keep(sym, die_name(&path[i]), true);
+		f[n].file = full_path(sym, cu, file);
+		f[n].line = line;
+		n++;
+		if (tag == DW_TAG_subprogram)
+			break;
+		Dwarf_Attribute attr;
+		Dwarf_Word v;
+		file = NULL;
+		line = 0;
+		if (dwarf_attr(&path[i], DW_AT_call_file, &attr) &&
+		    dwarf_formudata(&attr, &v) == 0 && files && v < nfiles)
+			file = dwarf_filesrc(files, v, NULL, NULL);
+		if (dwarf_attr(&path[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
+			line = (int)v;
+	}
+	return n;
+}
+
 /* Expands pc into its inline chain, innermost first. */
 static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const char *file, int line,
 			  mt_sframe_t *f, int max, const mt_sframe_t *proto)
@@ -334,6 +502,9 @@ static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const c
 
 	if (!cu)
 		return 0;
+	int fast = inline_chain(sym, cu, pc - bias, file, line, f, max, proto);
+	if (fast >= 0)
+		return fast; /* else: no function of the unit holds pc */
 	/* dwarf_getscopes follows an inlined call into its abstract origin;
 	 * the physical nesting of the innermost scope is the inline chain */
 	int ns = dwarf_getscopes(cu, pc - bias, &scopes);
@@ -392,8 +563,8 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 
 	const mt_pyframe_t *py = mt_snap_pyframe(addr);
 	if (py) {
-		c->f[0] = (mt_sframe_t){.func = py->func, .file = py->file, .line = py->line,
-					.python = true};
+		c->f[0] = (mt_sframe_t){
+			.func = py->func, .file = py->file, .line = py->line, .python = true};
 		c->n = 1;
 		HASH_ADD(hh, sym->cache, addr, sizeof(c->addr), c);
 		*out = c->f;
@@ -450,6 +621,13 @@ void mt_sym_close(mt_sym_t *sym)
 	{
 		HASH_DEL(sym->cache, c);
 		free(c);
+	}
+	struct cu_index *u, *utmp;
+	HASH_ITER(hh, sym->units, u, utmp)
+	{
+		HASH_DEL(sym->units, u);
+		free(u->v);
+		free(u);
 	}
 	if (sym->dwfl)
 		dwfl_end(sym->dwfl);
