@@ -401,9 +401,11 @@ static const char *errname(int e)
 	}
 }
 
+static int said_missing; /* the directory was missing at start, and said so */
+
 static void warn_dump(const char *what, int err)
 {
-	if (warnings >= MAX_WARNINGS)
+	if (warnings >= MAX_WARNINGS || (said_missing && err == -ENOENT))
 		return;
 	warnings++;
 	mt__warn("cannot write a snapshot in %s: %s (%s, errno %d)%s", mt__opt.dir, errname(-err),
@@ -530,8 +532,16 @@ void mt__snapshot_exiting(void)
 void mt__snapshot_init(void)
 {
 	seq_pid = getpid();
-	if (!realpath(mt__opt.dir, dir_real))
+	if (!realpath(mt__opt.dir, dir_real)) {
+		if (errno == ENOENT) {
+			/* said now, not first at the exit: the run is still young */
+			mt__warn("cannot write snapshots in %s: no such directory (checked again at "
+				 "each snapshot)",
+				 mt__opt.dir);
+			said_missing = 1;
+		}
 		mt__fmt(dir_real, sizeof(dir_real), "%s", mt__opt.dir);
+	}
 }
 
 /* Removes the temp files of dumps that a killed process left behind: only

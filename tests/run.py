@@ -352,6 +352,11 @@ def case_options_dir():
     err = r.stderr.decode()
     eq(len(err.splitlines()), 1, f"missing dir: one warning, got {err!r}")
     check("/nonexistent/memtrace-dumps" in err and "no such directory" in err, err)
+    # said at start: also when no snapshot is ever attempted
+    r = run([victim("basic")], env={"MEMTRACE_DIR": "/nonexistent/memtrace-dumps",
+                                    "MEMTRACE_AT_EXIT": "0"})
+    err = r.stderr.decode()
+    check(len(err.splitlines()) == 1 and "no such directory" in err, f"missing dir at start: {err!r}")
     # a directory others may write without the sticky bit is refused
     d = tempfile.mkdtemp(prefix="mt-test-")
     os.chmod(d, 0o777)

@@ -40,7 +40,7 @@ ninja -C build >/dev/null
 if [ "$what" = demo ]; then
 	dir=build/demo-snapshots
 	rm -rf "$dir" && mkdir -p "$dir"
-	echo "\$ LD_PRELOAD=build/src/libmemtrace.so MEMTRACE_DIR=$dir build/tools/memtrace/memtrace-demo"
+	echo "\$ LD_PRELOAD=$PWD/build/src/libmemtrace.so MEMTRACE_DIR=$dir build/tools/memtrace/memtrace-demo"
 	LD_PRELOAD="$PWD/build/src/libmemtrace.so" MEMTRACE_DIR="$dir" build/tools/memtrace/memtrace-demo
 	snap=$(ls "$dir"/memtrace.*.snap)
 	echo "\$ build/tools/memtrace/memtrace report -o build/demo-report.html $snap"

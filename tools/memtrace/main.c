@@ -32,7 +32,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'memtrace COMMAND --help' describes one command.\n"
-		   "Snapshots come from LD_PRELOAD=libmemtrace.so PROGRAM (see README.md).\n");
+		   "Snapshots come from LD_PRELOAD=libmemtrace.so PROGRAM, or memtrace run;\n"
+		   "every command, option and MEMTRACE_* variable: man memtrace.\n");
 }
 
 void mt_die_usage(const char *cmd, const char *fmt, ...)
