@@ -14,7 +14,7 @@
  *    else are not in the table as jemalloc's, and go back to the system
  *    allocator. mallopt/malloc_trim/mallinfo2 still reach glibc: harmless.
  *  - Figures (on the dump thread, never in a signal handler): glibc's
- *    mallinfo2 and malloc_info (one <heap nr=...> per arena), jemalloc's
+ *    mallinfo2 and its arenas' heaps in /proc/self/maps, jemalloc's
  *    stats after an "epoch" refresh, /proc/self/statm and /proc/self/maps.
  */
 #define _GNU_SOURCE
@@ -22,7 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
-#include <stdio.h> /* malloc_info writes to a FILE: fmemopen, on the dump thread only */
+#include <sys/uio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -148,7 +148,19 @@ static uint64_t parse_hex(const char **p)
  * heap is a 64 MiB-aligned reservation, part read-write and the rest
  * PROT_NONE: adjacent anonymous pieces from an aligned start that add up to
  * exactly 64 MiB count as one. */
-static void scan_maps(mt_alloc_stats_t *st)
+/* Whether the 64 MiB-aligned mapping at lo is the first heap of a glibc
+ * arena: its heap_info's ar_ptr points just past it, into the same heap
+ * (a later heap of the arena points to the first). Read softly. */
+static bool arena_head(uint64_t lo)
+{
+	uint64_t ar = 0;
+	struct iovec l = {&ar, sizeof(ar)}, r = {(void *)(uintptr_t)lo, sizeof(ar)};
+	if (process_vm_readv(getpid(), &l, 1, &r, 1, 0) != (ssize_t)sizeof(ar))
+		return false;
+	return ar > lo && ar < lo + 256;
+}
+
+static void scan_maps(mt_alloc_stats_t *st, bool glibc_heads)
 {
 	const uint64_t heap = 64ull << 20;
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
@@ -197,6 +209,8 @@ static void scan_maps(mt_alloc_stats_t *st)
 			path = p;
 			if (inode == 0 && (*path == '\0' || strcmp(path, "[heap]") == 0)) {
 				uint64_t len = hi - lo;
+				if (glibc_heads && lo % heap == 0 && arena_head(lo))
+					st->arenas++;
 				st->anon_maps++;
 				st->anon_bytes += len;
 				if (len >= (1u << 20))
@@ -232,26 +246,17 @@ static void scan_maps(mt_alloc_stats_t *st)
 	mt__unmap(buf, 1u << 16);
 }
 
+/* mallinfo2 sums every arena and allocates nothing. The arenas are the
+ * main one and one per first heap in the maps (scan_maps): no malloc_info,
+ * whose FILE (fmemopen) was a malloc on the dump thread, and a thread's
+ * first malloc makes glibc give it an arena of its own: memtrace's would
+ * have counted as the program's. */
 static void glibc_stats(mt_alloc_stats_t *st)
 {
 	struct mallinfo2 mi = mallinfo2();
 	st->held = mi.arena + mi.hblkhd;
 	st->in_use = mi.uordblks + mi.hblkhd;
-
-	/* one <heap nr="N"> element per arena */
-	size_t cap = 1u << 20;
-	char *xml = mt__map(cap);
-	if (!xml)
-		return;
-	FILE *f = fmemopen(xml, cap - 1, "w");
-	if (f) {
-		malloc_info(0, f);
-		fclose(f);
-		xml[cap - 1] = '\0';
-		for (const char *p = xml; (p = strstr(p, "<heap nr=")); p += 9)
-			st->arenas++;
-	}
-	mt__unmap(xml, cap);
+	st->arenas = 1;
 }
 
 static void jemalloc_stats(mt_alloc_stats_t *st)
@@ -294,5 +299,5 @@ void mt__alloc_stats(mt_alloc_stats_t *st)
 		st->vms = parse_u64(&p) * pg;
 		st->rss = parse_u64(&p) * pg;
 	}
-	scan_maps(st);
+	scan_maps(st, !je.malloc);
 }

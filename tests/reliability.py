@@ -311,6 +311,30 @@ def case_host_leak_scan_faults():
     shutil.rmtree(d)
 
 
+def case_host_no_arena():
+    """memtrace's dump thread allocates nothing from the program's
+    allocator: an idle single-threaded program keeps one glibc arena and
+    its held bytes through two signal snapshots (the thread's malloc_info
+    FILE once made glibc give it a second arena: held doubled, 64 MiB more
+    address space, read as the allocator's growth)."""
+    d = tempfile.mkdtemp(prefix="mt-rel-")
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+    p = subprocess.Popen([victim("hosts"), "idle", "sleep"], env=e, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    for _ in range(2):
+        time.sleep(0.5)
+        p.send_signal(signal.SIGUSR1)
+    out, err = p.communicate(timeout=30)
+    eq(p.returncode, 0, err)
+    files = snaps(d)
+    eq(len(files), 3, f"two signal snapshots and the exit one: {files}")
+    figs = [show_json(f)["allocator"] for f in files]
+    eq([a["arenas"] for a in figs], [1, 1, 1], f"one arena throughout: {figs}")
+    eq(len({a["held"] for a in figs}), 1, f"held unchanged: {[a['held'] for a in figs]}")
+    eq([a["anon_64m"] for a in figs], [0, 0, 0], "no 64 MiB arena heap")
+    shutil.rmtree(d)
+
+
 def case_host_term():
     """A terminating signal left at its default (systemctl stop's SIGTERM,
     SIGINT, SIGHUP): a final snapshot, then the same end as without
