@@ -1079,6 +1079,21 @@ def case_check():
         f.write("leak:leak.c\n")
     tool("check", "--max-leak", "0", "--suppressions", sup, files[-1])
     # misuse: exit 2 for a snapshot that is not at exit, 1 for bad usage
+    # a run's processes share one budget: the command and its children
+    d2 = tempfile.mkdtemp(prefix="mt-test-")
+    r = run(["bash", "-c", f"{victim('reach')}; {victim('reach')}"], dump_dir=d2)
+    eq(r.returncode, 0, r.stderr)
+    every = snaps(d2)
+    lost = [json.loads(tool("leaks", "--json", f).stdout)["leaked_bytes"] for f in every]
+    check(len(every) >= 2 and sorted(lost)[-2:] == [5309, 5309], f"two reach processes: {lost}")
+    r = tool("check", "--max-leak", str(sum(lost)), *every)
+    check(f"({sum(lost)} bytes) in " in r.stdout and f"{len(every)} snapshots" in r.stdout, r.stdout)
+    r = tool("check", "--max-leak", str(sum(lost) - 1), *every, check_rc=3)
+    rpath, rline = line_of("reach.c", "direct")
+    check(f"most from {rpath}:{rline} (4400 B)" in r.stderr, r.stderr)
+    r = tool("check", "--max-leak", "0", every[0], every[0], check_rc=2)
+    check("are the same snapshot" in r.stderr, r.stderr)
+    shutil.rmtree(d2)
     r = tool("check", "--max-leak", "0", files[0], check_rc=2)
     check("is not an at-exit snapshot (taken on signal)" in r.stderr, r.stderr)
     for args in (["--max-leak", "1.5Q", files[-1]], ["--max-leak", "-1", files[-1]],

@@ -18,14 +18,15 @@
 
 static const char usage_text[] =
 	"usage: memtrace check --max-growth SIZE [OPTIONS] OLD NEW\n"
-	"       memtrace check --max-leak SIZE [OPTIONS] AT_EXIT_SNAPSHOT\n"
+	"       memtrace check --max-leak SIZE [OPTIONS] AT_EXIT_SNAPSHOT...\n"
 	"\n"
 	"Fails (exit status 3) with a one-line reason when a memory budget is\n"
 	"exceeded, so that a memory regression fails a CI job:\n"
 	"      --max-growth SIZE    live memory may grow by at most SIZE from OLD to NEW\n"
 	"      --max-leak SIZE      at most SIZE may be lost at exit (definitely or\n"
 	"                           indirectly, by the snapshot's leak scan; every live\n"
-	"                           block when it has none), after suppressions\n"
+	"                           block when it has none), after suppressions; several\n"
+	"                           snapshots (a run's processes) share the budget\n"
 	"      --count CLASSES      what --max-leak counts: definite,indirect (default),\n"
 	"                           possible, reachable, all (as in memtrace leaks)\n"
 	"SIZE is a number of bytes with an optional K, M or G (powers of 1024;\n"
@@ -170,32 +171,68 @@ static int check_growth(uint64_t budget, const mt_view_t *v, char **paths)
 	return rc;
 }
 
-static int check_leak(uint64_t budget, const mt_view_t *v, char *path, unsigned mask)
+/* Several final snapshots (a run's processes: the command and its
+ * children) share one budget: their lost bytes are summed, and the line
+ * to blame is the largest of any of them. */
+static int check_leak(uint64_t budget, const mt_view_t *v, char **paths, int n, unsigned mask)
 {
-	tally_t t;
-	tally(&t, path, v, true, mask);
-	if (!mt_reason_final(t.snap.reason)) {
-		fprintf(stderr,
-			"memtrace check: %s is not an at-exit snapshot (taken %s): --max-leak "
-			"needs the one written at exit\n",
-			t.snap.file, mt_reason_text(t.snap.reason));
-		tally_free(&t);
-		return MT_EXIT_INPUT;
+	tally_t *t = mt_xmalloc((size_t)n * sizeof(*t));
+	uint64_t bytes = 0, blocks = 0;
+	bool scanned = true, est = false;
+	for (int i = 0; i < n; i++) {
+		tally(&t[i], paths[i], v, true, mask);
+		if (!mt_reason_final(t[i].snap.reason)) {
+			fprintf(stderr,
+				"memtrace check: %s is not an at-exit snapshot (taken %s): --max-leak "
+				"needs the ones written at exit\n",
+				t[i].snap.file, mt_reason_text(t[i].snap.reason));
+			for (int j = 0; j <= i; j++)
+				tally_free(&t[j]);
+			free(t);
+			return MT_EXIT_INPUT;
+		}
+		for (int j = 0; j < i; j++)
+			if (t[j].snap.pid == t[i].snap.pid && t[j].snap.seq == t[i].snap.seq &&
+			    t[j].snap.wall_ns == t[i].snap.wall_ns) {
+				fprintf(stderr, "memtrace check: %s and %s are the same snapshot\n",
+					t[j].snap.file, t[i].snap.file);
+				for (int k = 0; k <= i; k++)
+					tally_free(&t[k]);
+				free(t);
+				return MT_EXIT_INPUT;
+			}
+		mt_leak_say_unscanned("check", &t[i].snap);
+		bytes += t[i].bytes;
+		blocks += t[i].blocks;
+		scanned = scanned && mt_leak_scanned(&t[i].snap);
+		est = est || t[i].snap.sample_bytes;
 	}
-	mt_leak_say_unscanned("check", &t.snap);
-	char *size = sized((int64_t)t.bytes, false);
-	const char *est = t.snap.sample_bytes ? " (estimated)" : "";
+	char *size = sized((int64_t)bytes, false);
+	char *where = n == 1 ? mt_xasprintf("%s", t[0].snap.file)
+			     : mt_xasprintf("%d snapshots (%s ...)", n, t[0].snap.file);
 	char *what = mt_xasprintf("%s (%" PRIu64 " bytes)%s in %" PRIu64 " block%s %s at exit in %s",
-				  size, t.bytes, est, t.blocks, MT_PL(t.blocks),
-				  mt_leak_scanned(&t.snap) ? mt_leak_mask_text(mask) : "still live",
-				  t.snap.file);
-	bool over = t.bytes > budget;
-	char *why = over ? culprit(&t.st, NULL) : NULL;
+				  size, bytes, est ? " (estimated)" : "", blocks, MT_PL(blocks),
+				  scanned ? mt_leak_mask_text(mask) : "still live", where);
+	bool over = bytes > budget;
+	char *why = NULL;
+	if (over) {
+		/* the snapshot whose largest line is largest */
+		int worst = 0;
+		uint64_t top = 0;
+		for (int i = 0; i < n; i++)
+			for (size_t k = 0; k < t[i].st.n; k++)
+				if (t[i].st.v[k].size > top)
+					top = t[i].st.v[k].size, worst = i;
+		why = culprit(&t[worst].st, NULL);
+	}
 	int rc = verdict(over, what, budget, why ? why : "");
 	free(why);
 	free(what);
+	free(where);
 	free(size);
-	tally_free(&t);
+	for (int i = 0; i < n; i++)
+		tally_free(&t[i]);
+	free(t);
 	return rc;
 }
 
@@ -250,11 +287,10 @@ int mt_cmd_check(int argc, char **argv)
 				      "apply");
 	if (!mode)
 		mt_die_usage("check", "needs a budget: --max-growth SIZE or --max-leak SIZE");
-	int want = mode == 'G' ? 2 : 1;
-	if (argc - optind != want)
+	if ((mode == 'G' && argc - optind != 2) || (mode == 'L' && argc - optind < 1))
 		mt_die_usage("check", "%s needs %s, got %d file%s",
 			     mode == 'G' ? "--max-growth" : "--max-leak",
-			     mode == 'G' ? "two snapshots, OLD and NEW" : "one at-exit snapshot",
+			     mode == 'G' ? "two snapshots, OLD and NEW" : "at-exit snapshots",
 			     argc - optind, argc - optind == 1 ? "" : "s");
 	if (mode == 'G' && (nfiles || !use_builtin || count))
 		mt_die_usage("check", "suppressions and --count apply to --max-leak only");
@@ -264,7 +300,7 @@ int mt_cmd_check(int argc, char **argv)
 		rc = check_growth(budget, &v, argv + optind);
 	} else {
 		mt_supps_load(use_builtin, files, nfiles);
-		rc = check_leak(budget, &v, argv[optind], count ? count : MT_LEAK_DEFAULT);
+		rc = check_leak(budget, &v, argv + optind, argc - optind, count ? count : MT_LEAK_DEFAULT);
 		mt_supps_free();
 	}
 	free(files);
