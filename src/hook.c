@@ -246,6 +246,17 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	if (init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
+		/* memtrace run --no-children: this child runs untracked, writes
+		 * nothing */
+		mt__table_unlock_all();
+		mt__py_unlock();
+		__atomic_store_n(&exit_dumped, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+		mt__snapshot_atfork_child();
+		mt__trigger_atfork_child();
+		return;
+	}
 	if (init_state == INIT_READY) {
 		mt__table_unlock_all();
 		mt__table_atfork_child();
@@ -272,6 +283,12 @@ static void init(void)
 	mt__start_wall_ns = mt__now_ns(CLOCK_REALTIME);
 	mt__start_mono_ns = mt__now_ns(CLOCK_MONOTONIC);
 	mt__options_init();
+	if (mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
+		/* a child of the one process to profile (run --no-children) */
+		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+		tl_busy--;
+		return;
+	}
 	mt__snapshot_init();
 	if (!mt__table_init()) {
 		mt__warn("cannot set up tables; tracking is off");

@@ -46,6 +46,7 @@ typedef struct mt_options {
 	long python_skew;  /* MEMTRACE_PYTHON_SKEW (testing): a wrong layout */
 	int leak_scan;	   /* MEMTRACE_LEAK_SCAN: 1 at the end, 2 in every snapshot, 0 never */
 	long leak_scan_timeout; /* MEMTRACE_LEAK_SCAN_TIMEOUT: seconds the scan may take */
+	long only_pid;	   /* MEMTRACE_ONLY_PID: profile this process only, 0: all */
 } mt_options_t;
 
 enum { MT_ALLOC_SYSTEM = 0, MT_ALLOC_JEMALLOC = 1 };

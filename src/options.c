@@ -70,6 +70,9 @@ static const struct opt table[] = {
 	 "(exit, _exit, a terminating signal), 2 in every snapshot, 0 never"},
 	{"MEMTRACE_LEAK_SCAN_TIMEOUT", OPT_LONG, 60, 1, 3600, OFF(leak_scan_timeout),
 	 "seconds the leak scan may take before it is stopped (the snapshot is written without)"},
+	{"MEMTRACE_ONLY_PID", OPT_LONG, 0, 1, 1l << 30, OFF(only_pid),
+	 "profile only the process of this pid; its children run untracked (memtrace run "
+	 "--no-children sets it)"},
 	{"MEMTRACE_ALLOCATOR", OPT_ALLOCATOR, MT_ALLOC_SYSTEM, 0, 0, OFF(allocator),
 	 "the allocator behind the program's allocations: system or jemalloc"},
 };

@@ -1303,6 +1303,19 @@ def case_run():
     eq(r.stderr, f"memtrace: snapshot {files[0]}: pid {show_json(files[0])['pid']} (the command), "
        f"{victim('basic')}, at exit\n", "the snapshot is listed, with its process")
     expect_site(show_json(files[0]), "basic.c", "keep100", 100000, 1000)
+    # --no-children: the command only; a forked child and an exec'd one run
+    # untracked (the fork victim's children would each write a snapshot)
+    for cmd in ([victim("fork")], ["bash", "-c", f"{victim('basic')} >/dev/null; exec {victim('basic')}"]):
+        for follow in (True, False):
+            dn = tempfile.mkdtemp(prefix="mt-test-")
+            r = tool("run", "-o", dn, *([] if follow else ["--no-children"]), "--", *cmd)
+            pids = {show_json(f)["pid"] for f in snaps(dn)}
+            if follow:
+                check(len(pids) >= 2, f"{cmd}: children write snapshots: {pids}")
+            else:
+                eq(len(pids), 1, f"{cmd} --no-children: only the command's: {r.stderr}")
+                check("(the command)" in r.stderr and "child of" not in r.stderr, r.stderr)
+            shutil.rmtree(dn)
     r = tool("run", "-o", d, "--", "sh", "-c", "exit 7", check_rc=7)
     r = tool("run", "-o", d, "--", "no-such-command-here", check_rc=127)
     check("command not found" in r.stderr, r.stderr)

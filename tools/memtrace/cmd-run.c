@@ -46,6 +46,8 @@ static const char usage_text[] =
 	"                       COMMAND's allocations\n"
 	"      --lib PATH       the libmemtrace.so to use (default: $MEMTRACE_LIB, or\n"
 	"                       the one of memtrace's own build or installation)\n"
+	"      --no-children    profile COMMAND only: the processes it starts run\n"
+	"                       untracked and write no snapshot\n"
 	"  -v, --verbose        say which library is preloaded\n"
 	"  -h, --help           this text\n";
 
@@ -297,12 +299,13 @@ int mt_cmd_run(int argc, char **argv)
 		{"arena-max", required_argument, NULL, 'a'},
 		{"allocator", required_argument, NULL, 'm'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"no-children", no_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
 	const char *arena_max = NULL, *allocator = NULL;
-	bool verbose = false;
+	bool verbose = false, no_children = false;
 	int c;
 
 	optind = 1;
@@ -322,6 +325,7 @@ int mt_cmd_run(int argc, char **argv)
 			allocator = optarg;
 			break;
 		case 'v': verbose = true; break;
+		case 'C': no_children = true; break;
 		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
 		default: mt_die_usage("run", "unknown option");
 		}
@@ -410,6 +414,11 @@ int mt_cmd_run(int argc, char **argv)
 		dfl.sa_handler = SIG_DFL;
 		for (size_t i = 0; i < sizeof(fwd) / sizeof(fwd[0]); i++)
 			sigaction(fwd[i], &dfl, NULL);
+		if (no_children) {
+			char me[32];
+			snprintf(me, sizeof(me), "%d", (int)getpid());
+			setenv("MEMTRACE_ONLY_PID", me, 1);
+		}
 		execv(cmdpath, argv + optind);
 		fprintf(stderr, "memtrace: cannot run %s: %s\n", cmdpath, strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
