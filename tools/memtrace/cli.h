@@ -145,6 +145,8 @@ bool mt_view_option(mt_view_t *v, const char *cmd, int c, const char *arg);
 void mt_view_check(mt_view_t *v, const char *cmd);
 const char *mt_group_name(enum mt_group g);
 const char *mt_group_plural(enum mt_group g);
+/* The group's noun for n of them: "1 line", "2 lines". */
+const char *mt_group_count(enum mt_group g, size_t n);
 const char *mt_domain_name(int domain);
 
 /* ---- stats.c: tracemalloc-style grouping and formatting ---- */

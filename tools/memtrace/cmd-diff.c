@@ -200,7 +200,7 @@ int mt_cmd_diff(int argc, char **argv)
 		if (shown < n)
 			snprintf(of, sizeof(of), " of %zu", n);
 		printf("%s %zu%s %s%s by change:\n", shown < n ? "Top" : "All", shown, of,
-		       mt_group_plural(v.group), v.cumulative ? ", cumulative" : "");
+		       mt_group_count(v.group, shown < n ? n : shown), v.cumulative ? ", cumulative" : "");
 		for (size_t i = 0; i < shown; i++)
 			print_line(&d[i]);
 	}

@@ -55,11 +55,13 @@ static void print_totals(const mt_snap_t *s)
 	mt_format_size(total, sizeof(total), (double)s->totals.heap_alloc_bytes, false);
 	mt_format_size(mcur, sizeof(mcur), (double)s->totals.mmap_live_bytes, false);
 	mt_format_size(mpeak, sizeof(mpeak), (double)s->totals.mmap_peak_bytes, false);
-	printf("Heap: current %s in %" PRIu64 " blocks, peak %s; %" PRIu64
-	       " allocations (%s) in total; mmap: current %s in %" PRIu64
-	       " regions, peak %s; %" PRIu64 " callsites\n",
-	       cur, s->totals.heap_live_count, peak, s->totals.heap_alloc_count, total, mcur,
-	       s->totals.mmap_live_count, mpeak, s->totals.sites);
+	printf("Heap: current %s in %" PRIu64 " block%s, peak %s; %" PRIu64
+	       " allocation%s (%s) in total; mmap: current %s in %" PRIu64
+	       " region%s, peak %s; %" PRIu64 " callsite%s\n",
+	       cur, s->totals.heap_live_count, MT_PL(s->totals.heap_live_count), peak,
+	       s->totals.heap_alloc_count, MT_PL(s->totals.heap_alloc_count), total, mcur,
+	       s->totals.mmap_live_count, MT_PL(s->totals.mmap_live_count), mpeak, s->totals.sites,
+	       MT_PL(s->totals.sites));
 	if (s->totals.untracked_allocs)
 		printf("Untracked: %" PRIu64 " allocations memtrace could not record\n",
 		       s->totals.untracked_allocs);
@@ -138,8 +140,8 @@ int mt_cmd_show(int argc, char **argv)
 		if (shown < st.n)
 			snprintf(of, sizeof(of), " of %zu", st.n);
 		printf("%s %zu%s %s%s (%s, by %s):\n", shown < st.n ? "Top" : "All", shown, of,
-		       mt_group_plural(v.group), v.cumulative ? ", cumulative" : "",
-		       mt_domain_name(v.domain),
+		       mt_group_count(v.group, shown < st.n ? st.n : shown),
+		       v.cumulative ? ", cumulative" : "", mt_domain_name(v.domain),
 		       v.sort == MT_SORT_COUNT	  ? "live blocks"
 		       : v.sort == MT_SORT_ALLOCS ? "allocations"
 						  : "live size");

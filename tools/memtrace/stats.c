@@ -647,18 +647,18 @@ void mt_print_memory(FILE *f, const mt_snap_t *s)
 	if (m->arena_max)
 		snprintf(cap, sizeof(cap), " (capped at %" PRIu64 ")", m->arena_max);
 	fprintf(f,
-		"Memory: live heap %s in %" PRIu64 " blocks; allocator %s holds %s in %" PRIu64
-		" arenas%s; RSS %s, VMS %s\n",
-		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count, m->name,
-		sz(b, (double)m->held, false), m->arenas, cap, sz(c, (double)m->rss, false),
-		sz(d, (double)m->vms, false));
+		"Memory: live heap %s in %" PRIu64 " block%s; allocator %s holds %s in %" PRIu64
+		" arena%s%s; RSS %s, VMS %s\n",
+		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count,
+		MT_PL(s->totals.heap_live_count), m->name, sz(b, (double)m->held, false), m->arenas,
+		MT_PL(m->arenas), cap, sz(c, (double)m->rss, false), sz(d, (double)m->vms, false));
 	int64_t over = (int64_t)(m->held - s->totals.heap_live_bytes);
 	fprintf(f,
 		"Overhead: %s held beyond the live heap (fragmentation, free lists, caches); "
-		"%" PRIu64 " anonymous mappings (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
-		" 64 MiB arena heaps\n",
-		sz(a, (double)over, false), m->anon_maps, sz(b, (double)m->anon_bytes, false),
-		m->anon_1m, m->anon_64m);
+		"%" PRIu64 " anonymous mapping%s (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
+		" 64 MiB arena heap%s\n",
+		sz(a, (double)over, false), m->anon_maps, MT_PL(m->anon_maps),
+		sz(b, (double)m->anon_bytes, false), m->anon_1m, m->anon_64m, MT_PL(m->anon_64m));
 }
 
 const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals)

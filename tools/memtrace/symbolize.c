@@ -89,6 +89,25 @@ static const Dwfl_Callbacks callbacks = {
 	.debuginfo_path = &debuginfo_path,
 };
 
+/* GCC's clones of a function keep its name with a suffix (".lto_priv.0",
+ * ".isra.0", ".constprop.1", ".part.0", ".cold"; " [clone .isra.0]" once
+ * demangled): the function the user wrote is the name without it. */
+static void strip_clone(char *name)
+{
+	static const char *const kinds[] = {".lto_priv.", ".isra.", ".constprop.", ".part.", ".cold"};
+	char *c = strstr(name, " [clone .");
+	if (c) {
+		*c = '\0';
+		return;
+	}
+	for (char *dot = strchr(name, '.'); dot && dot > name; dot = strchr(dot + 1, '.'))
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+			if (!strncmp(dot, kinds[k], strlen(kinds[k]))) {
+				*dot = '\0';
+				return;
+			}
+}
+
 /* Keeps a copy of s for the symbolizer's lifetime. */
 static const char *keep(mt_sym_t *sym, const char *s, bool demangle)
 {
@@ -102,6 +121,8 @@ static const char *keep(mt_sym_t *sym, const char *s, bool demangle)
 		copy = strdup(s);
 	if (!copy)
 		return s;
+	if (demangle)
+		strip_clone(copy);
 	if (sym->nstrings == sym->capstrings) {
 		size_t cap = sym->capstrings ? sym->capstrings * 2 : 256;
 		char **n = realloc(sym->strings, cap * sizeof(*n));
@@ -303,6 +324,18 @@ static const char *full_path(mt_sym_t *sym, Dwarf_Die *cu, const char *file)
 	if (!file || file[0] == '/' || !cu || !dwarf_attr(cu, DW_AT_comp_dir, &attr) ||
 	    !(dir = dwarf_formstring(&attr)))
 		return keep(sym, file, false);
+	/* a relative compilation directory (Debian's packages: "./nptl", the
+	 * build root mapped to "."): the line table's name is relative to the
+	 * build root already ("./nptl/pthread_create.c"), and stays relative,
+	 * "nptl/pthread_create.c", not "/nptl/nptl/pthread_create.c" */
+	bool rel = dir[0] != '/';
+	if (rel) {
+		const char *d = dir[0] == '.' && dir[1] == '/' ? dir + 2 : dir;
+		const char *f = file[0] == '.' && file[1] == '/' ? file + 2 : file;
+		size_t dl = strlen(d);
+		if (!strncmp(f, d, dl) && f[dl] == '/')
+			dir = ".";
+	}
 	if (asprintf(&joined, "%s/%s", dir, file) < 0)
 		return keep(sym, file, false);
 	out = malloc(strlen(joined) + 1);
@@ -328,6 +361,8 @@ static const char *full_path(mt_sym_t *sym, Dwarf_Die *cu, const char *file)
 	if (n == 0)
 		out[n++] = '/';
 	out[n] = '\0';
+	if (rel && out[0] == '/')
+		memmove(out, out + 1, n); /* relative it was, relative it stays */
 	free(joined);
 	const char *kept = keep(sym, out, false);
 	free(out);

@@ -25,6 +25,15 @@ const char *mt_group_plural(enum mt_group g)
 	return group_plural[g];
 }
 
+const char *mt_group_count(enum mt_group g, size_t n)
+{
+	static char one[32];
+	if (n != 1)
+		return group_plural[g];
+	snprintf(one, sizeof(one), "%.*s", (int)strlen(group_plural[g]) - 1, group_plural[g]);
+	return one;
+}
+
 const char *mt_domain_name(int domain)
 {
 	return domain < 0 ? "all" : domain == MT_DOMAIN_HEAP ? "heap" : "mmap";
