@@ -1017,6 +1017,7 @@ def case_leak_classes_real():
         "perl": ["perl", "-e", "my %h = (a => 1); my @l = map { [$_] } 1..100; print scalar(@l), \"\\n\""],
         "git": ["git", "-C", work, "log", "--oneline"],
         "bash": ["bash", "-c", "a=(1 2 3); echo ${#a[@]}"],
+        "victim-cxx": [victim("cxx")],  # new[], objects, std::vector, std::string
     }
     for name, cmd in progs.items():
         d = tempfile.mkdtemp(prefix="mt-test-")
