@@ -200,6 +200,33 @@ def case_report_browser():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def case_report_one_snapshot():
+    """A report of one snapshot says why it has no chart (four dots once)
+    and shows no comparison; the table's ties sort in natural order."""
+    d, files, _ = leak_series()
+    try:
+        page = os.path.join(d, "one.html")
+        tool("report", "-o", page, files[0])
+        b = Chromium()
+        try:
+            for domain in ("Page", "Runtime"):
+                b.send(domain + ".enable")
+            b.send("Page.navigate", url="file://" + page)
+            b.wait_event("Page.loadEventFired")
+            b.settle()
+            text = b.js("document.getElementById('chart').textContent")
+            check(text.startswith("One snapshot: memory over time needs two or more"), text)
+            eq(b.js("document.querySelectorAll('#chart circle, #chart path').length"), 0,
+               "no points drawn")
+            eq(b.js("document.getElementById('diff').hidden"), True, "no comparison")
+            errors = [m for m in b.events if m["method"] == "Runtime.exceptionThrown"]
+            eq(errors, [], "errors in the page")
+        finally:
+            b.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def check_page(d, files):
     page = os.path.join(d, "report.html")
     tool("report", "-o", page, *files)

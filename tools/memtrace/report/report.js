@@ -305,8 +305,22 @@ function memtraceReport() {
 		}, tag('span', { class: 'sw' }, '') + esc(se.name))).join('');
 	}
 
+	// ties in natural order: many.c:10084 before many.c:100804
+	function byName(a, b) {
+		return a.localeCompare(b, 'en', { numeric: true });
+	}
+
 	function renderChart() {
 		const box = $('chart');
+		if (N < 2) {
+			// one point is no curve: say so rather than draw four dots
+			box.textContent = 'One snapshot: memory over time needs two or more ' +
+				'(kill -USR1 the process again, or MEMTRACE_INTERVAL).';
+			box.classList.add('note');
+			$('legend').hidden = true;
+			$('timeline').querySelector('.hint').hidden = true;
+			return;
+		}
 		const W = Math.max(320, box.clientWidth);
 		const H = box.clientHeight || 300;
 		const m = { l: 70, r: 18, t: 14, b: 38 };
@@ -409,6 +423,8 @@ function memtraceReport() {
 	}
 
 	function chartHover(e) {
+		if (N < 2)
+			return;
 		const i = nearestSnap(e.clientX);
 		const svg = $('chart').querySelector('svg');
 		if (i < 0 || !svg)
@@ -743,7 +759,7 @@ function memtraceReport() {
 			const y = col.sort(b);
 			const c = x < y ? -1 : x > y ? 1 : 0;
 			return (top.desc ? -c : c) || b.sizes[LAST] - a.sizes[LAST] ||
-				(a.title < b.title ? -1 : 1);
+				byName(a.title, b.title);
 		});
 		const shown = D.limit && D.limit < rows.length ? rows.slice(0, D.limit) : rows;
 		$('top-title').textContent = (shown.length < rows.length
@@ -804,7 +820,7 @@ function memtraceReport() {
 		// change|, count
 		const mag = Math.abs;
 		rows.sort((x, y) => mag(y.sd) - mag(x.sd) || y.size - x.size || mag(y.cd) - mag(x.cd) ||
-			y.count - x.count || (x.g.title < y.g.title ? 1 : -1));
+			y.count - x.count || byName(x.g.title, y.g.title));
 
 		const sum = (f) => rows.reduce((acc, r) => acc + r[f], 0);
 		const signed = (v) => '(' + tag('span', { class: signClass(v) }, esc(fmtSize(v, true))) + ')';
