@@ -33,6 +33,19 @@ struct ctx {
 	size_t errlen;
 };
 
+/* The file itself is wrong (missing, a directory): no offset to name. */
+static int fail_file(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(c->err, c->errlen, "%s: ", c->path);
+	if (n < 0 || (size_t)n >= c->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static int fail(struct ctx *c, size_t off, const char *fmt, ...)
 {
 	va_list ap;
@@ -844,13 +857,17 @@ int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen)
 	memset(s, 0, sizeof(*s));
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
-		return fail(&c, 0, "cannot open: %s", strerror(errno));
+		return fail_file(&c, "cannot open: %s", strerror(errno));
 	if (fstat(fd, &st) != 0) {
-		fail(&c, 0, "cannot stat: %s", strerror(errno));
+		fail_file(&c, "cannot stat: %s", strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		fail(&c, 0, "not a regular file");
+		fail_file(&c, "%s, not a snapshot file",
+			  S_ISDIR(st.st_mode)	 ? "a directory"
+			  : S_ISFIFO(st.st_mode) ? "a pipe"
+			  : S_ISCHR(st.st_mode)	 ? "a device"
+						 : "not a regular file");
 		goto out;
 	}
 	if ((uint64_t)st.st_size > MAX_FILE) {

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cli.h"
@@ -36,13 +38,43 @@ static void usage(FILE *f)
 		   "every command, option and MEMTRACE_* variable: man memtrace.\n");
 }
 
+static char **cmd_argv; /* the command's, for naming a bad option */
+
+/* getopt is silenced (opterr = 0): a bad option is named here, in one
+ * line, and a known one whose value is missing told apart (getopt gives
+ * '?' for both: a long one's optopt is its value, a short one is known when
+ * the command's option string has it). */
+static void bad_option(const char *cmd)
+{
+	const char *arg = cmd_argv && optind > 0 ? cmd_argv[optind - 1] : "";
+	bool is_long = arg[0] == '-' && arg[1] == '-';
+	const char *shorts = !strcmp(cmd, "run")      ? "o:s:i:v"
+			     : !strcmp(cmd, "export") ? "f:o:d:"
+			     : !strcmp(cmd, "report") ? "o:n:g:d:"
+						      : MT_VIEW_SHORTOPTS;
+	const char *known = !is_long && optopt ? strchr(shorts, optopt) : NULL;
+	int len = (int)strcspn(arg, "=");
+	if (is_long && optopt)
+		fprintf(stderr, "%.*s needs a value", len, arg);
+	else if (known && known[1] == ':')
+		fprintf(stderr, "-%c needs a value", optopt);
+	else if (is_long || !optopt)
+		fprintf(stderr, "unknown option '%.*s'", len, arg);
+	else
+		fprintf(stderr, "unknown option '-%c'", optopt);
+}
+
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "memtrace %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
+	if (!strcmp(fmt, "unknown option")) {
+		bad_option(cmd);
+	} else {
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+	}
 	fprintf(stderr, " (see 'memtrace %s --help')\n", cmd);
 	exit(MT_EXIT_USAGE);
 }
@@ -111,9 +143,12 @@ int main(int argc, char **argv)
 		       MT_FORMAT_MINOR);
 		return MT_EXIT_OK;
 	}
+	opterr = 0;
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
+		if (!strcmp(argv[1], commands[i].name)) {
+			cmd_argv = argv + 1;
 			return commands[i].run(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "memtrace: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return MT_EXIT_USAGE;
