@@ -296,6 +296,19 @@ void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s)
 		s->scan_note ? s->scan_note : "");
 }
 
+/* "4400 bytes" below 10 KiB (where tracemalloc's size is in bytes too),
+ * "196 KiB (200777 bytes)" above: the exact figure once. */
+static void bytes_text(char *out, size_t cap, uint64_t bytes)
+{
+	char size[32];
+	mt_format_size(size, sizeof(size), (double)bytes, false);
+	size_t n = strlen(size);
+	if (n > 2 && !strcmp(size + n - 2, " B"))
+		snprintf(out, cap, "%" PRIu64 " byte%s", bytes, MT_PL(bytes));
+	else
+		snprintf(out, cap, "%s (%" PRIu64 " bytes)", size, bytes);
+}
+
 /* One class's groups, as shown. */
 typedef struct klass {
 	mt_stats_t st;
@@ -474,21 +487,23 @@ int mt_cmd_leaks(int argc, char **argv)
 				printf(" (%u running: whole stacks read)", snap.scan_no_sp);
 			printf(", in %.1f ms\n", snap.scan_ns / 1e6);
 			for (int i = 0; i < nk; i++) {
-				mt_format_size(size, sizeof(size), (double)k[i].bytes, false);
-				printf("%s%c%s: %s (%" PRIu64 " bytes) in %" PRIu64 " block%s", i ? "; " : "",
-				       toupper((unsigned char)class_text[i][0]), class_text[i] + 1, size,
-				       k[i].bytes, k[i].blocks, MT_PL(k[i].blocks));
+				char text[64];
+				bytes_text(text, sizeof(text), k[i].bytes);
+				printf("%s%c%s: %s in %" PRIu64 " block%s", i ? "; " : "",
+				       toupper((unsigned char)class_text[i][0]), class_text[i] + 1, text,
+				       k[i].blocks, MT_PL(k[i].blocks));
 			}
 			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
 			printf("; suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
 			       ssize, sup_blocks, MT_PL(sup_blocks), sup_sites, MT_PL(sup_sites));
 		} else {
-			mt_format_size(size, sizeof(size), (double)bytes, false);
+			char text[64];
+			bytes_text(text, sizeof(text), bytes);
 			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
-			printf("Leaked: %s (%" PRIu64 " bytes) in %" PRIu64
-			       " blocks from %zu tracebacks; "
-			       "suppressed: %s in %" PRIu64 " blocks from %" PRIu64 " tracebacks\n",
-			       size, bytes, blocks, ntrace, ssize, sup_blocks, sup_sites);
+			printf("Leaked: %s in %" PRIu64 " block%s from %zu traceback%s; "
+			       "suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
+			       text, blocks, MT_PL(blocks), ntrace, MT_PL(ntrace), ssize, sup_blocks,
+			       MT_PL(sup_blocks), sup_sites, MT_PL(sup_sites));
 		}
 		size_t more = 0;
 		for (int i = 0; i < nk; i++) {
@@ -499,9 +514,13 @@ int mt_cmd_leaks(int argc, char **argv)
 			for (size_t j = 0; j < shown; j++) {
 				const mt_stat_t *e = &k[i].st.v[j];
 				mt_format_size(size, sizeof(size), (double)e->size, false);
-				printf("\n%s %" PRIu64 " byte(s) (%s) in %" PRIu64
+				size_t sl = strlen(size);
+				bool in_bytes = sl > 2 && !strcmp(size + sl - 2, " B");
+				/* LeakSanitizer's words; the size in KiB or MiB once it is not in bytes */
+				printf("\n%s %" PRIu64 " byte(s)%s%s%s in %" PRIu64
 				       " object(s), allocated from:\n",
-				       scanned ? class_head[i] : "Leak of", e->size, size, e->count);
+				       scanned ? class_head[i] : "Leak of", e->size, in_bytes ? "" : " (",
+				       in_bytes ? "" : size, in_bytes ? "" : ")", e->count);
 				for (size_t t = 0; t < e->ntrace; t++)
 					print_frame((int)t, e->trace[t]);
 			}
