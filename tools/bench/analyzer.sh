@@ -35,3 +35,16 @@ echo "diff   (2 snapshots):            $(t $tool diff "${ones[0]}" "${ones[-1]}"
 echo "growth (${#ones[@]} snapshots):           $(t $tool growth "${ones[@]}") s   (target < 3 s)"
 echo "report (${#ones[@]} snapshots):           $(t $tool report -o "$dir/r.html" "${ones[@]}") s"
 
+# A real big snapshot: clang compiling C++ (libLLVM and libclang without
+# debug information: names from their symbol tables, 100,000 symbols each).
+if command -v clang++-14 >/dev/null; then
+	cl=$dir/clang
+	mkdir "$cl"
+	printf '#include <iostream>\n#include <map>\n#include <regex>\n#include <string>\n#include <vector>\nint main() { std::map<std::string, std::vector<int>> m; std::regex r("a+b"); m["x"].push_back(1); std::cout << m.size() << std::regex_match("aab", r); }\n' >"$dir/big.cpp"
+	LD_PRELOAD=$PWD/build/src/libmemtrace.so MEMTRACE_DIR=$cl clang++-14 -O1 -g -c "$dir/big.cpp" -o "$dir/big.o" 2>/dev/null
+	c=$(ls "$cl"/memtrace.*.snap | head -1)
+	echo "clang: 1 snapshot of $(du -h "$c" | cut -f1), $($tool show --json -n 1 "$c" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["sites"])') callsites (targets: every command < 3 s)"
+	echo "show -g traceback: $(t $tool show -g traceback "$c") s, leaks: $(t $tool leaks "$c") s, report: $(t $tool report -o "$dir/c.html" "$c") s"
+	echo "export collapsed: $(t $tool export -f collapsed -o /dev/null "$c") s, pprof: $(t $tool export -o "$dir/c.pb.gz" "$c") s, json: $(t $tool export -f json -o "$dir/c.json" "$c") s ($(du -h "$dir/c.json" | cut -f1))"
+fi
+

@@ -67,9 +67,31 @@ struct cu_index {
 	UT_hash_handle hh;
 };
 
+/*
+ * A module's symbol table, sorted once: dwfl_module_addrinfo scans the
+ * whole table for every address (libLLVM's 100,000 symbols, for each of a
+ * clang snapshot's 65,000 callsites: a minute). The choice is the one it
+ * makes: a sized symbol holding the address (a function before anything
+ * else, then global, weak, local, then the smallest), else the nearest
+ * sizeless one below it.
+ */
+struct symr {
+	GElf_Addr lo, hi; /* hi == lo: sizeless */
+	const char *name;
+	int rank; /* lower is better */
+};
+
+struct sym_index {
+	Dwfl_Module *dm;
+	struct symr *v;
+	size_t n;
+	UT_hash_handle hh;
+};
+
 struct mt_sym {
 	Dwfl *dwfl;
 	struct cu_index *units;
+	struct sym_index *symtabs;
 	struct mod *mods; /* sorted by lo, never overlapping */
 	size_t nmods;
 	struct cached *cache;
@@ -94,7 +116,8 @@ static const Dwfl_Callbacks callbacks = {
  * demangled): the function the user wrote is the name without it. */
 static void strip_clone(char *name)
 {
-	static const char *const kinds[] = {".lto_priv.", ".isra.", ".constprop.", ".part.", ".cold"};
+	static const char *const kinds[] = {".lto_priv.", ".isra.", ".constprop.", ".part.",
+					    ".cold"};
 	char *c = strstr(name, " [clone .");
 	if (c) {
 		*c = '\0';
@@ -526,6 +549,77 @@ static int inline_chain(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, const char 
 	return n;
 }
 
+static int cmp_symr(const void *a, const void *b)
+{
+	const struct symr *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+static struct sym_index *symbols(mt_sym_t *sym, Dwfl_Module *dm)
+{
+	struct sym_index *ix;
+	HASH_FIND_PTR(sym->symtabs, &dm, ix);
+	if (ix)
+		return ix;
+	ix = mt_xmalloc(sizeof(*ix));
+	memset(ix, 0, sizeof(*ix));
+	ix->dm = dm;
+	int n = dwfl_module_getsymtab(dm);
+	if (n > 0)
+		ix->v = mt_xmalloc((size_t)n * sizeof(*ix->v));
+	for (int i = 1; i < n; i++) {
+		GElf_Sym gs;
+		GElf_Addr addr;
+		GElf_Word shndx;
+		const char *name = dwfl_module_getsym_info(dm, i, &gs, &addr, &shndx, NULL, NULL);
+		int type = GELF_ST_TYPE(gs.st_info), bind = GELF_ST_BIND(gs.st_info);
+		if (!name || !*name || shndx == SHN_UNDEF || shndx == SHN_ABS ||
+		    type == STT_SECTION || type == STT_FILE || type == STT_TLS)
+			continue;
+		int rank = (type == STT_FUNC || type == STT_GNU_IFUNC ? 0 : 4) +
+			   (bind == STB_GLOBAL ? 0
+			    : bind == STB_WEAK ? 1
+					       : 2);
+		ix->v[ix->n++] = (struct symr){addr, addr + gs.st_size, name, rank};
+	}
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), cmp_symr);
+	HASH_ADD_PTR(sym->symtabs, dm, ix);
+	return ix;
+}
+
+/* The symbol naming pc, by dwfl_module_addrinfo's choice; NULL: none. */
+static const char *symbol_at(mt_sym_t *sym, Dwfl_Module *dm, GElf_Addr pc)
+{
+	struct sym_index *ix = symbols(sym, dm);
+	size_t a = 0, b = ix->n;
+	while (a < b) {
+		size_t m = (a + b) / 2;
+		if (ix->v[m].lo <= pc)
+			a = m + 1;
+		else
+			b = m;
+	}
+	const struct symr *best = NULL, *near = NULL;
+	bool ended = false; /* a sized symbol ended between a label and pc */
+	for (size_t i = a; i > 0 && a - i < 256; i--) {
+		const struct symr *r = &ix->v[i - 1];
+		if (r->hi == r->lo) {
+			if (!near && !ended)
+				near = r; /* the nearest sizeless symbol below */
+			continue;
+		}
+		if (pc >= r->hi) {
+			ended = true; /* it excludes the labels below its end */
+			continue;
+		}
+		if (!best || r->rank < best->rank ||
+		    (r->rank == best->rank && r->hi - r->lo < best->hi - best->lo))
+			best = r;
+	}
+	return best ? best->name : near ? near->name : NULL;
+}
+
 /* Expands pc into its inline chain, innermost first. */
 static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const char *file, int line,
 			  mt_sframe_t *f, int max, const mt_sframe_t *proto)
@@ -622,12 +716,8 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 			file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
 		c->n = expand_inlines(sym, dm, pc, file, line, c->f, MAX_INLINE, &proto);
 		if (c->n == 0) {
-			GElf_Off off;
-			GElf_Sym s;
 			c->f[0] = proto;
-			c->f[0].func =
-				keep(sym, dwfl_module_addrinfo(dm, pc, &off, &s, NULL, NULL, NULL),
-				     true);
+			c->f[0].func = keep(sym, symbol_at(sym, dm, pc), true);
 			Dwarf_Addr bias;
 			c->f[0].file = full_path(sym, dwfl_module_addrdie(dm, pc, &bias), file);
 			c->f[0].line = line;
@@ -663,6 +753,13 @@ void mt_sym_close(mt_sym_t *sym)
 		HASH_DEL(sym->units, u);
 		free(u->v);
 		free(u);
+	}
+	struct sym_index *t, *ttmp;
+	HASH_ITER(hh, sym->symtabs, t, ttmp)
+	{
+		HASH_DEL(sym->symtabs, t);
+		free(t->v);
+		free(t);
 	}
 	if (sym->dwfl)
 		dwfl_end(sym->dwfl);
