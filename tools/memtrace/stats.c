@@ -78,6 +78,18 @@ static const char *const wrapper_functions[] = {
 	"sqlite3DbMalloc*",
 	"sqlite3DbRealloc*",
 	"Perl_safesys*",
+	"ngx_alloc",
+	"ngx_calloc",
+	"ngx_palloc*",
+	"ngx_pnalloc",
+	"ngx_pcalloc",
+	"ngx_memalign",
+	"AllocSetAlloc",
+	"AllocSetRealloc",
+	"AllocSetContextCreateInternal",
+	"palloc*",
+	"repalloc*",
+	"MemoryContextAlloc*",
 	"std::allocator*",
 	"std::__new_allocator*",
 	"__gnu_cxx::new_allocator*",
@@ -652,13 +664,22 @@ void mt_print_memory(FILE *f, const mt_snap_t *s)
 		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count,
 		MT_PL(s->totals.heap_live_count), m->name, sz(b, (double)m->held, false), m->arenas,
 		MT_PL(m->arenas), cap, sz(c, (double)m->rss, false), sz(d, (double)m->vms, false));
-	int64_t over = (int64_t)(m->held - s->totals.heap_live_bytes);
+	int64_t over = (int64_t)m->held - (int64_t)s->totals.heap_live_bytes;
+	char beyond[160];
+	if (over >= 0)
+		snprintf(beyond, sizeof(beyond),
+			 "%s held beyond the live heap (fragmentation, free lists, caches)",
+			 sz(a, (double)over, false));
+	else /* a sampled estimate above what the allocator holds: no size below zero */
+		snprintf(beyond, sizeof(beyond),
+			 "none measured: the %slive heap is %s above what the allocator holds",
+			 s->sample_bytes ? "estimated " : "", sz(a, (double)-over, false));
 	fprintf(f,
-		"Overhead: %s held beyond the live heap (fragmentation, free lists, caches); "
+		"Overhead: %s; "
 		"%" PRIu64 " anonymous mapping%s (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
 		" 64 MiB arena heap%s\n",
-		sz(a, (double)over, false), m->anon_maps, MT_PL(m->anon_maps),
-		sz(b, (double)m->anon_bytes, false), m->anon_1m, m->anon_64m, MT_PL(m->anon_64m));
+		beyond, m->anon_maps, MT_PL(m->anon_maps), sz(b, (double)m->anon_bytes, false),
+		m->anon_1m, m->anon_64m, MT_PL(m->anon_64m));
 }
 
 const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals)
