@@ -163,25 +163,32 @@ static bool sort_blocks(void)
 	return true;
 }
 
+/* The index of the first block starting above p (NB: none). */
+static inline size_t first_above(uintptr_t p)
+{
+	size_t lo = 0, hi = NB;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (B[mid].lo <= p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* The block holding address p, or -1. */
 static inline long block_of(uintptr_t p)
 {
 	if (p < bmin || p >= bmax)
 		return -1;
-	size_t lo = 0, hi = NB;
-	while (hi - lo > 1) {
-		size_t mid = (lo + hi) / 2;
-		if (B[mid].lo <= p)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	const mt_scan_block_t *b = &B[lo];
-	if (p < b->lo)
+	size_t i = first_above(p);
+	if (i == 0)
 		return -1;
+	const mt_scan_block_t *b = &B[i - 1];
 	uint64_t size = BSIZE(b);
 	if (p - b->lo < size || (size == 0 && p == b->lo))
-		return (long)lo;
+		return (long)(i - 1);
 	return -1;
 }
 
@@ -593,17 +600,9 @@ static void scan_map(const struct lmap *m)
 {
 	if (m->skip)
 		return;
-	/* the first block at or above from */
-	size_t a = 0, b = NB;
-	while (a < b) {
-		size_t mid = (a + b) / 2;
-		if (B[mid].lo < m->from)
-			a = mid + 1;
-		else
-			b = mid;
-	}
 	if (m->heap)
 		return;
+	size_t a = m->from ? first_above(m->from - 1) : 0; /* the first at or above from */
 	uintptr_t at = m->from;
 	for (size_t k = a; k < NB && B[k].lo < m->hi; k++) {
 		scan_minus_own(at, B[k].lo, m->file);

@@ -33,15 +33,21 @@ struct ctx {
 	size_t errlen;
 };
 
+static int vfail(struct ctx *c, const size_t *off, const char *fmt, va_list ap)
+{
+	int n = off ? snprintf(c->err, c->errlen, "%s: offset %zu: ", c->path, *off)
+		    : snprintf(c->err, c->errlen, "%s: ", c->path);
+	if (n >= 0 && (size_t)n < c->errlen)
+		vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	return -1;
+}
+
 /* The file itself is wrong (missing, a directory): no offset to name. */
 static int fail_file(struct ctx *c, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(c->err, c->errlen, "%s: ", c->path);
-	if (n < 0 || (size_t)n >= c->errlen)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	vfail(c, NULL, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -49,11 +55,8 @@ static int fail_file(struct ctx *c, const char *fmt, ...)
 static int fail(struct ctx *c, size_t off, const char *fmt, ...)
 {
 	va_list ap;
-	int n = snprintf(c->err, c->errlen, "%s: offset %zu: ", c->path, off);
-	if (n < 0 || (size_t)n >= c->errlen)
-		return -1;
 	va_start(ap, fmt);
-	vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+	vfail(c, &off, fmt, ap);
 	va_end(ap);
 	return -1;
 }

@@ -513,24 +513,23 @@ static int scope_path(Dwarf_Die *die, Dwarf_Addr pc, Dwarf_Die *path, int max)
 	return n;
 }
 
-/* The same chain as expand_inlines, from the unit's function index. */
-static int inline_chain(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, const char *file, int line,
-			mt_sframe_t *f, int max, const mt_sframe_t *proto)
+/* The frames of an inline chain: scopes innermost first (inlined
+ * subroutines, lexical blocks, up to the subprogram), file and line those
+ * of pc; each outer frame is where the inner one was inlined. */
+static int chain_frames(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Die *scopes, int ns, const char *file,
+			int line, mt_sframe_t *f, int max, const mt_sframe_t *proto)
 {
-	Dwarf_Die fn, path[64];
-	if (!function_at(sym, cu, pc, &fn))
-		return -1;
-	int np = scope_path(&fn, pc, path, 64);
 	Dwarf_Files *files = NULL;
 	size_t nfiles = 0;
-	dwarf_getsrcfiles(cu, &files, &nfiles);
+	if (ns > 0)
+		dwarf_getsrcfiles(cu, &files, &nfiles);
 	int n = 0;
-	for (int i = np - 1; i >= 0 && n < max; i--) {
-		int tag = dwarf_tag(&path[i]);
+	for (int i = 0; i < ns && n < max; i++) {
+		int tag = dwarf_tag(&scopes[i]);
 		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
 			continue;
 		f[n] = *proto;
-		f[n].func = keep(sym, die_name(&path[i]), true);
+		f[n].func = keep(sym, die_name(&scopes[i]), true);
 		f[n].file = full_path(sym, cu, file);
 		f[n].line = line;
 		n++;
@@ -540,13 +539,30 @@ static int inline_chain(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, const char 
 		Dwarf_Word v;
 		file = NULL;
 		line = 0;
-		if (dwarf_attr(&path[i], DW_AT_call_file, &attr) &&
+		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) &&
 		    dwarf_formudata(&attr, &v) == 0 && files && v < nfiles)
 			file = dwarf_filesrc(files, v, NULL, NULL);
-		if (dwarf_attr(&path[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
+		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) && dwarf_formudata(&attr, &v) == 0)
 			line = (int)v;
 	}
 	return n;
+}
+
+/* The chain from the unit's function index; -1 when no function of the
+ * unit holds pc. */
+static int inline_chain(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, const char *file, int line,
+			mt_sframe_t *f, int max, const mt_sframe_t *proto)
+{
+	Dwarf_Die fn, path[64];
+	if (!function_at(sym, cu, pc, &fn))
+		return -1;
+	int np = scope_path(&fn, pc, path, 64);
+	for (int i = 0; i < np / 2; i++) { /* innermost first */
+		Dwarf_Die t = path[i];
+		path[i] = path[np - 1 - i];
+		path[np - 1 - i] = t;
+	}
+	return chain_frames(sym, cu, path, np, file, line, f, max, proto);
 }
 
 static int cmp_symr(const void *a, const void *b)
@@ -643,33 +659,7 @@ static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const c
 		scopes = NULL;
 		ns = dwarf_getscopes_die(&inner, &scopes);
 	}
-	Dwarf_Files *files = NULL;
-	size_t nfiles = 0;
-	if (ns > 0)
-		dwarf_getsrcfiles(cu, &files, &nfiles);
-	for (int i = 0; i < ns && n < max; i++) {
-		int tag = dwarf_tag(&scopes[i]);
-		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
-			continue;
-		f[n] = *proto;
-		f[n].func = keep(sym, die_name(&scopes[i]), true);
-		f[n].file = full_path(sym, cu, file);
-		f[n].line = line;
-		n++;
-		if (tag == DW_TAG_subprogram)
-			break;
-		/* the next frame out is where this one was inlined */
-		Dwarf_Attribute attr;
-		Dwarf_Word v;
-		file = NULL;
-		line = 0;
-		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) &&
-		    dwarf_formudata(&attr, &v) == 0 && files && v < nfiles)
-			file = dwarf_filesrc(files, v, NULL, NULL);
-		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr) &&
-		    dwarf_formudata(&attr, &v) == 0)
-			line = (int)v;
-	}
+	n = chain_frames(sym, cu, scopes, ns, file, line, f, max, proto);
 	free(scopes);
 	return n;
 }
