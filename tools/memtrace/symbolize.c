@@ -55,6 +55,21 @@ struct fn_range {
 	Dwarf_Off die;
 };
 
+/* The index of the first of n entries, sorted by .lo, that starts above
+ * addr (n: none); for the unit and symbol indexes. */
+#define first_above(v, n, addr)                                    \
+	({                                                         \
+		size_t a_ = 0, b_ = (n);                           \
+		while (a_ < b_) {                                  \
+			size_t m_ = (a_ + b_) / 2;                 \
+			if ((v)[m_].lo <= (addr))                  \
+				a_ = m_ + 1;                       \
+			else                                       \
+				b_ = m_;                           \
+		}                                                  \
+		a_;                                                \
+	})
+
 struct cu_key {
 	Dwarf *dbg;
 	Dwarf_Off off;
@@ -467,14 +482,7 @@ static struct cu_index *unit_index(mt_sym_t *sym, Dwarf_Die *cu)
 static bool function_at(mt_sym_t *sym, Dwarf_Die *cu, Dwarf_Addr pc, Dwarf_Die *out)
 {
 	struct cu_index *ix = unit_index(sym, cu);
-	size_t a = 0, b = ix->n;
-	while (a < b) {
-		size_t m = (a + b) / 2;
-		if (ix->v[m].lo <= pc)
-			a = m + 1;
-		else
-			b = m;
-	}
+	size_t a = first_above(ix->v, ix->n, pc);
 	/* ranges starting at or below pc, nearest first: the smallest that
 	 * holds pc (a nested function inside its parent's range) */
 	const struct fn_range *best = NULL;
@@ -608,14 +616,7 @@ static struct sym_index *symbols(mt_sym_t *sym, Dwfl_Module *dm)
 static const char *symbol_at(mt_sym_t *sym, Dwfl_Module *dm, GElf_Addr pc)
 {
 	struct sym_index *ix = symbols(sym, dm);
-	size_t a = 0, b = ix->n;
-	while (a < b) {
-		size_t m = (a + b) / 2;
-		if (ix->v[m].lo <= pc)
-			a = m + 1;
-		else
-			b = m;
-	}
+	size_t a = first_above(ix->v, ix->n, pc);
 	const struct symr *best = NULL, *near = NULL;
 	bool ended = false; /* a sized symbol ended between a label and pc */
 	for (size_t i = a; i > 0 && a - i < 256; i--) {
