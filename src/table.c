@@ -579,10 +579,19 @@ static inline void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool a
  * that callsite records stay small. */
 struct pend {
 	int64_t bytes, count, allocs, abytes;
+	int64_t mlive, mcount; /* an mmap site's live figures at the gather */
+	uint64_t c[5];	       /* the site's figures as the dump writes them */
+	bool frozen;
 };
 static struct pend *pend_tab;
 static size_t pend_cap;
 static int64_t pend_live;
+/* The mappings at the gather, under the mapping lock: the mmap sites and
+ * totals a dump writes are of that one moment (an mmap or munmap while it
+ * writes changed one and not the other). */
+static bool pend_mmap;
+static uint64_t pend_mmap_bytes, pend_mmap_count;
+static bool gathered; /* from a gather to its end: sites read frozen */
 
 static const struct pend *pending(const mt_site_t *s)
 {
@@ -590,10 +599,30 @@ static const struct pend *pending(const mt_site_t *s)
 	return pend_tab && s->id < pend_cap ? &pend_tab[s->id] : &none;
 }
 
+/* A site's figures: its own counters, what threads hold pending (p), and
+ * for a mapping site the regions as the gather saw them. */
+static void site_figures(const mt_site_t *s, const struct pend *p, uint64_t c[5])
+{
+	int64_t lb = LOAD(s->live_bytes) + p->bytes, lc = LOAD(s->live_count) + p->count;
+	if (s->domain == MT_DOMAIN_MMAP && pend_mmap) {
+		lb = p->mlive;
+		lc = p->mcount;
+	}
+	c[0] = lb > 0 ? (uint64_t)lb : 0;
+	c[1] = lc > 0 ? (uint64_t)lc : 0;
+	c[2] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
+	c[3] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
+	c[4] = (uint64_t)LOAD(s->peak_bytes);
+	if (c[4] < c[0]) /* pending bytes not yet seen by the peak */
+		c[4] = c[0];
+}
+
 /* A dump reads every thread's pending figures without moving them: the
  * owners keep writing without a lock prefix. */
 void mt__table_gather_end(void)
 {
+	pend_mmap = false;
+	gathered = false;
 	__atomic_store_n(&dumping, 0, __ATOMIC_RELEASE);
 }
 
@@ -624,6 +653,29 @@ void mt__table_gather(void)
 		blk_unlock(b);
 	}
 	pend_live = live;
+	pthread_mutex_lock(&map_lock);
+	for (size_t i = 0; pend_tab && i < nregions; i++) {
+		const struct region *r = &regions[i];
+		if (r->site && r->site->id < pend_cap) {
+			pend_tab[r->site->id].mlive += (int64_t)(r->hi - r->lo);
+			pend_tab[r->site->id].mcount++;
+		}
+	}
+	pend_mmap = pend_tab != NULL;
+	pend_mmap_bytes = LOAD(totals.mmap_live_bytes);
+	pend_mmap_count = LOAD(totals.mmap_live_count);
+	pthread_mutex_unlock(&map_lock);
+	/* every site's figures, once: the totals are their sums and the SITE
+	 * records these, so a snapshot adds up while threads run on (a count
+	 * made straight into a site while the dump writes shows next time) */
+	for (uint32_t id = 1; pend_tab && id < pend_cap && id < n; id++) {
+		mt_site_t *st = site_by_id(id);
+		if (st) {
+			site_figures(st, &pend_tab[id], pend_tab[id].c);
+			pend_tab[id].frozen = true;
+		}
+	}
+	gathered = pend_tab != NULL;
 }
 
 void mt__count_untracked(void)
@@ -1052,11 +1104,16 @@ static void sum_heap_site(const mt_site_t *s, void *arg)
 	mt_totals_t *t = arg;
 	if (s->domain != MT_DOMAIN_HEAP)
 		return;
-	const struct pend *p = pending(s);
-	int64_t lc = LOAD(s->live_count) + p->count;
-	t->heap_live_count += lc > 0 ? (uint64_t)lc : 0;
-	t->heap_alloc_count += LOAD(s->alloc_count) + (uint64_t)p->allocs;
-	t->heap_alloc_bytes += LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
+	uint32_t id;
+	int domain, n;
+	const uintptr_t *frames;
+	uint64_t c[5];
+	mt__site_read(s, &id, &domain, &n, &frames, c);
+	if (gathered) /* in a dump: the live bytes too are the sites' sum */
+		t->heap_live_bytes += c[0];
+	t->heap_live_count += c[1];
+	t->heap_alloc_count += c[2];
+	t->heap_alloc_bytes += c[3];
 }
 
 void mt__totals_get(mt_totals_t *t)
@@ -1065,12 +1122,21 @@ void mt__totals_get(mt_totals_t *t)
 	uint64_t *dst = (uint64_t *)t;
 	for (size_t i = 0; i < MT_TOTALS_N; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
-	t->heap_live_bytes += (uint64_t)pend_live;
+	if (gathered)
+		t->heap_live_bytes = 0; /* the sites' sum, below */
+	else
+		t->heap_live_bytes += (uint64_t)pend_live;
+	if (pend_mmap) {
+		t->mmap_live_bytes = pend_mmap_bytes;
+		t->mmap_live_count = pend_mmap_count;
+		if (t->mmap_peak_bytes < t->mmap_live_bytes)
+			t->mmap_peak_bytes = t->mmap_live_bytes;
+	}
+	mt__sites_foreach(sum_heap_site, t);
 	/* the peak misses what threads have pending, the live figure not */
 	raise_peak(&totals.heap_peak_bytes, t->heap_live_bytes);
 	if (t->heap_peak_bytes < t->heap_live_bytes)
 		t->heap_peak_bytes = t->heap_live_bytes;
-	mt__sites_foreach(sum_heap_site, t);
 	t->heap_free_count = t->heap_alloc_count - t->heap_live_count;
 	mt__unwind_stats(&t->fast_unwinds, &t->unwind_mismatches);
 }
@@ -1107,14 +1173,12 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	*nframes = s->nframes;
 	*frames = s->frames;
 	const struct pend *p = pending(s);
-	int64_t lb = LOAD(s->live_bytes) + p->bytes, lc = LOAD(s->live_count) + p->count;
-	c[0] = lb > 0 ? (uint64_t)lb : 0;
-	c[1] = lc > 0 ? (uint64_t)lc : 0;
-	c[2] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
-	c[3] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
-	c[4] = (uint64_t)LOAD(s->peak_bytes);
-	if (c[4] < c[0]) /* pending bytes not yet seen by the peak */
-		c[4] = c[0];
+	if (gathered && p->frozen)
+		memcpy(c, p->c, sizeof(p->c));
+	else if (gathered)
+		memset(c, 0, 5 * sizeof(*c)); /* made after the gather: next time */
+	else
+		site_figures(s, p, c);
 }
 
 /* ---- the leak scan's view (leakscan.c), from its child process: one
