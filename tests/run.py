@@ -297,7 +297,10 @@ def case_demo():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = run([DEMO], dump_dir=d)
     eq((r.returncode, r.stdout), (0, b"demo: served 10000 requests, 10 bytes of config\n"), "demo")
-    snap = only_snapshot(d)
+    every = snaps(d)
+    eq([show_json(f)["reason"] for f in every], ["on request (mt_snapshot)"] * 3 + ["at exit"],
+       "three snapshots while it serves, one at exit")
+    snap = every[-1]
     text = subprocess.run([TOOL, "show", snap], capture_output=True, text=True).stdout
     demo_c = os.path.join(SRC, "tools", "demo", "demo.c")
     lines = open(demo_c).read().splitlines()
@@ -309,6 +312,10 @@ def case_demo():
     # the peak is never below what is live (threads' pending bytes included)
     t = show_json(snap)["totals"]
     check(t["heap_peak_bytes"] >= t["heap_live_bytes"] > 0, f"peak below live: {t}")
+    # the series names the session cache as what grows, steadily
+    g = json.loads(tool("growth", "--json", *every).stdout)
+    top = g["suspects"][0]
+    eq((top["file"], top["line"], top["kind"]), (demo_c, leak, "steady"), f"growth: {top}")
 
 
 def case_options_bad_values():

@@ -42,12 +42,12 @@ if [ "$what" = demo ]; then
 	rm -rf "$dir" && mkdir -p "$dir"
 	echo "\$ LD_PRELOAD=$PWD/build/src/libmemtrace.so MEMTRACE_DIR=$dir build/tools/memtrace/memtrace-demo"
 	LD_PRELOAD="$PWD/build/src/libmemtrace.so" MEMTRACE_DIR="$dir" build/tools/memtrace/memtrace-demo
-	snap=$(ls "$dir"/memtrace.*.snap)
-	echo "\$ build/tools/memtrace/memtrace report -o build/demo-report.html $snap"
-	build/tools/memtrace/memtrace report -o build/demo-report.html "$snap"
+	mapfile -t snaps < <(ls -v "$dir"/memtrace.*.snap)
+	echo "\$ build/tools/memtrace/memtrace report -o build/demo-report.html $dir/memtrace.*.snap"
+	build/tools/memtrace/memtrace report -o build/demo-report.html "${snaps[@]}"
 	echo "(open build/demo-report.html in a browser: chart, flame graph, growth, diff)"
-	echo "\$ build/tools/memtrace/memtrace show $snap"
-	exec build/tools/memtrace/memtrace show "$snap"
+	echo "\$ build/tools/memtrace/memtrace show ${snaps[-1]}"
+	exec build/tools/memtrace/memtrace show "${snaps[-1]}"
 fi
 
 # The whole suite on the normal build; then the CLI and unit tests again with
