@@ -806,7 +806,7 @@ static void find_threads(void)
 			if (sp[0] == '0' && sp[1] == 'x')
 				sp += 2;
 			uintptr_t v = hex(&sp);
-			if (v && P.nsps < MAX_THREADS)
+			if (v && P.nsps < MAX_THREADS - 1) /* a place kept for the dumping thread's */
 				P.sps[P.nsps++] = v;
 			else
 				P.no_sp++;
