@@ -49,7 +49,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -252,11 +251,6 @@ static ssize_t slurp(const char *path, char **buf, size_t *cap)
 	return (ssize_t)len;
 }
 
-/* The text stays mapped while the scan runs: its mapping is among those
- * read, and memtrace's own, so it is left out, not read after unmapping. */
-static char *maps_buf;
-static size_t maps_cap;
-
 static bool read_maps(void)
 {
 	char *buf = NULL;
@@ -269,8 +263,8 @@ static bool read_maps(void)
 	size_t lines = 0;
 	for (ssize_t i = 0; i < len; i++)
 		lines += buf[i] == '\n';
-	maps_buf = buf;
-	maps_cap = cap;
+	/* buf stays mapped while the scan runs: its mapping is among those
+	 * read, and memtrace's own, so it is left out, not read unmapped */
 	M = mt__map((lines + 1) * sizeof(*M));
 	if (!M)
 		return false;
@@ -474,26 +468,12 @@ static void scan_words(uintptr_t lo, uintptr_t hi, bool definite, long leader)
 	}
 }
 
-/* A file mapping may end past its file (SIGBUS): it is copied out with
- * process_vm_readv, which fails softly. */
-static void scan_pages(uintptr_t lo, uintptr_t hi, bool file)
+/* Roots are read in place: a page that faults (a file mapping past its
+ * file's end, a guard region) gets a zero page from on_fault. */
+static void scan_pages(uintptr_t lo, uintptr_t hi)
 {
 	root_bytes += hi - lo;
-	if (!file) {
-		scan_words(lo, hi, true, -1);
-		return;
-	}
-	static uintptr_t buf[8192];
-	for (uintptr_t a = lo & ~(uintptr_t)7; a < hi; a += sizeof(buf)) {
-		size_t n = hi - a < sizeof(buf) ? hi - a : sizeof(buf);
-		struct iovec l = {buf, n}, r = {(void *)a, n};
-		ssize_t got = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
-		if (got <= 0)
-			continue;
-		for (size_t k = 0; k < (size_t)got / 8; k++)
-			if (buf[k] >= bmin && buf[k] < bmax)
-				reach(buf[k], true);
-	}
+	scan_words(lo, hi, true, -1);
 }
 
 /* Only the pages the program ever wrote can hold its pointers: a page
@@ -502,14 +482,14 @@ static void scan_pages(uintptr_t lo, uintptr_t hi, bool file)
  * untouched rest of a thread's 8 MiB stack, a reserved heap. */
 static int pagemap_fd = -2;
 
-static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
+static void scan_root(uintptr_t lo, uintptr_t hi)
 {
 	if (hi <= lo)
 		return;
 	if (pagemap_fd == -2)
 		pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (pagemap_fd < 0 || hi - lo <= 16 * 4096) {
-		scan_pages(lo, hi, file);
+		scan_pages(lo, hi);
 		return;
 	}
 	static uint64_t ent[512];
@@ -521,7 +501,7 @@ static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
 		ssize_t got = pread(pagemap_fd, ent, n * 8, (off_t)(page / 4096 * 8));
 		if (got < 8) {
 			/* unreadable: the rest as it is */
-			scan_pages(run ? run : page > lo ? page : lo, hi, file);
+			scan_pages(run ? run : page > lo ? page : lo, hi);
 			return;
 		}
 		n = (size_t)got / 8;
@@ -530,13 +510,13 @@ static void scan_root(uintptr_t lo, uintptr_t hi, bool file)
 			if (touched && !run)
 				run = page > lo ? page : lo;
 			else if (!touched && run) {
-				scan_pages(run, page, file);
+				scan_pages(run, page);
 				run = 0;
 			}
 		}
 	}
 	if (run)
-		scan_pages(run, hi, file);
+		scan_pages(run, hi);
 }
 
 static void drain(long leader)
@@ -573,7 +553,7 @@ static int range_cmp_sort(void)
 	return 0;
 }
 
-static void scan_minus_own(uintptr_t lo, uintptr_t hi, bool file)
+static void scan_minus_own(uintptr_t lo, uintptr_t hi)
 {
 	/* the first own range that ends above lo */
 	size_t a = 0, b = nown;
@@ -586,12 +566,12 @@ static void scan_minus_own(uintptr_t lo, uintptr_t hi, bool file)
 	}
 	for (size_t k = a; k < nown && own[k].lo < hi && lo < hi; k++) {
 		if (own[k].lo > lo)
-			scan_root(lo, own[k].lo, file);
+			scan_root(lo, own[k].lo);
 		if (own[k].hi > lo)
 			lo = own[k].hi;
 	}
 	if (lo < hi)
-		scan_root(lo, hi, file);
+		scan_root(lo, hi);
 }
 
 /* The roots of one mapping: all of it from `from`, or, where it holds
@@ -605,12 +585,12 @@ static void scan_map(const struct lmap *m)
 	size_t a = m->from ? first_above(m->from - 1) : 0; /* the first at or above from */
 	uintptr_t at = m->from;
 	for (size_t k = a; k < NB && B[k].lo < m->hi; k++) {
-		scan_minus_own(at, B[k].lo, m->file);
+		scan_minus_own(at, B[k].lo);
 		uintptr_t end = B[k].lo + (BSIZE(&B[k]) ? BSIZE(&B[k]) : 1);
 		if (end > at)
 			at = end;
 	}
-	scan_minus_own(at, m->hi, m->file);
+	scan_minus_own(at, m->hi);
 }
 
 /* A page that faults when read (a guard region inside a writable mapping,
@@ -806,7 +786,8 @@ static void find_threads(void)
 			if (sp[0] == '0' && sp[1] == 'x')
 				sp += 2;
 			uintptr_t v = hex(&sp);
-			if (v && P.nsps < MAX_THREADS - 1) /* a place kept for the dumping thread's */
+			if (v &&
+			    P.nsps < MAX_THREADS - 1) /* a place kept for the dumping thread's */
 				P.sps[P.nsps++] = v;
 			else
 				P.no_sp++;
