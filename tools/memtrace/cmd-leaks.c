@@ -315,8 +315,10 @@ typedef struct klass {
 	uint64_t bytes, blocks;
 } klass_t;
 
+/* A class's totals, and its groups when it is listed (grouping means
+ * symbolizing: not for the classes only counted). */
 static void build_class(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v,
-			const bool *keep, unsigned mask, klass_t *k)
+			const bool *keep, unsigned mask, bool listed, klass_t *k)
 {
 	mt_snap_t kept = *snap;
 	kept.sites = mt_xmalloc((snap->nsites + 1) * sizeof(*kept.sites));
@@ -332,8 +334,11 @@ static void build_class(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v
 		k->bytes += s.live_bytes;
 		k->blocks += s.live_count;
 	}
-	mt_stats_build(&kept, sym, v, false, &k->st);
-	mt_stats_sort(&k->st, MT_SORT_SIZE);
+	memset(&k->st, 0, sizeof(k->st));
+	if (listed) {
+		mt_stats_build(&kept, sym, v, false, &k->st);
+		mt_stats_sort(&k->st, MT_SORT_SIZE);
+	}
 	free(kept.sites);
 }
 
@@ -416,8 +421,9 @@ int mt_cmd_leaks(int argc, char **argv)
 	uint64_t bytes = 0, blocks = 0;
 	size_t ntrace = 0;
 	for (int i = 0; i < nk; i++) {
-		build_class(&snap, sym, &v, keep, scanned ? 1u << i : 0, &k[i]);
-		if (!scanned || (show & (1u << i))) {
+		bool listed = !scanned || (show & (1u << i));
+		build_class(&snap, sym, &v, keep, scanned ? 1u << i : 0, listed, &k[i]);
+		if (listed) {
 			bytes += k[i].bytes;
 			blocks += k[i].blocks;
 			ntrace += k[i].st.n;
