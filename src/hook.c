@@ -246,17 +246,6 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	if (init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
-		/* memtrace run --no-children: this child runs untracked, writes
-		 * nothing */
-		mt__table_unlock_all();
-		mt__py_unlock();
-		__atomic_store_n(&exit_dumped, 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
-		mt__snapshot_atfork_child();
-		mt__trigger_atfork_child();
-		return;
-	}
 	if (init_state == INIT_READY) {
 		mt__table_unlock_all();
 		mt__table_atfork_child();
@@ -264,6 +253,12 @@ static void atfork_child(void)
 	}
 	mt__snapshot_atfork_child();
 	mt__trigger_atfork_child();
+	if (init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
+		/* memtrace run --no-children: this child runs untracked and
+		 * writes nothing */
+		__atomic_store_n(&exit_dumped, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+	}
 }
 
 static void init(void)
