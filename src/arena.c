@@ -37,18 +37,109 @@ EXPORT const char *malloc_conf;
 static char conf_buf[64];
 
 static mt_backend_t je;
+static int je_dlopened; /* MEMTRACE_ALLOCATOR=jemalloc: loaded here, RTLD_LOCAL */
 static int (*je_mallctl)(const char *, void *, size_t *, void *, size_t);
+static int (*tc_property)(const char *, size_t *);
+static int (*mi_info)(size_t *, size_t *, size_t *, size_t *, size_t *, size_t *, size_t *,
+		      size_t *);
+static int kind = -1; /* enum mt_allocator_id; -1: not looked for yet */
+static int mallopt_done;
 static int applied_arena_max;
+
+static const char *const allocator_name[] = {
+#define X(id, name, lib, pkg, probe, arenas, env) name,
+	MT_ALLOCATORS(X)
+#undef X
+	"unknown",
+};
 
 void mt__arena_tune(void)
 {
-	if (mt__opt.arena_max <= 0 || mt__opt.allocator != MT_ALLOC_SYSTEM)
+	if (mt__opt.arena_max <= 0)
 		return;
-	if (mallopt(M_ARENA_MAX, mt__opt.arena_max) != 1)
-		mt__warn("mallopt(M_ARENA_MAX, %d) failed: the arena count is not capped",
-			 mt__opt.arena_max);
-	else
-		applied_arena_max = mt__opt.arena_max;
+	/* a jemalloc that starts after this (preloaded after libmemtrace.so,
+	 * or linked by the program) reads the cap from malloc_conf at its
+	 * first call, which comes after this one */
+	mt__fmt(conf_buf, sizeof(conf_buf), "narenas:%d", mt__opt.arena_max);
+	malloc_conf = conf_buf;
+	if (mt__opt.allocator != MT_ALLOC_SYSTEM)
+		return;
+	/* glibc's, whoever serves malloc: whether it is the one that does
+	 * is found later (mt__allocator_detect) */
+	if (mallopt(M_ARENA_MAX, mt__opt.arena_max) == 1)
+		mallopt_done = 1;
+}
+
+static bool same_object(const void *a, const void *b)
+{
+	Dl_info x, y;
+	return dladdr(a, &x) && dladdr(b, &y) && x.dli_fbase == y.dli_fbase;
+}
+
+/*
+ * Which allocator serves the program's malloc: the one whose figures the
+ * snapshots carry and whose arenas a cap limits. The next malloc in the
+ * chain is looked up and each known allocator's probe symbol with it: the
+ * allocator is the one whose probe lives in the object malloc does. Runs
+ * in the constructor (normal context: dladdr and dlsym take the loader's
+ * lock, which this thread holds already there), else at the first dump.
+ */
+void mt__allocator_detect(void)
+{
+	static const char *const probe[] = {
+#define X(id, name, lib, pkg, probe, arenas, env) probe,
+		MT_ALLOCATORS(X)
+#undef X
+	};
+	void *sym = NULL;
+	if (kind >= 0)
+		return;
+	if (je_dlopened) {
+		kind = MT_ALLOCATOR_JEMALLOC;
+		return;
+	}
+	void *m = dlsym(RTLD_NEXT, "malloc");
+	int k = MT_ALLOCATOR_UNKNOWN;
+	for (int i = 0; m && i < MT_ALLOCATOR_UNKNOWN; i++) {
+		void *s = dlsym(RTLD_NEXT, probe[i]);
+		if (s && same_object(s, m)) {
+			k = i;
+			sym = s;
+			break;
+		}
+	}
+	if (k == MT_ALLOCATOR_JEMALLOC)
+		je_mallctl = (__typeof__(je_mallctl))sym;
+	else if (k == MT_ALLOCATOR_TCMALLOC)
+		tc_property = (__typeof__(tc_property))sym;
+	else if (k == MT_ALLOCATOR_MIMALLOC)
+		mi_info = (__typeof__(mi_info))sym;
+	int cap = mt__opt.arena_max;
+	if (cap > 0 && mt__opt.allocator == MT_ALLOC_SYSTEM) {
+		unsigned n = 0;
+		size_t sz = sizeof(n);
+		if (k == MT_ALLOCATOR_GLIBC && mallopt_done)
+			applied_arena_max = cap;
+		else if (k == MT_ALLOCATOR_GLIBC)
+			mt__warn("mallopt(M_ARENA_MAX, %d) failed: the arena count is not capped",
+				 cap);
+		else if (k == MT_ALLOCATOR_JEMALLOC &&
+			 je_mallctl("opt.narenas", &n, &sz, NULL, 0) == 0 && n == (unsigned)cap)
+			applied_arena_max = cap;
+		else if (k == MT_ALLOCATOR_JEMALLOC)
+			mt__warn("jemalloc started before memtrace with %u arenas: "
+				 "MEMTRACE_ARENA_MAX=%d cannot apply; set MALLOC_CONF=narenas:%d",
+				 n, cap, cap);
+		else if (k == MT_ALLOCATOR_UNKNOWN)
+			mt__warn("MEMTRACE_ARENA_MAX=%d: the program's malloc is not an allocator "
+				 "memtrace knows (glibc, jemalloc, tcmalloc, mimalloc); nothing is "
+				 "capped",
+				 cap);
+		else
+			mt__warn("MEMTRACE_ARENA_MAX=%d: %s has no arenas to cap; nothing is capped",
+				 cap, allocator_name[k]);
+	}
+	__atomic_store_n(&kind, k, __ATOMIC_RELEASE);
 }
 
 /* jemalloc has no pvalloc: a page-aligned block of whole pages. */
@@ -104,6 +195,7 @@ const mt_backend_t *mt__jemalloc_load(void)
 	}
 #undef SYM
 	je.pvalloc = je_pvalloc;
+	je_dlopened = 1;
 	je_mallctl = (int (*)(const char *, void *, size_t *, void *, size_t))dlsym(h, "mallctl");
 	if (mt__opt.arena_max > 0) {
 		unsigned n = 0;
@@ -277,21 +369,68 @@ static void jemalloc_stats(mt_alloc_stats_t *st)
 	if (je_mallctl("stats.resident", &v, &sz, NULL, 0) == 0)
 		st->resident = v;
 	sz = sizeof(narenas);
-	if (je_mallctl("arenas.narenas", &narenas, &sz, NULL, 0) == 0)
-		st->arenas = narenas;
+	if (je_mallctl("opt.narenas", &narenas, &sz, NULL, 0) == 0)
+		st->arenas = narenas; /* the automatic ones; not the huge-block arena */
+}
+
+/* gperftools' MallocExtension properties: held is what its page heap has
+ * from the system less what it gave back (unmapped). */
+static void tcmalloc_stats(mt_alloc_stats_t *st)
+{
+	size_t heap = 0, unmapped = 0, used = 0;
+	if (!tc_property)
+		return;
+	if (tc_property("generic.current_allocated_bytes", &used))
+		st->in_use = used;
+	if (tc_property("generic.heap_size", &heap)) {
+		(void)tc_property("tcmalloc.pageheap_unmapped_bytes", &unmapped);
+		st->held = heap > unmapped ? heap - unmapped : 0;
+	}
+}
+
+/* mimalloc says what it has committed from the system; a release build
+ * keeps no count of allocated bytes, so in_use stays unknown (0). */
+static void mimalloc_stats(mt_alloc_stats_t *st)
+{
+	size_t elapsed, user, sys, rss, peak_rss, commit = 0, peak_commit, faults;
+	if (!mi_info)
+		return;
+	mi_info(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
+	st->held = commit;
+}
+
+/* VmPeak and VmHWM from /proc/self/status, in kB. */
+static void peaks(mt_alloc_stats_t *st)
+{
+	char buf[4096];
+	if (!mt__read_file("/proc/self/status", buf, sizeof(buf)))
+		return;
+	for (const char *p = buf, *nl; *p; p = nl + 1) {
+		const char *q;
+		if (!strncmp(p, "VmPeak:", 7) && (q = p + 7))
+			st->vms_peak = parse_u64(&q) * 1024;
+		else if (!strncmp(p, "VmHWM:", 6) && (q = p + 6))
+			st->rss_peak = parse_u64(&q) * 1024;
+		if (!(nl = strchr(p, '\n')))
+			break;
+	}
 }
 
 void mt__alloc_stats(mt_alloc_stats_t *st)
 {
 	char buf[256];
 	memset(st, 0, sizeof(*st));
-	if (je.malloc) {
-		strcpy(st->name, "jemalloc");
-		jemalloc_stats(st);
-	} else {
-		strcpy(st->name, "glibc");
+	mt__allocator_detect();
+	int k = __atomic_load_n(&kind, __ATOMIC_ACQUIRE);
+	mt__fmt(st->name, sizeof(st->name), "%s", allocator_name[k]);
+	if (k == MT_ALLOCATOR_GLIBC)
 		glibc_stats(st);
-	}
+	else if (k == MT_ALLOCATOR_JEMALLOC)
+		jemalloc_stats(st);
+	else if (k == MT_ALLOCATOR_TCMALLOC)
+		tcmalloc_stats(st);
+	else if (k == MT_ALLOCATOR_MIMALLOC)
+		mimalloc_stats(st);
 	st->arena_max = (uint64_t)applied_arena_max;
 	if (mt__read_file("/proc/self/statm", buf, sizeof(buf))) {
 		const char *p = buf;
@@ -299,5 +438,6 @@ void mt__alloc_stats(mt_alloc_stats_t *st)
 		st->vms = parse_u64(&p) * pg;
 		st->rss = parse_u64(&p) * pg;
 	}
-	scan_maps(st, !je.malloc);
+	peaks(st);
+	scan_maps(st, k == MT_ALLOCATOR_GLIBC);
 }

@@ -228,13 +228,38 @@ typedef struct mt_totals {
 	X(arena_max, "arena cap memtrace applied (0: none)")         \
 	X(held, "bytes the allocator holds from the system")         \
 	X(in_use, "bytes allocated, by the allocator's count")       \
-	X(resident, "bytes the allocator keeps resident (jemalloc)") \
+	X(resident, "bytes the allocator keeps resident (jemalloc)")      \
 	X(rss, "process resident set size")                          \
 	X(vms, "process virtual size")                               \
 	X(anon_maps, "anonymous mappings")                           \
 	X(anon_bytes, "bytes in anonymous mappings")                 \
 	X(anon_64m, "64 MiB regions (glibc arena heaps) among them") \
-	X(anon_1m, "anonymous mappings of 1 MiB or more")
+	X(anon_1m, "anonymous mappings of 1 MiB or more")                 \
+	X(vms_peak, "process virtual size at its peak (VmPeak, since 1.4)") \
+	X(rss_peak, "process resident set size at its peak (VmHWM, since 1.4)")
+
+/* The allocators memtrace knows behind its hooks, one row each: the name
+ * the ALLOC record carries, the library a preload puts after libmemtrace.so
+ * ("" for glibc, the system's) and its Debian package, the symbol that says
+ * an object is that allocator and reads its figures, whether it has arenas
+ * a cap limits (glibc arena_max, jemalloc narenas), and the environment
+ * that deploys it without memtrace. A program whose malloc is none of these
+ * is "unknown": its figures are left out, never guessed. */
+#define MT_ALLOCATORS(X)                                                                    \
+	X(GLIBC, "glibc", "", "libc6", "mallinfo2", 1, "")                                  \
+	X(JEMALLOC, "jemalloc", "libjemalloc.so.2", "libjemalloc2", "mallctl", 1,           \
+	  "LD_PRELOAD=libjemalloc.so.2")                                                    \
+	X(TCMALLOC, "tcmalloc", "libtcmalloc_minimal.so.4", "libtcmalloc-minimal4",         \
+	  "MallocExtension_GetNumericProperty", 0, "LD_PRELOAD=libtcmalloc_minimal.so.4")   \
+	X(MIMALLOC, "mimalloc", "libmimalloc.so.2", "libmimalloc2.0", "mi_process_info", 0, \
+	  "LD_PRELOAD=libmimalloc.so.2")
+
+enum mt_allocator_id {
+#define X(id, name, lib, pkg, probe, arenas, env) MT_ALLOCATOR_##id,
+	MT_ALLOCATORS(X)
+#undef X
+	MT_ALLOCATOR_UNKNOWN
+};
 
 typedef struct mt_alloc_stats {
 #define X(name, text) uint64_t name;

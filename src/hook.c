@@ -344,6 +344,7 @@ __attribute__((constructor)) static void mt_ctor(void)
 			 "blocks would have no known owner); the system allocator stays");
 	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
 		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
+	mt__allocator_detect();
 	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();

@@ -260,6 +260,9 @@ MT_HIDDEN void mt__arena_tune(void);
 /* Loads jemalloc as the backend for tracked allocations; NULL on failure
  * (one warning: the system allocator stays). */
 MT_HIDDEN const mt_backend_t *mt__jemalloc_load(void);
+/* Finds which allocator serves the program's malloc (MT_ALLOCATORS) and
+ * whether the arena cap took; in the constructor, else at the first dump. */
+MT_HIDDEN void mt__allocator_detect(void);
 /* The allocator's own figures, gathered on the dump thread. */
 MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 

@@ -18,6 +18,13 @@
 /* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot),
  * 3 a budget exceeded (memtrace check). */
 enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2, MT_EXIT_BUDGET = 3 };
+/* cmd-run.c: the libmemtrace.so to preload (--lib, $MEMTRACE_LIB, the
+ * build's or installation's own), NULL if none; COMMAND on PATH; the library
+ * `--allocator NAME` preloads after it ("" for glibc), or a usage error. */
+char *mt_find_lib(const char *given);
+char *mt_find_cmd(const char *cmd);
+const char *mt_allocator_lib(const char *cmd, const char *name);
+
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */

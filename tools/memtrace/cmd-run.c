@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -42,8 +43,9 @@ static const char usage_text[] =
 	"      --depth N        frames recorded per callsite (default 16)\n"
 	"      --arena-max N    cap the allocator's arenas (glibc arena_max, jemalloc\n"
 	"                       narenas)\n"
-	"      --allocator A    system (default) or jemalloc: the allocator behind\n"
-	"                       COMMAND's allocations\n"
+	"      --allocator A    the allocator behind COMMAND's allocations: glibc\n"
+	"                       (system, the default), jemalloc, tcmalloc or mimalloc\n"
+	"                       (preloaded after libmemtrace.so)\n"
 	"      --lib PATH       the libmemtrace.so to use (default: $MEMTRACE_LIB, or\n"
 	"                       the one of memtrace's own build or installation)\n"
 	"      --no-children    profile COMMAND only: the processes it starts run\n"
@@ -70,7 +72,7 @@ static bool readable(const char *p)
  * memtrace is the build tree's, the installation's own (found from where
  * this memtrace is, so a DESTDIR or moved prefix works), the configured
  * libdir. NULL when none is readable. */
-static char *find_lib(const char *given)
+char *mt_find_lib(const char *given)
 {
 	char self[PATH_MAX];
 	if (given)
@@ -104,7 +106,46 @@ static char *find_lib(const char *given)
 	return NULL;
 }
 
-static char *find_cmd(const char *cmd)
+/* The library `--allocator NAME` preloads after libmemtrace.so (see
+ * MT_ALLOCATORS): "" for glibc, the system's; a path beside libc's, or a
+ * one-line usage error naming the package when it is not installed. */
+const char *mt_allocator_lib(const char *cmd, const char *name)
+{
+	static const struct {
+		const char *name, *lib, *pkg;
+	} rows[] = {
+#define X(id, nm, lib, pkg, probe, arenas, env) {nm, lib, pkg},
+		MT_ALLOCATORS(X)
+#undef X
+	};
+	if (!strcmp(name, "system"))
+		name = "glibc";
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (strcmp(name, rows[i].name))
+			continue;
+		if (!*rows[i].lib)
+			return "";
+		Dl_info di;
+		char dir[PATH_MAX] = "/usr/lib";
+		if (dladdr((void *)&fopen, &di) && di.dli_fname && strrchr(di.dli_fname, '/')) {
+			snprintf(dir, sizeof(dir), "%s", di.dli_fname);
+			*strrchr(dir, '/') = '\0';
+		}
+		const char *dirs[] = {dir, "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/usr/lib"};
+		for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+			char *p = mt_xasprintf("%s/%s", dirs[d], rows[i].lib);
+			if (readable(p))
+				return p;
+			free(p);
+		}
+		mt_die_usage(cmd, "--allocator %s: %s is not installed (Debian package %s)", name,
+			     rows[i].lib, rows[i].pkg);
+	}
+	mt_die_usage(cmd, "--allocator takes glibc, jemalloc, tcmalloc or mimalloc, not '%s'",
+		     name);
+}
+
+char *mt_find_cmd(const char *cmd)
 {
 	if (strchr(cmd, '/'))
 		return mt_xasprintf("%s", cmd);
@@ -317,13 +358,7 @@ int mt_cmd_run(int argc, char **argv)
 		case 'D': depth = optarg; break;
 		case 'L': lib = optarg; break;
 		case 'a': arena_max = optarg; break;
-		case 'm':
-			if (strcmp(optarg, "system") && strcmp(optarg, "jemalloc"))
-				mt_die_usage("run",
-					     "--allocator takes system or jemalloc, not '%s'",
-					     optarg);
-			allocator = optarg;
-			break;
+		case 'm': allocator = mt_allocator_lib("run", optarg); break;
 		case 'v': verbose = true; break;
 		case 'C': no_children = true; break;
 		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
@@ -333,7 +368,7 @@ int mt_cmd_run(int argc, char **argv)
 	if (optind >= argc)
 		mt_die_usage("run", "needs a command to run");
 
-	char *libpath = find_lib(lib);
+	char *libpath = mt_find_lib(lib);
 	if (!libpath) {
 		fprintf(stderr,
 			"memtrace: cannot find libmemtrace.so%s%s; use --lib PATH or "
@@ -355,7 +390,7 @@ int mt_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memtrace: snapshot directory %s: %s\n", dir, strerror(errno));
 		return MT_EXIT_USAGE;
 	}
-	char *cmdpath = find_cmd(argv[optind]);
+	char *cmdpath = mt_find_cmd(argv[optind]);
 	if (!cmdpath) {
 		fprintf(stderr, "memtrace: %s: command not found\n", argv[optind]);
 		return 127;
@@ -365,8 +400,9 @@ int mt_cmd_run(int argc, char **argv)
 		fprintf(stderr, "memtrace: warning: cannot profile %s: %s\n", cmdpath, why);
 
 	const char *old = getenv("LD_PRELOAD");
-	char *preload =
-		old && *old ? mt_xasprintf("%s:%s", libpath, old) : mt_xasprintf("%s", libpath);
+	char *preload = mt_xasprintf("%s%s%s%s%s", libpath, allocator && *allocator ? ":" : "",
+				     allocator ? allocator : "", old && *old ? ":" : "",
+				     old && *old ? old : "");
 	setenv("LD_PRELOAD", preload, 1);
 	setenv("MEMTRACE_DIR", absdir, 1);
 	if (sig)
@@ -377,19 +413,6 @@ int mt_cmd_run(int argc, char **argv)
 		setenv("MEMTRACE_DEPTH", depth, 1);
 	if (arena_max)
 		setenv("MEMTRACE_ARENA_MAX", arena_max, 1);
-	if (allocator) {
-		setenv("MEMTRACE_ALLOCATOR", allocator, 1);
-		if (!strcmp(allocator, "jemalloc")) {
-			/* Debian's jemalloc uses initial-exec TLS: loading it after
-			 * start-up needs that much static TLS set aside */
-			const char *t = getenv("GLIBC_TUNABLES");
-			char *tun =
-				t && *t ? mt_xasprintf("%s:glibc.rtld.optional_static_tls=16384", t)
-					: mt_xasprintf("glibc.rtld.optional_static_tls=16384");
-			setenv("GLIBC_TUNABLES", tun, 1);
-			free(tun);
-		}
-	}
 
 	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 	struct sigaction sa;

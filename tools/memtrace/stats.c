@@ -650,23 +650,54 @@ static const char *sz(char *buf, double v, bool sign)
 	return buf;
 }
 
+/* Whether the named allocator has arenas (MT_ALLOCATORS); an unknown one
+ * has none memtrace can count. */
+static bool has_arenas(const char *name)
+{
+#define X(id, nm, lib, pkg, probe, arenas, env)      \
+	if (!strcmp(name, nm))             \
+		return arenas;
+	MT_ALLOCATORS(X)
+#undef X
+	return false;
+}
+
+/* "allocator glibc holds 284 KiB in 2 arenas (capped at 2)"; an allocator
+ * that gives no figure of its own is named and left at that. */
+static void allocator_phrase(char *out, size_t cap, const mt_alloc_stats_t *m)
+{
+	char held[32], arenas[80] = "";
+	if (!m->held) {
+		snprintf(out, cap, "allocator %s (no figures of its own)", m->name);
+		return;
+	}
+	if (has_arenas(m->name)) {
+		int n = snprintf(arenas, sizeof(arenas), " in %" PRIu64 " arena%s", m->arenas,
+				 MT_PL(m->arenas));
+		if (m->arena_max)
+			snprintf(arenas + n, sizeof(arenas) - (size_t)n, " (capped at %" PRIu64 ")",
+				 m->arena_max);
+	}
+	snprintf(out, cap, "allocator %s holds %s%s", m->name, sz(held, (double)m->held, false),
+		 arenas);
+}
+
 void mt_print_memory(FILE *f, const mt_snap_t *s)
 {
-	char a[32], b[32], c[32], d[32], cap[48] = "";
+	char a[32], b[32], c[32], d[32], al[160];
 	const mt_alloc_stats_t *m = &s->alloc;
 	if (!s->has_alloc)
 		return;
-	if (m->arena_max)
-		snprintf(cap, sizeof(cap), " (capped at %" PRIu64 ")", m->arena_max);
-	fprintf(f,
-		"Memory: live heap %s in %" PRIu64 " block%s; allocator %s holds %s in %" PRIu64
-		" arena%s%s; RSS %s, VMS %s\n",
+	allocator_phrase(al, sizeof(al), m);
+	fprintf(f, "Memory: live heap %s in %" PRIu64 " block%s; %s; RSS %s, VMS %s\n",
 		sz(a, (double)s->totals.heap_live_bytes, false), s->totals.heap_live_count,
-		MT_PL(s->totals.heap_live_count), m->name, sz(b, (double)m->held, false), m->arenas,
-		MT_PL(m->arenas), cap, sz(c, (double)m->rss, false), sz(d, (double)m->vms, false));
+		MT_PL(s->totals.heap_live_count), al, sz(c, (double)m->rss, false),
+		sz(d, (double)m->vms, false));
 	int64_t over = (int64_t)m->held - (int64_t)s->totals.heap_live_bytes;
 	char beyond[160];
-	if (over >= 0)
+	if (!m->held)
+		snprintf(beyond, sizeof(beyond), "unknown (the allocator says nothing)");
+	else if (over >= 0)
 		snprintf(beyond, sizeof(beyond),
 			 "%s held beyond the live heap (fragmentation, free lists, caches)",
 			 sz(a, (double)over, false));
@@ -674,12 +705,15 @@ void mt_print_memory(FILE *f, const mt_snap_t *s)
 		snprintf(beyond, sizeof(beyond),
 			 "none measured: the %slive heap is %s above what the allocator holds",
 			 s->sample_bytes ? "estimated " : "", sz(a, (double)-over, false));
+	char heaps[48] = ""; /* glibc's 64 MiB arena heaps: another allocator's are not */
+	if (!strcmp(m->name, "glibc"))
+		snprintf(heaps, sizeof(heaps), ", %" PRIu64 " 64 MiB arena heap%s", m->anon_64m,
+			 MT_PL(m->anon_64m));
 	fprintf(f,
 		"Overhead: %s; "
-		"%" PRIu64 " anonymous mapping%s (%s), %" PRIu64 " of them 1 MiB or more, %" PRIu64
-		" 64 MiB arena heap%s\n",
+		"%" PRIu64 " anonymous mapping%s (%s), %" PRIu64 " of them 1 MiB or more%s\n",
 		beyond, m->anon_maps, MT_PL(m->anon_maps), sz(b, (double)m->anon_bytes, false),
-		m->anon_1m, m->anon_64m, MT_PL(m->anon_64m));
+		m->anon_1m, heaps);
 }
 
 const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals)
@@ -696,7 +730,7 @@ const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t eve
 	double floor = base * 0.02 > 65536 ? base * 0.02 : 65536;
 	if (arenas > 0 && held > floor && held > 2 * (live > 0 ? live : 0))
 		return "arena sprawl: the allocator added arenas and holds far more than the live "
-		       "heap grew (try MEMTRACE_ARENA_MAX or MEMTRACE_ALLOCATOR=jemalloc)";
+		       "heap grew ('memtrace allocators -- CMD' measures each cure)";
 	if (live > floor)
 		return "the live heap grew: look for leaks among the growing lines";
 	if (every) {
@@ -718,17 +752,24 @@ const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t eve
 
 void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b)
 {
-	char x[32], y[32], z[32], w[32], u[32], v[32], q[32], r[32];
+	char x[32], y[32], z[32], w[32], u[32], v[32], q[32], r[32], held[128] = "";
 	if (!a->has_alloc || !b->has_alloc)
 		return;
-	fprintf(f,
-		"Memory: live heap %s (%s); %s holds %s (%s) in %" PRIu64 " arenas (%+" PRId64
-		"); RSS %s (%s), VMS %s (%s)\n",
+	if (!b->alloc.held)
+		snprintf(held, sizeof(held), "%s gives no figures of its own", b->alloc.name);
+	else if (has_arenas(b->alloc.name))
+		snprintf(held, sizeof(held), "%s holds %s (%s) in %" PRIu64 " arenas (%+" PRId64 ")",
+			 b->alloc.name, sz(z, (double)b->alloc.held, false),
+			 sz(w, (double)b->alloc.held - (double)a->alloc.held, true), b->alloc.arenas,
+			 (int64_t)(b->alloc.arenas - a->alloc.arenas));
+	else
+		snprintf(held, sizeof(held), "%s holds %s (%s)", b->alloc.name,
+			 sz(z, (double)b->alloc.held, false),
+			 sz(w, (double)b->alloc.held - (double)a->alloc.held, true));
+	fprintf(f, "Memory: live heap %s (%s); %s; RSS %s (%s), VMS %s (%s)\n",
 		sz(x, (double)b->totals.heap_live_bytes, false),
 		sz(y, (double)b->totals.heap_live_bytes - (double)a->totals.heap_live_bytes, true),
-		b->alloc.name, sz(z, (double)b->alloc.held, false),
-		sz(w, (double)b->alloc.held - (double)a->alloc.held, true), b->alloc.arenas,
-		(int64_t)(b->alloc.arenas - a->alloc.arenas), sz(u, (double)b->alloc.rss, false),
+		held, sz(u, (double)b->alloc.rss, false),
 		sz(v, (double)b->alloc.rss - (double)a->alloc.rss, true),
 		sz(q, (double)b->alloc.vms, false),
 		sz(r, (double)b->alloc.vms - (double)a->alloc.vms, true));
