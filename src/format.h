@@ -29,7 +29,8 @@
  *           u32 len + path
  *   ALLOC   (since 1.1) u32 n, then n u64 in MT_ALLOC_STATS order: the
  *           allocator's own figures and the process's memory (see below);
- *           u32 len + allocator name ("glibc", "jemalloc")
+ *           u32 len + allocator name (MT_ALLOCATORS, or "unknown"); 1.4
+ *           appends the process's peaks
  *   SITE    u32 id, u8 domain (mt_domain), u8 nframes, u16 0,
  *           MT_SITE_COUNTERS as u64 each, then nframes u64 frames: first
  *           the native ones, absolute return addresses, innermost (the
@@ -76,7 +77,7 @@
 #define MT_MAGIC_LEN 8
 #define MT_END_MAGIC 0x4e45544du /* "MTEN" little-endian */
 #define MT_FORMAT_MAJOR 1
-#define MT_FORMAT_MINOR 3
+#define MT_FORMAT_MINOR 4
 #define MT_FILE_HEADER_LEN 16
 #define MT_REC_HEADER_LEN 8
 #define MT_END_PAYLOAD_LEN 16

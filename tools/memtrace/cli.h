@@ -24,6 +24,12 @@ enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2, MT_EXIT_BUDGET = 3 
 char *mt_find_lib(const char *given);
 char *mt_find_cmd(const char *cmd);
 const char *mt_allocator_lib(const char *cmd, const char *name);
+/* The same without the error: NULL when not installed or not known; and
+ * the environment that deploys NAME without memtrace. */
+const char *mt_allocator_find(const char *name);
+const char *mt_allocator_env(const char *name);
+/* cmd-allocators.c */
+int mt_cmd_allocators(int argc, char **argv);
 
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));

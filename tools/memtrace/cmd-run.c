@@ -106,43 +106,67 @@ char *mt_find_lib(const char *given)
 	return NULL;
 }
 
-/* The library `--allocator NAME` preloads after libmemtrace.so (see
- * MT_ALLOCATORS): "" for glibc, the system's; a path beside libc's, or a
- * one-line usage error naming the package when it is not installed. */
-const char *mt_allocator_lib(const char *cmd, const char *name)
-{
-	static const struct {
-		const char *name, *lib, *pkg;
-	} rows[] = {
-#define X(id, nm, lib, pkg, probe, arenas, env) {nm, lib, pkg},
-		MT_ALLOCATORS(X)
+static const struct allocator_row {
+	const char *name, *lib, *pkg, *env;
+} allocator_rows[] = {
+#define X(id, nm, lib, pkg, probe, arenas, env) {nm, lib, pkg, env},
+	MT_ALLOCATORS(X)
 #undef X
-	};
+};
+
+static const struct allocator_row *allocator_row(const char *name)
+{
 	if (!strcmp(name, "system"))
 		name = "glibc";
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		if (strcmp(name, rows[i].name))
-			continue;
-		if (!*rows[i].lib)
-			return "";
-		Dl_info di;
-		char dir[PATH_MAX] = "/usr/lib";
-		if (dladdr((void *)&fopen, &di) && di.dli_fname && strrchr(di.dli_fname, '/')) {
-			snprintf(dir, sizeof(dir), "%s", di.dli_fname);
-			*strrchr(dir, '/') = '\0';
-		}
-		const char *dirs[] = {dir, "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/usr/lib"};
-		for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
-			char *p = mt_xasprintf("%s/%s", dirs[d], rows[i].lib);
-			if (readable(p))
-				return p;
-			free(p);
-		}
-		mt_die_usage(cmd, "--allocator %s: %s is not installed (Debian package %s)", name,
-			     rows[i].lib, rows[i].pkg);
+	for (size_t i = 0; i < sizeof(allocator_rows) / sizeof(allocator_rows[0]); i++)
+		if (!strcmp(name, allocator_rows[i].name))
+			return &allocator_rows[i];
+	return NULL;
+}
+
+const char *mt_allocator_env(const char *name)
+{
+	const struct allocator_row *r = allocator_row(name);
+	return r ? r->env : "";
+}
+
+/* The library to preload for allocator NAME: beside libc's, or in the
+ * usual library directories. */
+const char *mt_allocator_find(const char *name)
+{
+	const struct allocator_row *r = allocator_row(name);
+	if (!r)
+		return NULL;
+	if (!*r->lib)
+		return "";
+	Dl_info di;
+	char dir[PATH_MAX] = "/usr/lib";
+	if (dladdr((void *)&fopen, &di) && di.dli_fname && strrchr(di.dli_fname, '/')) {
+		snprintf(dir, sizeof(dir), "%s", di.dli_fname);
+		*strrchr(dir, '/') = '\0';
 	}
-	mt_die_usage(cmd, "--allocator takes glibc, jemalloc, tcmalloc or mimalloc, not '%s'",
-		     name);
+	const char *dirs[] = {dir, "/usr/lib/x86_64-linux-gnu", "/usr/local/lib", "/usr/lib"};
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		char *p = mt_xasprintf("%s/%s", dirs[d], r->lib);
+		if (readable(p))
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+const char *mt_allocator_lib(const char *cmd, const char *name)
+{
+	const struct allocator_row *r = allocator_row(name);
+	if (!r)
+		mt_die_usage(cmd,
+			     "--allocator takes glibc, jemalloc, tcmalloc or mimalloc, not '%s'",
+			     name);
+	const char *lib = mt_allocator_find(name);
+	if (!lib)
+		mt_die_usage(cmd, "--allocator %s: %s is not installed (Debian package %s)", name,
+			     r->lib, r->pkg);
+	return lib;
 }
 
 char *mt_find_cmd(const char *cmd)

@@ -24,6 +24,8 @@ static const struct command {
 	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
 	{"check", mt_cmd_check, "fail (exit 3) when memory grows or leaks beyond a budget"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
+	{"allocators", mt_cmd_allocators,
+	 "run a command under each allocator configuration: which cures arena sprawl"},
 	{"export", mt_cmd_export, "a snapshot for go tool pprof, flame graphs, or as JSON"},
 	{"report", mt_cmd_report, "one HTML page: totals over time, flame graph, growth, diff"},
 };
