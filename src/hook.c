@@ -261,6 +261,8 @@ static void atfork_child(void)
 	}
 }
 
+static void cxx_resolve(void);
+
 static void init(void)
 {
 	int expect = INIT_NONE;
@@ -294,6 +296,7 @@ static void init(void)
 	mt__unwind_init();
 	mt__sample_init();
 	mt__arena_tune();
+	cxx_resolve();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(mt__exit_dump); /* also ends signal and timer dumps cleanly */
 	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
@@ -899,6 +902,120 @@ static size_t page_round(size_t n)
 	size_t pg = 4096;
 	return n > SIZE_MAX - pg ? n : (n + pg - 1) & ~(pg - 1);
 }
+
+/* ---- C++'s operator new and delete ----
+ * libstdc++'s call malloc and free, which are hooked: memtrace's forward to
+ * them untouched. jemalloc, tcmalloc and mimalloc define their own, which
+ * call no malloc: when the next operator new lives in the object that
+ * serves malloc, memtrace records at this level instead (init decides).
+ * A throwing new is served by the allocator's nothrow one inside the
+ * recorded call (no exception passes a recorded call); when that fails,
+ * the throwing one runs outside it, and throws or calls the new-handler as
+ * the program expects. One row per operator: its name, its parameters, the
+ * size, the alignment, and for each new its nothrow twin. */
+#define MT_CXX_NEW(X)                                                                      \
+	X(_Znwm, (size_t n), (n), n, 0, _ZnwmRKSt9nothrow_t, (n, &cxx_nothrow))           \
+	X(_Znam, (size_t n), (n), n, 0, _ZnamRKSt9nothrow_t, (n, &cxx_nothrow))           \
+	X(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n, al,                    \
+	  _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                      \
+	X(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n, al,                    \
+	  _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                      \
+	X(_ZnwmRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, 0, _ZnwmRKSt9nothrow_t, \
+	  (n, nt))                                                                          \
+	X(_ZnamRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, 0, _ZnamRKSt9nothrow_t, \
+	  (n, nt))                                                                          \
+	X(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),       \
+	  (n, al, nt), n, al, _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, nt))             \
+	X(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),       \
+	  (n, al, nt), n, al, _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, nt))
+#define MT_CXX_DELETE(X)                                                          \
+	X(_ZdlPv, (void *p), (p))                                                 \
+	X(_ZdaPv, (void *p), (p))                                                 \
+	X(_ZdlPvm, (void *p, size_t n), (p, n))                                   \
+	X(_ZdaPvm, (void *p, size_t n), (p, n))                                   \
+	X(_ZdlPvSt11align_val_t, (void *p, size_t al), (p, al))                   \
+	X(_ZdaPvSt11align_val_t, (void *p, size_t al), (p, al))                   \
+	X(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))     \
+	X(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))     \
+	X(_ZdlPvRKSt9nothrow_t, (void *p, const void *nt), (p, nt))               \
+	X(_ZdaPvRKSt9nothrow_t, (void *p, const void *nt), (p, nt))               \
+	X(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt), \
+	  (p, al, nt))                                                            \
+	X(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt), \
+	  (p, al, nt))
+
+static const char cxx_nothrow; /* std::nothrow_t is empty: any address will do */
+static int cxx_own;	       /* the allocator's own operators: record here */
+
+static struct {
+#define X(name, params, args, size, align, twin, twin_args) void *(*name) params;
+	MT_CXX_NEW(X)
+#undef X
+#define X(name, params, args) void (*name) params;
+	MT_CXX_DELETE(X)
+#undef X
+} cxx;
+
+/* At init: the operators next in the chain, and whether they are the
+ * allocator's own (in the object malloc comes from). */
+static void cxx_resolve(void)
+{
+#define X(name, params, args, size, align, twin, twin_args) \
+	cxx.name = (__typeof__(cxx.name))next_sym(#name);
+	MT_CXX_NEW(X)
+#undef X
+#define X(name, params, args) cxx.name = (__typeof__(cxx.name))next_sym(#name);
+	MT_CXX_DELETE(X)
+#undef X
+	Dl_info a, b;
+	cxx_own = cxx._Znwm && cxx._ZnwmRKSt9nothrow_t && cxx._ZnamRKSt9nothrow_t &&
+		  cxx._ZnwmSt11align_val_tRKSt9nothrow_t && cxx._ZnamSt11align_val_tRKSt9nothrow_t &&
+		  dladdr((void *)cxx._Znwm, &a) && dladdr((void *)real.m.malloc, &b) &&
+		  a.dli_fbase == b.dli_fbase;
+}
+
+/* An operator loaded after init (a C++ library dlopen'ed later) is looked
+ * up at its first call and forwarded to, untracked: its malloc calls, if
+ * any, are recorded below it. */
+static void *cxx_next(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	if (MT_UNLIKELY(!f)) {
+		f = next_sym(name);
+		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
+	}
+	return f;
+}
+#define CXX_NEXT(name) ((__typeof__(cxx.name))cxx_next((void **)&cxx.name, #name))
+
+#define X(name, params, args, size, align, twin, twin_args)                        \
+	EXPORT void *name params                                                    \
+	{                                                                           \
+		ENSURE_RESOLVED();                                                  \
+		if (!cxx_own || unsampled_fast(size) || !ENTER())                   \
+			return CXX_NEXT(name) args;                                 \
+		void *p = unsampled(size) ? cxx.twin twin_args                      \
+					  : keep(&sysbe, cxx.twin twin_args, size, 0, 0); \
+		LEAVE();                                                            \
+		return p ? p : CXX_NEXT(name) args;                                 \
+	}
+MT_CXX_NEW(X)
+#undef X
+
+#define X(name, params, args)                                       \
+	EXPORT void name params                                     \
+	{                                                           \
+		ENSURE_RESOLVED();                                  \
+		if (cxx_own && p && !unrecorded(p) &&               \
+		    MT_LIKELY(init_state == INIT_READY)) {          \
+			int saved = errno;                          \
+			(void)forget(p);                            \
+			errno = saved;                              \
+		}                                                   \
+		CXX_NEXT(name) args;                                \
+	}
+MT_CXX_DELETE(X)
+#undef X
 
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {

@@ -4,6 +4,8 @@
  * once, each allocating and freeing in bursts for ROUNDS rounds. Under
  * glibc every thread gets an arena of its own up to 8 x cores, each a 64 MiB
  * reservation: a huge VMS. Prints its peak VMS and RSS and its run time.
+ * With ARENAS_HOLD set, every thread stays alive after its rounds, "holding"
+ * is printed, and all end when stdin does (for pmap to read the process).
  *   arenas [THREADS [ROUNDS]]
  */
 #include <pthread.h>
@@ -16,7 +18,8 @@
 
 #pragma weak mt_snapshot
 
-static pthread_barrier_t start;
+static pthread_barrier_t start, held, release;
+static int hold; /* ARENAS_HOLD set: all threads stay alive until stdin ends */
 static int rounds = 200;
 
 static void *worker(void *arg)
@@ -33,6 +36,10 @@ static void *worker(void *arg)
 		}
 		for (int i = 0; i < n; i++)
 			free(burst[i]);
+	}
+	if (hold) {
+		pthread_barrier_wait(&held);
+		pthread_barrier_wait(&release);
 	}
 	return NULL;
 }
@@ -66,8 +73,19 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pthread_t *tid = calloc((size_t)threads, sizeof(*tid));
 	pthread_barrier_init(&start, NULL, (unsigned)threads);
+	hold = getenv("ARENAS_HOLD") != NULL;
+	pthread_barrier_init(&held, NULL, (unsigned)threads + 1);
+	pthread_barrier_init(&release, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&tid[i], NULL, worker, (void *)(size_t)(i + 1));
+	if (hold) { /* the threads and their arenas stay while stdin is open */
+		pthread_barrier_wait(&held);
+		printf("holding\n");
+		fflush(stdout);
+		while (getchar() != EOF)
+			;
+		pthread_barrier_wait(&release);
+	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(tid[i], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -271,6 +271,7 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 	}
 	int status = 0, ours = 0, load_status = 0;
 	bool ended = false, load_started = !o->load;
+	double ended_at = 0;
 	struct rusage ru;
 	memset(&ru, 0, sizeof(ru));
 	for (;;) {
@@ -292,19 +293,18 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 		}
 		bool due = (o->duration > 0 && t >= o->duration) || (o->load && load == 0);
 		if (due && !ended) {
+			ended_at = now();
 			v = end_service(pid, dir, &ours, traced);
 			if (v > r->vms_peak)
 				r->vms_peak = v;
 			ended = true;
-			t0 = now() - 1e6; /* and after 10 s more, SIGKILL */
 		}
-		if (ended && now() - t0 - 1e6 > 10)
+		if (ended && now() - ended_at > 10) /* SIGTERM did not end it */
 			kill(-pid, SIGKILL);
 		nap(0.01);
 	}
-	r->wall = now() - t0 - (ended ? 1e6 : 0);
-	if (ended)
-		r->wall = o->duration > 0 ? o->duration : r->wall;
+	/* a service's time is until it was asked to end */
+	r->wall = (ended ? ended_at : now()) - t0;
 	if (load > 0) {
 		kill(-load, SIGTERM);
 		waitpid(load, &load_status, 0);
@@ -402,10 +402,16 @@ static int advise(const opts_t *o, plan_t *p, int np, char *out, size_t cap)
 	const run_t *b = &p[0].med;
 	int best = -1;
 	double best_score = 2.0;
+	char own[160] = "";
 	if (!usable(&p[0])) {
 		snprintf(out, cap, "no advice: the run under glibc's defaults failed");
 		return -1;
 	}
+	if (!served_as_meant(o, &p[0]))
+		snprintf(own, sizeof(own),
+			 "the program links its own allocator, %s: glibc's settings do not "
+			 "reach it, and the rest are measured against it. ",
+			 p[0].traced.seen);
 	for (int i = 1; i < np; i++) {
 		const run_t *m = &p[i].med;
 		if (!usable(&p[i]) || !served_as_meant(o, &p[i]))
@@ -431,8 +437,9 @@ static int advise(const opts_t *o, plan_t *p, int np, char *out, size_t cap)
 	}
 	if (best < 0) {
 		snprintf(out, cap,
-			 "keep glibc's defaults: no configuration lowers peak VMS or RSS by 10 %% "
-			 "or more without raising the other or the time by 25 %%");
+			 "%skeep %s: no configuration lowers peak VMS or RSS by 10 %% "
+			 "or more without raising the other or the time by 25 %%",
+			 own, *own ? "it" : "glibc's defaults");
 		return -1;
 	}
 	const run_t *m = &p[best].med;
@@ -445,9 +452,9 @@ static int advise(const opts_t *o, plan_t *p, int np, char *out, size_t cap)
 	double dr = 100 * (1 - (double)m->rss_peak / (double)b->rss_peak);
 	double dc = b->cpu > 0 ? 100 * (m->cpu / b->cpu - 1) : 0;
 	snprintf(out, cap,
-		 "%s %s peak VMS by %.0f %% (%s to %s) and %s peak RSS by %.0f %% (%s to %s), "
+		 "%s%s %s peak VMS by %.0f %% (%s to %s) and %s peak RSS by %.0f %% (%s to %s), "
 		 "at %+.0f %% CPU time; deploy it without memtrace: %s COMMAND",
-		 p[best].label, dv >= 0 ? "lowers" : "raises", fabs(dv), v0, v1,
+		 own, p[best].label, dv >= 0 ? "lowers" : "raises", fabs(dv), v0, v1,
 		 dr >= 0 ? "lowers" : "raises", fabs(dr), r0, r1, dc, p[best].env);
 	return best;
 }
@@ -476,7 +483,7 @@ static void print_table(const opts_t *o, plan_t *p, int np, const char *advice)
 		else if (m->failed)
 			snprintf(note, sizeof(note), "failed: exit %d", WEXITSTATUS(m->status));
 		else if (!served_as_meant(o, &p[i]))
-			snprintf(note, sizeof(note), "served by %s (the program's own)", t->seen);
+			snprintf(note, sizeof(note), "served by %s (linked by the program)", t->seen);
 		if (m->load_failed)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note), "%sthe load failed",
 				 *note ? "; " : "");
