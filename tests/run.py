@@ -1638,7 +1638,8 @@ def case_allocators_command():
     """memtrace allocators on the 64-thread demo: every configuration runs,
     each on the allocator it names; the advice is a cure that lowers VMS,
     and the VMS figures are pmap's within 10 %."""
-    r = tool("allocators", "--json", "-n", "1", "--", ARENAS, "64", "100")
+    held = ["env", "ARENAS_HOLD=1", ARENAS, "64", "100"]  # all threads alive at the end
+    r = tool("allocators", "--json", "-n", "3", "--", *held)
     js = json.loads(r.stdout)
     rows = {c["key"]: c for c in js["configurations"]}
     eq(sorted(rows), sorted(["glibc", "arena1", "arena2", "jemalloc", "tcmalloc", "mimalloc"]),
@@ -1666,9 +1667,9 @@ def case_allocators_command():
         check(abs(got - total) <= 0.10 * total,
               f"{key}: VMS peak {got >> 20} MiB, pmap {total >> 20} MiB")
     # the table, and only the configurations asked for
-    r = tool("allocators", "-n", "1", "--only", "arena2,jemalloc", "--", ARENAS, "64", "100")
+    r = tool("allocators", "-n", "3", "--only", "arena2,jemalloc", "--", *held)
     lines = r.stdout.splitlines()
-    check(lines[0].startswith("memtrace allocators: 1 run of each configuration"), lines[0])
+    check(lines[0].startswith("memtrace allocators: 3 runs of each configuration"), lines[0])
     eq([l.split("  ")[0] for l in lines[2:5]], ["glibc (defaults)", "glibc, arena_max=2", "jemalloc"],
        r.stdout)
     check(re.fullmatch(r"Advice: (glibc, arena_max=2|jemalloc) lowers peak VMS by \d+ % .*"
