@@ -408,8 +408,17 @@ static void warn_dump(const char *what, int err)
 	if (warnings >= MAX_WARNINGS || (said_missing && err == -ENOENT))
 		return;
 	warnings++;
-	mt__warn("cannot write a snapshot in %s: %s (%s, errno %d)%s", mt__opt.dir, errname(-err),
-		 what, -err, warnings == MAX_WARNINGS ? "; further failures are not reported" : "");
+	/* a process that changed user (a server's workers, setpriv) meets a
+	 * directory it may not write: the fix goes in the message */
+	char hint[160] = "";
+	if (err == -EPERM || err == -EACCES)
+		mt__fmt(hint, sizeof(hint),
+			"; for uid %d too, make it writable by all and sticky, as /tmp is: "
+			"chmod 1777 %s",
+			(int)geteuid(), mt__opt.dir);
+	mt__warn("cannot write a snapshot in %s: %s (%s, errno %d)%s%s", mt__opt.dir,
+		 errname(-err), what, -err, hint,
+		 warnings == MAX_WARNINGS ? "; further failures are not reported" : "");
 }
 
 int mt__dump(int reason, char *path, size_t pathlen)

@@ -1476,6 +1476,29 @@ def behind(lib, d, **extra):
     return dict(extra, LD_PRELOAD=f"{LIB} {lib}", MEMTRACE_DIR=d)
 
 
+def case_snapshot_dir_other_user():
+    """A process that drops to another user (as nginx's workers do) cannot
+    write into a root-only directory: the warning says the one-line fix,
+    and with it applied the snapshot is written."""
+    check(os.geteuid() == 0, "this case changes user, so it needs root (as CI runs)")
+    prog = ("import os; os.setgid(65534); os.setuid(65534); "
+            "x = [bytes(100) for _ in range(1000)]; print('ok')")
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    os.chmod(d, 0o755)
+    r = run([python3(), "-c", prog], dump_dir=d)
+    eq((r.returncode, r.stdout), (0, b"ok\n"), r.stderr)
+    check(re.search(rb"^memtrace\[\d+\]: cannot write a snapshot in .*: (refused|permission denied)"
+                    rb".*; for uid 65534 too, make it writable by all and sticky, as /tmp is: "
+                    rb"chmod 1777 " + re.escape(d.encode()) + rb"$", r.stderr, re.M), r.stderr)
+    eq(snaps(d), [], "nothing written")
+    os.chmod(d, 0o1777)
+    r = run([python3(), "-c", prog], dump_dir=d)
+    eq((r.returncode, r.stdout, r.stderr), (0, b"ok\n", b""), "sticky directory")
+    files = snaps(d)
+    eq(len(files), 1, "the snapshot of the process that changed user")
+    eq(os.stat(files[0]).st_uid, 65534, "written as the new user")
+
+
 def case_allocator_detected():
     """Whichever allocator serves malloc is the one the snapshot names and
     measures; a cap is claimed only where it took; an allocator memtrace
