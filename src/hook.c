@@ -296,7 +296,6 @@ static void init(void)
 	mt__unwind_init();
 	mt__sample_init();
 	mt__arena_tune();
-	cxx_resolve();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(mt__exit_dump); /* also ends signal and timer dumps cleanly */
 	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
@@ -348,6 +347,7 @@ __attribute__((constructor)) static void mt_ctor(void)
 	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
 		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
 	mt__allocator_detect();
+	cxx_resolve();
 	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();
@@ -907,7 +907,8 @@ static size_t page_round(size_t n)
  * libstdc++'s call malloc and free, which are hooked: memtrace's forward to
  * them untouched. jemalloc, tcmalloc and mimalloc define their own, which
  * call no malloc: when the next operator new lives in the object that
- * serves malloc, memtrace records at this level instead (init decides).
+ * serves malloc, memtrace records at this level instead (the constructor
+ * decides; until then, and if it never runs, they are forwarded).
  * A throwing new is served by the allocator's nothrow one inside the
  * recorded call (no exception passes a recorded call); when that fails,
  * the throwing one runs outside it, and throws or calls the new-handler as
@@ -956,8 +957,11 @@ static struct {
 #undef X
 } cxx;
 
-/* At init: the operators next in the chain, and whether they are the
- * allocator's own (in the object malloc comes from). */
+/* In the constructor: the operators next in the chain, and whether they
+ * are the allocator's own (in the object malloc comes from). Not in init:
+ * that may run inside the program's allocator (rustc's jemalloc calls mmap
+ * while starting, under its init lock), and dlsym of a name no object
+ * defines mallocs its error message: through that allocator, a deadlock. */
 static void cxx_resolve(void)
 {
 #define X(name, params, args, size, align, twin, twin_args) \

@@ -1684,11 +1684,16 @@ def case_allocators_command():
     # the VMS figures against pmap on the same configuration, threads alive
     for key, env in (("glibc", {}), ("arena2", {"MALLOC_ARENA_MAX": "2"}),
                      ("jemalloc", {"LD_PRELOAD": "libjemalloc.so.2"})):
-        p, total, _ = held_process([ARENAS, "64", "100"], env)
-        end_held(p)
+        # a glibc arena may add a 64 MiB heap in one run and not in another:
+        # within 10 % of what pmap shows over three runs
+        totals = []
+        for _ in range(3):
+            p, total, _ = held_process([ARENAS, "64", "100"], env)
+            end_held(p)
+            totals.append(total)
         got = rows[key]["vms_peak"]
-        check(abs(got - total) <= 0.10 * total,
-              f"{key}: VMS peak {got >> 20} MiB, pmap {total >> 20} MiB")
+        check(0.9 * min(totals) <= got <= 1.1 * max(totals),
+              f"{key}: VMS peak {got >> 20} MiB, pmap {[t >> 20 for t in totals]} MiB")
     # the table, and only the configurations asked for
     r = tool("allocators", "-n", "3", "--only", "arena2,jemalloc", "--", *held)
     lines = r.stdout.splitlines()

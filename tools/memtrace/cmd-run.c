@@ -221,6 +221,7 @@ static const char *inspect(const char *path)
 			      "snapshot "
 			      "will be written";
 		Elf_Scn *scn = NULL;
+		bool own_malloc = false, own_mmap = false;
 		while (!why && (scn = elf_nextscn(e, scn))) {
 			GElf_Shdr sh;
 			if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNSYM)
@@ -232,14 +233,24 @@ static const char *inspect(const char *path)
 				if (!gelf_getsym(data, (int)i, &sym) || sym.st_shndx == SHN_UNDEF)
 					continue;
 				const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
-				if (name && (!strcmp(name, "malloc") || !strcmp(name, "free"))) {
-					why = "it defines its own malloc/free: its allocations do "
-					      "not reach "
-					      "memtrace, snapshots will miss them";
-					break;
-				}
+				if (name && (!strcmp(name, "malloc") || !strcmp(name, "free")))
+					own_malloc = true;
+				if (name && !strcmp(name, "mmap"))
+					own_mmap = true;
 			}
 		}
+		/* the executable comes first in symbol lookup, before the
+		 * preload: every library's malloc binds to its own */
+		if (!why && own_malloc)
+			why = own_mmap
+				      ? "it defines its own malloc, free and mmap (an allocator "
+					"linked in), which come before memtrace's in symbol lookup: "
+					"no allocation of the program or its libraries will reach "
+					"memtrace; snapshots will be empty"
+				      : "it defines its own malloc and free (an allocator linked in, "
+					"as rustc's jemalloc), which come before memtrace's in symbol "
+					"lookup: no heap allocation of the program or its libraries "
+					"will reach memtrace; snapshots will show its mmap calls only";
 	}
 	if (e)
 		elf_end(e);
