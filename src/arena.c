@@ -98,10 +98,13 @@ void mt__allocator_detect(void)
 		kind = MT_ALLOCATOR_JEMALLOC;
 		return;
 	}
-	void *m = dlsym(RTLD_NEXT, "malloc");
+	/* preloaded: the next in the chain; attached (dlopen'ed, not in the
+	 * global scope): the program's own, in the global scope */
+	void *scope = mt__preloaded() ? RTLD_NEXT : dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
+	void *m = scope ? dlsym(scope, "malloc") : NULL;
 	int k = MT_ALLOCATOR_UNKNOWN;
 	for (int i = 0; m && i < MT_ALLOCATOR_UNKNOWN; i++) {
-		void *s = dlsym(RTLD_NEXT, probe[i]);
+		void *s = dlsym(scope, probe[i]);
 		if (s && same_object(s, m)) {
 			k = i;
 			sym = s;

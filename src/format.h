@@ -21,7 +21,10 @@
  *           u32 depth (frames captured at most), u32 page_size,
  *           u32 len + exe path, u32 len + command line (NUL-separated args),
  *           (since 1.1) u64 sample mean: 0 when every allocation is recorded,
- *           else the mean bytes between samples (counters are estimates)
+ *           else the mean bytes between samples (counters are estimates),
+ *           (since 1.4) u64 attach wall_ns: when memtrace was attached to
+ *           the running process (memtrace attach), 0 when it ran from the
+ *           start; blocks from before an attach are not counted
  *   TOTALS  u32 n, then n u64 counters in MT_TOTALS order; a reader takes
  *           the ones it knows, so later minor versions may append
  *   MODULE  u64 bias (dlpi_addr), u64 lo, u64 hi (range of PT_LOAD

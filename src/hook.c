@@ -263,8 +263,15 @@ static void atfork_child(void)
 
 static void cxx_resolve(void);
 
+/* dlopen'ed (memtrace attach): nothing starts until mt_attach says so. A
+ * call to memtrace's malloc before it (gdb allocates the strings it passes
+ * with the malloc it finds first, memtrace's) is forwarded untracked. */
+static int dlopened, attach_starting;
+
 static void init(void)
 {
+	if (dlopened && !attach_starting)
+		return;
 	int expect = INIT_NONE;
 	if (!__atomic_compare_exchange_n(&init_state, &expect, INIT_BUSY, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
@@ -331,10 +338,77 @@ int mt__thread_busy_swap(int busy)
 	return old;
 }
 
+/* Whether memtrace is in the global scope (LD_PRELOAD, or linked): the
+ * symbol lookup that makes the program's calls memtrace's. A library that
+ * gdb dlopen'ed for `memtrace attach` is not, and waits for mt_attach. */
+static void *global_scope(void)
+{
+	/* the main program's handle: dlsym on it searches the global scope
+	 * only (RTLD_DEFAULT would search memtrace's own local scope too) */
+	return dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
+}
+
+bool mt__preloaded(void)
+{
+	void *g = global_scope();
+	return g && dlsym(g, "mt_attach") != NULL;
+}
+
+uint64_t mt__attach_wall_ns;
+
+/* The attach (attach.c): the functions to forward to are the program's,
+ * in the global scope, not the next in memtrace's own (libc's even where
+ * the program's malloc is jemalloc); then the start a preload has at its
+ * first call and in its constructor. Python's domains are left alone: the
+ * interpreter is running, and swapping its allocator under it is not safe. */
+bool mt__attach_start(void)
+{
+	void *g = global_scope();
+	if (!g)
+		return false;
+#define G(f, name) (real.f = (__typeof__(real.f))dlsym(g, name))
+	if (!G(m.malloc, "malloc") || !G(m.free, "free") || !G(m.calloc, "calloc") ||
+	    !G(m.realloc, "realloc") || !G(mmap, "mmap") || !G(munmap, "munmap"))
+		return false;
+	G(m.posix_memalign, "posix_memalign");
+	G(m.aligned_alloc, "aligned_alloc");
+	G(m.memalign, "memalign");
+	G(m.valloc, "valloc");
+	G(m.pvalloc, "pvalloc");
+	G(m.malloc_usable_size, "malloc_usable_size");
+	G(mremap, "mremap");
+#undef G
+	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
+	tl_busy++;
+	attach_starting = 1;
+	if (!tracking()) {
+		tl_busy--;
+		return false;
+	}
+	mt__attach_wall_ns = mt__start_wall_ns;
+	mt__allocator_detect();
+	mt__snapshot_cleanup();
+	mt__trigger_init();
+	tl_busy--;
+	return true;
+}
+
+/* The detach: tracking off, no snapshot at exit, the signals given back. */
+void mt__attach_stop(void)
+{
+	mt__opt.at_exit = 0;
+	__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+	mt__trigger_release();
+}
+
 /* Runs after libc is initialised (it is our dependency), so the signal
  * handler is installed here rather than at the first malloc. */
 __attribute__((constructor)) static void mt_ctor(void)
 {
+	if (!mt__preloaded()) {
+		dlopened = 1; /* by `memtrace attach`: mt_attach starts it */
+		return;
+	}
 	ENSURE_RESOLVED();
 	if (tl_busy || !tracking())
 		return;

@@ -297,11 +297,26 @@ static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *
 	mt__sample_weight_slow(size, wbytes, wcount);
 }
 
+/* ---- attach.c: loaded into a running process (memtrace attach) ---- */
+extern int mt__attached MT_HIDDEN; /* the GOT hooks are in place */
+MT_HIDDEN void mt__attach_patch(void);
+/* hook.c: whether memtrace is in the global scope (preloaded or linked);
+ * its start and end when attached. */
+MT_HIDDEN bool mt__preloaded(void);
+MT_HIDDEN bool mt__attach_start(void);
+MT_HIDDEN void mt__attach_stop(void);
+extern uint64_t mt__attach_wall_ns MT_HIDDEN; /* 0: tracked from the start */
+/* options.c: the options as "NAME=value" lines, read in place of the
+ * environment (the attach's; the string must stay). */
+MT_HIDDEN void mt__options_source(const char *lines);
+
 /* ---- trigger.c: snapshots on signal and on a timer ---- */
 /* Installs the signal handler (unless the program has its own); starts the
  * dump thread only for MEMTRACE_INTERVAL, else at the first signal. Called
  * once tracking is ready. */
 MT_HIDDEN void mt__trigger_init(void);
+/* Gives back the signals memtrace holds (the attach's end). */
+MT_HIDDEN void mt__trigger_release(void);
 /* In a forked child: a fresh wake-up pipe now, the thread on first need. */
 MT_HIDDEN void mt__trigger_atfork_child(void);
 /* Starts the dump thread that a signal (or a fork under a timer) asked for

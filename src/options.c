@@ -186,6 +186,37 @@ static bool parse_seconds(const char *s, long max_ms, long *out)
 	return true;
 }
 
+static char source[4096]; /* the attach's options, "NAME=value" lines */
+static bool have_source;
+
+void mt__options_source(const char *lines)
+{
+	mt__fmt(source, sizeof(source), "%s", lines ? lines : "");
+	have_source = true;
+}
+
+/* An option's value: the attach's lines when given (the process's
+ * environment is the program's, never read then), else the environment. */
+static const char *value_of(const char *name)
+{
+	static char v[1024];
+	if (!have_source)
+		return secure_getenv(name);
+	size_t n = strlen(name);
+	for (const char *p = source; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len > n && !strncmp(p, name, n) && p[n] == '=') {
+			size_t vl = len - n - 1 < sizeof(v) - 1 ? len - n - 1 : sizeof(v) - 1;
+			memcpy(v, p + n + 1, vl); /* mt__fmt has no %.*s */
+			v[vl] = '\0';
+			return v;
+		}
+		p += len + (nl != NULL);
+	}
+	return NULL;
+}
+
 static void set_default_dir(void)
 {
 	if (!getcwd(mt__opt.dir, sizeof(mt__opt.dir)))
@@ -199,7 +230,7 @@ void mt__options_init(void)
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const struct opt *o = &table[i];
 		char *field = (char *)&mt__opt + o->off;
-		const char *v = secure_getenv(o->name);
+		const char *v = value_of(o->name);
 		long n = o->def;
 
 		switch (o->type) {

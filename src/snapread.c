@@ -144,6 +144,8 @@ static int parse_meta(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 		return -1;
 	if (end - at >= 8)
 		s->sample_bytes = mt__get_u64(c->data + at);
+	if (end - at >= 16)
+		s->attach_wall_ns = mt__get_u64(c->data + at + 8);
 	return 0;
 }
 

@@ -66,6 +66,7 @@ typedef struct mt_snap {
 	uint64_t wall_ns, mono_ns, start_wall_ns, start_mono_ns;
 	uint32_t depth, page_size;
 	uint64_t sample_bytes; /* 0: exact; else counters are estimates */
+	uint64_t attach_wall_ns; /* memtrace attach's time; 0: tracked from the start */
 	char *exe;
 	char *cmdline; /* args separated by NUL */
 	size_t cmdline_len;

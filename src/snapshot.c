@@ -122,7 +122,7 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	while (clen > 0 && cmd[clen - 1] == '\0')
 		clen--;
 
-	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen + 8);
+	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen + 8 + 8);
 	w_u32(w, (uint32_t)getpid());
 	w_u32(w, (uint32_t)getppid());
 	w_u32(w, seq);
@@ -136,6 +136,7 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	w_str(w, exe_path, (size_t)elen);
 	w_str(w, cmd, clen);
 	w_u64(w, mt__sample_mean);
+	w_u64(w, mt__attach_wall_ns);
 }
 
 static void write_totals(writer_t *w)
@@ -429,6 +430,9 @@ int mt__dump(int reason, char *path, size_t pathlen)
 	struct rlimit rl;
 	int err;
 
+	/* attached: objects dlopen'ed since the last snapshot get the hooks */
+	if (reason == MT_REASON_SIGNAL || reason == MT_REASON_INTERVAL || reason == MT_REASON_API)
+		mt__attach_patch();
 	uint64_t wall = mt__now_ns(CLOCK_REALTIME), mono = mt__now_ns(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&dump_lock);
 	if (exiting && (reason == MT_REASON_SIGNAL || reason == MT_REASON_INTERVAL)) {

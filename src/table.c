@@ -207,15 +207,17 @@ static mt_site_t *site_by_id(uint32_t id)
 static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
 			      int domain);
 
-/* A per-thread direct-mapped cache in front of the shards: a hot path finds
- * its callsite without a lock. Entries are verified frame by frame, so two
- * stacks with one hash are never merged. 4 KiB of static TLS per thread,
- * trivially destructible: a thread that exits leaves nothing behind. */
+/* A per-thread direct-mapped cache in front of the shards (in the thread's
+ * block, below): a hot path finds its callsite without a lock. Entries are
+ * verified frame by frame, so two stacks with one hash are never merged.
+ * Not in static TLS: 4 KiB of it per thread left too little of glibc's
+ * surplus for a library dlopen'ed later (memtrace's own, at an attach). */
 #define TL_CACHE 256
-static __thread struct {
+struct site_cache {
 	uint64_t hash;
 	mt_site_t *site;
-} tl_sites[TL_CACHE] __attribute__((tls_model("initial-exec")));
+};
+static struct site_cache *my_sites(void);
 
 static inline bool same_site(const mt_site_t *s, const uintptr_t *frames, int n, int domain)
 {
@@ -230,11 +232,12 @@ mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
 	mt_site_t *s;
 	unsigned slot = (unsigned)(h >> 32) % TL_CACHE;
 
-	s = tl_sites[slot].site;
-	if (tl_sites[slot].hash == h && s && same_site(s, frames, n, domain))
+	struct site_cache *tl_sites = my_sites();
+	s = tl_sites ? tl_sites[slot].site : NULL;
+	if (s && tl_sites[slot].hash == h && same_site(s, frames, n, domain))
 		return s;
 	s = site_lookup(sh, h, frames, n, domain);
-	if (s) {
+	if (s && tl_sites) {
 		tl_sites[slot].hash = h;
 		tl_sites[slot].site = s;
 	}
@@ -323,6 +326,7 @@ struct tl_entry {
 
 struct tl_block {
 	struct tl_entry e[TL_SLOTS];
+	struct site_cache sites[TL_CACHE]; /* cleared when its thread ends */
 	int64_t live_bytes;
 	int lock, in_use;
 	uintptr_t stack; /* an address on its thread's stack (the leak scan) */
@@ -453,6 +457,7 @@ static void blk_destructor(void *arg)
 		b->e[i].id = 0;
 	}
 	blk_unlock(b);
+	memset(b->sites, 0, sizeof(b->sites));
 	tl_blk = NULL;
 	tl_blk_gone = 1;
 	unsigned at = __atomic_fetch_add(&dead_next, 1, __ATOMIC_RELAXED) % DEAD_MARKS;
@@ -478,6 +483,7 @@ static struct tl_block *my_block(void)
 		b = mt__ialloc(sizeof(*b));
 		if (!b)
 			return NULL;
+		memset(b->sites, 0, sizeof(b->sites));
 		b->in_use = 1;
 		b->next = __atomic_load_n(&blocks, __ATOMIC_RELAXED);
 		while (!__atomic_compare_exchange_n(&blocks, &b->next, b, true, __ATOMIC_RELEASE,
@@ -495,6 +501,12 @@ static struct tl_block *my_block(void)
 		return NULL;
 	}
 	return b;
+}
+
+static struct site_cache *my_sites(void)
+{
+	struct tl_block *b = my_block();
+	return b ? b->sites : NULL;
 }
 
 /* Counts straight into the site and the totals, past this thread's block

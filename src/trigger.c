@@ -42,6 +42,7 @@
 
 static int wake[2] = {-1, -1};
 static int handler_installed; /* memtrace's handler is the one in place */
+static int released;	      /* memtrace detach: no more snapshots */
 static int warned;
 int mt__trigger_start_needed;
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
@@ -334,6 +335,8 @@ static void *dump_thread(void *arg)
 
 	for (;;) {
 		struct pollfd pfd = {.fd = wake[0], .events = POLLIN};
+		if (__atomic_load_n(&released, __ATOMIC_ACQUIRE))
+			timeout = -1; /* detached: the thread sleeps on, writes nothing */
 		int wait = timeout;
 		if (timeout >= 0) {
 			uint64_t now = mt__now_ns(CLOCK_MONOTONIC);
@@ -346,6 +349,8 @@ static void *dump_thread(void *arg)
 			char buf[256];
 			while (read(wake[0], buf, sizeof(buf)) > 0)
 				; /* a burst of signals is one dump */
+			if (__atomic_load_n(&released, __ATOMIC_ACQUIRE))
+				continue;
 			if (__atomic_load_n(&final_wanted, __ATOMIC_ACQUIRE)) {
 				(void)mt__dump(MT_REASON_TERM, NULL, 0);
 				char c = 'D';
@@ -353,7 +358,7 @@ static void *dump_thread(void *arg)
 				return NULL; /* the process is ending */
 			}
 			(void)mt__dump(MT_REASON_SIGNAL, NULL, 0);
-		} else if (r == 0 && timeout >= 0) {
+		} else if (r == 0 && timeout >= 0 && !__atomic_load_n(&released, __ATOMIC_ACQUIRE)) {
 			(void)mt__dump(MT_REASON_INTERVAL, NULL, 0);
 			next += (uint64_t)mt__opt.interval_ms * 1000000ull;
 			uint64_t now = mt__now_ns(CLOCK_MONOTONIC);
@@ -458,6 +463,24 @@ void mt__trigger_init(void)
 		start_thread();
 	else if (__atomic_load_n(&handler_installed, __ATOMIC_ACQUIRE))
 		retry_make();
+}
+
+void mt__trigger_release(void)
+{
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	sigemptyset(&dfl.sa_mask);
+	if (!real_sigaction)
+		return;
+	if (__atomic_exchange_n(&handler_installed, 0, __ATOMIC_ACQ_REL))
+		real_sigaction(mt__opt.signal, &dfl, NULL);
+	for (size_t i = 0; i < TERM_N; i++)
+		if (__atomic_exchange_n(&term_held[i], 0, __ATOMIC_ACQ_REL))
+			real_sigaction(term_sigs[i], &dfl, NULL);
+	__atomic_store_n(&released, 1, __ATOMIC_RELEASE);
+	if (wake[1] >= 0) /* the thread, if waiting on its timer, sees it now */
+		(void)!write(wake[1], "R", 1);
 }
 
 void mt__trigger_atfork_child(void)

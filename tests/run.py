@@ -1476,6 +1476,161 @@ def behind(lib, d, **extra):
     return dict(extra, LD_PRELOAD=f"{LIB} {lib}", MEMTRACE_DIR=d)
 
 
+# ---- memtrace attach: a process that is already running ------------------
+
+def start_bare(cmd):
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    p = subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    check(p.stdout.readline() == b"ready\n", f"{cmd} started")
+    return p
+
+
+def wait_snapshots(d, pid, n):
+    for _ in range(200):
+        if len(snaps(d, pid)) >= n:
+            return snaps(d, pid)
+        time.sleep(0.05)
+    raise Fail(f"{n} snapshots of {pid} in {d}: {snaps(d, pid)}")
+
+
+def case_attach_growth():
+    """A victim leaking 1000 B every 10 ms at a known line, started bare:
+    attach, three snapshots, growth ranks the line first at its rate;
+    detach; the victim runs on and prints what an unattached run prints."""
+    unattached = start_bare([victim("slowleak")])
+    time.sleep(0.5)
+    want_out, want_err = unattached.communicate(input=b"", timeout=30)
+    p = start_bare([victim("slowleak")])
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    try:
+        r = tool("attach", "-o", d, str(p.pid))
+        check(re.fullmatch(rf"memtrace: attached to {p.pid} \(stopped [0-9.]+ s for gdb's "
+                           rf"injection\); snapshots in {re.escape(d)}: kill -USR1 {p.pid}, and "
+                           rf"at exit; memtrace detach {p.pid} ends it\n", r.stderr), r.stderr)
+        for i in range(1, 4):
+            time.sleep(1)
+            p.send_signal(signal.SIGUSR1)
+            files = wait_snapshots(d, p.pid, i)
+        js = show_json(files[-1])
+        check(js["attach_wall_ns"] > 0, "the snapshot says memtrace was attached")
+        text = tool("show", files[-1]).stdout
+        check(re.search(r"^Tracking since memtrace attached at .*: blocks allocated before are "
+                        r"not counted", text, re.M), text)
+        out = tool("growth", *files).stdout
+        path, line = line_of("slowleak.c", "leak")
+        m = re.search(r"^#1 (\S+): size=.*, \+([0-9.]+) KiB/s, grew in 2 of 2 intervals: steady$",
+                      out, re.M)
+        check(m, out)
+        eq(m.group(1), f"{path}:{line}", "the leaking line first")
+        rate = float(m.group(2)) * 1024
+        check(abs(rate - 100000) <= 10000, f"rate {rate:.0f} B/s, 1000 B per 10 ms")
+        r = tool("detach", str(p.pid))
+        check(re.fullmatch(rf"memtrace: detached from {p.pid} in [0-9.]+ s: \d+ entries put "
+                           r"back; memtrace stays loaded, inert\n", r.stderr), r.stderr)
+        time.sleep(0.5)
+        check(p.poll() is None, "the victim runs on after the detach")
+        r = tool("attach", str(p.pid), check_rc=1)
+        check("has memtrace loaded already" in r.stderr, r.stderr)
+    finally:
+        out, err = p.communicate(input=b"", timeout=30)
+    eq((p.returncode, out, err), (0, want_out, want_err), "output as without memtrace")
+    eq(len(snaps(d, p.pid)), 3, "no snapshot after the detach, not even at exit")
+
+
+def case_attach_refusals():
+    """Each refusal is one line, exit 1, and the process goes on untouched."""
+    gone = subprocess.run(["true"])
+    r = tool("attach", "999999999", check_rc=1)
+    check("not a process id" in r.stderr or "no process" in r.stderr, r.stderr)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    r = tool("attach", str(dead.pid), check_rc=1)
+    eq(r.stderr, f"memtrace attach: no process {dead.pid}\n", "a pid that is gone")
+    r = tool("attach", "abc", check_rc=1)
+    check("'abc' is not a process id" in r.stderr, r.stderr)
+    # preloaded already
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=tempfile.mkdtemp(prefix="mt-test-"))
+    p = subprocess.Popen([victim("slowleak")], env=e, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+    check(p.stdout.readline() == b"ready\n", "preloaded victim")
+    r = tool("attach", str(p.pid), check_rc=1)
+    check(re.fullmatch(rf"memtrace attach: process {p.pid} has memtrace loaded already .*\n",
+                       r.stderr), r.stderr)
+    p.communicate(input=b"", timeout=30)
+    eq(p.returncode, 0, "the preloaded victim")
+    # static, setuid-like (ids changed), nothing to detach
+    cases = (([victim("static")], "is statically linked: there is no loader"),
+             ([python3(), "-c", "import os, sys; os.setresuid(0, 65534, 0); print('ready'); "
+               "sys.stdout.flush(); sys.stdin.read()"], "runs setuid or setgid"))
+    for cmd, want in cases:
+        p = start_bare(cmd)
+        r = tool("attach", str(p.pid), check_rc=1)
+        eq(len(r.stderr.splitlines()), 1, r.stderr)
+        check(want in r.stderr, r.stderr)
+        out, _ = p.communicate(input=b"", timeout=30)
+        eq(p.returncode, 0, f"{cmd[0]} untouched")
+    p = start_bare([victim("slowleak")])
+    r = tool("detach", str(p.pid), check_rc=1)
+    eq(r.stderr, f"memtrace detach: process {p.pid} has no memtrace to detach\n", r.stderr)
+    # another user's process, for a memtrace that is not root
+    x = tempfile.mkdtemp(prefix="mt-test-")
+    os.chmod(x, 0o755)
+    shutil.copy(TOOL, os.path.join(x, "memtrace"))
+    r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                        os.path.join(x, "memtrace"), "attach", str(p.pid)], capture_output=True,
+                       text=True, timeout=60)
+    eq(r.returncode, 1, r.stderr)
+    check(re.fullmatch(rf"memtrace attach: (cannot read /proc/{p.pid}/maps .*another user's|"
+                       rf"process {p.pid} is uid 0's).*\n", r.stderr), r.stderr)
+    out, _ = p.communicate(input=b"", timeout=30)
+    eq((p.returncode, out), (0, b"done ok\n"), "untouched by the refusals")
+
+
+def case_attach_redis():
+    """redis-server, started bare: attached while redis-benchmark runs, no
+    request fails, snapshots while it serves, detached; it answers on."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    port = socket_port()
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
+                            "", "--appendonly", "no", "--dir", d], env=e,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                              timeout=5).stdout == b"PONG\n":
+                break
+            time.sleep(0.05)
+        bench = subprocess.Popen(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n",
+                                  "200000", "-c", "10", "-t", "set,get", "-d", "500", "-q"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        r = tool("attach", "-o", d, "-i", "0.5", str(srv.pid))
+        check(f"attached to {srv.pid}" in r.stderr, r.stderr)
+        files = wait_snapshots(d, srv.pid, 2)
+        out, err = bench.communicate(timeout=300)
+        eq(bench.returncode, 0, f"redis-benchmark: {err!r}")
+        check(out.count(b"requests per second") == 2, f"both tests ran: {out!r}")
+        js = show_json(files[-1])
+        check(js["totals"]["heap_alloc_count"] > 1000, "redis's allocations since the attach")
+        eq(js["allocator"]["name"], "jemalloc", "redis's own jemalloc")
+        tool("detach", str(srv.pid))
+        n = len(snaps(d, srv.pid))
+        time.sleep(1.2)
+        eq(len(snaps(d, srv.pid)), n, "no snapshot after the detach")
+        r = subprocess.run(["redis-cli", "-p", str(port), "set", "k", "v"], capture_output=True,
+                           timeout=10)
+        eq(r.stdout, b"OK\n", "redis answers after the detach")
+    finally:
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True,
+                       timeout=10)
+        srv.wait(timeout=30)
+    eq(srv.returncode, 0, "redis-server exit status")
+
+
 def case_snapshot_dir_other_user():
     """A process that drops to another user (as nginx's workers do) cannot
     write into a root-only directory: the warning says the one-line fix,

@@ -24,6 +24,8 @@ static const struct command {
 	{"leaks", mt_cmd_leaks, "what is still live at exit, by traceback, with suppressions"},
 	{"check", mt_cmd_check, "fail (exit 3) when memory grows or leaks beyond a budget"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
+	{"attach", mt_cmd_attach, "load memtrace into a running process and track it from then on"},
+	{"detach", mt_cmd_detach, "put back the entries memtrace attach redirected"},
 	{"allocators", mt_cmd_allocators,
 	 "run a command under each allocator configuration: which cures arena sprawl"},
 	{"export", mt_cmd_export, "a snapshot for go tool pprof, flame graphs, or as JSON"},

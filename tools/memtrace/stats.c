@@ -582,8 +582,19 @@ void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s)
 
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	fprintf(f, "%sSnapshot %u of pid %u (%s), %s, %.3f s after start: %s\n", label, s->seq,
-		s->pid, mt_reason_text(s->reason), when, mt_snap_seconds(s), exe);
+	fprintf(f, "%sSnapshot %u of pid %u (%s), %s, %.3f s after %s: %s\n", label, s->seq,
+		s->pid, mt_reason_text(s->reason), when, mt_snap_seconds(s),
+		s->attach_wall_ns ? "the attach" : "start", exe);
+	if (s->attach_wall_ns) {
+		char since[64] = "?";
+		time_t a = (time_t)(s->attach_wall_ns / 1000000000ull);
+		if (gmtime_r(&a, &tm))
+			strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		fprintf(f,
+			"%sTracking since memtrace attached at %s: blocks allocated before are not "
+			"counted; growth is growth since then\n",
+			label, since);
+	}
 	if (s->sample_bytes) {
 		char rate[32], ten[32];
 		mt_format_size(rate, sizeof(rate), (double)s->sample_bytes, false);
@@ -611,9 +622,10 @@ void mt_json_snap(FILE *f, const mt_snap_t *s)
 	mt_json_str(f, mt_reason_text(s->reason));
 	fprintf(f,
 		",\"wall_ns\":%" PRIu64 ",\"mono_ns\":%" PRIu64 ",\"start_mono_ns\":%" PRIu64
-		",\"seconds\":%.6f,\"sampled\":%s,\"sample_bytes\":%" PRIu64 ",\"exe\":",
+		",\"seconds\":%.6f,\"sampled\":%s,\"sample_bytes\":%" PRIu64
+		",\"attach_wall_ns\":%" PRIu64 ",\"exe\":",
 		s->wall_ns, s->mono_ns, s->start_mono_ns, mt_snap_seconds(s),
-		s->sample_bytes ? "true" : "false", s->sample_bytes);
+		s->sample_bytes ? "true" : "false", s->sample_bytes, s->attach_wall_ns);
 	char *exe = mt_printable(s->exe);
 	mt_json_str(f, exe);
 	free(exe);

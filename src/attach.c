@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * attach.c - memtrace loaded into a process that is already running
+ * (`memtrace attach PID`: gdb calls dlopen, then mt_attach). Nothing of the
+ * program's resolves to a dlopen'ed library, so the hooks are put in the
+ * loaded objects' GOT: every relocation (JUMP_SLOT or GLOB_DAT) against one
+ * of the symbols in MT_ATTACH_HOOKS gets memtrace's entry point, and the
+ * value it held is kept for mt_detach to put back. Objects loaded later are
+ * patched at the next snapshot: dlopen is not wrapped, because glibc's
+ * dlopen resolves $ORIGIN and RUNPATH from its caller, which a wrapper
+ * would make memtrace. The functions the hooks forward to are the
+ * program's own, looked up in the global scope (RTLD_DEFAULT), where
+ * memtrace, loaded RTLD_LOCAL, is not.
+ *
+ * Blocks allocated before the attach are not in the table: their frees and
+ * reallocs go to the allocator untracked, as for any unknown block, and the
+ * snapshots say since when memtrace has tracked.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+int mt__attached;
+
+/* The symbols patched, one row each. */
+#define MT_ATTACH_HOOKS(X)                                                                 \
+	X(malloc) X(free) X(calloc) X(realloc) X(reallocarray) X(posix_memalign)            \
+	X(aligned_alloc) X(memalign) X(valloc) X(pvalloc) X(malloc_usable_size) X(cfree)    \
+	X(mmap) X(mmap64) X(munmap) X(mremap)
+
+/* memtrace's entry points, found in its own object at the attach */
+static struct hook {
+	const char *name;
+	void *ours;
+} hooks[] = {
+#define X(name) {#name, NULL},
+	MT_ATTACH_HOOKS(X)
+#undef X
+};
+#define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+/* A patched slot and what it held. */
+typedef struct slot {
+	void **at;
+	void *was;
+	bool relro; /* read-only after relocation: read-only again after a write */
+} slot_t;
+
+static slot_t *slots;
+static size_t nslots, cap_slots;
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t own_base; /* memtrace's own object: never patched */
+
+static bool remember(void **at, void *was, bool relro)
+{
+	for (size_t i = 0; i < nslots; i++)
+		if (slots[i].at == at)
+			return true; /* patched before (a second pass after dlopen) */
+	if (nslots == cap_slots) {
+		size_t ncap = cap_slots ? cap_slots * 2 : 256;
+		slot_t *n = mt__map(ncap * sizeof(*n));
+		if (!n)
+			return false;
+		if (slots) {
+			memcpy(n, slots, nslots * sizeof(*n));
+			mt__unmap(slots, cap_slots * sizeof(*n));
+		}
+		slots = n;
+		cap_slots = ncap;
+	}
+	slots[nslots++] = (slot_t){at, was, relro};
+	return true;
+}
+
+/* Writes a GOT slot, its page made writable for the moment when RELRO made
+ * it read-only (and read-only again after). */
+static void put(void **at, void *v, bool relro)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t page = (uintptr_t)at & ~((uintptr_t)pg - 1);
+	if (relro && mprotect((void *)page, (size_t)pg, PROT_READ | PROT_WRITE) != 0)
+		return;
+	__atomic_store_n(at, v, __ATOMIC_RELEASE);
+	if (relro)
+		(void)mprotect((void *)page, (size_t)pg, PROT_READ);
+}
+
+static int hook_of(const char *name)
+{
+	for (size_t i = 0; i < NHOOKS; i++)
+		if (!strcmp(name, hooks[i].name))
+			return (int)i;
+	return -1;
+}
+
+/* An address the dynamic section gives: absolute once the loader adjusted
+ * it, else relative to the object's base. */
+static uintptr_t dyn_ptr(uintptr_t base, uintptr_t v)
+{
+	return v < base ? v + base : v;
+}
+
+static void patch_relocs(uintptr_t base, const ElfW(Rela) *r, size_t bytes, const ElfW(Sym) *sym,
+			 const char *str, uintptr_t relro_lo, uintptr_t relro_hi)
+{
+	for (size_t i = 0; i < bytes / sizeof(*r); i++) {
+		unsigned type = ELF64_R_TYPE(r[i].r_info);
+		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
+			continue;
+		const char *name = str + sym[ELF64_R_SYM(r[i].r_info)].st_name;
+		int h = hook_of(name);
+		if (h < 0)
+			continue;
+		void **at = (void **)(base + r[i].r_offset);
+		void *was = *at;
+		bool relro = (uintptr_t)at >= relro_lo && (uintptr_t)at < relro_hi;
+		if (!hooks[h].ours || was == hooks[h].ours || !remember(at, was, relro))
+			continue;
+		put(at, hooks[h].ours, relro);
+	}
+}
+
+static int patch_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	uintptr_t base = info->dlpi_addr;
+	const char *nm = info->dlpi_name ? info->dlpi_name : "";
+	if (base == own_base || strstr(nm, "linux-vdso") || strstr(nm, "/ld-linux"))
+		return 0;
+	const ElfW(Dyn) *dyn = NULL;
+	uintptr_t relro_lo = 0, relro_hi = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
+		if (ph->p_type == PT_GNU_RELRO) {
+			relro_lo = base + ph->p_vaddr;
+			relro_hi = relro_lo + ph->p_memsz;
+		}
+	}
+	if (!dyn)
+		return 0;
+	const ElfW(Sym) *sym = NULL;
+	const char *str = NULL;
+	const ElfW(Rela) *rela = NULL, *jmprel = NULL;
+	size_t relasz = 0, pltrelsz = 0;
+	for (; dyn->d_tag != DT_NULL; dyn++) {
+		switch (dyn->d_tag) {
+		case DT_SYMTAB: sym = (const ElfW(Sym) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
+		case DT_STRTAB: str = (const char *)dyn_ptr(base, dyn->d_un.d_ptr); break;
+		case DT_RELA: rela = (const ElfW(Rela) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
+		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
+		case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
+		case DT_PLTRELSZ: pltrelsz = dyn->d_un.d_val; break;
+		}
+	}
+	if (!sym || !str)
+		return 0;
+	if (jmprel)
+		patch_relocs(base, jmprel, pltrelsz, sym, str, relro_lo, relro_hi);
+	if (rela)
+		patch_relocs(base, rela, relasz, sym, str, relro_lo, relro_hi);
+	return 0;
+}
+
+/* Patches every loaded object not patched yet: at the attach, and before
+ * each snapshot (objects dlopen'ed since). */
+void mt__attach_patch(void)
+{
+	if (!__atomic_load_n(&mt__attached, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&patch_lock);
+	dl_iterate_phdr(patch_object, NULL);
+	pthread_mutex_unlock(&patch_lock);
+}
+
+/*
+ * Called by `memtrace attach` (through gdb) once the library is loaded:
+ * opts is the options as "MEMTRACE_NAME=value" lines, read in place of the
+ * environment. Returns 0, or a negative number when memtrace cannot attach
+ * (-1 already attached or preloaded, -2 could not start).
+ */
+EXPORT int mt_attach(const char *opts)
+{
+	Dl_info di;
+	if (__atomic_load_n(&mt__attached, __ATOMIC_ACQUIRE) || mt__preloaded())
+		return -1;
+	if (!dladdr((void *)&mt_attach, &di) || !di.dli_fname)
+		return -2;
+	own_base = (uintptr_t)di.dli_fbase;
+	void *self = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+	for (size_t i = 0; self && i < NHOOKS; i++)
+		hooks[i].ours = dlsym(self, hooks[i].name);
+	if (!self || !hooks[0].ours)
+		return -2;
+	mt__options_source(opts);
+	if (!mt__attach_start())
+		return -2;
+	__atomic_store_n(&mt__attached, 1, __ATOMIC_RELEASE);
+	mt__attach_patch();
+	return 0;
+}
+
+/* Puts every patched slot back (one memtrace's hook still holds): the
+ * program's calls go where they went before; memtrace stays loaded, its
+ * tracking off. Returns the slots restored. */
+EXPORT int mt_detach(void)
+{
+	int n = 0;
+	if (!__atomic_load_n(&mt__attached, __ATOMIC_ACQUIRE))
+		return -1;
+	pthread_mutex_lock(&patch_lock);
+	__atomic_store_n(&mt__attached, 0, __ATOMIC_RELEASE);
+	for (size_t i = 0; i < nslots; i++) {
+		for (size_t h = 0; h < NHOOKS; h++)
+			if (*slots[i].at == hooks[h].ours) {
+				put(slots[i].at, slots[i].was, slots[i].relro);
+				n++;
+			}
+	}
+	nslots = 0;
+	pthread_mutex_unlock(&patch_lock);
+	mt__attach_stop();
+	return n;
+}
