@@ -100,11 +100,12 @@ void mt__allocator_detect(void)
 	}
 	/* preloaded: the next in the chain; attached (dlopen'ed, not in the
 	 * global scope): the program's own, in the global scope */
-	void *scope = mt__preloaded() ? RTLD_NEXT : dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
-	void *m = scope ? dlsym(scope, "malloc") : NULL;
+	bool pre = mt__preloaded();
+	void *scope = pre ? RTLD_NEXT : dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
+	void *m = !scope ? NULL : pre ? dlsym(scope, "malloc") : mt__attach_sym("malloc");
 	int k = MT_ALLOCATOR_UNKNOWN;
 	for (int i = 0; m && i < MT_ALLOCATOR_UNKNOWN; i++) {
-		void *s = dlsym(scope, probe[i]);
+		void *s = pre ? dlsym(scope, probe[i]) : mt__attach_sym(probe[i]);
 		if (s && same_object(s, m)) {
 			k = i;
 			sym = s;

@@ -175,6 +175,58 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* Whether code at p is a PLT entry: an indirect jump through a GOT slot
+ * (jmp *x(%rip), after endbr64 and a bnd prefix when IBT builds it). */
+static bool plt_stub(const unsigned char *p)
+{
+	if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
+		p += 4;
+	if (p[0] == 0xf2)
+		p++;
+	return p[0] == 0xff && p[1] == 0x25;
+}
+
+struct find {
+	const char *name;
+	uintptr_t exe_base;
+	void *found;
+};
+
+static int find_def(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	struct find *f = arg;
+	const char *nm = info->dlpi_name ? info->dlpi_name : "";
+	if (f->found || !*nm || info->dlpi_addr == own_base || strstr(nm, "linux-vdso"))
+		return 0;
+	void *h = dlopen(nm, RTLD_NOW | RTLD_NOLOAD);
+	void *s = h ? dlsym(h, f->name) : NULL;
+	Dl_info di;
+	if (s && dladdr(s, &di) && (uintptr_t)di.dli_fbase == info->dlpi_addr)
+		f->found = s;
+	return 0;
+}
+
+/*
+ * The program's own definition of a function, as its calls resolve it:
+ * the global scope's (dlopen(NULL): the executable, then the libraries in
+ * load order). A non-PIE executable that takes a function's address makes
+ * its PLT entry the function's canonical address, and that is what the
+ * global scope gives: a jump through the very GOT slot memtrace patches.
+ * Then the definition is the first loaded library's that defines it.
+ */
+void *mt__attach_sym(const char *name)
+{
+	void *g = dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
+	void *s = g ? dlsym(g, name) : NULL;
+	Dl_info di;
+	if (!s || !dladdr(s, &di) || !plt_stub(s))
+		return s;
+	struct find f = {name, (uintptr_t)di.dli_fbase, NULL};
+	dl_iterate_phdr(find_def, &f);
+	return f.found;
+}
+
 /* Patches every loaded object not patched yet: at the attach, and before
  * each snapshot (objects dlopen'ed since). */
 void mt__attach_patch(void)

@@ -363,10 +363,7 @@ uint64_t mt__attach_wall_ns;
  * interpreter is running, and swapping its allocator under it is not safe. */
 bool mt__attach_start(void)
 {
-	void *g = global_scope();
-	if (!g)
-		return false;
-#define G(f, name) (real.f = (__typeof__(real.f))dlsym(g, name))
+#define G(f, name) (real.f = (__typeof__(real.f))mt__attach_sym(name))
 	if (!G(m.malloc, "malloc") || !G(m.free, "free") || !G(m.calloc, "calloc") ||
 	    !G(m.realloc, "realloc") || !G(mmap, "mmap") || !G(munmap, "munmap"))
 		return false;

@@ -300,6 +300,9 @@ static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *
 /* ---- attach.c: loaded into a running process (memtrace attach) ---- */
 extern int mt__attached MT_HIDDEN; /* the GOT hooks are in place */
 MT_HIDDEN void mt__attach_patch(void);
+/* The program's own definition of a function (its global scope's, past a
+ * non-PIE executable's PLT entry). */
+MT_HIDDEN void *mt__attach_sym(const char *name);
 /* hook.c: whether memtrace is in the global scope (preloaded or linked);
  * its start and end when attached. */
 MT_HIDDEN bool mt__preloaded(void);
