@@ -101,11 +101,10 @@ void mt__allocator_detect(void)
 	/* preloaded: the next in the chain; attached (dlopen'ed, not in the
 	 * global scope): the program's own, in the global scope */
 	bool pre = mt__preloaded();
-	void *scope = pre ? RTLD_NEXT : dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
-	void *m = !scope ? NULL : pre ? dlsym(scope, "malloc") : mt__attach_sym("malloc");
+	void *m = pre ? dlsym(RTLD_NEXT, "malloc") : mt__attach_sym("malloc");
 	int k = MT_ALLOCATOR_UNKNOWN;
 	for (int i = 0; m && i < MT_ALLOCATOR_UNKNOWN; i++) {
-		void *s = pre ? dlsym(scope, probe[i]) : mt__attach_sym(probe[i]);
+		void *s = pre ? dlsym(RTLD_NEXT, probe[i]) : mt__attach_sym(probe[i]);
 		if (s && same_object(s, m)) {
 			k = i;
 			sym = s;

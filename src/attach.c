@@ -188,7 +188,7 @@ static bool plt_stub(const unsigned char *p)
 
 struct find {
 	const char *name;
-	uintptr_t exe_base;
+	uintptr_t self; /* memtrace's own object, never the program's */
 	void *found;
 };
 
@@ -197,7 +197,7 @@ static int find_def(struct dl_phdr_info *info, size_t size, void *arg)
 	(void)size;
 	struct find *f = arg;
 	const char *nm = info->dlpi_name ? info->dlpi_name : "";
-	if (f->found || !*nm || info->dlpi_addr == own_base || strstr(nm, "linux-vdso"))
+	if (f->found || !*nm || info->dlpi_addr == f->self || strstr(nm, "linux-vdso"))
 		return 0;
 	void *h = dlopen(nm, RTLD_NOW | RTLD_NOLOAD);
 	void *s = h ? dlsym(h, f->name) : NULL;
@@ -222,7 +222,10 @@ void *mt__attach_sym(const char *name)
 	Dl_info di;
 	if (!s || !dladdr(s, &di) || !plt_stub(s))
 		return s;
-	struct find f = {name, (uintptr_t)di.dli_fbase, NULL};
+	struct find f = {name, 0, NULL};
+	if (!dladdr((void *)&mt__attach_sym, &di))
+		return NULL;
+	f.self = (uintptr_t)di.dli_fbase;
 	dl_iterate_phdr(find_def, &f);
 	return f.found;
 }

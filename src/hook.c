@@ -136,9 +136,17 @@ static size_t pool_size(const void *p)
 
 /* ---- start-up ---- */
 
+/* dlopen'ed (memtrace attach): nothing starts until mt_attach says so. A
+ * call to memtrace's malloc before it (gdb allocates the strings it passes
+ * with the malloc it finds first, memtrace's) is forwarded untracked, to
+ * the program's own. */
+static int dlopened, attach_starting;
+
+/* The function a hook forwards to: the next in the chain when preloaded;
+ * attached, the program's own (attach.c). */
 static void *next_sym(const char *name)
 {
-	return dlsym(RTLD_NEXT, name);
+	return dlopened ? mt__attach_sym(name) : dlsym(RTLD_NEXT, name);
 }
 
 static void resolve(void)
@@ -263,11 +271,6 @@ static void atfork_child(void)
 
 static void cxx_resolve(void);
 
-/* dlopen'ed (memtrace attach): nothing starts until mt_attach says so. A
- * call to memtrace's malloc before it (gdb allocates the strings it passes
- * with the malloc it finds first, memtrace's) is forwarded untracked. */
-static int dlopened, attach_starting;
-
 static void init(void)
 {
 	if (dlopened && !attach_starting)
@@ -356,26 +359,13 @@ bool mt__preloaded(void)
 
 uint64_t mt__attach_wall_ns;
 
-/* The attach (attach.c): the functions to forward to are the program's,
- * in the global scope, not the next in memtrace's own (libc's even where
- * the program's malloc is jemalloc); then the start a preload has at its
- * first call and in its constructor. Python's domains are left alone: the
- * interpreter is running, and swapping its allocator under it is not safe. */
+/* The attach (attach.c): the start a preload has at its first call and
+ * in its constructor, the functions forwarded to being the program's own
+ * (next_sym). Python's domains are left alone: the interpreter is running,
+ * and swapping its allocator under it is not safe. */
 bool mt__attach_start(void)
 {
-#define G(f, name) (real.f = (__typeof__(real.f))mt__attach_sym(name))
-	if (!G(m.malloc, "malloc") || !G(m.free, "free") || !G(m.calloc, "calloc") ||
-	    !G(m.realloc, "realloc") || !G(mmap, "mmap") || !G(munmap, "munmap"))
-		return false;
-	G(m.posix_memalign, "posix_memalign");
-	G(m.aligned_alloc, "aligned_alloc");
-	G(m.memalign, "memalign");
-	G(m.valloc, "valloc");
-	G(m.pvalloc, "pvalloc");
-	G(m.malloc_usable_size, "malloc_usable_size");
-	G(mremap, "mremap");
-#undef G
-	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
+	ENSURE_RESOLVED();
 	tl_busy++;
 	attach_starting = 1;
 	if (!tracking()) {
