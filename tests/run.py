@@ -1568,6 +1568,86 @@ def case_attach_python():
     eq((p.returncode, out, err), (0, b"done True\n", b""), "python3's output")
 
 
+def case_top():
+    """memtrace top on a victim leaking at a known line: without a terminal,
+    one table per refresh, the line first and steady; in tmux, the line
+    rises to the top within a few refreshes, s orders by growth, p keeps a
+    snapshot, q quits; nothing else is left behind. On an attached process
+    too; refused on one memtrace is not in."""
+    path, line = line_of("slowleak.c", "leak")
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+    p = subprocess.Popen([victim("slowleak")], env=e, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(p.stdout.readline() == b"ready\n", "victim")
+    try:
+        r = tool("top", "--count", "3", "-i", "0.5", str(p.pid))
+        tables = r.stdout.split("memtrace top: pid ")[1:]
+        eq(len(tables), 3, r.stdout)
+        last = tables[-1].splitlines()
+        at = last.index("Top lines by live size:")
+        check(re.fullmatch(rf"\s*\S+ KiB\s+\d+\s+\+\S+ KiB\s+\+\S+ KiB\s+steady\s+"
+                           rf"{re.escape(path)}:{line}", last[at + 2]), tables[-1])
+        eq(snaps(d), [], "the view's snapshots are removed")
+        if not shutil.which("tmux"):
+            raise Fail("tmux is needed for the live view's test (Debian package tmux)")
+        sock = os.path.join(d, "tmux.sock")
+        tm = ["tmux", "-S", sock]
+        subprocess.run(tm + ["new-session", "-d", "-x", "160", "-y", "40",
+                             f"{TOOL} top -i 0.5 {p.pid}"], check=True, timeout=30)
+        screen = ""
+        for _ in range(40):  # a few refreshes
+            time.sleep(0.25)
+            screen = subprocess.run(tm + ["capture-pane", "-p"], capture_output=True,
+                                    text=True, timeout=30).stdout
+            rows = screen.splitlines()
+            if "Top lines by live size:" in rows and rows[rows.index(
+                    "Top lines by live size:") + 2].endswith(f"steady  {path}:{line}"):
+                break
+        else:
+            raise Fail(f"the leaking line at the top, steady: {screen}")
+        subprocess.run(tm + ["send-keys", "s"], check=True, timeout=30)
+        time.sleep(0.5)
+        screen = subprocess.run(tm + ["capture-pane", "-p"], capture_output=True, text=True,
+                                timeout=30).stdout
+        check("Top lines by growth since the view began:" in screen, screen)
+        subprocess.run(tm + ["send-keys", "p"], check=True, timeout=30)
+        kept = None
+        for _ in range(40):
+            time.sleep(0.25)
+            screen = subprocess.run(tm + ["capture-pane", "-p"], capture_output=True,
+                                    text=True, timeout=30).stdout
+            m = re.search(r"^kept: (\S+)$", screen, re.M)
+            if m:
+                kept = m.group(1)
+                break
+        check(kept and os.path.exists(kept), f"p keeps a snapshot: {screen}")
+        subprocess.run(tm + ["send-keys", "q"], check=True, timeout=30)
+        for _ in range(40):
+            time.sleep(0.25)
+            if subprocess.run(tm + ["has-session"], capture_output=True).returncode != 0:
+                break
+        else:
+            raise Fail("q quits the view")
+        eq(snaps(d), [kept], "only the kept snapshot is left")
+    finally:
+        out, err = p.communicate(input=b"", timeout=30)
+    eq((p.returncode, out), (0, b"done ok\n"), "the victim under the view")
+    # on an attached process, and refused on a bare one
+    q = start_bare([victim("slowleak")])
+    try:
+        r = tool("top", "--count", "1", str(q.pid), check_rc=1)
+        eq(r.stderr, f"memtrace top: process {q.pid} has no memtrace: start it with memtrace "
+           f"run, or memtrace attach {q.pid} first\n", "refused")
+        d2 = tempfile.mkdtemp(prefix="mt-test-")
+        tool("attach", "-o", d2, str(q.pid))
+        r = tool("top", "--count", "2", "-o", d2, str(q.pid))
+        check(f"{path}:{line}" in r.stdout.split("memtrace top: pid ")[-1], r.stdout)
+        eq(snaps(d2), [], "the view's snapshots are removed")
+    finally:
+        q.communicate(input=b"", timeout=30)
+
+
 def case_attach_refusals():
     """Each refusal is one line, exit 1, and the process goes on untouched."""
     gone = subprocess.run(["true"])

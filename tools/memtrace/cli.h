@@ -33,6 +33,8 @@ int mt_cmd_allocators(int argc, char **argv);
 /* cmd-attach.c */
 int mt_cmd_attach(int argc, char **argv);
 int mt_cmd_detach(int argc, char **argv);
+/* cmd-top.c */
+int mt_cmd_top(int argc, char **argv);
 
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));

@@ -25,6 +25,7 @@ static const struct command {
 	{"check", mt_cmd_check, "fail (exit 3) when memory grows or leaks beyond a budget"},
 	{"run", mt_cmd_run, "run a command under memtrace and list its snapshots"},
 	{"attach", mt_cmd_attach, "load memtrace into a running process and track it from then on"},
+	{"top", mt_cmd_top, "a live view of a process memtrace is in: what grows, now"},
 	{"detach", mt_cmd_detach, "put back the entries memtrace attach redirected"},
 	{"allocators", mt_cmd_allocators,
 	 "run a command under each allocator configuration: which cures arena sprawl"},
