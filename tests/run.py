@@ -1632,7 +1632,7 @@ def case_top():
         eq(snaps(d), [kept], "only the kept snapshot is left")
     finally:
         out, err = p.communicate(input=b"", timeout=30)
-    eq((p.returncode, out), (0, b"done ok\n"), "the victim under the view")
+    eq((p.returncode, out), (0, b"done\n"), "the victim under the view")
     # on an attached process, and refused on a bare one
     q = start_bare([victim("slowleak")])
     try:
@@ -1694,7 +1694,7 @@ def case_attach_refusals():
     check(re.fullmatch(rf"memtrace attach: (cannot read /proc/{p.pid}/maps .*another user's|"
                        rf"process {p.pid} is uid 0's).*\n", r.stderr), r.stderr)
     out, _ = p.communicate(input=b"", timeout=30)
-    eq((p.returncode, out), (0, b"done ok\n"), "untouched by the refusals")
+    eq((p.returncode, out), (0, b"done\n"), "untouched by the refusals")
 
 
 def case_attach_redis():
@@ -1880,10 +1880,17 @@ def end_held(p):
 def case_jemalloc_no_glibc_arena():
     """Under jemalloc, memtrace makes no glibc arena: the 64-thread demo's
     VMS is jemalloc's own within 10 %, and pmap shows no glibc heap."""
-    cmd = [ARENAS, "64", "50"]
-    p, bare_total, bare_heaps = held_process(cmd, {"LD_PRELOAD": "libjemalloc.so.2"})
-    end_held(p)
-    eq(bare_heaps, 0, "jemalloc alone: no glibc heap")
+    # two rounds: every thread allocates (where memtrace once made each a
+    # glibc arena), and the peak does not depend on how a profiler's
+    # slowdown makes the threads' bursts overlap; jemalloc's own VMS still
+    # moves from run to run: the most of three runs
+    cmd = [ARENAS, "64", "2"]
+    bare_total = 0
+    for _ in range(3):
+        p, total, bare_heaps = held_process(cmd, {"LD_PRELOAD": "libjemalloc.so.2"})
+        end_held(p)
+        eq(bare_heaps, 0, "jemalloc alone: no glibc heap")
+        bare_total = max(bare_total, total)
     p, glibc_total, glibc_heaps = held_process(cmd, {})
     end_held(p)
     check(glibc_heaps >= 4, f"the oracle sees glibc's heaps when they are there: {glibc_heaps}")
