@@ -973,23 +973,23 @@ static size_t page_round(size_t n)
  * A throwing new is served by the allocator's nothrow one inside the
  * recorded call (no exception passes a recorded call); when that fails,
  * the throwing one runs outside it, and throws or calls the new-handler as
- * the program expects. One row per operator: its name, its parameters, the
- * size, the alignment, and for each new its nothrow twin. */
-#define MT_CXX_NEW(X)                                                                      \
-	X(_Znwm, (size_t n), (n), n, 0, _ZnwmRKSt9nothrow_t, (n, &cxx_nothrow))           \
-	X(_Znam, (size_t n), (n), n, 0, _ZnamRKSt9nothrow_t, (n, &cxx_nothrow))           \
-	X(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n, al,                    \
-	  _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                      \
-	X(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n, al,                    \
-	  _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                      \
-	X(_ZnwmRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, 0, _ZnwmRKSt9nothrow_t, \
-	  (n, nt))                                                                          \
-	X(_ZnamRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, 0, _ZnamRKSt9nothrow_t, \
-	  (n, nt))                                                                          \
-	X(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),       \
-	  (n, al, nt), n, al, _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, nt))             \
-	X(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),       \
-	  (n, al, nt), n, al, _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, nt))
+ * the program expects. One row per operator: its name, its parameters and
+ * arguments, the size, and for each new its nothrow twin and its arguments. */
+#define MT_CXX_NEW(X)                                                                     \
+	X(_Znwm, (size_t n), (n), n, _ZnwmRKSt9nothrow_t, (n, &cxx_nothrow))                \
+	X(_Znam, (size_t n), (n), n, _ZnamRKSt9nothrow_t, (n, &cxx_nothrow))                \
+	X(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n,                          \
+	  _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                        \
+	X(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n,                          \
+	  _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                        \
+	X(_ZnwmRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, _ZnwmRKSt9nothrow_t, \
+	  (n, nt))                                                                           \
+	X(_ZnamRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, _ZnamRKSt9nothrow_t, \
+	  (n, nt))                                                                           \
+	X(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),        \
+	  (n, al, nt), n, _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, nt))                  \
+	X(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),        \
+	  (n, al, nt), n, _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, nt))
 #define MT_CXX_DELETE(X)                                                          \
 	X(_ZdlPv, (void *p), (p))                                                 \
 	X(_ZdaPv, (void *p), (p))                                                 \
@@ -1010,7 +1010,7 @@ static const char cxx_nothrow; /* std::nothrow_t is empty: any address will do *
 static int cxx_own;	       /* the allocator's own operators: record here */
 
 static struct {
-#define X(name, params, args, size, align, twin, twin_args) void *(*name) params;
+#define X(name, params, args, size, twin, twin_args) void *(*name) params;
 	MT_CXX_NEW(X)
 #undef X
 #define X(name, params, args) void (*name) params;
@@ -1025,7 +1025,7 @@ static struct {
  * defines mallocs its error message: through that allocator, a deadlock. */
 static void cxx_resolve(void)
 {
-#define X(name, params, args, size, align, twin, twin_args) \
+#define X(name, params, args, size, twin, twin_args) \
 	cxx.name = (__typeof__(cxx.name))next_sym(#name);
 	MT_CXX_NEW(X)
 #undef X
@@ -1053,7 +1053,7 @@ static void *cxx_next(void **slot, const char *name)
 }
 #define CXX_NEXT(name) ((__typeof__(cxx.name))cxx_next((void **)&cxx.name, #name))
 
-#define X(name, params, args, size, align, twin, twin_args)                        \
+#define X(name, params, args, size, twin, twin_args)                        \
 	EXPORT void *name params                                                    \
 	{                                                                           \
 		ENSURE_RESOLVED();                                                  \
