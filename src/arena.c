@@ -70,7 +70,7 @@ void mt__arena_tune(void)
 		mallopt_done = 1;
 }
 
-static bool same_object(const void *a, const void *b)
+bool mt__same_object(const void *a, const void *b)
 {
 	Dl_info x, y;
 	return dladdr(a, &x) && dladdr(b, &y) && x.dli_fbase == y.dli_fbase;
@@ -105,7 +105,7 @@ void mt__allocator_detect(void)
 	int k = MT_ALLOCATOR_UNKNOWN;
 	for (int i = 0; m && i < MT_ALLOCATOR_UNKNOWN; i++) {
 		void *s = pre ? dlsym(RTLD_NEXT, probe[i]) : mt__attach_sym(probe[i]);
-		if (s && same_object(s, m)) {
+		if (s && mt__same_object(s, m)) {
 			k = i;
 			sym = s;
 			break;

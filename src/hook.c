@@ -1032,11 +1032,9 @@ static void cxx_resolve(void)
 #define X(name, params, args) cxx.name = (__typeof__(cxx.name))next_sym(#name);
 	MT_CXX_DELETE(X)
 #undef X
-	Dl_info a, b;
 	cxx_own = cxx._Znwm && cxx._ZnwmRKSt9nothrow_t && cxx._ZnamRKSt9nothrow_t &&
 		  cxx._ZnwmSt11align_val_tRKSt9nothrow_t && cxx._ZnamSt11align_val_tRKSt9nothrow_t &&
-		  dladdr((void *)cxx._Znwm, &a) && dladdr((void *)real.m.malloc, &b) &&
-		  a.dli_fbase == b.dli_fbase;
+		  mt__same_object((void *)cxx._Znwm, (void *)real.m.malloc);
 }
 
 /* An operator loaded after init (a C++ library dlopen'ed later) is looked
