@@ -361,8 +361,9 @@ uint64_t mt__attach_wall_ns;
 
 /* The attach (attach.c): the start a preload has at its first call and
  * in its constructor, the functions forwarded to being the program's own
- * (next_sym). Python's domains are left alone: the interpreter is running,
- * and swapping its allocator under it is not safe. */
+ * (next_sym). In a running interpreter, Python's allocator domains are
+ * wrapped as under a preload: by a pending call, which the interpreter's
+ * own thread runs with the GIL held. */
 bool mt__attach_start(void)
 {
 	ENSURE_RESOLVED();
@@ -376,6 +377,7 @@ bool mt__attach_start(void)
 	mt__allocator_detect();
 	mt__snapshot_cleanup();
 	mt__trigger_init();
+	mt__python_init();
 	tl_busy--;
 	return true;
 }

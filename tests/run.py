@@ -1542,8 +1542,8 @@ def case_attach_growth():
 def case_attach_python():
     """Debian's python3 (non-PIE: the executable's PLT entries are the
     functions' addresses, so memtrace must look past them for the real ones)
-    attached to while it keeps 1000 B every 10 ms: the growth is found at its
-    rate, the output is unchanged."""
+    attached to while it keeps a bytearray(1000) every 10 ms: its Python line
+    grows at that rate, the output is unchanged."""
     script = ("import sys, select\nkeep = []\nprint('ready', flush=True)\n"
               "while not select.select([sys.stdin], [], [], 0.01)[0]:\n"
               "    keep.append(bytearray(1000))\nprint('done', len(keep) > 0)\n")
@@ -1559,10 +1559,13 @@ def case_attach_python():
         js = show_json(files[-1])
         eq(js["allocator"]["name"], "glibc", "python3's malloc is glibc's, found past its PLT")
         out = tool("growth", *files).stdout
-        m = re.search(r"^#1 .*, \+([0-9.]+) KiB/s, grew in 2 of 2 intervals: steady$", out, re.M)
+        # the Python line, as under a preload: the domains wrapped by a
+        # pending call the interpreter runs with the GIL
+        m = re.search(r"^#1 <string>:5: .*, \+([0-9.]+) KiB/s, grew in 2 of 2 intervals: "
+                      r"steady$", out, re.M)
         check(m, out)
         rate = float(m.group(1)) * 1024
-        check(abs(rate - 100000) <= 10000, f"rate {rate:.0f} B/s, 1000 B per 10 ms")
+        check(abs(rate - 100000) <= 15000, f"rate {rate:.0f} B/s, 1000 B per 10 ms")
     finally:
         out, err = p.communicate(input=b"", timeout=30)
     eq((p.returncode, out, err), (0, b"done True\n", b""), "python3's output")

@@ -364,7 +364,7 @@ int mt_cmd_attach(int argc, char **argv)
 
 	/* the options, as the library reads them in place of the environment */
 	char lines[8192];
-	int n = snprintf(lines, sizeof(lines), "MEMTRACE_DIR=%s\nMEMTRACE_PYTHON=0\n", absdir);
+	int n = snprintf(lines, sizeof(lines), "MEMTRACE_DIR=%s\n", absdir);
 	if (sig)
 		n += snprintf(lines + n, sizeof(lines) - (size_t)n, "MEMTRACE_SIGNAL=%s\n", sig);
 	if (interval)
