@@ -6,11 +6,10 @@
  * loaded objects' GOT: every relocation (JUMP_SLOT or GLOB_DAT) against one
  * of the symbols in MT_ATTACH_HOOKS gets memtrace's entry point, and the
  * value it held is kept for mt_detach to put back. Objects loaded later are
- * patched at the next snapshot: dlopen is not wrapped, because glibc's
- * dlopen resolves $ORIGIN and RUNPATH from its caller, which a wrapper
- * would make memtrace. The functions the hooks forward to are the
- * program's own, looked up in the global scope (RTLD_DEFAULT), where
- * memtrace, loaded RTLD_LOCAL, is not.
+ * patched as their dlopen returns (the program's dlopen is one of the
+ * entries: attach_dlopen below), and at each snapshot for any other way in.
+ * The functions the hooks forward to are the program's own, looked up in
+ * its global scope, where memtrace, loaded RTLD_LOCAL, is not.
  *
  * Blocks allocated before the attach are not in the table: their frees and
  * reallocs go to the allocator untracked, as for any unknown block, and the
@@ -39,7 +38,11 @@ int mt__attached;
 	X(aligned_alloc) X(memalign) X(valloc) X(pvalloc) X(malloc_usable_size) X(cfree)    \
 	X(mmap) X(mmap64) X(munmap) X(mremap)
 
-/* memtrace's entry points, found in its own object at the attach */
+static void *attach_dlopen(const char *file, int mode);
+
+/* memtrace's entry points, found in its own object at the attach; and its
+ * dlopen, which only an attach puts in place (not exported: under a preload
+ * every dlopen would be memtrace's) */
 static struct hook {
 	const char *name;
 	void *ours;
@@ -47,6 +50,7 @@ static struct hook {
 #define X(name) {#name, NULL},
 	MT_ATTACH_HOOKS(X)
 #undef X
+	{"dlopen", (void *)&attach_dlopen},
 };
 #define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
@@ -241,6 +245,75 @@ void mt__attach_patch(void)
 	pthread_mutex_unlock(&patch_lock);
 }
 
+/* The caller's own search path for a bare name: glibc's dlopen looks in the
+ * calling object's DT_RPATH or DT_RUNPATH first, and the caller it sees is
+ * memtrace's wrapper. So the wrapper looks there itself ($ORIGIN expanded)
+ * and hands dlopen the path found; everything else in the search (the
+ * executable's RPATH, LD_LIBRARY_PATH, the cache, the default directories)
+ * is the same for any caller. NULL when the caller's path has nothing. */
+static char *caller_path(const char *file, const void *caller, char *out, size_t cap)
+{
+	Dl_info di;
+	struct link_map *lm = NULL;
+	if (!file || strchr(file, '/') ||
+	    !dladdr1(caller, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm || !lm->l_ld)
+		return NULL;
+	const char *str = NULL;
+	uintptr_t off = 0;
+	for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+		if (d->d_tag == DT_STRTAB)
+			str = (const char *)dyn_ptr(lm->l_addr, d->d_un.d_ptr);
+		else if (d->d_tag == DT_RUNPATH || (d->d_tag == DT_RPATH && !off))
+			off = d->d_un.d_val;
+	}
+	if (!str || !off)
+		return NULL;
+	char origin[4096];
+	if (*lm->l_name) {
+		mt__fmt(origin, sizeof(origin), "%s", lm->l_name);
+	} else { /* the executable */
+		ssize_t n = readlink("/proc/self/exe", origin, sizeof(origin) - 1);
+		origin[n > 0 ? n : 0] = '\0';
+	}
+	char *slash = strrchr(origin, '/');
+	if (slash)
+		*slash = '\0';
+	for (const char *p = str + off; *p;) {
+		size_t n = strcspn(p, ":"), o = 0;
+		for (size_t i = 0; i < n && o + 1 < cap;) {
+			if (!strncmp(p + i, "$ORIGIN", 7) || !strncmp(p + i, "${ORIGIN}", 9)) {
+				o += mt__fmt(out + o, cap - o, "%s", origin);
+				i += p[i + 1] == '{' ? 9 : 7;
+			} else {
+				out[o++] = p[i++];
+			}
+		}
+		out[o < cap ? o : cap - 1] = '\0';
+		mt__fmt(out + strlen(out), cap - strlen(out), "/%s", file);
+		if (access(out, R_OK) == 0)
+			return out;
+		p += n + (p[n] == ':');
+	}
+	return NULL;
+}
+
+/* The program's dlopen, while attached: the object and its dependencies
+ * get memtrace's entries as soon as they are loaded. */
+static void *attach_dlopen(const char *file, int mode)
+{
+	static void *(*real_dlopen)(const char *, int);
+	char path[4096];
+	if (!real_dlopen)
+		real_dlopen = (void *(*)(const char *, int))mt__attach_sym("dlopen");
+	if (!real_dlopen)
+		return NULL;
+	const char *found = caller_path(file, __builtin_return_address(0), path, sizeof(path));
+	void *h = real_dlopen(found ? found : file, mode);
+	if (h)
+		mt__attach_patch();
+	return h;
+}
+
 /*
  * Called by `memtrace attach` (through gdb) once the library is loaded:
  * opts is the options as "MEMTRACE_NAME=value" lines, read in place of the
@@ -257,7 +330,8 @@ EXPORT int mt_attach(const char *opts)
 	own_base = (uintptr_t)di.dli_fbase;
 	void *self = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
 	for (size_t i = 0; self && i < NHOOKS; i++)
-		hooks[i].ours = dlsym(self, hooks[i].name);
+		if (!hooks[i].ours)
+			hooks[i].ours = dlsym(self, hooks[i].name);
 	if (!self || !hooks[0].ours)
 		return -2;
 	mt__options_source(opts);

@@ -1539,6 +1539,28 @@ def case_attach_growth():
     eq(len(snaps(d, p.pid)), 3, "no snapshot after the detach, not even at exit")
 
 
+def case_attach_dlopen():
+    """A library the program dlopens after the attach, by a bare name its
+    RUNPATH ($ORIGIN) finds: every block it allocates is seen (its entries
+    are patched as its dlopen returns), and dlopen still finds it through
+    the program's own search path."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    p = start_bare([victim("dlplug")])
+    try:
+        tool("attach", "-o", d, str(p.pid))
+        p.stdin.write(b"load\n")
+        p.stdin.flush()
+        eq(p.stdout.readline(), b"loaded\n", "the plugin loaded through its RUNPATH")
+        p.send_signal(signal.SIGUSR1)
+        files = wait_snapshots(d, p.pid, 1)
+        js = show_json(files[-1])
+        expect_site(js, "plugin.c", "plugin", 200 * 1000, 200)
+        tool("detach", str(p.pid))
+    finally:
+        out, err = p.communicate(input=b"", timeout=30)
+    eq((p.returncode, out, err), (0, b"done\n", b""), "dlplug's output")
+
+
 def case_attach_python():
     """Debian's python3 (non-PIE: the executable's PLT entries are the
     functions' addresses, so memtrace must look past them for the real ones)
