@@ -1575,9 +1575,13 @@ def case_attach_python():
     check(p.stdout.readline() == b"ready\n", "python3 started")
     d = tempfile.mkdtemp(prefix="mt-test-")
     try:
-        tool("attach", "-o", d, "-i", "1", str(p.pid))
+        # --for: attached for 3.5 s, snapshots every second, then detached
+        r = tool("attach", "-o", d, "-i", "1", "--for", "3.5", str(p.pid))
+        check(f"memtrace: detached from {p.pid}" in r.stderr, r.stderr)
         files = wait_snapshots(d, p.pid, 3)[:3]
-        tool("detach", str(p.pid))
+        n = len(snaps(d, p.pid))
+        time.sleep(1.5)
+        eq(len(snaps(d, p.pid)), n, "no snapshot once --for ended")
         js = show_json(files[-1])
         eq(js["allocator"]["name"], "glibc", "python3's malloc is glibc's, found past its PLT")
         out = tool("growth", *files).stdout
