@@ -409,11 +409,15 @@ static void peaks(mt_alloc_stats_t *st)
 	if (!mt__read_file("/proc/self/status", buf, sizeof(buf)))
 		return;
 	for (const char *p = buf, *nl; *p; p = nl + 1) {
-		const char *q;
-		if (!strncmp(p, "VmPeak:", 7) && (q = p + 7))
-			st->vms_peak = parse_u64(&q) * 1024;
-		else if (!strncmp(p, "VmHWM:", 6) && (q = p + 6))
-			st->rss_peak = parse_u64(&q) * 1024;
+		const char *q = strchr(p, ':');
+		uint64_t *dst = !strncmp(p, "VmPeak:", 7) ? &st->vms_peak
+				: !strncmp(p, "VmHWM:", 6) ? &st->rss_peak
+							    : NULL;
+		if (dst && q) {
+			for (q++; *q == ' ' || *q == '\t'; q++) /* "VmPeak:\t  123 kB" */
+				;
+			*dst = parse_u64(&q) * 1024;
+		}
 		if (!(nl = strchr(p, '\n')))
 			break;
 	}

@@ -2040,6 +2040,9 @@ def case_alloc_figures():
                               ("vms", a["vms"], int(vms0), int(vms1))):
         want = (lo + hi) / 2 * 1024
         check(abs(got - want) <= 0.1 * want, f"{name}: snapshot {got}, /proc says {want:.0f}")
+    # the peaks (VmPeak, VmHWM) are at least the figures of the moment
+    check(a["vms_peak"] >= a["vms"] > 0 and a["rss_peak"] >= a["rss"] > 0,
+          f"peaks: VMS {a['vms_peak']} >= {a['vms']}, RSS {a['rss_peak']} >= {a['rss']}")
     check(a["held"] >= 48 << 20, f"glibc holds the 48 MiB: {a['held']}")
     check(a["in_use"] >= 48 << 20, f"glibc counts the 48 MiB in use: {a['in_use']}")
 
