@@ -2707,7 +2707,12 @@ def traceback_text(f):
 
 
 def export_json(snap, *args):
-    return json.loads(export(snap, "--format", "json", *args).stdout)
+    """The export, each callsite's stack read from the frames table into
+    a list of frames, as a consumer does."""
+    js = json.loads(export(snap, "--format", "json", *args).stdout)
+    for s in js["sites"]:
+        s["frames"] = [js["frames"][i] for i in s["stack"]]
+    return js
 
 
 def json_site_at(js, src, tag):
@@ -2786,6 +2791,18 @@ def case_export_json():
     check(js["sites"] and all(any(f["file"] and f["file"].endswith("cxx.cpp") for f in s["frames"])
                               for s in js["sites"]), "--include")
     eq(export_json(only_snapshot(d), "--domain", "mmap")["sites"], [], "--domain mmap")
+    # sized like the data: each frame once, the stacks as indices
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    r = run([MANYSITES, "20000", "1"], dump_dir=d, env={"MEMTRACE_AT_EXIT": "0"})
+    eq(r.returncode, 0, r.stderr)
+    snap = snaps(d)[0]
+    text = export(snap, "--format", "json").stdout
+    js = json.loads(text)
+    keys = [(f["address"], f["func"], f["line"], f["inlined"]) for f in js["frames"]]
+    eq(len(set(keys)), len(keys), "each frame once in the table")
+    eq(len(js["sites"]), 20000, "every callsite")
+    check(len(text) < 2 * os.path.getsize(snap),
+          f"JSON {len(text)} B for a snapshot of {os.path.getsize(snap)} B")
 
 
 def case_export_errors():
