@@ -111,6 +111,7 @@ void mt__allocator_detect(void)
 			break;
 		}
 	}
+	(void)dlerror(); /* the probes not found leave the program no error */
 	if (k == MT_ALLOCATOR_JEMALLOC)
 		je_mallctl = (__typeof__(je_mallctl))sym;
 	else if (k == MT_ALLOCATOR_TCMALLOC)

@@ -354,7 +354,9 @@ static void *global_scope(void)
 bool mt__preloaded(void)
 {
 	void *g = global_scope();
-	return g && dlsym(g, "mt_attach") != NULL;
+	bool in = g && dlsym(g, "mt_attach") != NULL;
+	(void)dlerror(); /* not found (attached) leaves the program no error */
+	return in;
 }
 
 uint64_t mt__attach_wall_ns;
@@ -378,6 +380,7 @@ bool mt__attach_start(void)
 	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();
+	(void)dlerror();
 	tl_busy--;
 	return true;
 }
@@ -414,6 +417,9 @@ __attribute__((constructor)) static void mt_ctor(void)
 	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();
+	(void)dlerror(); /* memtrace's lookups of names no object defines (a C
+			  * program's Python and C++ symbols) leave no error for
+			  * the program's own dlerror() */
 	tl_busy--;
 }
 
@@ -1034,6 +1040,7 @@ static void cxx_resolve(void)
 #define X(name, params, args) cxx.name = (__typeof__(cxx.name))next_sym(#name);
 	MT_CXX_DELETE(X)
 #undef X
+	(void)dlerror(); /* the names no object defines leave the program no error */
 	cxx_own = cxx._Znwm && cxx._ZnwmRKSt9nothrow_t && cxx._ZnamRKSt9nothrow_t &&
 		  cxx._ZnwmSt11align_val_tRKSt9nothrow_t && cxx._ZnamSt11align_val_tRKSt9nothrow_t &&
 		  mt__same_object((void *)cxx._Znwm, (void *)real.m.malloc);
@@ -1053,16 +1060,31 @@ static void *cxx_next(void **slot, const char *name)
 }
 #define CXX_NEXT(name) ((__typeof__(cxx.name))cxx_next((void **)&cxx.name, #name))
 
+/* A program whose reference bound to memtrace's operator, and whose C++
+ * runtime lacks it (built against a newer libstdc++): without memtrace the
+ * loader would have refused to start it. Said, then the same end. */
+static __attribute__((noreturn, noinline)) void cxx_missing(const char *name)
+{
+	static const char a[] = "memtrace: the program's C++ runtime has no ", b[] = "; aborting\n";
+	(void)mt__write_all(2, a, sizeof(a) - 1);
+	(void)mt__write_all(2, name, strlen(name));
+	(void)mt__write_all(2, b, sizeof(b) - 1);
+	abort();
+}
+
 #define X(name, params, args, size, twin, twin_args)                        \
 	EXPORT void *name params                                                    \
 	{                                                                           \
 		ENSURE_RESOLVED();                                                  \
+		__typeof__(cxx.name) next = CXX_NEXT(name);                         \
+		if (MT_UNLIKELY(!next))                                             \
+			cxx_missing(#name);                                         \
 		if (!cxx_own || unsampled_fast(size) || !ENTER())                   \
-			return CXX_NEXT(name) args;                                 \
+			return next args;                                           \
 		void *p = unsampled(size) ? cxx.twin twin_args                      \
 					  : keep(&sysbe, cxx.twin twin_args, size, 0, 0); \
 		LEAVE();                                                            \
-		return p ? p : CXX_NEXT(name) args;                                 \
+		return p ? p : next args;                                           \
 	}
 MT_CXX_NEW(X)
 #undef X
@@ -1077,7 +1099,11 @@ MT_CXX_NEW(X)
 			(void)forget(p);                            \
 			errno = saved;                              \
 		}                                                   \
-		CXX_NEXT(name) args;                                \
+		__typeof__(cxx.name) next = CXX_NEXT(name);         \
+		if (MT_LIKELY(next))                                \
+			next args;                                  \
+		else /* libstdc++'s every delete is free's */       \
+			real.m.free(p);                             \
 	}
 MT_CXX_DELETE(X)
 #undef X

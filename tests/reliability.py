@@ -211,6 +211,15 @@ def case_host_getattr():
             expect_site(show_json(only_snapshot(d)), "hosts.c", "getattr", 1600, 16)
 
 
+def case_host_dlerror():
+    """memtrace's own lookups (the allocator's probes, C++ operators absent
+    from a C program) leave dlerror() as the program would find it."""
+    for mode, extra in MATRIX.items():
+        r = bounded(mode, [victim("hosts"), "dlerror"], 30, env=extra)
+        eq((r.returncode, r.stdout, r.stderr),
+           (0, b"start clean\nmissing said\nfound clean\n", b""), mode)
+
+
 def case_host_single_thread():
     """No thread of memtrace's until the first snapshot signal, which an idle
     or a spinning program answers at once, and one caught inside libc's code

@@ -23,11 +23,16 @@
  *                    mapping of FILE (one byte) two pages long, a pointer on
  *                    its first page, its second past the end (SIGBUS); three
  *                    blocks of 4321 bytes held only there, one lost
+ *   hosts dlerror    a program that reads dlerror() before any dl call of
+ *                    its own: memtrace's lookups of names no object defines
+ *                    must leave it no error; then a C++-free dlsym that fails
+ *                    and one that does not, as a program checks them
  *   hosts term HOW   keeps 100 blocks of 1000 bytes, says "ready" and waits
  *                    for its end (HOW: pause; own: its own SIGTERM handler
  *                    says so and exits 7; busy: allocates and frees without
  *                    end, so a signal mostly lands inside malloc or free) */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -192,6 +197,19 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "children") && argc > 3) {
 		report_fd = atoi(argv[3]);
 		return children(argv[2]);
+	}
+	if (!strcmp(what, "dlerror")) {
+		const char *e = dlerror();
+		printf("start %s\n", e ? e : "clean");
+		void *h = dlopen(NULL, RTLD_NOW);
+		(void)dlerror();
+		void *none = dlsym(h, "no_such_symbol_here");
+		e = dlerror();
+		printf("missing %s\n", none == NULL && e ? "said" : "silent");
+		void *m = dlsym(h, "malloc");
+		e = dlerror();
+		printf("found %s\n", m && !e ? "clean" : "error");
+		return 0;
 	}
 	if (!strcmp(what, "getattr")) {
 		int n = argc > 2 ? atoi(argv[2]) : 1;
