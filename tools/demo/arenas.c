@@ -5,7 +5,8 @@
  * glibc every thread gets an arena of its own up to 8 x cores, each a 64 MiB
  * reservation: a huge VMS. Prints its peak VMS and RSS and its run time.
  * With ARENAS_HOLD set, every thread stays alive after its rounds, "holding"
- * is printed, and all end when stdin does (for pmap to read the process).
+ * is printed, and all end when stdin does, or after ARENAS_HOLD seconds
+ * when it is a number (for pmap to read the process).
  *   arenas [THREADS [ROUNDS]]
  */
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "memtrace.h"
 
@@ -78,12 +80,17 @@ int main(int argc, char **argv)
 	pthread_barrier_init(&release, NULL, (unsigned)threads + 1);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&tid[i], NULL, worker, (void *)(size_t)(i + 1));
-	if (hold) { /* the threads and their arenas stay while stdin is open */
+	if (hold) { /* the threads and their arenas stay while stdin is open,
+		     * or for ARENAS_HOLD seconds when it is a number */
 		pthread_barrier_wait(&held);
 		printf("holding\n");
 		fflush(stdout);
-		while (getchar() != EOF)
-			;
+		double secs = atof(getenv("ARENAS_HOLD"));
+		if (secs > 0)
+			usleep((useconds_t)(secs * 1e6));
+		else
+			while (getchar() != EOF)
+				;
 		pthread_barrier_wait(&release);
 	}
 	for (int i = 0; i < threads; i++)
