@@ -15,7 +15,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -147,28 +146,11 @@ def case_matrix_gcc():
         eq(objs[mode], objs["bare"], f"identical object file ({mode})")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def case_matrix_redis():
     for mode, extra in MATRIX.items():
         d = tempfile.mkdtemp(prefix=f"mt-redis-{mode}-")
-        port = free_port()
-        env = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d, **extra)
-        srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", d],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        srv, port = base.start_redis(d, dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d, **extra))
         try:
-            for _ in range(100):
-                if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
-                                  timeout=5).stdout == b"PONG\n":
-                    break
-                time.sleep(0.05)
             bench = subprocess.Popen(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n",
                                       "20000", "-c", "10", "-t", "set,get,lpush,lpop", "-q"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -190,9 +172,7 @@ def case_matrix_redis():
             eq(js["reason"], "on signal", "reason")
             check(js["totals"]["heap_alloc_count"] > 10000, "redis's allocations were seen")
         finally:
-            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True,
-                           timeout=10)
-            srv.wait(timeout=30)
+            base.stop_redis(srv, port)
         eq(srv.returncode, 0, f"{mode}: redis-server exit status")
 
 

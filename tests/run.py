@@ -1730,18 +1730,8 @@ def case_attach_redis():
     """redis-server, started bare: attached while redis-benchmark runs, no
     request fails, snapshots while it serves, detached; it answers on."""
     d = tempfile.mkdtemp(prefix="mt-test-")
-    port = socket_port()
-    e = dict(os.environ)
-    e.pop("LD_PRELOAD", None)
-    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
-                            "", "--appendonly", "no", "--dir", d], env=e,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv, port = start_redis(d, {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
     try:
-        for _ in range(200):
-            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
-                              timeout=5).stdout == b"PONG\n":
-                break
-            time.sleep(0.05)
         bench = subprocess.Popen(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n",
                                   "200000", "-c", "10", "-t", "set,get", "-d", "500", "-q"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -1763,9 +1753,7 @@ def case_attach_redis():
                            timeout=10)
         eq(r.stdout, b"OK\n", "redis answers after the detach")
     finally:
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True,
-                       timeout=10)
-        srv.wait(timeout=30)
+        stop_redis(srv, port)
     eq(srv.returncode, 0, "redis-server exit status")
 
 
@@ -1832,37 +1820,47 @@ def case_allocator_detected():
     check(re.search(r"^Overhead: unknown \(the allocator says nothing\); ", text, re.M), text)
     # redis-server links jemalloc itself: the snapshot says so
     d = tempfile.mkdtemp(prefix="mt-test-")
-    port = socket_port()
-    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
-                            "", "--appendonly", "no", "--dir", d],
-                           env=dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv, port = start_redis(d, dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d))
     try:
-        for _ in range(200):
-            if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
-                              timeout=5).stdout == b"PONG\n":
-                break
-            time.sleep(0.05)
         for i in range(200):
             subprocess.run(["redis-cli", "-p", str(port), "set", f"k{i}", "v" * 4000],
                            capture_output=True, timeout=5)
     finally:
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True,
-                       timeout=10)
-        srv.wait(timeout=30)
+        stop_redis(srv, port)
     a = alloc_of(snaps(d, srv.pid)[-1])
     eq(a["name"], "jemalloc", "redis-server's own jemalloc")
     check(a["held"] > 1 << 20 and a["in_use"] > 800 << 10,
           f"jemalloc's figures for redis: held {a['held']}, in use {a['in_use']}")
 
 
-def socket_port():
+def free_port():
     import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def start_redis(d, env):
+    """redis-server on a free port of 127.0.0.1, its files in d, once it
+    answers: (the process, its port)."""
+    port = free_port()
+    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
+                            "", "--appendonly", "no", "--dir", d], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                          timeout=5).stdout == b"PONG\n":
+            break
+        time.sleep(0.05)
+    return srv, port
+
+
+def stop_redis(srv, port):
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True,
+                   timeout=10)
+    srv.wait(timeout=30)
 
 
 def held_process(cmd, env):
@@ -2035,7 +2033,7 @@ def case_allocators_redis():
     """memtrace allocators on redis-server with redis-benchmark as the load:
     every run serves the load; the glibc rows are redis's own jemalloc, and
     the advice says so."""
-    port = socket_port()
+    port = free_port()
     r = tool("allocators", "--json", "-n", "1", "--duration", "20", "--load",
              f"redis-benchmark -h 127.0.0.1 -p {port} -n 20000 -c 10 -t set,get -q",
              "--", "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "snapread.h"
 
@@ -33,6 +34,18 @@ int mt_cmd_allocators(int argc, char **argv);
 /* cmd-attach.c */
 int mt_cmd_attach(int argc, char **argv);
 int mt_cmd_detach(int argc, char **argv);
+/* ---- proc.c: a live process and its snapshot directory ---- */
+double mt_now(void); /* monotonic seconds */
+/* A file whole (NUL-terminated), or NULL with errno set. */
+char *mt_slurp(const char *path, size_t *len);
+/* Whether libmemtrace.so is mapped in pid: 1, 0, or -1 if its maps cannot
+ * be read. */
+int mt_has_memtrace(pid_t pid);
+/* The highest sequence number of pid's snapshots in dir; 0: none. */
+unsigned mt_newest_seq(const char *dir, pid_t pid);
+/* Sends sig and waits up to timeout seconds for a newer snapshot of pid
+ * in dir: its sequence number, or 0 when none came (or pid is gone). */
+unsigned mt_request_snapshot(const char *dir, pid_t pid, int sig, double timeout);
 /* cmd-top.c */
 int mt_cmd_top(int argc, char **argv);
 

@@ -116,13 +116,6 @@ typedef struct opts {
 	char *cmdpath, *memtrace_lib, *tmp;
 } opts_t;
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void nap(double secs)
 {
 	struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
@@ -145,45 +138,6 @@ static uint64_t vm_peak(pid_t pid)
 	buf[n] = '\0';
 	const char *p = strstr(buf, "\nVmPeak:");
 	return p ? strtoull(p + 8, NULL, 10) * 1024 : 0;
-}
-
-/* The newest snapshot pid wrote in dir (the highest sequence number),
- * or NULL. */
-static char *newest_snapshot(const char *dir, pid_t pid)
-{
-	char *best = NULL;
-	unsigned long best_seq = 0;
-	char prefix[48];
-	int plen = snprintf(prefix, sizeof(prefix), "memtrace.%d.", (int)pid);
-	struct dirent **names;
-	int n = scandir(dir, &names, NULL, alphasort);
-	for (int i = 0; i < n; i++) {
-		const char *nm = names[i]->d_name;
-		size_t len = strlen(nm);
-		if (!strncmp(nm, prefix, (size_t)plen) && len > 5 && !strcmp(nm + len - 5, ".snap")) {
-			unsigned long seq = strtoul(nm + plen, NULL, 10);
-			if (!best || seq > best_seq) {
-				free(best);
-				best = mt_xasprintf("%s/%s", dir, nm);
-				best_seq = seq;
-			}
-		}
-		free(names[i]);
-	}
-	if (n >= 0)
-		free(names);
-	return best;
-}
-
-static int count_snapshots(const char *dir, pid_t pid)
-{
-	char *p = newest_snapshot(dir, pid);
-	if (!p)
-		return 0;
-	const char *s = strrchr(p, '/') + 1;
-	int seq = atoi(s + strlen("memtrace.") + snprintf(NULL, 0, "%d.", (int)pid));
-	free(p);
-	return seq;
 }
 
 static void child_env(const opts_t *o, const plan_t *pl, const char *dir, bool traced)
@@ -286,12 +240,8 @@ static void on_stop(pid_t pid, int status, run_t *r)
 static uint64_t end_service(pid_t pid, const char *dir, int *ours, bool traced)
 {
 	uint64_t peak = vm_peak(pid);
-	if (traced) {
-		int before = count_snapshots(dir, pid);
-		kill(pid, SIGUSR1);
-		for (double t0 = now(); now() - t0 < 10 && count_snapshots(dir, pid) == before;)
-			nap(0.02);
-	}
+	if (traced)
+		(void)mt_request_snapshot(dir, pid, SIGUSR1, 10);
 	uint64_t v = vm_peak(pid);
 	if (v > peak)
 		peak = v;
@@ -311,7 +261,7 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 		fprintf(stderr, "memtrace allocators: %s: %s\n", dir, strerror(errno));
 		exit(MT_EXIT_USAGE);
 	}
-	double t0 = now();
+	double t0 = mt_now();
 	bool watched = false;
 	pid_t pid = spawn(o->argv, o->cmdpath, o, pl, dir, traced, traced ? NULL : &watched);
 	pid_t load = -1;
@@ -335,7 +285,7 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 		uint64_t v = vm_peak(pid);
 		if (v > r->vms_peak)
 			r->vms_peak = v;
-		double t = now() - t0;
+		double t = mt_now() - t0;
 		if (!load_started && t >= o->warmup) {
 			char *sh[] = {"sh", "-c", (char *)o->load, NULL};
 			load = spawn(sh, "/bin/sh", o, NULL, NULL, false, NULL);
@@ -347,18 +297,18 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 		}
 		bool due = (o->duration > 0 && t >= o->duration) || (o->load && load == 0);
 		if (due && !ended) {
-			ended_at = now();
+			ended_at = mt_now();
 			v = end_service(pid, dir, &ours, traced);
 			if (v > r->vms_peak)
 				r->vms_peak = v;
 			ended = true;
 		}
-		if (ended && now() - ended_at > 10) /* SIGTERM did not end it */
+		if (ended && mt_now() - ended_at > 10) /* SIGTERM did not end it */
 			kill(-pid, SIGKILL);
 		nap(0.01);
 	}
 	/* a service's time is until it was asked to end */
-	r->wall = (ended ? ended_at : now()) - t0;
+	r->wall = (ended ? ended_at : mt_now()) - t0;
 	if (load > 0) {
 		kill(-load, SIGTERM);
 		waitpid(load, &load_status, 0);
@@ -370,7 +320,8 @@ static void run_once(const opts_t *o, plan_t *pl, int k)
 	r->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 		 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	r->rss_peak = (uint64_t)ru.ru_maxrss * 1024;
-	char *snap = !traced ? NULL : newest_snapshot(dir, pid);
+	unsigned seq = traced ? mt_newest_seq(dir, pid) : 0;
+	char *snap = seq ? mt_xasprintf("%s/memtrace.%d.%u.snap", dir, (int)pid, seq) : NULL;
 	mt_snap_t s;
 	char err[256];
 	if (snap && mt_snap_load(snap, &s, err, sizeof(err)) == 0) {

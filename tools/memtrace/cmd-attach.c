@@ -65,30 +65,6 @@ static int refuse(const char *cmd, const char *fmt, ...)
 	return MT_EXIT_USAGE;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	size_t cap = 1 << 16, n = 0;
-	char *buf = mt_xmalloc(cap + 1);
-	for (;;) {
-		if (n == cap)
-			buf = mt_xrealloc(buf, (cap *= 2) + 1);
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	close(fd);
-	buf[n] = '\0';
-	if (len)
-		*len = n;
-	return buf;
-}
-
 /* The refusals, each one line; 0 when PID can be attached to. */
 static int check_target(const char *cmd, pid_t pid, bool attaching)
 {
@@ -96,7 +72,7 @@ static int check_target(const char *cmd, pid_t pid, bool attaching)
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return refuse(cmd, "no process %d", (int)pid);
-	char *maps = slurp(path, NULL);
+	char *maps = mt_slurp(path, NULL);
 	if (!maps)
 		return refuse(cmd,
 			      "cannot read /proc/%d/maps (%s): the process is another user's; "
@@ -135,7 +111,7 @@ static int check_target(const char *cmd, pid_t pid, bool attaching)
 	if (!has_libc)
 		return refuse(cmd, "process %d does not use glibc: memtrace needs it", (int)pid);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	char *st = slurp(path, NULL);
+	char *st = mt_slurp(path, NULL);
 	unsigned ruid = 0, euid = 0, rgid = 0, egid = 0;
 	const char *u = st ? strstr(st, "\nUid:") : NULL, *g = st ? strstr(st, "\nGid:") : NULL;
 	if (u)
@@ -151,7 +127,7 @@ static int check_target(const char *cmd, pid_t pid, bool attaching)
 	if (geteuid() != 0 && geteuid() != euid)
 		return refuse(cmd, "process %d is uid %u's: run as that user or root", (int)pid,
 			      euid);
-	char *scope = slurp("/proc/sys/kernel/yama/ptrace_scope", NULL);
+	char *scope = mt_slurp("/proc/sys/kernel/yama/ptrace_scope", NULL);
 	int sc = scope ? atoi(scope) : 0;
 	free(scope);
 	if (geteuid() != 0 && sc >= 1)
@@ -160,13 +136,6 @@ static int check_target(const char *cmd, pid_t pid, bool attaching)
 			      "run as root, or set it to 0",
 			      sc);
 	return 0;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Runs gdb on pid with these commands; its output in *out. The status. */
@@ -190,7 +159,7 @@ static int run_gdb(pid_t pid, const char *const *cmds, int n, char **out, double
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) != 0)
 		return -1;
-	double t0 = now();
+	double t0 = mt_now();
 	pid_t g = fork();
 	if (g == 0) {
 		dup2(pfd[1], 1);
@@ -218,7 +187,7 @@ static int run_gdb(pid_t pid, const char *const *cmds, int n, char **out, double
 	int status = 0;
 	while (g > 0 && waitpid(g, &status, 0) < 0 && errno == EINTR)
 		;
-	*secs = now() - t0;
+	*secs = mt_now() - t0;
 	*out = buf;
 	free(argv);
 	return g < 0 ? -1 : status;
@@ -420,7 +389,7 @@ int mt_cmd_attach(int argc, char **argv)
 		return MT_EXIT_OK;
 	signal(SIGINT, on_int);
 	signal(SIGTERM, on_int);
-	for (double t0 = now(); !stop_waiting && now() - t0 < for_secs;) {
+	for (double t0 = mt_now(); !stop_waiting && mt_now() - t0 < for_secs;) {
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 		if (kill(pid, 0) != 0 && errno == ESRCH)

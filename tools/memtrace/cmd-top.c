@@ -75,28 +75,13 @@ static void tty_restore(void)
 	}
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The process's snapshot directory: its MEMTRACE_DIR, else its cwd. */
 static char *process_dir(pid_t pid)
 {
 	char path[64], *env;
 	size_t len = 0;
 	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		size_t cap = 1 << 16;
-		env = mt_xmalloc(cap + 1);
-		ssize_t r;
-		while (len < cap && (r = read(fd, env + len, cap - len)) > 0)
-			len += (size_t)r;
-		close(fd);
-		env[len] = '\0';
+	if ((env = mt_slurp(path, &len))) {
 		for (size_t i = 0; i < len; i += strlen(env + i) + 1)
 			if (!strncmp(env + i, "MEMTRACE_DIR=", 13) && env[i + 13]) {
 				char *d = mt_xasprintf("%s", env + i + 13);
@@ -112,28 +97,6 @@ static char *process_dir(pid_t pid)
 		return NULL;
 	cwd[n] = '\0';
 	return mt_xasprintf("%s", cwd);
-}
-
-/* The highest sequence number of pid's snapshots in dir (0: none). */
-static unsigned newest_seq(const char *dir, pid_t pid)
-{
-	char prefix[48];
-	int plen = snprintf(prefix, sizeof(prefix), "memtrace.%d.", (int)pid);
-	unsigned best = 0;
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		if (!strncmp(e->d_name, prefix, (size_t)plen) && len > 5 &&
-		    !strcmp(e->d_name + len - 5, ".snap")) {
-			unsigned s = (unsigned)strtoul(e->d_name + plen, NULL, 10);
-			if (s > best)
-				best = s;
-		}
-	}
-	if (d)
-		closedir(d);
-	return best;
 }
 
 static const char *trend(const line_t *l)
@@ -348,16 +311,7 @@ int mt_cmd_top(int argc, char **argv)
 		fprintf(stderr, "memtrace top: no process %d\n", (int)pid);
 		return MT_EXIT_USAGE;
 	}
-	char mpath[64];
-	snprintf(mpath, sizeof(mpath), "/proc/%d/maps", (int)pid);
-	FILE *mf = fopen(mpath, "r");
-	bool has_mt = false;
-	char mline[4096];
-	while (mf && fgets(mline, sizeof(mline), mf))
-		has_mt |= strstr(mline, "/libmemtrace.so") != NULL;
-	if (mf)
-		fclose(mf);
-	if (!has_mt) {
+	if (mt_has_memtrace(pid) <= 0) {
 		fprintf(stderr,
 			"memtrace top: process %d has no memtrace: start it with memtrace run, or "
 			"memtrace attach %d first\n",
@@ -393,27 +347,20 @@ int mt_cmd_top(int argc, char **argv)
 	bool have_first = false, have_prev = false;
 	mt_sym_t *sym = NULL;
 	line_t *lines = NULL;
-	double t0 = now();
+	double t0 = mt_now();
 	int status = MT_EXIT_OK;
 	char note[PATH_MAX + 64] = "";
 	for (int refresh = 1; !quit && (!count || refresh <= count); refresh++) {
-		unsigned seq = newest_seq(dir, pid);
-		if (kill(pid, sig) != 0) {
-			if (have_first)
+		unsigned got = mt_request_snapshot(dir, pid, sig, 10);
+		if (!got) {
+			if (kill(pid, 0) != 0 && have_first)
 				break; /* it ended */
-			fprintf(stderr, "memtrace top: cannot signal %d: %s\n", (int)pid,
-				strerror(errno));
-			status = MT_EXIT_USAGE;
-			break;
-		}
-		unsigned got = seq;
-		for (double w = now(); (got = newest_seq(dir, pid)) == seq && now() - w < 10;) {
-			struct timespec ts = {0, 20 * 1000 * 1000};
-			nanosleep(&ts, NULL);
-		}
-		if (got == seq) {
-			if (kill(pid, 0) != 0)
+			if (kill(pid, 0) != 0) {
+				fprintf(stderr, "memtrace top: cannot signal %d: %s\n", (int)pid,
+					strerror(errno));
+				status = MT_EXIT_USAGE;
 				break;
+			}
 			tty_restore();
 			fprintf(stderr,
 				"memtrace top: no snapshot of %d appeared in %s within 10 s: give "
@@ -440,7 +387,7 @@ int mt_cmd_top(int argc, char **argv)
 		fold(&lines, &st, !have_first);
 		mt_stats_free(&st);
 		f.refresh = refresh;
-		f.secs = now() - t0;
+		f.secs = mt_now() - t0;
 		f.a = have_first ? &first : &cur;
 		f.b = &cur;
 		f.prev = have_prev ? &prev : have_first ? &first : NULL;
@@ -458,9 +405,9 @@ int mt_cmd_top(int argc, char **argv)
 			have_prev = true;
 		}
 		/* wait for the next refresh, answering keys */
-		for (double w = now(); !quit && now() - w < interval;) {
+		for (double w = mt_now(); !quit && mt_now() - w < interval;) {
 			struct pollfd p = {STDIN_FILENO, POLLIN, 0};
-			int left = (int)((interval - (now() - w)) * 1000) + 1;
+			int left = (int)((interval - (mt_now() - w)) * 1000) + 1;
 			if (!raw_tty) {
 				struct timespec ts = {left / 1000, (left % 1000) * 1000000L};
 				nanosleep(&ts, NULL);
@@ -476,15 +423,8 @@ int mt_cmd_top(int argc, char **argv)
 			else if (k == 's')
 				f.growth = !f.growth;
 			else if (k == 'p') { /* one more snapshot, kept */
-				unsigned s0 = newest_seq(dir, pid);
-				kill(pid, sig);
-				for (double w2 = now();
-				     newest_seq(dir, pid) == s0 && now() - w2 < 10;) {
-					struct timespec ts = {0, 20 * 1000 * 1000};
-					nanosleep(&ts, NULL);
-				}
-				unsigned k2 = newest_seq(dir, pid);
-				if (k2 != s0)
+				unsigned k2 = mt_request_snapshot(dir, pid, sig, 10);
+				if (k2)
 					snprintf(note, sizeof(note), "kept: %s/memtrace.%d.%u.snap",
 						 dir, (int)pid, k2);
 				else

@@ -23,13 +23,6 @@ static enum mode mode = -1;
 static bool tty;
 static double first_begin = -1; /* when this command began its first work */
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void read_mode(void)
 {
 	const char *e = getenv("MEMTRACE_PROGRESS");
@@ -64,9 +57,9 @@ void mt_progress_begin(mt_progress_t *p, const char *verb, const char *file, uin
 	if ((int)mode < 0)
 		read_mode();
 	if (first_begin < 0)
-		first_begin = now();
+		first_begin = mt_now();
 	const char *base = file ? strrchr(file, '/') : NULL;
-	*p = (mt_progress_t){verb, base ? base + 1 : file, unit, total, 0, now(), false};
+	*p = (mt_progress_t){verb, base ? base + 1 : file, unit, total, 0, mt_now(), false};
 	if (mode == ALWAYS)
 		draw(p, 0);
 }
@@ -77,7 +70,7 @@ void mt_progress_step(mt_progress_t *p, uint64_t done)
 		return;
 	if (mode == AUTO && ++p->calls % 256)
 		return; /* the clock is read every 256 steps */
-	double t = now();
+	double t = mt_now();
 	if ((mode == AUTO && t - first_begin < 0.25) || t - p->last < 0.1)
 		return;
 	p->last = t;
