@@ -25,6 +25,19 @@
  * marks the addresses involved variable (voiding every memo entry) and is
  * counted, so a stack is never silently mis-captured twice.
  *
+ * Code with no unwind information (JIT-compiled code, V8's builtins and
+ * interpreter) defeats libunwind: it guesses a frame chain and validates
+ * every word it reads with a syscall, tens of microseconds a stack, and its
+ * guesses there are often wrong. The slow walk asks libunwind only whether
+ * a function has unwind information; where it has none, the walk follows
+ * rbp as a frame pointer itself (V8 keeps one) and hands the first frame
+ * with unwind information back to libunwind. The table learns such return
+ * addresses as frame-pointer steps, and learns for every other one what
+ * becomes of rbp across its frame, so the fast walk knows rbp wherever a
+ * frame-pointer step needs it (that a stack took one keeps it out of the
+ * memo, whose slots follow from return addresses alone). A JIT frame whose
+ * rbp is no frame pointer ends the stack there.
+ *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
  * loader lock and allocate, and those allocations come back through the
@@ -38,6 +51,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -45,25 +59,51 @@
 /* libmemtrace.so's executable range, found once at start. */
 static uintptr_t self_lo, self_hi;
 
-/* return address -> caller frame size; 2^16 entries, insert-only */
+/* return address -> how to find the next frame out; 2^16 entries,
+ * insert-only.
+ *
+ * An entry's info is one word, written and read whole: the low half is the
+ * step to the next return address's slot, d (slot + d), FS_FP (the frame
+ * pointer's: the caller keeps rbp as its frame base, so the next slot is
+ * rbp + 8 and the next rbp the word at rbp), FS_TERMINAL or FS_VARIABLE;
+ * the high half (RB_*) says what becomes of rbp across the caller's frame,
+ * so that a frame-pointer step further out knows it: unchanged, saved at a
+ * fixed offset below the caller's CFA, or lost. FP_OK records that the
+ * walk that taught the entry saw the frame-pointer relation hold; a second
+ * walk seeing another d then makes the entry FS_FP instead of variable.
+ * This is what JIT code and V8's builtins need, which have no unwind
+ * information but keep frame pointers, and frames of variable size (V8's
+ * interpreter frames, alloca) in code built with frame pointers. */
 #define FS_BITS 16
 #define FS_CAP (1u << FS_BITS)
 #define FS_VARIABLE UINT32_MAX
 #define FS_TERMINAL (UINT32_MAX - 1)
+#define FS_FP (UINT32_MAX - 2)
 #define FS_MAX_FRAME (1u << 20) /* a larger frame is treated as variable */
+
+#define RB_LOST 0u  /* rbp's value further out is not known */
+#define RB_SAME 1u  /* the caller leaves rbp as it found it */
+#define RB_SAVED 2u /* saved at CFA - 8 * (rule >> RB_SHIFT) */
+#define RB_KIND 3u
+#define RB_FP_OK 4u
+#define RB_SHIFT 8
 
 struct fsize {
 	uintptr_t ra;
-	uint32_t size; /* 0 while being filled */
-	uint32_t pad;
+	uint64_t info; /* size | rule << 32; 0 while being filled */
 };
 static struct fsize *fs_table;
 static uint32_t fs_gen; /* bumped whenever a known frame size turns out wrong */
 
 #define CHECK_EVERY 64
+/* a stack walked by frame pointers is checked this much less often: the
+ * check is libunwind's walk, which validates every word it reads through
+ * JIT frames with syscalls (tens of microseconds a stack) */
+#define FP_CHECK_EVERY 64
 
 static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
+static __thread uint32_t tl_fp_walks __attribute__((tls_model("initial-exec")));
 
 /* written every 64th walk: a line of their own, away from what every walk
  * reads (fs_table, fs_gen, self_lo/hi) */
@@ -83,39 +123,66 @@ static inline size_t fs_home(uintptr_t ra)
 	return (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS));
 }
 
-/* Relaxed loads: an entry's address never changes once set, and a size read
- * early (0, not yet filled) only sends the walk to libunwind. */
-static inline uint32_t fs_get(const struct fsize *t, uintptr_t ra)
+/* Relaxed loads: an entry's address never changes once set, and an info
+ * read early (0, not yet filled) only sends the walk to libunwind. */
+static inline uint64_t fs_get(const struct fsize *t, uintptr_t ra)
 {
 	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
 		uintptr_t k = __atomic_load_n(&t[i].ra, __ATOMIC_RELAXED);
 		if (k == ra)
-			return __atomic_load_n(&t[i].size, __ATOMIC_RELAXED);
+			return __atomic_load_n(&t[i].info, __ATOMIC_RELAXED);
 		if (!k)
 			return 0;
 	}
 	return 0;
 }
 
-/* Records what a libunwind walk saw; a second, different size for the same
- * address makes it variable for good. */
-static void fs_put(uintptr_t ra, uint32_t size)
+/* What one more walk saw of ra, merged with what was known: another d
+ * makes the entry FS_FP when both walks saw the frame-pointer relation,
+ * else variable for good; another rbp rule makes rbp lost. */
+static uint64_t fs_merge(uint64_t old, uint32_t size, uint32_t rule)
+{
+	uint32_t osize = (uint32_t)old, orule = (uint32_t)(old >> 32);
+	if (osize == FS_VARIABLE || size == FS_VARIABLE)
+		return FS_VARIABLE;
+	bool fp_ok = (orule & rule & RB_FP_OK) != 0;
+	if (osize == FS_FP)
+		return rule & RB_FP_OK ? old : FS_VARIABLE;
+	if (osize != size)
+		return fp_ok && osize != FS_TERMINAL && size != FS_TERMINAL
+			       ? FS_FP | (uint64_t)RB_FP_OK << 32
+			       : FS_VARIABLE;
+	if ((orule & ~RB_FP_OK) != (rule & ~RB_FP_OK))
+		orule = RB_LOST;
+	return (uint64_t)size | (uint64_t)((orule & ~RB_FP_OK) | (fp_ok ? RB_FP_OK : 0)) << 32;
+}
+
+/* Records what a libunwind walk saw. */
+static void fs_put(uintptr_t ra, uint32_t size, uint32_t rule)
 {
 	if (!fs_table || !ra)
 		return;
+	uint64_t info = (uint64_t)size | (uint64_t)rule << 32;
 	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
 		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
 		if (!k && __atomic_compare_exchange_n(&fs_table[i].ra, &k, ra, false,
 						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			__atomic_store_n(&fs_table[i].size, size, __ATOMIC_RELEASE);
+			__atomic_store_n(&fs_table[i].info, info, __ATOMIC_RELEASE);
 			return;
 		}
 		if (k == ra) {
-			uint32_t old = __atomic_load_n(&fs_table[i].size, __ATOMIC_ACQUIRE);
-			if (old != size && old != 0 && old != FS_VARIABLE) {
-				__atomic_store_n(&fs_table[i].size, FS_VARIABLE, __ATOMIC_RELEASE);
+			uint64_t old = __atomic_load_n(&fs_table[i].info, __ATOMIC_ACQUIRE);
+			if (old == 0 || old == info)
+				return;
+			/* a frame-pointer step through code without unwind
+			 * information is not a guess: it replaces what libunwind's
+			 * own guesses there taught */
+			uint64_t now = size == FS_FP ? info : fs_merge(old, size, rule);
+			if (now == old)
+				return;
+			__atomic_store_n(&fs_table[i].info, now, __ATOMIC_RELEASE);
+			if ((uint32_t)now != (uint32_t)old)
 				__atomic_add_fetch(&fs_gen, 1, __ATOMIC_RELEASE);
-			}
 			return;
 		}
 	}
@@ -289,17 +356,27 @@ static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
 }
 
 /* Walks on from frame n at slot by the frame-size table, into frames and,
- * below MEMO_DEPTH, into e (if not NULL). -1 when it cannot tell. */
+ * below MEMO_DEPTH, into e (if not NULL). From frame 0 it also follows rbp
+ * (its value at the allocating call is what the hook's own frame saved,
+ * below slot0), which frame-pointer steps need; from a later frame rbp is
+ * not known. -1 when the table cannot tell, -3 when only rbp was missing.
+ * A stack that took a frame-pointer step is not one the memo may keep (its
+ * slots follow from rbp's values as well as from the return addresses):
+ * *fp is set for it. */
+#define WALK_NEEDS_RBP (-3)
 static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n, int max,
-		      struct memo *e)
+		      struct memo *e, bool *fp)
 {
 	const struct fsize *t = fs_table;
 	const uintptr_t hi = tl_stack_hi - 8;
+	bool rbp_ok = n == 0;
+	uintptr_t rbp = rbp_ok ? *(const uintptr_t *)(slot0 - 8) : 0;
 	while (n < max) {
 		if (slot > hi)
 			return -1;
 		uintptr_t ra = *(const uintptr_t *)slot;
-		uint32_t d = fs_get(t, ra);
+		uint64_t info = fs_get(t, ra);
+		uint32_t d = (uint32_t)info, rule = (uint32_t)(info >> 32);
 		if (d == 0 || d == FS_VARIABLE)
 			return -1;
 		frames[n] = ra;
@@ -310,7 +387,34 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 		n++;
 		if (d == FS_TERMINAL)
 			break;
-		slot += d;
+		if (d == FS_FP) {
+			/* the caller's frame base: its return address above it,
+			 * the rbp of its own caller at it */
+			if (!rbp_ok)
+				return WALK_NEEDS_RBP;
+			if (rbp < slot || rbp > hi - 8 || (rbp & 7))
+				return -1;
+			*fp = true;
+			slot = rbp + 8;
+			rbp = *(const uintptr_t *)rbp;
+			continue;
+		}
+		uintptr_t next = slot + d;
+		switch (rule & RB_KIND) {
+		case RB_SAME:
+			break;
+		case RB_SAVED: {
+			uintptr_t at = next + 8 - 8 * (uintptr_t)(rule >> RB_SHIFT);
+			if (at < slot + 8 || at > hi)
+				rbp_ok = false;
+			else
+				rbp = *(const uintptr_t *)at;
+			break;
+		}
+		default:
+			rbp_ok = false;
+		}
+		slot = next;
 	}
 	return n;
 }
@@ -341,10 +445,10 @@ static MT_ALWAYS_INLINE int memo_hit(struct memo *e, int n, uintptr_t *frames, v
 /* Walks on from frame k at slot by the table into entry e (its first k
  * frames in place, its n zero), and makes it a stack. */
 static int memo_fill(struct memo *e, uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int k,
-		     int max, void ***tag)
+		     int max, void ***tag, bool *fp)
 {
-	int n = table_walk(slot0, slot, frames, k, max, e);
-	if (n < 0) {
+	int n = table_walk(slot0, slot, frames, k, max, e, fp);
+	if (n < 0 || *fp) {
 		e->slot0 = 0;
 		return n;
 	}
@@ -374,7 +478,8 @@ static struct memo *alt_make(void)
  * decides where to look, never what is found. -1 when the table cannot
  * tell. */
 static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, int k,
-					      uintptr_t *frames, int max, uint32_t gen, void ***tag)
+					      uintptr_t *frames, int max, uint32_t gen, void ***tag,
+					      bool *fp)
 {
 	struct memo *alt = tl_alt;
 	if (!alt && !(alt = alt_make()))
@@ -404,20 +509,22 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	memcpy(a->ra, e->ra, (size_t)k * sizeof(a->ra[0]));
 	memcpy(a->off, e->off, (size_t)k * sizeof(a->off[0]));
 	memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
-	return memo_fill(a, slot0, slot0 + e->off[k], frames, k, max, tag);
+	return memo_fill(a, slot0, slot0 + e->off[k], frames, k, max, tag, fp);
 }
 
-/* -1: the fast walk cannot tell; else the number of frames, with *tag (if
- * tag is not NULL) set when the memo holds exactly this stack. frames is
- * filled unless **tag is not NULL. */
-static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag)
+/* Negative: the fast walk cannot tell (WALK_NEEDS_RBP: not from the
+ * memo's frames on); else the number of frames, with *tag (if tag is not
+ * NULL) set when the memo holds exactly this stack, and *fp when it took a
+ * frame-pointer step. frames is filled unless **tag is not NULL. */
+static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag,
+				      bool *fp)
 {
 	if (slot0 > tl_stack_hi - 8)
 		return -1;
 	uintptr_t ra0 = *(const uintptr_t *)slot0;
 	struct memo *e = memo_of(slot0, ra0);
 	if (!e)
-		return table_walk(slot0, slot0, frames, 0, max, NULL);
+		return table_walk(slot0, slot0, frames, 0, max, NULL, fp);
 	e->used = tl_walks;
 	uint32_t gen = __atomic_load_n(&fs_gen, __ATOMIC_ACQUIRE);
 	int k = 0;
@@ -429,7 +536,7 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 		while (*(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
 			k++;
 		/* e stays: it is what the second memo's keys are read by */
-		int m = alt_walk(e, slot0, k, frames, max, gen, tag);
+		int m = alt_walk(e, slot0, k, frames, max, gen, tag, fp);
 		if (m != -2)
 			return m;
 		memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
@@ -442,46 +549,141 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 	uintptr_t slot = k ? slot0 + e->off[k] : slot0;
 	if (max > MEMO_DEPTH) {
 		e->slot0 = 0;
-		return table_walk(slot0, slot, frames, k, max, NULL);
+		return table_walk(slot0, slot, frames, k, max, NULL, fp);
 	}
-	return memo_fill(e, slot0, slot, frames, k, max, tag);
+	return memo_fill(e, slot0, slot, frames, k, max, tag, fp);
 }
 
-/* libunwind's walk, teaching the frame-size table as it goes. */
+/* Whether libunwind knows how to leave the function that ip returns into:
+ * JIT code (outside every loaded object) and V8's builtins have no unwind
+ * information, and libunwind's guesses there (a frame chain it validates
+ * word by word with syscalls, or worse) are both slow and wrong. */
+static bool has_unwind_info(uintptr_t ip)
+{
+	unw_proc_info_t pi;
+	return unw_get_proc_info_by_ip(unw_local_addr_space, ip - 1, &pi, NULL) == 0;
+}
+
+/* Frame-pointer steps from a frame at ip (sp, rbp bp) in code without
+ * unwind information, which must keep rbp as its frame base (V8's code
+ * does): its caller's return address is at bp + 8, its caller's rbp at bp.
+ * Each step is taught to the table; the frames go into frames. Stops,
+ * false, at a frame pointer outside this thread's stack or at depth; true
+ * with *ip, *sp, *bp the first frame that has unwind information again,
+ * not yet in frames, for libunwind to go on from. */
+static bool fp_steps(uintptr_t *ipp, uintptr_t *spp, uintptr_t *bpp, uintptr_t *frames, int *n,
+		     int max)
+{
+	uintptr_t ip = *ipp, sp = *spp, bp = *bpp;
+	const uintptr_t hi = tl_stack_hi;
+	for (;;) {
+		if (hi == 1 || (bp & 7) || bp < sp || bp > hi - 16) {
+			/* code that uses rbp for something else (HotSpot's
+			 * compiled code, say): the fast walk ends the stack here
+			 * too, rather than ask libunwind each time */
+			if (!fs_get(fs_table, ip))
+				fs_put(ip, FS_TERMINAL, 0);
+			return false;
+		}
+		uintptr_t next = *(const uintptr_t *)(bp + 8);
+		fs_put(ip, FS_FP, RB_FP_OK);
+		ip = next;
+		sp = bp + 16;
+		bp = *(const uintptr_t *)bp;
+		if (!ip || in_self(ip))
+			return false;
+		if (has_unwind_info(ip)) {
+			*ipp = ip;
+			*spp = sp;
+			*bpp = bp;
+			return true;
+		}
+		if (*n >= max)
+			return false;
+		frames[(*n)++] = ip;
+	}
+}
+
+/* Where libunwind has this frame's rbp: the address of the word that holds
+ * it (in local unwinding a register not yet saved by any frame lies in the
+ * context, memory too), 0 if not known. */
+static uintptr_t rbp_home(unw_cursor_t *c)
+{
+	unw_save_loc_t sl;
+	if (unw_get_save_loc(c, UNW_X86_64_RBP, &sl) != 0 || sl.type != UNW_SLT_MEMORY)
+		return 0;
+	return (uintptr_t)sl.u.addr;
+}
+
+/* What became of rbp across the frame from sp0 (rbp at home0) to sp1 (rbp
+ * at home1), as an RB_* rule: libunwind read it from the same place (the
+ * frame did not touch it), from a word inside the frame, or elsewhere. */
+static uint32_t rbp_rule(uintptr_t sp0, uintptr_t home0, uintptr_t sp1, uintptr_t home1)
+{
+	if (!home1)
+		return RB_LOST;
+	if (home1 == home0)
+		return RB_SAME;
+	if (home1 >= sp0 && home1 < sp1 && !((sp1 - home1) & 7) && (sp1 - home1) / 8 < (1u << 24))
+		return RB_SAVED | (uint32_t)((sp1 - home1) / 8) << RB_SHIFT;
+	return RB_LOST;
+}
+
+/* libunwind's walk, teaching the frame-size table as it goes: per return
+ * address, the step to the next slot and what becomes of rbp. Through code
+ * without unwind information it steps by frame pointers itself, then starts
+ * libunwind again from the first frame it can read. */
 static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 {
-	unw_context_t uc;
+	unw_context_t uc, again;
 	unw_cursor_t c;
-	uintptr_t prev_ra = 0, prev_sp = 0;
+	uintptr_t prev_ra = 0, prev_sp = 0, prev_home = 0;
 	int n = 0;
+	bool bounds = stack_bounds();
 
 	if (unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
 		return 0;
 	for (;;) {
-		unw_word_t ip = 0, sp = 0;
+		unw_word_t ip = 0, sp = 0, bp = 0;
 		unw_get_reg(&c, UNW_REG_IP, &ip);
 		unw_get_reg(&c, UNW_REG_SP, &sp);
+		unw_get_reg(&c, UNW_X86_64_RBP, &bp);
+		uintptr_t home = rbp_home(&c);
 		bool sig = unw_is_signal_frame(&c) > 0;
 		if (ip && !in_self(ip)) {
 			/* ip is a return address stored just below sp */
 			bool plain = !sig && sp >= 8 && *(const uintptr_t *)(sp - 8) == ip;
 			if (prev_ra) {
 				uintptr_t d = sp - prev_sp;
-				fs_put(prev_ra, plain && sp > prev_sp && d < FS_MAX_FRAME
-							? (uint32_t)d
-							: FS_VARIABLE);
+				bool ok = plain && sp > prev_sp && d < FS_MAX_FRAME;
+				fs_put(prev_ra, ok ? (uint32_t)d : FS_VARIABLE,
+				       rbp_rule(prev_sp, prev_home, sp, home));
 			}
 			if (n >= max)
 				break;
 			frames[n++] = ip;
 			prev_ra = plain ? ip : 0;
 			if (!plain)
-				fs_put(ip, FS_VARIABLE);
+				fs_put(ip, FS_VARIABLE, 0);
 			prev_sp = sp;
+			prev_home = home;
+			if (plain && bounds && !has_unwind_info(ip)) {
+				uintptr_t i = ip, s = sp, b = bp;
+				if (!fp_steps(&i, &s, &b, frames, &n, max))
+					break;
+				again = uc;
+				again.uc_mcontext.gregs[REG_RIP] = (greg_t)i;
+				again.uc_mcontext.gregs[REG_RSP] = (greg_t)s;
+				again.uc_mcontext.gregs[REG_RBP] = (greg_t)b;
+				if (unw_init_local(&c, &again) != 0)
+					break;
+				prev_ra = 0;
+				continue;
+			}
 		}
 		if (unw_step(&c) <= 0) {
 			if (prev_ra && n < max)
-				fs_put(prev_ra, FS_TERMINAL);
+				fs_put(prev_ra, FS_TERMINAL, 0);
 			break;
 		}
 	}
@@ -519,16 +721,33 @@ void mt__unwind_init(void)
 	(void)mt__unwind(frames, 4, 0, NULL);
 }
 
+/* The fast walk; a stack whose frames the memo held only in part and which
+ * then needed rbp is walked once more by the table from frame 0. */
+static MT_ALWAYS_INLINE int fast_or_table_walk(uintptr_t slot, uintptr_t *frames, int max,
+					       void ***tag, bool *fp)
+{
+	int n = fast_walk(slot, frames, max, tag, fp);
+	if (MT_UNLIKELY(n == WALK_NEEDS_RBP))
+		n = table_walk(slot, slot, frames, 0, max, NULL, fp);
+	return n;
+}
+
 /* The periodic check: the fast walk, then the same stack by libunwind's own
  * cached backtrace. */
 static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *frames, int max)
 {
-	int n = fast_walk(slot, frames, max, NULL);
+	bool fp = false;
+	int n = fast_or_table_walk(slot, frames, max, NULL, &fp);
 	if (n < 0)
 		return slow_walk(frames, max);
-	uintptr_t check[MT_MAX_FRAMES];
-	int m = backtrace_walk(check, max);
 	__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
+	if (fp && ++tl_fp_walks % FP_CHECK_EVERY)
+		return n;
+	/* through code without unwind information libunwind's own backtrace
+	 * guesses: a stack that took frame-pointer steps is checked against
+	 * the walk that taught them */
+	uintptr_t check[MT_MAX_FRAMES];
+	int m = fp ? slow_walk(check, max) : backtrace_walk(check, max);
 	bool same = m == n;
 	for (int i = 0; same && i < n; i++)
 		same = check[i] == frames[i];
@@ -538,7 +757,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	/* marks them variable: every memo entry made with their sizes is void
 	 * (fs_gen) */
 	for (int i = 0; i < n; i++)
-		fs_put(frames[i], FS_VARIABLE);
+		fs_put(frames[i], FS_VARIABLE, 0);
 	for (int i = 0; i < m; i++)
 		frames[i] = check[i];
 	return m;
@@ -554,7 +773,8 @@ int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag)
 					 ? hint
 					 : first_slot();
 		if (slot && MT_LIKELY(++tl_walks % CHECK_EVERY)) {
-			int n = fast_walk(slot, frames, max, tag);
+			bool fp = false;
+			int n = fast_or_table_walk(slot, frames, max, tag, &fp);
 			if (n >= 0)
 				return n;
 		} else if (slot) {

@@ -12,7 +12,7 @@ mode's live-byte estimates come to exact mode's on churn, and how time per
 operation scales with live blocks and with callsites.
 
   python3 tools/bench/overhead.py [--reps N] [--quick] [--no-scaling|--only-scaling]
-                                  [--only-accuracy] [--only-python]
+                                  [--only-accuracy] [--only-python] [--only-jit]
 """
 import argparse
 import json
@@ -96,6 +96,47 @@ CREATE INDEX t_name ON t(name);
 CREATE INDEX t_v ON t(v);
 SELECT count(*), sum(v) FROM t WHERE name LIKE 'name-1%';
 """
+
+# JIT stacks (issue 21): every allocation below V8's interpreter and
+# compiled code, which have no unwind information
+NODE_BUF = r"""
+let keep = [];
+for (let r = 0; r < 30; r++)
+  for (let i = 0; i < 20000; i++) {
+    const b = Buffer.alloc(1000);
+    if (i % 100 == 0) keep.push(b);
+  }
+console.log(keep.length);
+"""
+
+NODE_WORKERS = r"""
+const {Worker} = require('worker_threads');
+let n = 0, t = 0;
+for (let k = 0; k < 4; k++) {
+  const w = new Worker(`const {parentPort} = require('worker_threads');
+    let a = [];
+    for (let i = 0; i < 200000; i++) { a.push({i, s: 'x'.repeat(i % 40)}); if (a.length > 5000) a = []; }
+    const b = []; for (let i = 0; i < 20000; i++) b.push(Buffer.alloc(100 + i % 900));
+    parentPort.postMessage(b.length)`, {eval: true});
+  w.on('message', m => { t += m; if (++n == 4) console.log('node ok ' + t); });
+}
+"""
+
+
+def node_workloads():
+    node = shutil.which("node") or shutil.which("nodejs")
+    if not node:
+        print("node not found (apt-get install nodejs): its rows are left out")
+        return []
+    d = tempfile.mkdtemp(prefix="mt-bench-")
+    rows = []
+    for name, text in (("node Buffer.alloc 30 x 20000", NODE_BUF),
+                       ("node 4 worker_threads", NODE_WORKERS)):
+        f = os.path.join(d, name.split()[1].replace(".", "") + ".js")
+        with open(f, "w") as out:
+            out.write(text)
+        rows.append((name, [node, f], None, {}))
+    return rows
 
 
 def run(cmd, env, cwd, stdin=None):
@@ -310,6 +351,8 @@ def main():
                     help="only the Python workloads (tracemalloc, heaptrack, memtrace)")
     ap.add_argument("--only-accuracy", action="store_true",
                     help="only sampled mode's estimates against exact mode's")
+    ap.add_argument("--only-jit", action="store_true",
+                    help="only the JIT workloads (node)")
     a = ap.parse_args()
     subprocess.run(["ninja", "-C", B], check=True, stdout=subprocess.DEVNULL)
     if a.only_scaling:
@@ -324,6 +367,13 @@ def main():
     have_ht = shutil.which("heaptrack") is not None
     if not have_ht:
         print("heaptrack not found (apt-get install heaptrack): its column is left out")
+    header = (f"{'workload':<38} {'mode':<10} {'wall s':>8} {'cpu s':>8} {'wall/bare':>10} "
+              f"{'cpu/bare':>10} {'maxRSS MiB':>10}")
+    if a.only_jit:
+        print(f"median of {a.reps} runs each, modes alternating; CPU = user + sys of the process tree")
+        print(header)
+        bench(node_workloads(), a.reps, have_ht)
+        return
     ops = 2000000 if a.quick else 10000000
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
     churn = os.path.join(BENCH, "churn")
@@ -340,10 +390,9 @@ def main():
         ("Python objects (PYTHONMALLOC=malloc)", [py, pyfile], None, {"PYTHONMALLOC": "malloc"}),
         ("sqlite3 300k rows, 2 indexes", ["sqlite3", ":memory:"], SQL.encode(), {}),
         ("C++ map/string/vector", [os.path.join(BENCH, "cxxload"), "10" if a.quick else "40"], None, {}),
-    ]
+    ] + node_workloads()
     print(f"median of {a.reps} runs each, modes alternating; CPU = user + sys of the process tree")
-    print(f"{'workload':<38} {'mode':<10} {'wall s':>8} {'cpu s':>8} {'wall/bare':>10} "
-          f"{'cpu/bare':>10} {'maxRSS MiB':>10}")
+    print(header)
     rows = bench(workloads, a.reps, have_ht)
 
     med = dict(rows)

@@ -102,6 +102,8 @@ typedef struct mt_sframe {
 	const char *module; /* path of the module, or NULL */
 	uint64_t offset;    /* address relative to the module's load bias */
 	bool python;	    /* a Python frame: func, file and line; no module */
+	bool jit;	    /* code outside every module: JIT-compiled; func is
+			     * "[jit]" or "[jit] NAME" from the process's perf map */
 } mt_sframe_t;
 
 typedef struct mt_sym mt_sym_t;

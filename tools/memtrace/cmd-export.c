@@ -212,8 +212,9 @@ static void json_frame(FILE *out, uint64_t addr, const mt_sframe_t *f, bool inli
 	mt_json_str(out, f->file);
 	fprintf(out, ",\"line\":%d,\"module\":", f->line);
 	mt_json_str(out, f->module);
-	fprintf(out, ",\"offset\":%" PRIu64 ",\"inlined\":%s,\"allocator\":%s}", f->offset,
-		inlined ? "true" : "false", mt_is_allocator_frame(f) ? "true" : "false");
+	fprintf(out, ",\"offset\":%" PRIu64 ",\"kind\":\"%s\",\"inlined\":%s,\"allocator\":%s}",
+		f->offset, f->python ? "python" : f->jit ? "jit" : "native", inlined ? "true" : "false",
+		mt_is_allocator_frame(f) ? "true" : "false");
 }
 
 /* A return address's place in the frames table: its first frame (the

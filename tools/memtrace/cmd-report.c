@@ -9,7 +9,8 @@
  *
  * The data (shapes documented again at the top of report.js):
  *   strings  every function, file and module name once
- *   frames   [function, file, line, module, offset]: string indices, -1 for none
+ *   frames   [function, file, line, module, offset, kind]: string indices, -1
+ *            for none; kind 0 native, 1 Python, 2 JIT code
  *   stacks   frame indices, outermost first; inlined calls are frames of
  *            their own; the allocator's frames at the top are cut off, as a
  *            lineno line passes over them; a stack as deep as the recording
@@ -114,7 +115,7 @@ static void interner_free(interner_t *t)
 typedef struct frame_key {
 	int64_t func, file, line, module;
 	uint64_t offset;
-	int64_t kind; /* 0 native, 1 Python */
+	int64_t kind; /* 0 native, 1 Python, 2 JIT code (no module) */
 } frame_key_t;
 
 typedef struct stack_use {
@@ -203,7 +204,7 @@ static void collect_stacks(report_t *r, snapdata_t *d, const mt_view_t *v)
 			k.module = intern_str(&r->strings, fr[j]->module);
 			/* the offset tells apart frames known by address only */
 			k.offset = fr[j]->func ? 0 : fr[j]->offset;
-			k.kind = fr[j]->python;
+			k.kind = fr[j]->python ? 1 : fr[j]->jit ? 2 : 0;
 			ids[nids++] = intern(&r->frames, &k, sizeof(k));
 		}
 		d->uses[d->nuses++] = (stack_use_t){intern(&r->stacks, ids, nids * sizeof(*ids)),

@@ -160,6 +160,8 @@ static char *frame_text(const mt_sframe_t *f, enum mt_group g)
 {
 	const char *mod = f->module ? base_name(f->module) : "?";
 
+	if (f->jit)
+		return mt_xasprintf("%s", f->func);
 	switch (g) {
 	case MT_GROUP_FILE: return mt_xasprintf("%s", f->file ? f->file : mod);
 	case MT_GROUP_MODULE:

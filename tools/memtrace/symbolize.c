@@ -716,6 +716,11 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 		}
 	} else {
 		c->f[0] = proto;
+		if (!m && addr) {
+			/* no loaded object holds it: code made at run time */
+			c->f[0].jit = true;
+			c->f[0].func = "[jit]";
+		}
 		c->n = 1;
 	}
 	HASH_ADD(hh, sym->cache, addr, sizeof(c->addr), c);

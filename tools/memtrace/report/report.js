@@ -9,7 +9,8 @@
  *
  * The data (cmd-report.c writes it):
  *   strings[i]  a function, file or module name
- *   frames[i]   [function, file, line, module, offset]: string indices, -1 none
+ *   frames[i]   [function, file, line, module, offset, kind]: string indices,
+ *               -1 none; kind 0 native, 1 Python, 2 JIT code (no module)
  *   stacks[i]   frame indices, outermost first, allocator frames cut off
  *   groups[i]   [title, function, file, line, module, kind, rate, grew,
  *                sizes[per snapshot], counts[per snapshot], traceback?],
@@ -485,6 +486,7 @@ function memtraceReport() {
 			key: name + '\u0000' + (module || '') + (f[5] === 1 ? '\u0000py' : ''),
 			own: !!module && module === D.exe,
 			py: f[5] === 1,
+			jit: f[5] === 2,
 		};
 	});
 	const fg = { si: LAST, root: null, zoom: null, query: '', drawn: [] };
@@ -558,6 +560,8 @@ function memtraceReport() {
 			'hsl(' + hue.toFixed(0) + ', ' + sat.toFixed(0) + '%, ' + light.toFixed(0) + '%)';
 		if (n.fr.py)
 			return hsl(95 + a * 45, 45 + b * 20, 58 + b * 10);
+		if (n.fr.jit)
+			return hsl(275 + a * 20, 35 + b * 15, 72 + b * 6);
 		if (!n.fr.module)
 			return hsl(220, 8, 74 + a * 8);
 		if (n.fr.own)
