@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <grp.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -1215,6 +1216,49 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 		return real.sysv_signal ? real.sysv_signal(sig, h) : SIG_ERR;
 	return via_sigaction(sig, h, SA_RESETHAND | SA_NODEFER, false);
 }
+
+/* ---- changes of the process's ids: memtrace's thread steps aside ----
+ * glibc runs a change of user or group ids on every thread of the process
+ * (its SIGSETXID) and aborts the process if one thread fails, as memtrace's
+ * does after the program gave capabilities to its own thread alone
+ * (setpriv --reuid ... --init-groups did); unshare(CLONE_NEWUSER) refuses a
+ * process with a second thread. Around each of these calls memtrace's
+ * thread, if there is one, ends and starts again (trigger.c). initgroups
+ * is here because glibc's own call to setgroups inside it passes no hook. */
+#define MT_ID_CHANGES(X)                                       \
+	X(setuid, (uid_t u), (u))                              \
+	X(setgid, (gid_t g), (g))                              \
+	X(seteuid, (uid_t u), (u))                             \
+	X(setegid, (gid_t g), (g))                             \
+	X(setreuid, (uid_t r, uid_t e), (r, e))                \
+	X(setregid, (gid_t r, gid_t e), (r, e))                \
+	X(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))   \
+	X(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))   \
+	X(setgroups, (size_t n, const gid_t *list), (n, list)) \
+	X(initgroups, (const char *user, gid_t g), (user, g))  \
+	X(unshare, (int flags), (flags))
+
+#define X(name, params, args)                                                \
+	EXPORT int name params                                               \
+	{                                                                    \
+		static int(*next) params;                                    \
+		int(*fn) params = __atomic_load_n(&next, __ATOMIC_ACQUIRE);  \
+		if (!fn) {                                                   \
+			fn = (int(*) params)next_sym(#name);                 \
+			if (!fn) {                                           \
+				errno = ENOSYS;                              \
+				return -1;                                   \
+			}                                                    \
+			__atomic_store_n(&next, fn, __ATOMIC_RELEASE);       \
+		}                                                            \
+		bool parked = mt__trigger_park();                            \
+		int ret = fn args, saved = errno;                            \
+		mt__trigger_unpark(parked);                                  \
+		errno = saved;                                               \
+		return ret;                                                  \
+	}
+MT_ID_CHANGES(X)
+#undef X
 
 /* ---- process exit ---- */
 

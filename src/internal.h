@@ -328,6 +328,10 @@ MT_HIDDEN void mt__trigger_atfork_child(void);
 /* Starts the dump thread that a signal (or a fork under a timer) asked for
  * but could not start where it arrived; from a tracked allocation. */
 MT_HIDDEN void mt__trigger_start(void);
+/* around a change of the process's ids or user namespace (hook.c): memtrace's
+ * thread ends before, and starts again after if needed */
+MT_HIDDEN bool mt__trigger_park(void);
+MT_HIDDEN void mt__trigger_unpark(bool parked);
 extern int mt__trigger_start_needed MT_HIDDEN;
 /* Whether memtrace's handler is in place for sig (the snapshot signal, or a
  * terminating one the program leaves at its default). */

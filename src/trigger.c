@@ -48,8 +48,10 @@ int mt__trigger_start_needed;
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 
 /* The dump thread: none, being started, running. Reset in a forked child. */
-enum { THREAD_NONE, THREAD_STARTING, THREAD_RUNNING };
+enum { THREAD_NONE, THREAD_STARTING, THREAD_RUNNING, THREAD_LEAVING };
 static int thread_state = THREAD_NONE;
+static pthread_t thread_id; /* joinable: mt__trigger_park waits for its end */
+static int park_wanted;	    /* the thread is to end at its next wake-up */
 static pid_t owner_pid; /* the process the thread is for (not a vfork child) */
 /* libc's and ld.so's code, where an interrupted thread may hold their locks */
 static uintptr_t libc_lo, libc_hi, ld_lo, ld_hi;
@@ -347,9 +349,19 @@ static void *dump_thread(void *arg)
 			continue;
 		if (r > 0) {
 			char buf[256];
-			while (read(wake[0], buf, sizeof(buf)) > 0)
-				; /* a burst of signals is one dump */
-			if (__atomic_load_n(&released, __ATOMIC_ACQUIRE))
+			bool asked = false;
+			ssize_t got;
+			while ((got = read(wake[0], buf, sizeof(buf))) > 0) /* a burst is one dump */
+				for (ssize_t i = 0; i < got; i++)
+					asked |= buf[i] != 'P';
+			if (__atomic_load_n(&park_wanted, __ATOMIC_ACQUIRE)) {
+				/* a snapshot asked for meanwhile is the next
+				 * thread's to write */
+				if (asked)
+					(void)!write(wake[1], "S", 1);
+				return NULL;
+			}
+			if (!asked || __atomic_load_n(&released, __ATOMIC_ACQUIRE))
 				continue;
 			if (__atomic_load_n(&final_wanted, __ATOMIC_ACQUIRE)) {
 				(void)mt__dump(MT_REASON_TERM, NULL, 0);
@@ -385,13 +397,13 @@ static bool start_thread(void)
 
 	sigfillset(&all);
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 << 10);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int r = pthread_create(&t, &attr, dump_thread, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r == 0) {
+		thread_id = t;
 		__atomic_store_n(&thread_state, THREAD_RUNNING, __ATOMIC_RELEASE);
 		return true;
 	}
@@ -509,6 +521,43 @@ void mt__trigger_atfork_child(void)
 	/* a timer runs on in the child; a signal starts the thread itself */
 	__atomic_store_n(&mt__trigger_start_needed, wake[0] >= 0 && mt__opt.interval_ms > 0,
 			 __ATOMIC_RELEASE);
+}
+
+/* Before a change of the process's ids (hook.c): glibc makes every thread
+ * take the change and aborts the process if one fails, which memtrace's
+ * thread does where the program changed its own thread's capabilities
+ * first (setpriv keeps CAP_SETGID on its main thread only); and
+ * unshare(CLONE_NEWUSER) refuses a process with a second thread. So the
+ * thread ends first, the caller waiting until the kernel has seen it go
+ * (pthread_join: a thread glibc still counts would take part). A dump under
+ * way is finished first; a snapshot asked for meanwhile stays in the pipe.
+ * True when there was a thread to end. */
+bool mt__trigger_park(void)
+{
+	int expect = THREAD_RUNNING;
+	if (getpid() != owner_pid || mt__in_dump_thread() ||
+	    !__atomic_compare_exchange_n(&thread_state, &expect, THREAD_LEAVING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return false;
+	__atomic_store_n(&park_wanted, 1, __ATOMIC_RELEASE);
+	(void)!write(wake[1], "P", 1);
+	(void)pthread_join(thread_id, NULL);
+	__atomic_store_n(&park_wanted, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&thread_state, THREAD_NONE, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* After the change: a new thread, made by the caller and so with its ids
+ * and capabilities, when a timer needs one or a snapshot is waiting;
+ * otherwise the next signal starts one, as at start. */
+void mt__trigger_unpark(bool parked)
+{
+	if (!parked)
+		return;
+	struct pollfd pfd = {.fd = wake[0], .events = POLLIN};
+	if (mt__opt.interval_ms > 0 || (wake[0] >= 0 && poll(&pfd, 1, 0) > 0))
+		if (!start_thread())
+			__atomic_store_n(&mt__trigger_start_needed, 1, __ATOMIC_RELEASE);
 }
 
 void mt__trigger_start(void)

@@ -239,6 +239,64 @@ def case_host_unshare():
     three_ways(["unshare", "-U", "-r", "id", "-u"], timeout=HANG)
 
 
+IDS_PY = """
+import os, signal, time
+time.sleep(0.35)
+os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+x = [bytearray(1000) for _ in range(1000)]
+time.sleep(0.35)
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.2)
+print(os.getuid(), len(x))
+"""
+
+
+def case_host_setpriv():
+    """A change of ids runs on every thread (glibc's SIGSETXID) and aborts
+    the process if one thread fails: setpriv gives its capabilities to its
+    own thread only, so memtrace's thread (there from the start with
+    MEMTRACE_INTERVAL) failed it and setpriv died of SIGABRT; unshare -U
+    refused the process. memtrace's thread now ends before such a call and
+    comes back after it, with the new ids, its snapshots going on."""
+    check(os.geteuid() == 0, "needs root (setpriv changes ids)")
+    setpriv = ["setpriv", "--reuid", "65534", "--regid", "65534", "--init-groups", "id", "-u"]
+    unshare = ["unshare", "-U", "-r", "id", "-u"]
+    bare = bounded("bare setpriv", setpriv, HANG, preload=False)
+    eq((bare.returncode, bare.stdout), (0, b"65534\n"), "setpriv without memtrace")
+    d = tempfile.mkdtemp(prefix="mt-setpriv-")
+    os.chmod(d, 0o755)
+    try:
+        for mode, extra in MATRIX.items():
+            for interval in (None, "0.05"):
+                env = dict(extra, **({"MEMTRACE_INTERVAL": interval} if interval else {}))
+                for cmd, want in ((setpriv, b"65534\n"), (unshare, b"0\n")):
+                    out = tempfile.mkdtemp(dir=d)
+                    os.chmod(out, 0o1777)  # the program writes as nobody after the change
+                    r = bounded(f"{cmd[0]} ({mode})", cmd, HANG, env=env, dump_dir=out)
+                    eq((r.returncode, r.stdout), (0, want),
+                       f"{cmd[0]} under memtrace, {mode}, interval {interval}: {r.stderr[-300:]!r}")
+                    check(b"memtrace[" not in r.stderr, f"memtrace said: {r.stderr[-300:]!r}")
+                    check(snaps(out), f"{cmd[0]} ({mode}): its snapshots")
+        # one process through the change: the snapshots go on, written by
+        # the new thread as the new user
+        out = tempfile.mkdtemp(dir=d)
+        os.chmod(out, 0o1777)
+        r = bounded("a Python program changing its ids",
+                    ["/usr/bin/python3", "-c", IDS_PY], HANG,
+                    env={"MEMTRACE_INTERVAL": "0.1"}, dump_dir=out)
+        eq((r.returncode, r.stdout), (0, b"65534 1000\n"), f"the program's own answer: {r.stderr!r}")
+        seen = []
+        for f in snaps(out):
+            js = show_json(f)
+            seen.append((os.stat(f).st_uid, js["reason"]))
+        check((0, "periodic") in seen, f"a periodic snapshot before the change: {seen}")
+        check((65534, "periodic") in seen, f"a periodic snapshot after the change: {seen}")
+        check((65534, "on signal") in seen, f"a snapshot on a signal after the change: {seen}")
+        print("snapshots (owner, reason):", seen)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def case_host_leak_scan():
     """The leak scan at exit does not show in a host that watches its
     children: no SIGCHLD reaches its handler, its thread in wait() reaps
