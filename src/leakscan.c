@@ -122,10 +122,44 @@ static void note(const char *fmt, const char *arg)
 }
 
 /* ---- sorting: LSD radix on the address, 16 bits a pass ---- */
+
+/* A few blocks (every short-lived process's final snapshot): a heap sort in
+ * place, where the radix sort's 256 KiB of counts, cleared each pass, cost
+ * more than the rest of the scan. */
+#define SMALL_SORT 4096
+static void sift(mt_scan_block_t *v, size_t at, size_t n)
+{
+	for (size_t c; (c = 2 * at + 1) < n; at = c) {
+		if (c + 1 < n && v[c + 1].lo > v[c].lo)
+			c++;
+		if (v[at].lo >= v[c].lo)
+			return;
+		mt_scan_block_t t = v[at];
+		v[at] = v[c];
+		v[c] = t;
+	}
+}
+
+static void heap_sort(mt_scan_block_t *v, size_t n)
+{
+	for (size_t i = n / 2; i-- > 0;)
+		sift(v, i, n);
+	for (size_t end = n; end-- > 1;) {
+		mt_scan_block_t t = v[0];
+		v[0] = v[end];
+		v[end] = t;
+		sift(v, 0, end);
+	}
+}
+
 static bool sort_blocks(void)
 {
 	if (NB < 2)
 		return true;
+	if (NB <= SMALL_SORT) {
+		heap_sort(B, NB);
+		return true;
+	}
 	mt_scan_block_t *tmp = mt__map(NB * sizeof(*B));
 	uint32_t *count = mt__map(65536 * sizeof(uint32_t));
 	if (!tmp || !count) {
