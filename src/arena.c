@@ -70,12 +70,6 @@ void mt__arena_tune(void)
 		mallopt_done = 1;
 }
 
-bool mt__same_object(const void *a, const void *b)
-{
-	Dl_info x, y;
-	return dladdr(a, &x) && dladdr(b, &y) && x.dli_fbase == y.dli_fbase;
-}
-
 /*
  * Which allocator serves the program's malloc: the one whose figures the
  * snapshots carry and whose arenas a cap limits. The next malloc in the

@@ -263,8 +263,8 @@ MT_HIDDEN const mt_backend_t *mt__jemalloc_load(void);
 /* Finds which allocator serves the program's malloc (MT_ALLOCATORS) and
  * whether the arena cap took; in the constructor, else at the first dump. */
 MT_HIDDEN void mt__allocator_detect(void);
-/* Whether two addresses lie in one loaded object (dladdr: not on a hook
- * path). */
+/* Whether two addresses lie in one loaded object (util.c; dl_iterate_phdr:
+ * not on a hook path). */
 MT_HIDDEN bool mt__same_object(const void *a, const void *b);
 /* The allocator's own figures, gathered on the dump thread. */
 MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);

@@ -165,42 +165,60 @@ uint64_t mt__now_ns(int clock)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-struct text_find {
-	uintptr_t base, lo, hi;
+/* The loaded object one of whose segments holds an address, by
+ * dl_iterate_phdr: dladdr would also scan the object's whole symbol table
+ * for the nearest name (a tenth of memtrace's start-up, seven calls into
+ * libc's 3,000 symbols), which nothing here needs. */
+struct obj_find {
+	uintptr_t addr, lo, hi; /* lo, hi: its executable segments */
+	const void *id;		/* its program headers: one per object */
 };
 
-static int text_of(struct dl_phdr_info *info, size_t size, void *arg)
+static int obj_of(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
-	struct text_find *f = arg;
-	if ((uintptr_t)info->dlpi_addr != f->base)
-		return 0;
+	struct obj_find *f = arg;
+	bool in = false;
+	uintptr_t lo = 0, hi = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+		if (ph->p_type != PT_LOAD)
 			continue;
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-		if (!f->lo || lo < f->lo)
-			f->lo = lo;
-		if (hi > f->hi)
-			f->hi = hi;
+		uintptr_t a = info->dlpi_addr + ph->p_vaddr, e = a + ph->p_memsz;
+		in |= f->addr >= a && f->addr < e;
+		if (ph->p_flags & PF_X) {
+			if (!lo || a < lo)
+				lo = a;
+			if (e > hi)
+				hi = e;
+		}
 	}
+	if (!in)
+		return 0;
+	f->id = info->dlpi_phdr;
+	f->lo = lo;
+	f->hi = hi;
 	return 1;
+}
+
+static bool object_of(const void *addr, struct obj_find *f)
+{
+	*f = (struct obj_find){.addr = (uintptr_t)addr};
+	return dl_iterate_phdr(obj_of, f) != 0;
 }
 
 bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi)
 {
-	Dl_info info;
-	struct text_find f = {0, 0, 0};
-	if (!dladdr(addr, &info) || !info.dli_fbase)
-		return false;
-	/* dladdr gives the load address of the first segment; dl_iterate_phdr
-	 * the bias: the same for the objects ld.so maps (p_vaddr 0 first) */
-	f.base = (uintptr_t)info.dli_fbase;
-	dl_iterate_phdr(text_of, &f);
-	if (!f.hi)
+	struct obj_find f;
+	if (!object_of(addr, &f) || !f.hi)
 		return false;
 	*lo = f.lo;
 	*hi = f.hi;
 	return true;
+}
+
+bool mt__same_object(const void *a, const void *b)
+{
+	struct obj_find x, y;
+	return object_of(a, &x) && object_of(b, &y) && x.id == y.id;
 }

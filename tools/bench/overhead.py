@@ -390,6 +390,9 @@ def main():
         ("Python objects (PYTHONMALLOC=malloc)", [py, pyfile], None, {"PYTHONMALLOC": "malloc"}),
         ("sqlite3 300k rows, 2 indexes", ["sqlite3", ":memory:"], SQL.encode(), {}),
         ("C++ map/string/vector", [os.path.join(BENCH, "cxxload"), "10" if a.quick else "40"], None, {}),
+        # a process's fixed cost: memtrace's start and its final snapshot
+        ("200 short processes (/bin/true)", ["sh", "-c", "for i in $(seq 200); do /bin/true; done"],
+         None, {}),
     ] + node_workloads()
     print(f"median of {a.reps} runs each, modes alternating; CPU = user + sys of the process tree")
     print(header)
