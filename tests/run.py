@@ -2341,6 +2341,28 @@ def case_sampling_options():
     check(b"does not go with MEMTRACE_SAMPLE" in r.stderr, r.stderr)
 
 
+def case_loader_lines():
+    """A stack wholly inside the loader and libc (dlopen's own allocations,
+    cut at MEMTRACE_DEPTH=3, as the default depth cuts a dlopen from deep in
+    a program) is shown at the loader's line that allocates (elf/dl-*.c), not
+    at the malloc inlined from ld.so's include/rtld-malloc.h, which merged
+    every one of them into two lines."""
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    try:
+        r = run([victim("dlplug")], env={"MEMTRACE_DEPTH": "3"}, dump_dir=d, input=b"load\n")
+        eq((r.returncode, r.stdout), (0, b"ready\nloaded\ndone\n"), "the victim's output")
+        snap = only_snapshot(d)
+        tb = show_json(snap, "--group-by", "traceback")
+        check(any(f.startswith("include/rtld-malloc.h") for s in tb["stats"] for f in s["traceback"]),
+              "ld.so's malloc frames named (Debian's libc6-dbg: tools/dev.sh test installs it)")
+        files = [s["file"] or "" for s in show_json(snap)["stats"]]
+        check(not any(f.endswith("rtld-malloc.h") for f in files), f"an inlined malloc shown: {files}")
+        check("elf/dl-object.c" in files, f"the loader's own lines: {files}")
+        expect_site(show_json(snap), "plugin.c", "plugin", 200 * 1000, 200)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def case_unwind_cache():
     d, r = run_victim("frames")
     eq((r.returncode, r.stdout), (0, b"frames ok\n"), "frames victim")

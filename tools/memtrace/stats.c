@@ -110,12 +110,13 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-bool mt_is_allocator_frame(const mt_sframe_t *f)
+/* A frame of an allocation wrapper: a function of the list, or code
+ * inlined from a header (/usr/include, or glibc's own malloc headers such as
+ * ld.so's include/rtld-malloc.h). */
+static bool is_wrapper_frame(const mt_sframe_t *f)
 {
-	if (f->module && match_any(base_name(f->module), runtime_modules,
-				   sizeof(runtime_modules) / sizeof(runtime_modules[0])))
-		return true;
-	if (f->file && strncmp(f->file, "/usr/include/", 13) == 0)
+	if (f->file && (strncmp(f->file, "/usr/include/", 13) == 0 ||
+			fnmatch("*malloc*.h", base_name(f->file), 0) == 0))
 		return true;
 	if (f->func) {
 		/* "operator new(unsigned long)" and "foo::bar(int)" match on
@@ -133,7 +134,19 @@ bool mt_is_allocator_frame(const mt_sframe_t *f)
 	return false;
 }
 
-/* The frame that stands for a stack in lineno/file/function views. */
+bool mt_is_allocator_frame(const mt_sframe_t *f)
+{
+	if (f->module && match_any(base_name(f->module), runtime_modules,
+				   sizeof(runtime_modules) / sizeof(runtime_modules[0])))
+		return true;
+	return is_wrapper_frame(f);
+}
+
+/* The frame that stands for a stack in lineno/file/function views: the
+ * first outside the allocator and the runtime; for a stack wholly inside
+ * them (the loader mapping a library before main, libc's own buffers), the
+ * first that is not a wrapper, so that ld.so's loading shows as
+ * elf/dl-load.c and not as the malloc of its include/rtld-malloc.h. */
 mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 {
 	const mt_sframe_t *first = NULL;
@@ -149,6 +162,13 @@ mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site)
 			first = &f[0];
 		for (int j = 0; j < n; j++)
 			if (!mt_is_allocator_frame(&f[j]))
+				return f[j];
+	}
+	for (int i = 0; i < site->nframes; i++) {
+		const mt_sframe_t *f;
+		int n = mt_sym_lookup(sym, site->frames[i], &f);
+		for (int j = 0; j < n; j++)
+			if (!is_wrapper_frame(&f[j]))
 				return f[j];
 	}
 	if (first)
