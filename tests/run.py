@@ -2363,6 +2363,81 @@ def case_loader_lines():
         shutil.rmtree(d, ignore_errors=True)
 
 
+BYTEARRAYS = """
+keep = []
+for i in range(2000):
+    b = bytearray(100)
+    b.extend(b"x" * 500)
+    keep.append(b)
+print(len(keep))
+"""
+
+
+def case_native_inlines():
+    """Debian's optimized python3.11 (LTO; its debug info from
+    python3.11-dbg) under memtrace: every frame memtrace reports at each of
+    the interpreter's return addresses, inlined calls expanded, is what
+    binutils' addr2line -i says there (GCC's clone suffixes, which memtrace
+    drops, and LTO's '<artificial>' file, for which memtrace has the real
+    one, aside). The bytearray grown by extend() shows at
+    Objects/bytearrayobject.c:233, the line of PyByteArray_Resize that calls
+    PyObject_Realloc, files named from the source tree's root."""
+    exe = "/usr/bin/python3.11"
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    try:
+        script = os.path.join(d, "bytearrays.py")
+        with open(script, "w") as f:
+            f.write(BYTEARRAYS)
+        r = run([exe, script], env={"PYTHONMALLOC": "malloc"}, dump_dir=d)
+        eq((r.returncode, r.stdout), (0, b"2000\n"), f"the script's own answer: {r.stderr[-300:]!r}")
+        snap = only_snapshot(d)
+        native = show_json(snap, "--native")
+        top = {(s["file"], s["line"]): s["count"] for s in native["stats"]}
+        check(("Objects/bytearrayobject.c", 233) in top,
+              "the interpreter's own lines (Debian: python3.11-dbg, tools/dev.sh test installs it); "
+              f"have {list(top)[:8]}")
+        check(top[("Objects/bytearrayobject.c", 233)] >= 2000, f"blocks at bytearrayobject.c:233: {top}")
+        out = os.path.join(d, "all.json")
+        r = subprocess.run([TOOL, "export", "-f", "json", "-o", out, snap], capture_output=True)
+        eq(r.returncode, 0, r.stderr)
+        js = json.load(open(out))
+        ours = {}
+        for f in js["frames"]:
+            if f["module"] == exe:
+                ours.setdefault(f["address"], []).append(
+                    (f["func"], os.path.basename(f["file"] or ""), f["line"]))
+        addrs = sorted(ours)
+        a2l = subprocess.run(["addr2line", "-a", "-i", "-f", "-e", exe] + [hex(a - 1) for a in addrs],
+                             capture_output=True, text=True, check=True).stdout.split("\n")
+        theirs, cur, i = {}, None, 0
+        while i < len(a2l) and a2l[i]:
+            if a2l[i].startswith("0x"):
+                cur = int(a2l[i], 16) + 1
+                theirs[cur] = []
+                i += 1
+                continue
+            func = re.sub(r"(\.(constprop|isra|part|lto_priv)\.\d+)+$|\.cold$", "", a2l[i])
+            file, _, line = a2l[i + 1].rpartition(":")
+            line = line.split()[0] if line else "0"
+            theirs[cur].append((func, os.path.basename(file), int(line) if line.isdigit() else 0))
+            i += 2
+
+        def same(o, t):
+            return len(o) == len(t) and all(
+                a[0] == b[0] and a[2] == b[2] and
+                (a[1] == b[1] or b[1] == "<artificial>" or (b[1], a[1]) == ("??", ""))
+                for a, b in zip(o, t))
+        differ = [(hex(a), ours[a], theirs.get(a)) for a in addrs if not same(ours[a], theirs.get(a, []))]
+        inlined = sum(len(v) > 1 for v in ours.values())
+        check(len(addrs) >= 1000 and inlined >= 100,
+              f"{len(addrs)} addresses, {inlined} with inlined calls")
+        eq(differ[:5], [], f"frames unlike addr2line's, of {len(addrs)}")
+        print(f"{len(addrs)} return addresses in python3.11, {inlined} with inlined calls: "
+              "all as addr2line -i gives them")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def case_unwind_cache():
     d, r = run_victim("frames")
     eq((r.returncode, r.stdout), (0, b"frames ok\n"), "frames victim")

@@ -20,7 +20,7 @@ packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev
                                  clang-14 libclang-rt-14-dev time groff-base
                                  protobuf-compiler golang-go chromium python3-websocket
                                  openjdk-17-jdk-headless ruby rustc nodejs gdb python3-numpy
-                                 python3-objgraph valgrind libtcmalloc-minimal4 libmimalloc2.0 libc6-dbg
+                                 python3-objgraph valgrind libtcmalloc-minimal4 libmimalloc2.0 libc6-dbg python3.11-dbg
                                  procps tmux)
 missing=()
 for p in "${packages[@]}"; do

@@ -353,13 +353,29 @@ static const struct mod *find_mod(const mt_sym_t *sym, uint64_t addr)
 
 /* Joins a relative DWARF path with the unit's compilation directory and
  * folds "dir/../" so the same file always prints the same way. */
+/* Debian builds its packages in /build/reproducible-path/SOURCE-VERSION/
+ * (Python's compilation directory, say): a path there names a file of the
+ * source tree, and is shown from the tree's root, Objects/listobject.c as
+ * glibc's nptl/pthread_create.c is. */
+#define DEBIAN_BUILD_ROOT "/build/reproducible-path/"
+static const char *in_source_tree(const char *path)
+{
+	size_t n = strlen(DEBIAN_BUILD_ROOT);
+	if (!path || strncmp(path, DEBIAN_BUILD_ROOT, n) != 0)
+		return path;
+	const char *slash = strchr(path + n, '/');
+	return slash && slash[1] ? slash + 1 : path;
+}
+
 static const char *full_path(mt_sym_t *sym, Dwarf_Die *cu, const char *file)
 {
 	Dwarf_Attribute attr;
 	const char *dir;
 	char *joined, *out;
 
-	if (!file || file[0] == '/' || !cu || !dwarf_attr(cu, DW_AT_comp_dir, &attr) ||
+	if (file && file[0] == '/')
+		return keep(sym, in_source_tree(file), false);
+	if (!file || !cu || !dwarf_attr(cu, DW_AT_comp_dir, &attr) ||
 	    !(dir = dwarf_formstring(&attr)))
 		return keep(sym, file, false);
 	/* a relative compilation directory (Debian's packages: "./nptl", the
@@ -402,7 +418,7 @@ static const char *full_path(mt_sym_t *sym, Dwarf_Die *cu, const char *file)
 	if (rel && out[0] == '/')
 		memmove(out, out + 1, n); /* relative it was, relative it stays */
 	free(joined);
-	const char *kept = keep(sym, out, false);
+	const char *kept = keep(sym, in_source_tree(out), false);
 	free(out);
 	return kept;
 }
