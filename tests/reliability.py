@@ -621,6 +621,23 @@ def case_host_node_jit():
                           f"{mode}: the walk did not come out of the JIT to node::Start: {tb}")
             print(f"{mode}: {t['fast_unwinds']} of {walked} stacks by the fast walk, "
                   f"{allocs} Buffer allocations in {len(bufs)} stacks")
+        # with V8's perf map (/tmp/perf-PID.map), JIT frames have its names
+        out = os.path.join(d, "perfmap")
+        os.mkdir(out)
+        r = bounded("node --perf-basic-prof under memtrace", [node, "--perf-basic-prof", script],
+                    HANG, env={"MEMTRACE_DEPTH": "64"}, dump_dir=out)
+        snap = only_snapshot(out)
+        pid = int(os.path.basename(snap).split(".")[1])
+        try:
+            eq((r.returncode, r.stdout), (0, b"1000\n"), "node's own answer (perf map)")
+            js = show_json(snap, "--group-by", "traceback", "--sort", "allocs")
+            named = {f for s in js["stats"] for f in s["traceback"] if f.startswith("[jit] ")}
+            check(any("buffers.js" in f for f in named),
+                  f"a JIT frame named from the perf map, at buffers.js: {sorted(named)[:5]}")
+            print("JIT frames named from the perf map:", sorted(named)[:3])
+        finally:
+            if os.path.exists(f"/tmp/perf-{pid}.map"):
+                os.unlink(f"/tmp/perf-{pid}.map")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

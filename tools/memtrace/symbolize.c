@@ -21,8 +21,10 @@
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
 #include <libiberty/demangle.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uthash.h>
 
@@ -103,8 +105,33 @@ struct sym_index {
 	UT_hash_handle hh;
 };
 
+/* A JIT's own names for its code, from the perf map it wrote
+ * (/tmp/perf-PID.map: "START SIZE NAME" a line, hex; node and V8 with
+ * --perf-basic-prof, Python 3.12 with -X perf, the JVM with perf-map-agent,
+ * LuaJIT). Code moves and is reused: of the entries holding an address the
+ * last written wins. */
+struct jit_name {
+	uint64_t lo, hi;
+	size_t order;
+	const char *name;
+};
+
+struct perf_map {
+	uint32_t pid;
+	bool loaded;
+	struct jit_name *v;
+	size_t n;
+};
+
+static char *perf_map_path(uint32_t pid)
+{
+	return mt_xasprintf("/tmp/perf-%u.map", pid);
+}
+
 struct mt_sym {
 	Dwfl *dwfl;
+	struct perf_map jit; /* of the first snapshot's process */
+	uint64_t start_wall_ns; /* when that process started */
 	struct cu_index *units;
 	struct sym_index *symtabs;
 	struct mod *mods; /* sorted by lo, never overlapping */
@@ -302,9 +329,20 @@ static void extend(mt_sym_t *sym, const mt_snap_t *snap, size_t missing)
 	}
 }
 
+/* Whether a process wrote a perf map: its JIT addresses are its own. */
+static bool has_perf_map(uint32_t pid)
+{
+	char *path = perf_map_path(pid);
+	bool yes = access(path, F_OK) == 0;
+	free(path);
+	return yes;
+}
+
 mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 {
 	for (mt_sym_t *s = open_syms; s; s = s->next) {
+		if (s->jit.pid != snap->pid && (has_perf_map(s->jit.pid) || has_perf_map(snap->pid)))
+			continue;
 		ssize_t missing = missing_modules(s, snap);
 		if (missing < 0)
 			continue;
@@ -330,6 +368,8 @@ mt_sym_t *mt_sym_open(const mt_snap_t *snap)
 		add_module(sym, &snap->modules[i]);
 	dwfl_report_end(sym->dwfl, NULL, NULL);
 	qsort(sym->mods, sym->nmods, sizeof(*sym->mods), cmp_mod);
+	sym->jit.pid = snap->pid;
+	sym->start_wall_ns = snap->start_wall_ns;
 	sym->refs = 1;
 	sym->next = open_syms;
 	open_syms = sym;
@@ -681,6 +721,79 @@ static int expand_inlines(mt_sym_t *sym, Dwfl_Module *dm, Dwarf_Addr pc, const c
 	return n;
 }
 
+static int cmp_jit(const void *a, const void *b)
+{
+	const struct jit_name *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : x->order < y->order ? -1 : 1;
+}
+
+/* Reads the process's perf map, if it wrote one while it ran (a file older
+ * than the process is another's, of a pid since reused). */
+static void perf_map_load(mt_sym_t *sym)
+{
+	struct perf_map *pm = &sym->jit;
+	pm->loaded = true;
+	char *path = perf_map_path(pm->pid);
+	struct stat st;
+	FILE *f = NULL;
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_mtime + 1 >= sym->start_wall_ns / 1000000000ull)
+		f = fopen(path, "re");
+	free(path);
+	if (!f)
+		return;
+	size_t cap = 0;
+	char *line = NULL;
+	size_t len = 0;
+	while (getline(&line, &len, f) > 0) {
+		char *end;
+		uint64_t lo = strtoull(line, &end, 16);
+		if (end == line || *end != ' ')
+			continue;
+		char *p = end + 1;
+		uint64_t size = strtoull(p, &end, 16);
+		if (end == p || *end != ' ' || !size)
+			continue;
+		char *name = end + 1;
+		name[strcspn(name, "\n")] = '\0';
+		if (pm->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			pm->v = mt_xrealloc(pm->v, cap * sizeof(*pm->v));
+		}
+		char *label = mt_xasprintf("[jit] %s", name);
+		pm->v[pm->n] = (struct jit_name){lo, lo + size, pm->n, keep(sym, label, false)};
+		free(label);
+		pm->n++;
+	}
+	free(line);
+	fclose(f);
+	if (pm->n > 1)
+		qsort(pm->v, pm->n, sizeof(*pm->v), cmp_jit);
+}
+
+/* "[jit] NAME" from the perf map, else "[jit]". */
+static const char *jit_name(mt_sym_t *sym, uint64_t pc)
+{
+	struct perf_map *pm = &sym->jit;
+	if (!pm->loaded)
+		perf_map_load(sym);
+	size_t lo = 0, hi = pm->n; /* the first entry starting above pc */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pm->v[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	const struct jit_name *best = NULL;
+	for (size_t i = lo; i > 0 && lo - i < 64; i--) {
+		const struct jit_name *e = &pm->v[i - 1];
+		if (pc < e->hi && (!best || e->order > best->order))
+			best = e;
+	}
+	return best ? best->name : "[jit]";
+}
+
 int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 {
 	struct cached *c;
@@ -735,7 +848,7 @@ int mt_sym_lookup(mt_sym_t *sym, uint64_t addr, const mt_sframe_t **out)
 		if (!m && addr) {
 			/* no loaded object holds it: code made at run time */
 			c->f[0].jit = true;
-			c->f[0].func = "[jit]";
+			c->f[0].func = jit_name(sym, pc);
 		}
 		c->n = 1;
 	}
@@ -759,6 +872,7 @@ void mt_sym_close(mt_sym_t *sym)
 		HASH_DEL(sym->cache, c);
 		free(c);
 	}
+	free(sym->jit.v);
 	struct cu_index *u, *utmp;
 	HASH_ITER(hh, sym->units, u, utmp)
 	{
