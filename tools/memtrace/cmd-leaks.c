@@ -9,7 +9,8 @@
  * matches a frame's function, source file or module as a substring, `*` is a
  * wildcard, `^` and `$` anchor it. A user suppression matches any frame of the
  * stack. Built-in ones cover one-time libc and loader allocations (stdio
- * buffers, locale and time zone data, iconv, the loader's own tables) and
+ * buffers, locale and time zone data, iconv, the loader's own tables, the
+ * getXXbyYY buffers of getpwuid and its kin, text domain bindings) and
  * match only the frames of the allocation itself, inside libc or the loader.
  */
 #define _GNU_SOURCE
@@ -66,6 +67,13 @@ static const char *const builtin_supps[] = {
 	"__new_exitfn",
 	"__cxa_atexit",
 	"__libc_alloc_buffer",
+	/* the buffers getpwuid, getgrnam, gethostbyname and the rest keep for
+	 * the process's life, and their getpwent cousins */
+	"getXXbyYY.c",
+	"getXXent.c",
+	/* bindtextdomain and textdomain keep the domain's binding */
+	"set_binding_values",
+	"textdomain",
 };
 
 typedef struct supp {
