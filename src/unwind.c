@@ -560,6 +560,14 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
  * word by word with syscalls, or worse) are both slow and wrong. */
 static bool has_unwind_info(uintptr_t ip)
 {
+	/* the table knows it for an address walked before: a frame-pointer
+	 * step was taught for code without, a size or "variable" by libunwind,
+	 * which read the code's own information */
+	uint32_t known = (uint32_t)fs_get(fs_table, ip);
+	if (known == FS_FP)
+		return false;
+	if (known && known != FS_TERMINAL)
+		return true;
 	unw_proc_info_t pi;
 	return unw_get_proc_info_by_ip(unw_local_addr_space, ip - 1, &pi, NULL) == 0;
 }
