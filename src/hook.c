@@ -1221,8 +1221,8 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
  * glibc runs a change of user or group ids on every thread of the process
  * (its SIGSETXID) and aborts the process if one thread fails, as memtrace's
  * does after the program gave capabilities to its own thread alone
- * (setpriv --reuid ... --init-groups did); unshare(CLONE_NEWUSER) refuses a
- * process with a second thread. Around each of these calls memtrace's
+ * (setpriv --reuid ... --init-groups did); unshare(CLONE_NEWUSER) and
+ * setns into a user namespace refuse a process with a second thread. Around each of these calls memtrace's
  * thread, if there is one, ends and starts again (trigger.c). initgroups
  * is here because glibc's own call to setgroups inside it passes no hook. */
 #define MT_ID_CHANGES(X)                                       \
@@ -1236,7 +1236,8 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 	X(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))   \
 	X(setgroups, (size_t n, const gid_t *list), (n, list)) \
 	X(initgroups, (const char *user, gid_t g), (user, g))  \
-	X(unshare, (int flags), (flags))
+	X(unshare, (int flags), (flags))                       \
+	X(setns, (int fd, int nstype), (fd, nstype))
 
 #define X(name, params, args)                                                \
 	EXPORT int name params                                               \

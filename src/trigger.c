@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -535,10 +536,15 @@ void mt__trigger_atfork_child(void)
 bool mt__trigger_park(void)
 {
 	int expect = THREAD_RUNNING;
-	if (getpid() != owner_pid || mt__in_dump_thread() ||
-	    !__atomic_compare_exchange_n(&thread_state, &expect, THREAD_LEAVING, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+	if (getpid() != owner_pid || mt__in_dump_thread())
 		return false;
+	if (!__atomic_compare_exchange_n(&thread_state, &expect, THREAD_LEAVING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* another thread's change is ending it: its end is this one's */
+		while (__atomic_load_n(&thread_state, __ATOMIC_ACQUIRE) == THREAD_LEAVING)
+			sched_yield();
+		return false;
+	}
 	__atomic_store_n(&park_wanted, 1, __ATOMIC_RELEASE);
 	(void)!write(wake[1], "P", 1);
 	(void)pthread_join(thread_id, NULL);

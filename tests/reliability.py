@@ -263,13 +263,21 @@ def case_host_setpriv():
     unshare = ["unshare", "-U", "-r", "id", "-u"]
     bare = bounded("bare setpriv", setpriv, HANG, preload=False)
     eq((bare.returncode, bare.stdout), (0, b"65534\n"), "setpriv without memtrace")
+    # setns into a user namespace wants one thread too: nsenter joins one
+    # that a bare process holds
+    holder = subprocess.Popen(["unshare", "-U", "-r", "sleep", "60"])
     d = tempfile.mkdtemp(prefix="mt-setpriv-")
     os.chmod(d, 0o755)
     try:
+        time.sleep(0.3)
+        sleeper = subprocess.run(["pgrep", "-P", str(holder.pid)], capture_output=True, text=True)
+        target = sleeper.stdout.split()[0] if sleeper.stdout.split() else str(holder.pid)
+        nsenter = ["nsenter", "-t", target, "-U", "--preserve-credentials", "id", "-u"]
+        eq(bounded("bare nsenter", nsenter, HANG, preload=False).returncode, 0, "nsenter bare")
         for mode, extra in MATRIX.items():
             for interval in (None, "0.05"):
                 env = dict(extra, **({"MEMTRACE_INTERVAL": interval} if interval else {}))
-                for cmd, want in ((setpriv, b"65534\n"), (unshare, b"0\n")):
+                for cmd, want in ((setpriv, b"65534\n"), (unshare, b"0\n"), (nsenter, b"0\n")):
                     out = tempfile.mkdtemp(dir=d)
                     os.chmod(out, 0o1777)  # the program writes as nobody after the change
                     r = bounded(f"{cmd[0]} ({mode})", cmd, HANG, env=env, dump_dir=out)
@@ -294,6 +302,8 @@ def case_host_setpriv():
         check((65534, "on signal") in seen, f"a snapshot on a signal after the change: {seen}")
         print("snapshots (owner, reason):", seen)
     finally:
+        holder.kill()
+        holder.wait()
         shutil.rmtree(d, ignore_errors=True)
 
 
