@@ -25,6 +25,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from tracemalloc import _format_size  # the reference for the size format
 
+# meson test sets these; run directly (python3 tests/run.py CASE) a case
+# finds the build in build/ beside tests/ (MT_BUILD for another one)
+SRC = os.environ.get("MT_SRC") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("MT_BUILD") or os.path.join(SRC, "build")
+for var, rel in (("MT_LIB", "src/libmemtrace.so"), ("MT_TOOL", "tools/memtrace/memtrace"),
+                 ("MT_DEMO", "tools/memtrace/memtrace-demo"),
+                 ("MT_ARENAS", "tools/memtrace/memtrace-arenas"),
+                 ("MT_MANYSITES", "tools/bench/manysites"), ("MT_VICTIMS", "tests"),
+                 ("MT_OWNMALLOC", "tests/libownmalloc.so")):
+    os.environ.setdefault(var, os.path.join(BUILD, rel))
+os.environ.setdefault("MT_SRC", SRC)
 LIB = os.environ["MT_LIB"]
 TOOL = os.environ["MT_TOOL"]
 DEMO = os.environ["MT_DEMO"]
@@ -33,7 +44,6 @@ MANYSITES = os.environ["MT_MANYSITES"]
 JEMALLOC = {"MEMTRACE_ALLOCATOR": "jemalloc",
             "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=16384"}
 VICTIMS = os.environ["MT_VICTIMS"]
-SRC = os.environ["MT_SRC"]
 TIMEOUT = 240
 
 
@@ -3017,11 +3027,24 @@ def main(cases=None):
     if not fn:
         print(f"unknown case {name}", file=sys.stderr)
         return 2
+    if not os.path.exists(LIB):
+        print(f"no {LIB}: build first (meson setup build && ninja -C build), or set MT_BUILD",
+              file=sys.stderr)
+        return 2
+    # every directory the case makes lies in one of its own, removed when
+    # it passes (kept, and named, when it fails); other users may pass
+    # through it to the directories a case opens to them
+    root = tempfile.mkdtemp(prefix=f"mt-{name}-")
+    os.chmod(root, 0o755)
+    tempfile.tempdir = root
     try:
         fn()
     except Fail as e:
-        print(f"FAIL {name}: {e}", file=sys.stderr)
+        print(f"FAIL {name}: {e} (its files: {root})", file=sys.stderr)
         return 1
+    finally:
+        tempfile.tempdir = None
+    shutil.rmtree(root, ignore_errors=True)
     print(f"PASS {name}")
     return 0
 
