@@ -96,14 +96,13 @@ static struct fsize *fs_table;
 static uint32_t fs_gen; /* bumped whenever a known frame size turns out wrong */
 
 #define CHECK_EVERY 64
-/* a stack walked by frame pointers is checked this much less often: the
- * check is libunwind's walk, which validates every word it reads through
- * JIT frames with syscalls (tens of microseconds a stack) */
+/* a stack walked by frame pointers is checked this much less often (at
+ * every 4,096th walk of a thread): the check is the slow walk, whose
+ * libunwind part costs microseconds a stack */
 #define FP_CHECK_EVERY 64
 
 static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
-static __thread uint32_t tl_fp_walks __attribute__((tls_model("initial-exec")));
 
 /* written every 64th walk: a line of their own, away from what every walk
  * reads (fs_table, fs_gen, self_lo/hi) */
@@ -645,7 +644,7 @@ static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 {
 	unw_context_t uc, again;
 	unw_cursor_t c;
-	uintptr_t prev_ra = 0, prev_sp = 0, prev_home = 0;
+	uintptr_t prev_ra = 0, prev_sp = 0, prev_bp = 0, prev_home = 0;
 	int n = 0;
 	bool bounds = stack_bounds();
 
@@ -664,8 +663,11 @@ static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 			if (prev_ra) {
 				uintptr_t d = sp - prev_sp;
 				bool ok = plain && sp > prev_sp && d < FS_MAX_FRAME;
+				/* the caller's frame is rbp-based here: its CFA is
+				 * rbp + 16 and its caller's rbp lies at rbp */
+				bool fp = ok && prev_bp && sp == prev_bp + 16 && home == prev_bp;
 				fs_put(prev_ra, ok ? (uint32_t)d : FS_VARIABLE,
-				       rbp_rule(prev_sp, prev_home, sp, home));
+				       rbp_rule(prev_sp, prev_home, sp, home) | (fp ? RB_FP_OK : 0));
 			}
 			if (n >= max)
 				break;
@@ -674,6 +676,7 @@ static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 			if (!plain)
 				fs_put(ip, FS_VARIABLE, 0);
 			prev_sp = sp;
+			prev_bp = bp;
 			prev_home = home;
 			if (plain && bounds && !has_unwind_info(ip)) {
 				uintptr_t i = ip, s = sp, b = bp;
@@ -749,7 +752,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	if (n < 0)
 		return slow_walk(frames, max);
 	__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
-	if (fp && ++tl_fp_walks % FP_CHECK_EVERY)
+	if (fp && (tl_walks / CHECK_EVERY) % FP_CHECK_EVERY)
 		return n;
 	/* through code without unwind information libunwind's own backtrace
 	 * guesses: a stack that took frame-pointer steps is checked against
