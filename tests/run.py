@@ -2014,8 +2014,11 @@ def case_allocators_command():
     eq(adv["env"], rows[adv["key"]]["env"], "the advice deploys the configuration it names")
     check(rows[adv["key"]]["vms_peak"] < 0.6 * rows["glibc"]["vms_peak"], f"{adv}")
     check(adv["text"].endswith(f"deploy it without memtrace: {adv['env']} COMMAND"), adv["text"])
-    # the VMS figures against pmap of the very runs: each holds its threads
-    # for 2 s at the end, and pmap reads it then
+    # the VMS figures against the very runs: each holds its threads for 2 s
+    # at the end, and pmap reads it then, and the kernel's own VmPeak. pmap
+    # is a floor, not the peak: an arena's extra heaps, made while 32
+    # threads' bursts shared it, are unmapped when their blocks are freed
+    # (a run measured 642 MiB at the peak and 580 MiB held)
     cmd = [TOOL, "allocators", "--json", "-n", "1", "--bare", "--only", "arena2,jemalloc",
            "--", "env", "ARENAS_HOLD=2", ARENAS, "64", "100"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -2035,17 +2038,23 @@ def case_allocators_command():
                 out = subprocess.run(["pmap", "-x", pid], capture_output=True, text=True,
                                      timeout=30).stdout
                 total = [l for l in out.splitlines() if l.startswith("total kB")]
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        peak = int(re.search(r"^VmPeak:\s+(\d+) kB", f.read(), re.M).group(1))
+                except (OSError, AttributeError):
+                    continue
                 if total:
                     seen.add(pid)
-                    totals.append(int(total[0].split()[2]) * 1024)
+                    totals.append((int(total[0].split()[2]) * 1024, peak * 1024))
         time.sleep(0.05)
     out, err = proc.communicate(timeout=120)
     eq(proc.returncode, 0, err)
     runs = [c["each"][0]["vms_peak"] for c in json.loads(out)["configurations"]]
     eq(len(totals), 3, f"pmap read each of the three runs: {totals}")
-    for key, got, total in zip(("glibc", "arena2", "jemalloc"), runs, totals):
-        check(abs(got - total) <= 0.10 * total,
-              f"{key}: VMS peak {got >> 20} MiB, pmap of the same run {total >> 20} MiB")
+    for key, got, (total, peak) in zip(("glibc", "arena2", "jemalloc"), runs, totals):
+        check(got >= 0.99 * total and abs(got - peak) <= 0.10 * peak,
+              f"{key}: VMS peak {got >> 20} MiB; of the same run, pmap {total >> 20} MiB "
+              f"held, the kernel's VmPeak {peak >> 20} MiB")
     # the table, and only the configurations asked for
     r = tool("allocators", "-n", "3", "--only", "arena2,jemalloc", "--", *held)
     lines = r.stdout.splitlines()
