@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "options.h"
 
 #ifndef MT_LIBDIR /* set by meson */
 #define MT_LIBDIR "/usr/local/lib"
@@ -30,19 +31,15 @@
 #define MT_BUILD_LIB ""
 #endif
 
-static const char usage_text[] =
+static const char usage_head[] =
 	"usage: memtrace run [OPTIONS] [--] COMMAND [ARGS...]\n"
 	"\n"
 	"Runs COMMAND under memtrace (LD_PRELOAD=libmemtrace.so) and lists the\n"
 	"snapshots written. Signals sent to memtrace go to COMMAND; memtrace exits\n"
-	"as COMMAND did.\n"
-	"\n"
-	"  -o, --dir DIR        snapshot directory (default: the working directory)\n"
-	"  -s, --signal SIG     signal that writes a snapshot (default USR1; none)\n"
-	"  -i, --interval SECS  also write a snapshot every SECS seconds\n"
-	"      --depth N        frames recorded per callsite (default 16)\n"
-	"      --arena-max N    cap the allocator's arenas (glibc arena_max, jemalloc\n"
-	"                       narenas)\n"
+	"as COMMAND did. Each option below sets its MEMTRACE_* variable, checked\n"
+	"here first (memtrace(1) has them all):\n"
+	"\n";
+static const char usage_tail[] =
 	"      --allocator A    the allocator behind COMMAND's allocations: glibc\n"
 	"                       (system, the default), jemalloc, tcmalloc or mimalloc\n"
 	"                       (preloaded after libmemtrace.so)\n"
@@ -52,6 +49,86 @@ static const char usage_text[] =
 	"                       untracked and write no snapshot\n"
 	"  -v, --verbose        say which library is preloaded\n"
 	"  -h, --help           this text\n";
+
+/* The library's options that memtrace run offers as flags (options.h). */
+struct run_opt {
+	const char *var, *flag, *meta, *help;
+	enum mt_opt_type type;
+	long def, min, max;
+	int letter;
+};
+#define ROW(name, type, def, min, max, field, flag, letter, meta, help) \
+	{name, flag, meta, help, type, def, min, max, letter},
+static const struct run_opt run_opts[] = {MT_OPTIONS(ROW)};
+#undef ROW
+#define N_RUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]))
+
+/* One option's line of --help: its flags, then its help wrapped at 79
+ * columns under the 24th. */
+static void usage_row(FILE *out, const struct run_opt *o)
+{
+	char head[64];
+	if (o->letter)
+		snprintf(head, sizeof(head), "  -%c, --%s %s", o->letter, o->flag, o->meta);
+	else
+		snprintf(head, sizeof(head), "      --%s %s", o->flag, o->meta);
+	fprintf(out, "%-22s", head);
+	int col = (int)strlen(head) < 22 ? 22 : (int)strlen(head);
+	if (col > 22) {
+		fputs("\n", out);
+		col = 0;
+	}
+	char text[512];
+	if (o->def && (o->type == MT_OPT_INT || o->type == MT_OPT_LONG || o->type == MT_OPT_BOOL))
+		snprintf(text, sizeof(text), "%s (default %ld)", o->help, o->def);
+	else
+		snprintf(text, sizeof(text), "%s", o->help);
+	const char *w = text;
+	while (*w) {
+		size_t n = strcspn(w, " ");
+		if (col > 22 && col + 1 + (int)n > 79) {
+			fputs("\n", out);
+			col = 0;
+		}
+		if (col == 0)
+			col = fprintf(out, "%23s", "");
+		else
+			col += fprintf(out, " ");
+		col += fprintf(out, "%.*s", (int)n, w);
+		w += n;
+		w += strspn(w, " ");
+	}
+	fputs("\n", out);
+}
+
+static void usage(FILE *out)
+{
+	fputs(usage_head, out);
+	for (size_t i = 0; i < N_RUN_OPTS; i++)
+		if (run_opts[i].flag)
+			usage_row(out, &run_opts[i]);
+	fputs(usage_tail, out);
+}
+
+/* Checks an option's value with the library's own parser: a value the
+ * library would warn about and ignore inside COMMAND is refused here. */
+static void check_value(const struct run_opt *o, const char *v)
+{
+	long n;
+	if (o->type == MT_OPT_DIR || mt_opt_parse(o->type, o->min, o->max, v, &n))
+		return;
+	bool ranged;
+	const char *what = mt_opt_expect(o->type, &ranged);
+	if (ranged)
+		fprintf(stderr, "memtrace run: --%s %s: not %s in %ld..%ld\n", o->flag, v, what,
+			o->min, o->max);
+	else if (o->type == MT_OPT_SECONDS)
+		fprintf(stderr, "memtrace run: --%s %s: not %s in 0..%ld\n", o->flag, v, what,
+			o->max / 1000);
+	else
+		fprintf(stderr, "memtrace run: --%s %s: not %s\n", o->flag, v, what);
+	exit(MT_EXIT_USAGE);
+}
 
 static pid_t child;
 
@@ -366,39 +443,54 @@ static int make_dir(const char *dir)
 
 int mt_cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dir", required_argument, NULL, 'o'},
-		{"signal", required_argument, NULL, 's'},
-		{"interval", required_argument, NULL, 'i'},
-		{"depth", required_argument, NULL, 'D'},
-		{"lib", required_argument, NULL, 'L'},
-		{"arena-max", required_argument, NULL, 'a'},
-		{"allocator", required_argument, NULL, 'm'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"no-children", no_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *lib = NULL;
-	const char *arena_max = NULL, *allocator = NULL;
+	enum { OPT_BASE = 1000, OPT_LIB = 'L', OPT_ALLOCATOR = 'm', OPT_NO_CHILDREN = 'C' };
+	struct option opts[N_RUN_OPTS + 6];
+	char shorts[2 * N_RUN_OPTS + 8] = "+vh";
+	size_t no = 0, ns = strlen(shorts);
+	for (size_t i = 0; i < N_RUN_OPTS; i++) {
+		if (!run_opts[i].flag)
+			continue;
+		opts[no++] = (struct option){run_opts[i].flag, required_argument, NULL,
+					     run_opts[i].letter ? run_opts[i].letter
+								: OPT_BASE + (int)i};
+		if (run_opts[i].letter) {
+			shorts[ns++] = (char)run_opts[i].letter;
+			shorts[ns++] = ':';
+		}
+	}
+	shorts[ns] = '\0';
+	opts[no++] = (struct option){"lib", required_argument, NULL, OPT_LIB};
+	opts[no++] = (struct option){"allocator", required_argument, NULL, OPT_ALLOCATOR};
+	opts[no++] = (struct option){"verbose", no_argument, NULL, 'v'};
+	opts[no++] = (struct option){"no-children", no_argument, NULL, OPT_NO_CHILDREN};
+	opts[no++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[no] = (struct option){0};
+
+	const char *values[N_RUN_OPTS] = {0};
+	const char *dir = NULL, *lib = NULL, *allocator = NULL;
 	bool verbose = false, no_children = false;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:s:i:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': dir = optarg; break;
-		case 's': sig = optarg; break;
-		case 'i': interval = optarg; break;
-		case 'D': depth = optarg; break;
-		case 'L': lib = optarg; break;
-		case 'a': arena_max = optarg; break;
-		case 'm': allocator = mt_allocator_lib("run", optarg); break;
-		case 'v': verbose = true; break;
-		case 'C': no_children = true; break;
-		case 'h': fputs(usage_text, stdout); return MT_EXIT_OK;
-		default: mt_die_usage("run", "unknown option");
+		case OPT_LIB: lib = optarg; continue;
+		case OPT_ALLOCATOR: allocator = mt_allocator_lib("run", optarg); continue;
+		case 'v': verbose = true; continue;
+		case OPT_NO_CHILDREN: no_children = true; continue;
+		case 'h': usage(stdout); return MT_EXIT_OK;
+		default: break;
 		}
+		size_t i = 0;
+		while (i < N_RUN_OPTS && !(run_opts[i].flag && (c == run_opts[i].letter ||
+							       c == OPT_BASE + (int)i)))
+			i++;
+		if (i == N_RUN_OPTS)
+			mt_die_usage("run", "unknown option");
+		check_value(&run_opts[i], optarg);
+		values[i] = optarg;
+		if (run_opts[i].type == MT_OPT_DIR)
+			dir = optarg;
 	}
 	if (optind >= argc)
 		mt_die_usage("run", "needs a command to run");
@@ -439,15 +531,10 @@ int mt_cmd_run(int argc, char **argv)
 				     allocator ? allocator : "", old && *old ? ":" : "",
 				     old && *old ? old : "");
 	setenv("LD_PRELOAD", preload, 1);
+	for (size_t i = 0; i < N_RUN_OPTS; i++)
+		if (values[i] && run_opts[i].type != MT_OPT_DIR)
+			setenv(run_opts[i].var, values[i], 1);
 	setenv("MEMTRACE_DIR", absdir, 1);
-	if (sig)
-		setenv("MEMTRACE_SIGNAL", sig, 1);
-	if (interval)
-		setenv("MEMTRACE_INTERVAL", interval, 1);
-	if (depth)
-		setenv("MEMTRACE_DEPTH", depth, 1);
-	if (arena_max)
-		setenv("MEMTRACE_ARENA_MAX", arena_max, 1);
 
 	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 	struct sigaction sa;
