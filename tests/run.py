@@ -1269,10 +1269,11 @@ def case_onefile_symbols():
 
 
 def case_run_options():
-    """memtrace run offers the library's options as flags, from the one
-    table (src/options.h), and checks each value with the library's own
-    parser before anything starts: a bad value is one line naming the flag
-    and what it must be, exit 1, no command run; good ones reach COMMAND."""
+    """memtrace run and memtrace attach offer the library's options as
+    flags, from the one table (src/options.h), and check each value with
+    the library's own parser before anything starts: a bad value is one line
+    naming the flag and what it must be, exit 1, no command run; good ones
+    reach COMMAND."""
     with open(os.path.join(SRC, "src", "options.h")) as f:
         rows = re.findall(r'X\("(MEMTRACE_[A-Z_]+)", MT_OPT_([A-Z]+),[^"]*?"([a-z-]+)"', f.read())
     flags = {flag: (var, kind) for var, kind, flag in rows}
@@ -1294,6 +1295,14 @@ def case_run_options():
     r = subprocess.run([TOOL, "run", "--depth", "500", "true"], capture_output=True, text=True)
     eq((r.returncode, r.stderr), (1, "memtrace run: --depth 500: not a whole number in 1..128\n"),
        "a depth past the library's bound")
+    # memtrace attach takes the same flags, checked the same way, before gdb
+    attach_usage = tool("attach", "--help").stdout
+    check(all(f"--{flag} " in attach_usage for flag in flags), f"attach --help: {attach_usage}")
+    r = subprocess.run([TOOL, "attach", "--sample", "0", str(os.getpid())], capture_output=True,
+                       text=True)
+    eq((r.returncode, r.stderr),
+       (1, "memtrace attach: --sample 0: not a size (K, M, G allowed) in 1..1073741824\n"),
+       "attach refuses a bad value first")
     out = os.path.join(d, "snaps")
     r = subprocess.run([TOOL, "run", "-o", out, "--sample", "64K", "--sample-seed", "7",
                         "--leak-scan", "0", "--depth", "3", "--", victim("basic")],

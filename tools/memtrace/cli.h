@@ -94,6 +94,26 @@ void mt_output_commit(mt_output_t *o);
  * and exits with status 2. */
 void mt_output_fail(mt_output_t *o, int err) __attribute__((noreturn));
 
+/* ---- optflags.c: the library's options (src/options.h) as flags ---- */
+#define MT_OPTFLAGS_MAX 32
+typedef struct mt_optflags {
+	const char *values[MT_OPTFLAGS_MAX]; /* by the table's row */
+} mt_optflags_t;
+/* Adds the flags' getopt entries at opts[*n] on (at most MT_OPTFLAGS_MAX)
+ * and their short letters to shorts (room for 2 x MT_OPTFLAGS_MAX more). */
+void mt_optflags_add(struct option *opts, size_t *n, char *shorts);
+/* Whether getopt's c is one of them: then its value is checked by the
+ * library's parser (a bad one: one line naming the flag, exit 1) and kept. */
+bool mt_optflags_take(mt_optflags_t *f, const char *cmd, int c, const char *arg);
+/* The value given for a variable (its flag's), or NULL; every value given
+ * but the directory's, as its variable. */
+const char *mt_optflags_value(const mt_optflags_t *f, const char *var);
+void mt_optflags_each(const mt_optflags_t *f, void (*fn)(const char *var, const char *value,
+							 void *arg),
+		      void *arg);
+/* Their --help rows. */
+void mt_optflags_usage(FILE *out);
+
 /* ---- symbolize.c: offline, from the modules recorded in the snapshot ---- */
 typedef struct mt_sframe {
 	const char *func;   /* demangled, or NULL */

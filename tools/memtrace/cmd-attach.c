@@ -29,22 +29,32 @@
 
 #include "cli.h"
 
-static const char attach_usage[] =
+static const char attach_head[] =
 	"usage: memtrace attach [OPTIONS] PID\n"
 	"\n"
 	"Loads libmemtrace.so into the running process PID (through gdb, which\n"
 	"stops it for the moment of the injection) and tracks its allocations from\n"
 	"then on; blocks allocated before are not counted. Snapshots as under\n"
-	"memtrace run: on the signal, every interval, at exit.\n"
-	"\n"
-	"  -o, --dir DIR        snapshot directory (default: the working directory)\n"
-	"  -s, --signal SIG     signal that writes a snapshot (default USR1; none)\n"
-	"  -i, --interval SECS  also write a snapshot every SECS seconds\n"
-	"      --depth N        frames recorded per callsite (default 16)\n"
-	"      --sample BYTES   record one allocation per BYTES on average\n"
+	"memtrace run: on the signal, every interval, at exit. The options are\n"
+	"memtrace run's, each value checked first:\n"
+	"\n";
+static const char attach_tail[] =
 	"      --for SECS       detach after SECS seconds (memtrace waits till then)\n"
 	"      --lib PATH       the libmemtrace.so to load\n"
 	"  -h, --help           this text\n";
+
+/* The options as the library reads them in place of the environment. */
+struct lines {
+	char *buf;
+	size_t cap;
+	int n;
+};
+static void put_line(const char *var, const char *value, void *arg)
+{
+	struct lines *l = arg;
+	if (l->n >= 0 && (size_t)l->n < l->cap)
+		l->n += snprintf(l->buf + l->n, l->cap - (size_t)l->n, "%s=%s\n", var, value);
+}
 
 static const char detach_usage[] =
 	"usage: memtrace detach PID\n"
@@ -274,29 +284,21 @@ static void on_int(int sig)
 
 int mt_cmd_attach(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"dir", required_argument, NULL, 'o'},
-		{"signal", required_argument, NULL, 's'},
-		{"interval", required_argument, NULL, 'i'},
-		{"depth", required_argument, NULL, 'D'},
-		{"sample", required_argument, NULL, 'S'},
-		{"for", required_argument, NULL, 'f'},
-		{"lib", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
-	};
-	const char *dir = NULL, *sig = NULL, *interval = NULL, *depth = NULL, *sample = NULL;
+	struct option opts[MT_OPTFLAGS_MAX + 4];
+	char shorts[2 * MT_OPTFLAGS_MAX + 8] = "+h";
+	size_t no = 0;
+	mt_optflags_add(opts, &no, shorts);
+	opts[no++] = (struct option){"for", required_argument, NULL, 'f'};
+	opts[no++] = (struct option){"lib", required_argument, NULL, 'L'};
+	opts[no++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[no] = (struct option){0};
+	mt_optflags_t flags = {{0}};
 	const char *lib = NULL;
 	double for_secs = -1;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:s:i:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': dir = optarg; break;
-		case 's': sig = optarg; break;
-		case 'i': interval = optarg; break;
-		case 'D': depth = optarg; break;
-		case 'S': sample = optarg; break;
 		case 'L': lib = optarg; break;
 		case 'f': {
 			char *end;
@@ -305,10 +307,17 @@ int mt_cmd_attach(int argc, char **argv)
 				mt_die_usage("attach", "--for takes seconds, not '%s'", optarg);
 			break;
 		}
-		case 'h': fputs(attach_usage, stdout); return MT_EXIT_OK;
-		default: mt_die_usage("attach", "unknown option");
+		case 'h':
+			fputs(attach_head, stdout);
+			mt_optflags_usage(stdout);
+			fputs(attach_tail, stdout);
+			return MT_EXIT_OK;
+		default:
+			if (!mt_optflags_take(&flags, "attach", c, optarg))
+				mt_die_usage("attach", "unknown option");
 		}
 	}
+	const char *dir = mt_optflags_value(&flags, "MEMTRACE_DIR");
 	if (optind != argc - 1)
 		mt_die_usage("attach", "needs exactly one process id");
 	pid_t pid = parse_pid("attach", argv[optind]);
@@ -333,16 +342,8 @@ int mt_cmd_attach(int argc, char **argv)
 
 	/* the options, as the library reads them in place of the environment */
 	char lines[8192];
-	int n = snprintf(lines, sizeof(lines), "MEMTRACE_DIR=%s\n", absdir);
-	if (sig)
-		n += snprintf(lines + n, sizeof(lines) - (size_t)n, "MEMTRACE_SIGNAL=%s\n", sig);
-	if (interval)
-		n += snprintf(lines + n, sizeof(lines) - (size_t)n, "MEMTRACE_INTERVAL=%s\n",
-			      interval);
-	if (depth)
-		n += snprintf(lines + n, sizeof(lines) - (size_t)n, "MEMTRACE_DEPTH=%s\n", depth);
-	if (sample)
-		n += snprintf(lines + n, sizeof(lines) - (size_t)n, "MEMTRACE_SAMPLE=%s\n", sample);
+	struct lines l = {lines, sizeof(lines), snprintf(lines, sizeof(lines), "MEMTRACE_DIR=%s\n", absdir)};
+	mt_optflags_each(&flags, put_line, &l);
 	char lit_lib[PATH_MAX * 2 + 8], lit_opts[sizeof(lines) * 2];
 	literal(lit_lib, sizeof(lit_lib), libpath);
 	literal(lit_opts, sizeof(lit_opts), lines);
@@ -373,6 +374,8 @@ int mt_cmd_attach(int argc, char **argv)
 		free(out);
 		return MT_EXIT_USAGE;
 	}
+	const char *interval = mt_optflags_value(&flags, "MEMTRACE_INTERVAL");
+	const char *sig = mt_optflags_value(&flags, "MEMTRACE_SIGNAL");
 	char every[64] = "";
 	if (interval)
 		snprintf(every, sizeof(every), ", every %s s", interval);

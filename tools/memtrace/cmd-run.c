@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "options.h"
 
 #ifndef MT_LIBDIR /* set by meson */
 #define MT_LIBDIR "/usr/local/lib"
@@ -50,84 +49,17 @@ static const char usage_tail[] =
 	"  -v, --verbose        say which library is preloaded\n"
 	"  -h, --help           this text\n";
 
-/* The library's options that memtrace run offers as flags (options.h). */
-struct run_opt {
-	const char *var, *flag, *meta, *help;
-	enum mt_opt_type type;
-	long def, min, max;
-	int letter;
-};
-#define ROW(name, type, def, min, max, field, flag, letter, meta, help) \
-	{name, flag, meta, help, type, def, min, max, letter},
-static const struct run_opt run_opts[] = {MT_OPTIONS(ROW)};
-#undef ROW
-#define N_RUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]))
-
-/* One option's line of --help: its flags, then its help wrapped at 79
- * columns under the 24th. */
-static void usage_row(FILE *out, const struct run_opt *o)
-{
-	char head[64];
-	if (o->letter)
-		snprintf(head, sizeof(head), "  -%c, --%s %s", o->letter, o->flag, o->meta);
-	else
-		snprintf(head, sizeof(head), "      --%s %s", o->flag, o->meta);
-	fprintf(out, "%-22s", head);
-	int col = (int)strlen(head) < 22 ? 22 : (int)strlen(head);
-	if (col > 22) {
-		fputs("\n", out);
-		col = 0;
-	}
-	char text[512];
-	if (o->def && (o->type == MT_OPT_INT || o->type == MT_OPT_LONG || o->type == MT_OPT_BOOL))
-		snprintf(text, sizeof(text), "%s (default %ld)", o->help, o->def);
-	else
-		snprintf(text, sizeof(text), "%s", o->help);
-	const char *w = text;
-	while (*w) {
-		size_t n = strcspn(w, " ");
-		if (col > 22 && col + 1 + (int)n > 79) {
-			fputs("\n", out);
-			col = 0;
-		}
-		if (col == 0)
-			col = fprintf(out, "%23s", "");
-		else
-			col += fprintf(out, " ");
-		col += fprintf(out, "%.*s", (int)n, w);
-		w += n;
-		w += strspn(w, " ");
-	}
-	fputs("\n", out);
-}
-
 static void usage(FILE *out)
 {
 	fputs(usage_head, out);
-	for (size_t i = 0; i < N_RUN_OPTS; i++)
-		if (run_opts[i].flag)
-			usage_row(out, &run_opts[i]);
+	mt_optflags_usage(out);
 	fputs(usage_tail, out);
 }
 
-/* Checks an option's value with the library's own parser: a value the
- * library would warn about and ignore inside COMMAND is refused here. */
-static void check_value(const struct run_opt *o, const char *v)
+static void put_env(const char *var, const char *value, void *arg)
 {
-	long n;
-	if (o->type == MT_OPT_DIR || mt_opt_parse(o->type, o->min, o->max, v, &n))
-		return;
-	bool ranged;
-	const char *what = mt_opt_expect(o->type, &ranged);
-	if (ranged)
-		fprintf(stderr, "memtrace run: --%s %s: not %s in %ld..%ld\n", o->flag, v, what,
-			o->min, o->max);
-	else if (o->type == MT_OPT_SECONDS)
-		fprintf(stderr, "memtrace run: --%s %s: not %s in 0..%ld\n", o->flag, v, what,
-			o->max / 1000);
-	else
-		fprintf(stderr, "memtrace run: --%s %s: not %s\n", o->flag, v, what);
-	exit(MT_EXIT_USAGE);
+	(void)arg;
+	setenv(var, value, 1);
 }
 
 static pid_t child;
@@ -443,22 +375,11 @@ static int make_dir(const char *dir)
 
 int mt_cmd_run(int argc, char **argv)
 {
-	enum { OPT_BASE = 1000, OPT_LIB = 'L', OPT_ALLOCATOR = 'm', OPT_NO_CHILDREN = 'C' };
-	struct option opts[N_RUN_OPTS + 6];
-	char shorts[2 * N_RUN_OPTS + 8] = "+vh";
-	size_t no = 0, ns = strlen(shorts);
-	for (size_t i = 0; i < N_RUN_OPTS; i++) {
-		if (!run_opts[i].flag)
-			continue;
-		opts[no++] = (struct option){run_opts[i].flag, required_argument, NULL,
-					     run_opts[i].letter ? run_opts[i].letter
-								: OPT_BASE + (int)i};
-		if (run_opts[i].letter) {
-			shorts[ns++] = (char)run_opts[i].letter;
-			shorts[ns++] = ':';
-		}
-	}
-	shorts[ns] = '\0';
+	enum { OPT_LIB = 'L', OPT_ALLOCATOR = 'm', OPT_NO_CHILDREN = 'C' };
+	struct option opts[MT_OPTFLAGS_MAX + 6];
+	char shorts[2 * MT_OPTFLAGS_MAX + 8] = "+vh";
+	size_t no = 0;
+	mt_optflags_add(opts, &no, shorts);
 	opts[no++] = (struct option){"lib", required_argument, NULL, OPT_LIB};
 	opts[no++] = (struct option){"allocator", required_argument, NULL, OPT_ALLOCATOR};
 	opts[no++] = (struct option){"verbose", no_argument, NULL, 'v'};
@@ -466,32 +387,25 @@ int mt_cmd_run(int argc, char **argv)
 	opts[no++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[no] = (struct option){0};
 
-	const char *values[N_RUN_OPTS] = {0};
-	const char *dir = NULL, *lib = NULL, *allocator = NULL;
+	mt_optflags_t flags = {{0}};
+	const char *lib = NULL, *allocator = NULL;
 	bool verbose = false, no_children = false;
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, shorts, opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_LIB: lib = optarg; continue;
-		case OPT_ALLOCATOR: allocator = mt_allocator_lib("run", optarg); continue;
-		case 'v': verbose = true; continue;
-		case OPT_NO_CHILDREN: no_children = true; continue;
+		case OPT_LIB: lib = optarg; break;
+		case OPT_ALLOCATOR: allocator = mt_allocator_lib("run", optarg); break;
+		case 'v': verbose = true; break;
+		case OPT_NO_CHILDREN: no_children = true; break;
 		case 'h': usage(stdout); return MT_EXIT_OK;
-		default: break;
+		default:
+			if (!mt_optflags_take(&flags, "run", c, optarg))
+				mt_die_usage("run", "unknown option");
 		}
-		size_t i = 0;
-		while (i < N_RUN_OPTS && !(run_opts[i].flag && (c == run_opts[i].letter ||
-							       c == OPT_BASE + (int)i)))
-			i++;
-		if (i == N_RUN_OPTS)
-			mt_die_usage("run", "unknown option");
-		check_value(&run_opts[i], optarg);
-		values[i] = optarg;
-		if (run_opts[i].type == MT_OPT_DIR)
-			dir = optarg;
 	}
+	const char *dir = mt_optflags_value(&flags, "MEMTRACE_DIR");
 	if (optind >= argc)
 		mt_die_usage("run", "needs a command to run");
 
@@ -531,9 +445,7 @@ int mt_cmd_run(int argc, char **argv)
 				     allocator ? allocator : "", old && *old ? ":" : "",
 				     old && *old ? old : "");
 	setenv("LD_PRELOAD", preload, 1);
-	for (size_t i = 0; i < N_RUN_OPTS; i++)
-		if (values[i] && run_opts[i].type != MT_OPT_DIR)
-			setenv(run_opts[i].var, values[i], 1);
+	mt_optflags_each(&flags, put_env, NULL);
 	setenv("MEMTRACE_DIR", absdir, 1);
 
 	static const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
