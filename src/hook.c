@@ -47,6 +47,7 @@
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
+#include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -56,7 +57,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
-#include <grp.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -1222,9 +1222,10 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
  * (its SIGSETXID) and aborts the process if one thread fails, as memtrace's
  * does after the program gave capabilities to its own thread alone
  * (setpriv --reuid ... --init-groups did); unshare(CLONE_NEWUSER) and
- * setns into a user namespace refuse a process with a second thread. Around each of these calls memtrace's
- * thread, if there is one, ends and starts again (trigger.c). initgroups
- * is here because glibc's own call to setgroups inside it passes no hook. */
+ * setns into a user namespace refuse a process with a second thread.
+ * Around each of these calls memtrace's thread, if there is one, ends and
+ * starts again (trigger.c). initgroups is here because glibc's own call to
+ * setgroups inside it passes no hook. */
 #define MT_ID_CHANGES(X)                                       \
 	X(setuid, (uid_t u), (u))                              \
 	X(setgid, (gid_t g), (g))                              \

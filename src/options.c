@@ -6,11 +6,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -120,13 +118,11 @@ void mt__options_init(void)
 			continue;
 		}
 		if (v && !mt_opt_parse(o->type, o->min, o->max, v, &n)) {
-			bool ranged;
-			const char *what = mt_opt_expect(o->type, &ranged);
+			long lo, hi;
+			const char *what = mt_opt_expect(o->type, o->min, o->max, &lo, &hi);
 			char range[64] = "";
-			if (ranged)
-				mt__fmt(range, sizeof(range), " in %ld..%ld", o->min, o->max);
-			else if (o->type == MT_OPT_SECONDS)
-				mt__fmt(range, sizeof(range), " in 0..%ld", o->max / 1000);
+			if (lo <= hi)
+				mt__fmt(range, sizeof(range), " in %ld..%ld", lo, hi);
 			mt__warn("%s='%s' is not %s%s; %s", o->name, clip(v, shown, sizeof(shown)),
 				 what, range, o->def || o->type == MT_OPT_BOOL ? "the default stays" : "ignored");
 			n = o->def;

@@ -76,7 +76,8 @@ enum mt_opt_type {
 bool mt_opt_parse(enum mt_opt_type t, long min, long max, const char *v, long *out);
 
 /* What a value of type t must be, for a message: "a whole number",
- * "a size (K, M, G allowed)", ...; *ranged when min..max belongs after it. */
-const char *mt_opt_expect(enum mt_opt_type t, bool *ranged);
+ * "a size (K, M, G allowed)", ...; with the range to say after it in *lo..*hi
+ * (min..max, or whole seconds for a duration), or *lo > *hi for none. */
+const char *mt_opt_expect(enum mt_opt_type t, long min, long max, long *lo, long *hi);
 
 #endif

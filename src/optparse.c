@@ -154,9 +154,11 @@ bool mt_opt_parse(enum mt_opt_type t, long min, long max, const char *v, long *o
 	return false;
 }
 
-const char *mt_opt_expect(enum mt_opt_type t, bool *ranged)
+const char *mt_opt_expect(enum mt_opt_type t, long min, long max, long *lo, long *hi)
 {
-	*ranged = t == MT_OPT_INT || t == MT_OPT_LONG || t == MT_OPT_SIZE;
+	bool ranged = t == MT_OPT_INT || t == MT_OPT_LONG || t == MT_OPT_SIZE;
+	*lo = ranged ? min : t == MT_OPT_SECONDS ? 0 : 1;
+	*hi = ranged ? max : t == MT_OPT_SECONDS ? max / 1000 : 0;
 	switch (t) {
 	case MT_OPT_INT:
 	case MT_OPT_LONG: return "a whole number";

@@ -57,16 +57,12 @@ bool mt_optflags_take(mt_optflags_t *f, const char *cmd, int c, const char *arg)
 	const struct flag_row *o = &rows[i];
 	long n;
 	if (o->type != MT_OPT_DIR && !mt_opt_parse(o->type, o->min, o->max, arg, &n)) {
-		bool ranged;
-		const char *what = mt_opt_expect(o->type, &ranged);
-		if (ranged)
-			fprintf(stderr, "memtrace %s: --%s %s: not %s in %ld..%ld\n", cmd, o->flag,
-				arg, what, o->min, o->max);
-		else if (o->type == MT_OPT_SECONDS)
-			fprintf(stderr, "memtrace %s: --%s %s: not %s in 0..%ld\n", cmd, o->flag,
-				arg, what, o->max / 1000);
-		else
-			fprintf(stderr, "memtrace %s: --%s %s: not %s\n", cmd, o->flag, arg, what);
+		long lo, hi;
+		const char *what = mt_opt_expect(o->type, o->min, o->max, &lo, &hi);
+		fprintf(stderr, "memtrace %s: --%s %s: not %s", cmd, o->flag, arg, what);
+		if (lo <= hi)
+			fprintf(stderr, " in %ld..%ld", lo, hi);
+		fputs("\n", stderr);
 		exit(MT_EXIT_USAGE);
 	}
 	f->values[i] = arg;

@@ -777,14 +777,7 @@ static const char *jit_name(mt_sym_t *sym, uint64_t pc)
 	struct perf_map *pm = &sym->jit;
 	if (!pm->loaded)
 		perf_map_load(sym);
-	size_t lo = 0, hi = pm->n; /* the first entry starting above pc */
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (pm->v[mid].lo <= pc)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = first_above(pm->v, pm->n, pc);
 	const struct jit_name *best = NULL;
 	for (size_t i = lo; i > 0 && lo - i < 64; i--) {
 		const struct jit_name *e = &pm->v[i - 1];
