@@ -10,20 +10,27 @@
  *   callsites  64 shards by stack hash, each a uthash table under its own
  *              mutex; records are never freed, and are also reachable by id
  *              (24 bits, 0 = none) through a two-level array read lock-free.
- *   live heap  1024 shards, each an open-addressing table of 16-byte entries
- *              {pointer, size << 25 | owner << 24 | site id} under its own
- *              spin lock, grown by doubling with raw mmap; the pointer's 2 MiB
- *              chunk picks one of 64 groups of 16 shards, so threads that
- *              allocate from different arenas do not share shards. The
- *              owner bit says which allocator holds the block (arena.c).
+ *   live heap  a directory of spans (256 KiB of address space each: a
+ *              block's span is two array lookups from its address); each
+ *              span an open-addressing table of 8-byte entries {requested
+ *              size (23 bits), the 8-byte granule within the span (15
+ *              bits), Python object, owner, site id (24 bits)} under the
+ *              span's own spin lock, grown by doubling. The owner bit says
+ *              which allocator holds the block (arena.c). A block a span
+ *              cannot key (8 MiB or more, an address not 8-byte aligned or
+ *              above 47 bits) goes to the one big table of 16-byte
+ *              entries. About 14 bytes per live block; threads that
+ *              allocate from different arenas use different spans.
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
  *   counters   per-callsite counters are relaxed atomics; of the heap's process
  *              totals only the live bytes (for the peak) are kept on the hot
  *              path, the counts are summed from the callsites when read.
  *
- * Lock order (fork takes them all in this order): site shards 0..63, heap
- * shards 0..1023 (spin locks), the mapping lock, then ialloc.c's lock. No table lock is
+ * Lock order (fork takes them all in this order): site shards 0..63, the
+ * dir lock, the spans that have a table in directory order, the big table
+ * (spin locks), the mapping lock, then ialloc.c's lock. A span's first table
+ * is made under the dir lock, so the fork's walk misses none. No table lock is
  * held while calling the real allocator or the unwinder.
  */
 #define _GNU_SOURCE
@@ -75,33 +82,66 @@ static mt_site_t **id_chunks[ID_CHUNKS];
 static uint32_t next_id = 1;
 
 /* ---- live heap block state ---- */
-#define HEAP_SHARDS 1024
-#define HEAP_MIN_CAP 16 /* small live sets stay in cache */
-/* A table is at most half full up to this many slots (16 KiB: probes stay
- * short where the memory does not matter), at most 70 % beyond. */
-#define HEAP_ROOMY_CAP 1024
+/* A span is 256 KiB of address space; a block is keyed by its 8-byte granule
+ * within its span (15 bits), which leaves room in one 8-byte entry for the
+ * site id, the owner and Python-object bits and a 23-bit requested size. */
+#define SPAN_SHIFT 18
+#define GRAN_SHIFT 3
+#define KEY_BITS (SPAN_SHIFT - GRAN_SHIFT)
+#define VA_BITS 47 /* user space on x86-64 with 4-level paging */
+#define DIR_LO_BITS 14 /* spans per directory page: 4 GiB of address space */
+#define DIR_HI_BITS (VA_BITS - SPAN_SHIFT - DIR_LO_BITS)
+#define SPAN_MIN_LG 4 /* 16 slots: small live sets stay in cache */
+/* A table is at most half full up to 1024 slots (8 KiB: probes stay short
+ * where the memory does not matter), at most 70 % beyond. */
+#define SPAN_ROOMY_LG 10
 #define SIZE_SHIFT (ID_BITS + 2)
 #define OWNER_BIT (1ull << ID_BITS)
 #define PYOBJ_BIT (1ull << (ID_BITS + 1)) /* a Python object (the OBJ domain) */
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
+#define META_LOW ((1ull << SIZE_SHIFT) - 1) /* site id, owner, Python object */
+/* an entry: requested size << 41 | key << 26 | the meta's low 26 bits; 0 is
+ * an empty slot (site ids start at 1) */
+#define E_KEY_SHIFT SIZE_SHIFT
+#define E_SIZE_SHIFT (SIZE_SHIFT + KEY_BITS)
+#define E_SIZE_MAX ((1ull << (64 - E_SIZE_SHIFT)) - 1)
 
+struct span {
+	uint64_t *slots;
+	uint16_t count; /* at most 1 << KEY_BITS keys */
+	uint8_t lg;	/* log2 of the slots, 0: no table yet */
+	uint8_t lock;	/* spin lock: held for a probe or two, never across a call out */
+	uint32_t pad;
+};
+
+/* dir[hi] is a page of 1 << DIR_LO_BITS spans (256 KiB, mapped when the
+ * first block lands in its 4 GiB); dir_used lists the pages made, in order
+ * (the fork's lock order and every walk over all blocks). */
+static struct span *dir[1u << DIR_HI_BITS];
+static uint16_t dir_used[1u << DIR_HI_BITS];
+static uint32_t ndir_used;
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Blocks a span cannot key (an address not 8-byte aligned or above the
+ * 47-bit user space, a requested size of 8 MiB or more): one open-addressing
+ * table of {pointer, meta} under one spin lock, rarely used. */
 struct heap_entry {
 	uintptr_t key;
 	uint64_t meta; /* requested size << 26 | Python object << 25 | owner << 24 | site id */
 };
 
 struct heap_shard {
-	int lock; /* spin_lock: held for a probe or two, never across a call out */
+	uint8_t lock;
 	struct heap_entry *slots;
 	size_t cap, count;
 } __attribute__((aligned(MT_CACHELINE)));
 
-static struct heap_shard heap_shards[HEAP_SHARDS];
+static struct heap_shard big;
 
 /* A test-and-test-and-set lock that yields the core after a short spin: a
  * holder preempted on a 2-core machine must not be spun against for a whole
  * time slice. */
-static inline void spin_lock(int *l)
+static inline void spin_lock(uint8_t *l)
 {
 	for (int n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
 		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
@@ -115,7 +155,7 @@ static inline void spin_lock(int *l)
 	}
 }
 
-static inline void spin_unlock(int *l)
+static inline void spin_unlock(uint8_t *l)
 {
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
@@ -703,11 +743,9 @@ void mt__count_untracked(void)
 
 /* ---- live heap blocks ---- */
 
-/* Blocks that are neighbours on the heap are neighbours in the table: the
- * hash (Fibonacci, one multiply) is of the 256-byte region, the home slot
- * adds the 16-byte granule within it. Allocation order then walks the table
- * sequentially instead of missing the cache at every call. The top byte of
- * the hash picks the shard, the bits below it the home slot. */
+/* The big table: the old scheme, one shard. Neighbouring blocks share cache
+ * lines: the hash (Fibonacci, one multiply) is of the 256-byte region, the
+ * home slot adds the 16-byte granule within it. */
 static inline uint64_t ptr_hash(uintptr_t p)
 {
 	return (uint64_t)(p >> 8) * 0x9e3779b97f4a7c15ull;
@@ -718,20 +756,10 @@ static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
 	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
 }
 
-/* 64 groups of 16 shards: the 2 MiB chunk picks the group, so threads that
- * allocate from different arenas mostly lock and write different shards
- * (no cache line bouncing between their cores); the region hash picks the
- * shard in the group. */
-static inline struct heap_shard *shard_of(uintptr_t key, uint64_t h)
+/* Doubles the big table; false (table unchanged) when out of memory. */
+static bool big_grow(struct heap_shard *sh)
 {
-	uint64_t group = ((uint64_t)(key >> 21) * 0x9e3779b97f4a7c15ull) >> 58;
-	return &heap_shards[group << 4 | h >> 60];
-}
-
-/* Doubles a shard's table; false (table unchanged) when out of memory. */
-static bool heap_grow(struct heap_shard *sh)
-{
-	size_t cap = sh->cap ? sh->cap * 2 : HEAP_MIN_CAP;
+	size_t cap = sh->cap ? sh->cap * 2 : 16;
 	struct heap_entry *t = mt__map(cap * sizeof(*t));
 	if (!t)
 		return false;
@@ -745,23 +773,22 @@ static bool heap_grow(struct heap_shard *sh)
 		t[j] = sh->slots[i];
 	}
 	mt__unmap(sh->slots, sh->cap * sizeof(*t));
-	/* atomic stores: mt__heap_prefetch reads these without the lock */
-	__atomic_store_n(&sh->slots, t, __ATOMIC_RELAXED);
-	__atomic_store_n(&sh->cap, cap, __ATOMIC_RELAXED);
+	sh->slots = t;
+	sh->cap = cap;
 	return true;
 }
 
 /* Index of p's entry, or of the empty slot where it would go. */
-static size_t heap_find(const struct heap_shard *sh, uintptr_t p, uint64_t h)
+static size_t big_find(const struct heap_shard *sh, uintptr_t p)
 {
-	size_t i = home_slot(p, h, sh->cap);
+	size_t i = home_slot(p, ptr_hash(p), sh->cap);
 	while (sh->slots[i].key && sh->slots[i].key != p)
 		i = (i + 1) & (sh->cap - 1);
 	return i;
 }
 
 /* Backward-shift deletion: linear probing without tombstones. */
-static void heap_delete_at(struct heap_shard *sh, size_t i)
+static void big_delete_at(struct heap_shard *sh, size_t i)
 {
 	size_t mask = sh->cap - 1, j = i;
 	for (;;) {
@@ -782,6 +809,227 @@ static void heap_delete_at(struct heap_shard *sh, size_t i)
 	sh->count--;
 }
 
+/* p's meta in the big table, taken out; 0 when it has none. */
+static uint64_t big_take(uintptr_t p)
+{
+	uint64_t meta = 0;
+	if (!__atomic_load_n(&big.count, __ATOMIC_RELAXED))
+		return 0;
+	spin_lock(&big.lock);
+	if (big.cap) {
+		size_t i = big_find(&big, p);
+		if (big.slots[i].key) {
+			meta = big.slots[i].meta;
+			big_delete_at(&big, i);
+		}
+	}
+	spin_unlock(&big.lock);
+	return meta;
+}
+
+/* Puts p in the big table; the meta it replaces (0: none), or ~0 when out of
+ * memory. */
+static uint64_t big_put(uintptr_t p, uint64_t meta)
+{
+	uint64_t stale = 0;
+	spin_lock(&big.lock);
+	if ((big.count + 1) * 10 > big.cap * 7 && !big_grow(&big)) {
+		spin_unlock(&big.lock);
+		return ~0ull;
+	}
+	size_t i = big_find(&big, p);
+	if (big.slots[i].key)
+		stale = big.slots[i].meta;
+	else
+		__atomic_store_n(&big.count, big.count + 1, __ATOMIC_RELAXED);
+	big.slots[i].key = p;
+	big.slots[i].meta = meta;
+	spin_unlock(&big.lock);
+	return stale;
+}
+
+/* Spans. Whether a block can be keyed by its span: */
+static inline bool span_keyed(uintptr_t p, uint64_t size)
+{
+	return !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS) && size < E_SIZE_MAX;
+}
+
+static inline uint32_t span_key(uintptr_t p)
+{
+	return (uint32_t)(p >> GRAN_SHIFT) & ((1u << KEY_BITS) - 1);
+}
+
+static inline uint32_t entry_key(uint64_t e)
+{
+	return (uint32_t)(e >> E_KEY_SHIFT) & ((1u << KEY_BITS) - 1);
+}
+
+static inline uint64_t entry_meta(uint64_t e)
+{
+	return (e >> E_SIZE_SHIFT) << SIZE_SHIFT | (e & META_LOW);
+}
+
+/* Neighbouring blocks are neighbours in the table: the 256-byte region's
+ * hash plus its 16-byte granule, so allocation order walks the table
+ * sequentially instead of missing the cache at every call. */
+static inline size_t span_home(uint32_t key, unsigned lg)
+{
+	uint32_t h = ((key >> 5) * 0x9e3779b1u) >> (32 - lg);
+	return (h + ((key >> 1) & 15)) & ((1u << lg) - 1);
+}
+
+static struct span *dir_page(size_t hi)
+{
+	struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
+	if (d)
+		return d;
+	pthread_mutex_lock(&dir_lock);
+	d = dir[hi];
+	if (!d && (d = mt__map(sizeof(struct span) << DIR_LO_BITS))) {
+		dir_used[ndir_used] = (uint16_t)hi;
+		__atomic_store_n(&ndir_used, ndir_used + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&dir[hi], d, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&dir_lock);
+	return d;
+}
+
+/* p's span; NULL when its page is not made (make: make it, NULL when out of
+ * memory). */
+static MT_ALWAYS_INLINE struct span *span_of(uintptr_t p, bool make)
+{
+	size_t hi = p >> (SPAN_SHIFT + DIR_LO_BITS);
+	struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
+	if (MT_UNLIKELY(!d) && (!make || !(d = dir_page(hi))))
+		return NULL;
+	return &d[(p >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
+}
+
+static inline size_t span_cap(unsigned lg)
+{
+	return (size_t)1 << lg;
+}
+
+/* Table memory: memtrace's allocator up to its largest class (a span's table
+ * is one of thousands: they must not each be a mapping), mapped beyond. */
+static uint64_t *slots_alloc(size_t n)
+{
+	return n * 8 <= 65536 ? mt__ialloc(n * 8) : mt__map(n * 8);
+}
+
+static void slots_free(uint64_t *t, size_t n)
+{
+	if (n * 8 <= 65536)
+		mt__ifree(t, n * 8);
+	else
+		mt__unmap(t, n * 8);
+}
+
+/* Doubles a span's table; false (table unchanged) when out of memory. */
+static bool span_grow(struct span *sp)
+{
+	unsigned lg = sp->lg ? sp->lg + 1u : SPAN_MIN_LG;
+	size_t cap = span_cap(lg), mask = cap - 1;
+	uint64_t *t = slots_alloc(cap);
+	if (!t)
+		return false;
+	memset(t, 0, cap * 8);
+	for (size_t i = 0; sp->lg && i < span_cap(sp->lg); i++) {
+		uint64_t e = sp->slots[i];
+		if (!e)
+			continue;
+		size_t j = span_home(entry_key(e), lg);
+		while (t[j])
+			j = (j + 1) & mask;
+		t[j] = e;
+	}
+	if (sp->lg)
+		slots_free(sp->slots, span_cap(sp->lg));
+	/* atomic stores: mt__heap_prefetch reads these without the lock */
+	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
+	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Index of key's entry, or of the empty slot where it would go. */
+static MT_ALWAYS_INLINE size_t span_find(const struct span *sp, uint32_t key)
+{
+	size_t mask = span_cap(sp->lg) - 1, i = span_home(key, sp->lg);
+	uint64_t e;
+	while ((e = sp->slots[i]) && entry_key(e) != key)
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Backward-shift deletion: linear probing without tombstones. */
+static void span_delete_at(struct span *sp, size_t i)
+{
+	size_t mask = span_cap(sp->lg) - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		uint64_t e = sp->slots[j];
+		if (!e)
+			break;
+		size_t home = span_home(entry_key(e), sp->lg);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			sp->slots[i] = e;
+			i = j;
+		}
+	}
+	sp->slots[i] = 0;
+	sp->count--;
+}
+
+/* p's meta, taken out of its span; 0 when the span has none. */
+static MT_ALWAYS_INLINE uint64_t span_take(uintptr_t p)
+{
+	struct span *sp = span_of(p, false);
+	uint64_t meta = 0;
+	/* a span without a table is never locked outside the dir lock */
+	if (!sp || !__atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE))
+		return 0;
+	spin_lock(&sp->lock);
+	{
+		size_t i = span_find(sp, span_key(p));
+		uint64_t e = sp->slots[i];
+		if (e) {
+			meta = entry_meta(e);
+			span_delete_at(sp, i);
+		}
+	}
+	spin_unlock(&sp->lock);
+	return meta;
+}
+
+/* Every block's meta, whichever table holds it: visits each table under its
+ * lock with fn(p, meta, arg). */
+static void foreach_block_locked(struct span *sp, uintptr_t base,
+				 void (*fn)(uintptr_t, uint64_t, void *), void *arg)
+{
+	for (size_t j = 0; sp->lg && j < span_cap(sp->lg); j++) {
+		uint64_t e = sp->slots[j];
+		if (e)
+			fn(base | (uintptr_t)entry_key(e) << GRAN_SHIFT, entry_meta(e), arg);
+	}
+}
+
+/* Walks every span that has a table, then the big table: fn(span, base)
+ * for spans, fn(NULL, 0) for the big table last. */
+static void foreach_span(void (*fn)(struct span *, uintptr_t, void *), void *arg)
+{
+	uint32_t n = __atomic_load_n(&ndir_used, __ATOMIC_ACQUIRE);
+	for (uint32_t u = 0; u < n; u++) {
+		size_t hi = dir_used[u];
+		struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
+		for (size_t lo = 0; lo < (1u << DIR_LO_BITS); lo++)
+			if (__atomic_load_n(&d[lo].lg, __ATOMIC_RELAXED))
+				fn(&d[lo], (uintptr_t)(hi << DIR_LO_BITS | lo) << SPAN_SHIFT, arg);
+	}
+	fn(NULL, 0, arg);
+}
+
 uint64_t mt__meta_size(uint64_t meta)
 {
 	return meta >> SIZE_SHIFT;
@@ -792,42 +1040,65 @@ int mt__meta_owner(uint64_t meta)
 	return (meta & OWNER_BIT) ? 1 : 0;
 }
 
+struct pyobj_walk {
+	void (*fn)(uintptr_t p, uint64_t size, uint32_t site, void *arg);
+	void *arg;
+	struct heap_entry *buf;
+	size_t cap, n;
+};
+
+static void pyobj_copy(uintptr_t p, uint64_t meta, void *arg)
+{
+	struct pyobj_walk *w = arg;
+	if ((meta & PYOBJ_BIT) && w->n < w->cap) {
+		w->buf[w->n].key = p;
+		w->buf[w->n].meta = meta;
+		w->n++;
+	}
+}
+
+static void pyobj_span(struct span *sp, uintptr_t base, void *arg)
+{
+	struct pyobj_walk *w = arg;
+	uint8_t *lock = sp ? &sp->lock : &big.lock;
+	size_t count;
+	w->n = 0;
+	spin_lock(lock);
+	count = sp ? sp->count : big.count;
+	if (count > w->cap) {
+		size_t want = count * 2 > 256 ? count * 2 : 256;
+		spin_unlock(lock);
+		if (w->buf)
+			mt__ifree(w->buf, w->cap * sizeof(*w->buf));
+		w->buf = mt__ialloc(want * sizeof(*w->buf));
+		w->cap = w->buf ? want : 0;
+		spin_lock(lock);
+	}
+	if (sp)
+		foreach_block_locked(sp, base, pyobj_copy, w);
+	else
+		for (size_t j = 0; j < big.cap; j++)
+			if (big.slots[j].key)
+				pyobj_copy(big.slots[j].key, big.slots[j].meta, w);
+	spin_unlock(lock);
+	for (size_t j = 0; j < w->n; j++) {
+		/* the blocks are random: their cache misses overlap */
+		if (j + 8 < w->n)
+			__builtin_prefetch((const void *)(w->buf[j + 8].key + 8), 0, 0);
+		w->fn(w->buf[j].key, w->buf[j].meta >> SIZE_SHIFT,
+		      (uint32_t)(w->buf[j].meta & ((1u << ID_BITS) - 1)), w->arg);
+	}
+}
+
 void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uint32_t site, void *arg),
 			    void *arg)
 {
-	/* a shard's objects are copied out under its lock and visited after:
-	 * fn may look blocks up (another shard's lock, or this one's) */
-	struct heap_entry *buf = NULL;
-	size_t cap = 0;
-	for (size_t i = 0; i < HEAP_SHARDS; i++) {
-		struct heap_shard *sh = &heap_shards[i];
-		size_t n = 0;
-		spin_lock(&sh->lock);
-		if (sh->count > cap) {
-			size_t want = sh->count * 2;
-			spin_unlock(&sh->lock);
-			if (buf)
-				mt__ifree(buf, cap * sizeof(*buf));
-			buf = mt__ialloc(want * sizeof(*buf));
-			cap = buf ? want : 0;
-			spin_lock(&sh->lock);
-		}
-		for (size_t j = 0; j < sh->cap && buf; j++) {
-			const struct heap_entry *e = &sh->slots[j];
-			if (e->key && (e->meta & PYOBJ_BIT) && n < cap)
-				buf[n++] = *e;
-		}
-		spin_unlock(&sh->lock);
-		for (size_t j = 0; j < n; j++) {
-			/* the blocks are random: their cache misses overlap */
-			if (j + 8 < n)
-				__builtin_prefetch((const void *)(buf[j + 8].key + 8), 0, 0);
-			fn(buf[j].key, buf[j].meta >> SIZE_SHIFT,
-			   (uint32_t)(buf[j].meta & ((1u << ID_BITS) - 1)), arg);
-		}
-	}
-	if (buf)
-		mt__ifree(buf, cap * sizeof(*buf));
+	/* a table's objects are copied out under its lock and visited after:
+	 * fn may look blocks up (another table's lock, or this one's) */
+	struct pyobj_walk w = {fn, arg, NULL, 0, 0};
+	foreach_span(pyobj_span, &w);
+	if (w.buf)
+		mt__ifree(w.buf, w.cap * sizeof(*w.buf));
 }
 
 /* Sampling mode: a counting filter over recorded blocks' addresses, so that
@@ -865,32 +1136,83 @@ static MT_ALWAYS_INLINE void release_meta(uint64_t meta)
 		ADD(totals.heap_live_bytes, -wbytes);
 }
 
+/* Puts a block in its span: the meta it replaces (0: none), or ~0 when it
+ * cannot be kept. */
+static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
+{
+	struct span *sp = span_of(p, true);
+	uint64_t stale = 0;
+	uint32_t key = span_key(p);
+	if (MT_UNLIKELY(!sp))
+		return ~0ull;
+	if (MT_UNLIKELY(!__atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE))) {
+		/* a span's first table is made under the dir lock, which the
+		 * fork holds while it locks every span that has one */
+		pthread_mutex_lock(&dir_lock);
+		spin_lock(&sp->lock);
+		bool ok = sp->lg || span_grow(sp);
+		spin_unlock(&sp->lock);
+		pthread_mutex_unlock(&dir_lock);
+		if (!ok)
+			return ~0ull;
+	}
+	spin_lock(&sp->lock);
+	if ((sp->count + 1u) * 10 > span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7) &&
+	    !span_grow(sp)) {
+		spin_unlock(&sp->lock);
+		return ~0ull;
+	}
+	size_t i = span_find(sp, key);
+	uint64_t e = sp->slots[i];
+	if (e)
+		stale = entry_meta(e); /* freed behind our back: forget it */
+	else
+		sp->count++;
+	sp->slots[i] = (meta >> SIZE_SHIFT) << E_SIZE_SHIFT | (uint64_t)key << E_KEY_SHIFT |
+		       (meta & META_LOW);
+	spin_unlock(&sp->lock);
+	return stale;
+}
+
+/* Puts a block in whichever table keys it: what it replaces, as span_put. */
+static MT_ALWAYS_INLINE uint64_t block_put(uintptr_t p, uint64_t meta)
+{
+	if (MT_LIKELY(span_keyed(p, meta >> SIZE_SHIFT))) {
+		uint64_t stale = span_put(p, meta);
+		/* a block the big table held at this address was freed behind
+		 * our back too */
+		if (!stale && MT_UNLIKELY(__atomic_load_n(&big.count, __ATOMIC_RELAXED)))
+			stale = big_take(p);
+		return stale;
+	}
+	uint64_t stale = big_put(p, meta);
+	if (!stale && !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS))
+		stale = span_take(p);
+	return stale;
+}
+
+static MT_ALWAYS_INLINE uint64_t block_take(uintptr_t p)
+{
+	uint64_t meta = 0;
+	if (MT_LIKELY(!(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS)))
+		meta = span_take(p);
+	if (!meta)
+		meta = big_take(p);
+	return meta;
+}
+
 bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {
 	uintptr_t key = (uintptr_t)p;
-	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(key, h);
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
 	uint64_t meta = sz << SIZE_SHIFT | ((owner & 1) ? OWNER_BIT : 0) |
 			((owner & MT_OWNER_PYOBJ) ? PYOBJ_BIT : 0) | site->id;
-	uint64_t stale = 0;
 
-	spin_lock(&sh->lock);
-	if ((sh->count + 1) * 10 > sh->cap * (sh->cap <= HEAP_ROOMY_CAP ? 5 : 7) &&
-	    !heap_grow(sh)) {
-		spin_unlock(&sh->lock);
+	uint64_t stale = block_put(key, meta);
+	if (MT_UNLIKELY(stale == ~0ull)) {
 		mt__count_untracked();
 		return false;
 	}
-	size_t i = heap_find(sh, key, h);
-	if (sh->slots[i].key)
-		stale = sh->slots[i].meta; /* freed behind our back: forget it */
-	else
-		sh->count++;
-	sh->slots[i].key = key;
-	sh->slots[i].meta = meta;
-	spin_unlock(&sh->lock);
-
 	if (stale)
 		release_meta(stale);
 	else
@@ -904,31 +1226,23 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 void mt__heap_prefetch(const void *p)
 {
 	uintptr_t key = (uintptr_t)p;
-	uint64_t h = ptr_hash(key);
-	const struct heap_shard *sh = shard_of(key, h);
+	if (key >> VA_BITS)
+		return;
+	const struct span *d =
+		__atomic_load_n(&dir[key >> (SPAN_SHIFT + DIR_LO_BITS)], __ATOMIC_RELAXED);
+	if (!d)
+		return;
+	const struct span *sp = &d[(key >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
 	/* read without the lock: only a hint, and a prefetch never faults */
-	const struct heap_entry *slots = __atomic_load_n(&sh->slots, __ATOMIC_RELAXED);
-	size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
-	if (slots && cap)
-		__builtin_prefetch(&slots[home_slot(key, h, cap)], 1, 1);
+	const uint64_t *slots = __atomic_load_n(&sp->slots, __ATOMIC_RELAXED);
+	unsigned lg = __atomic_load_n(&sp->lg, __ATOMIC_RELAXED);
+	if (slots && lg)
+		__builtin_prefetch(&slots[span_home(span_key(key), lg)], 1, 1);
 }
 
 uint64_t mt__heap_detach(void *p)
 {
-	uintptr_t key = (uintptr_t)p;
-	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(key, h);
-	uint64_t meta = 0;
-
-	spin_lock(&sh->lock);
-	if (sh->cap) {
-		size_t i = heap_find(sh, key, h);
-		if (sh->slots[i].key) {
-			meta = sh->slots[i].meta;
-			heap_delete_at(sh, i);
-		}
-	}
-	spin_unlock(&sh->lock);
+	uint64_t meta = block_take((uintptr_t)p);
 	if (meta)
 		filter_add(p, -1);
 	return meta;
@@ -942,38 +1256,44 @@ void mt__heap_release(uint64_t meta)
 
 void mt__heap_reattach(void *p, uint64_t meta)
 {
-	uintptr_t key = (uintptr_t)p;
-	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(key, h);
-
 	if (!meta)
 		return;
-	spin_lock(&sh->lock);
-	/* the entry was taken out a moment ago, so the table has room */
-	size_t i = heap_find(sh, key, h);
-	if (!sh->slots[i].key) {
-		sh->count++;
+	/* the entry was taken out a moment ago, so the table has room (a span
+	 * never shrinks); out of memory, the block is forgotten */
+	uint64_t stale = block_put((uintptr_t)p, meta);
+	if (stale == ~0ull) {
+		release_meta(meta);
+		mt__count_untracked();
+	} else if (stale) {
+		release_meta(stale);
+	} else {
 		filter_add(p, 1);
 	}
-	sh->slots[i].key = key;
-	sh->slots[i].meta = meta;
-	spin_unlock(&sh->lock);
 }
 
 bool mt__heap_lookup(void *p, uint64_t *meta)
 {
 	uintptr_t key = (uintptr_t)p;
-	uint64_t h = ptr_hash(key);
-	struct heap_shard *sh = shard_of(key, h);
-
 	*meta = 0;
-	spin_lock(&sh->lock);
-	if (sh->cap) {
-		size_t i = heap_find(sh, key, h);
-		if (sh->slots[i].key)
-			*meta = sh->slots[i].meta;
+	if (!(key & ((1u << GRAN_SHIFT) - 1)) && !(key >> VA_BITS)) {
+		struct span *sp = span_of(key, false);
+		if (sp && __atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE)) {
+			spin_lock(&sp->lock);
+			uint64_t e = sp->slots[span_find(sp, span_key(key))];
+			if (e)
+				*meta = entry_meta(e);
+			spin_unlock(&sp->lock);
+		}
 	}
-	spin_unlock(&sh->lock);
+	if (!*meta && __atomic_load_n(&big.count, __ATOMIC_RELAXED)) {
+		spin_lock(&big.lock);
+		if (big.cap) {
+			size_t i = big_find(&big, key);
+			if (big.slots[i].key)
+				*meta = big.slots[i].meta;
+		}
+		spin_unlock(&big.lock);
+	}
 	return *meta != 0;
 }
 
@@ -1201,30 +1521,52 @@ uint32_t mt__site_id_end(void)
 	return __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
 }
 
+static void count_span(struct span *sp, uintptr_t base, void *arg)
+{
+	(void)base;
+	*(size_t *)arg += sp ? sp->count : big.count;
+}
+
 size_t mt__heap_count_unlocked(void)
 {
 	size_t n = 0;
-	for (size_t i = 0; i < HEAP_SHARDS; i++)
-		n += heap_shards[i].count;
+	foreach_span(count_span, &n);
 	return n;
+}
+
+struct scan_copy {
+	mt_scan_block_t *out;
+	size_t cap, n;
+};
+
+static void scan_copy_one(uintptr_t p, uint64_t meta, void *arg)
+{
+	struct scan_copy *c = arg;
+	uint64_t size = meta >> SIZE_SHIFT;
+	if (c->n >= c->cap)
+		return;
+	c->out[c->n].lo = p;
+	c->out[c->n].meta = (size < MT_SCAN_SIZE_MAX ? size : MT_SCAN_SIZE_MAX) << MT_SCAN_SIZE_SHIFT |
+			    (meta & ((1u << ID_BITS) - 1));
+	c->n++;
+}
+
+static void scan_copy_span(struct span *sp, uintptr_t base, void *arg)
+{
+	if (sp) {
+		foreach_block_locked(sp, base, scan_copy_one, arg);
+		return;
+	}
+	for (size_t j = 0; j < big.cap; j++)
+		if (big.slots[j].key)
+			scan_copy_one(big.slots[j].key, big.slots[j].meta, arg);
 }
 
 size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < HEAP_SHARDS; i++) {
-		const struct heap_shard *sh = &heap_shards[i];
-		for (size_t j = 0; j < sh->cap && n < cap; j++)
-			if (sh->slots[j].key) {
-				uint64_t size = sh->slots[j].meta >> SIZE_SHIFT;
-				out[n].lo = sh->slots[j].key;
-				out[n].meta = (size < MT_SCAN_SIZE_MAX ? size : MT_SCAN_SIZE_MAX)
-						      << MT_SCAN_SIZE_SHIFT |
-					      (sh->slots[j].meta & ((1u << ID_BITS) - 1));
-				n++;
-			}
-	}
-	return n;
+	struct scan_copy c = {out, cap, 0};
+	foreach_span(scan_copy_span, &c);
+	return c.n;
 }
 
 size_t mt__stack_marks(uintptr_t *live, size_t live_cap, uintptr_t *dead, size_t dead_cap,
@@ -1243,12 +1585,25 @@ size_t mt__stack_marks(uintptr_t *live, size_t live_cap, uintptr_t *dead, size_t
 
 /* ---- fork ---- */
 
+static void lock_span(struct span *sp, uintptr_t base, void *arg)
+{
+	(void)base, (void)arg;
+	spin_lock(sp ? &sp->lock : &big.lock);
+}
+
+static void unlock_span(struct span *sp, uintptr_t base, void *arg)
+{
+	(void)base, (void)arg;
+	spin_unlock(sp ? &sp->lock : &big.lock);
+}
+
 void mt__table_lock_all(void)
 {
 	for (int i = 0; i < SITE_SHARDS; i++)
 		pthread_mutex_lock(&site_shards[i].lock);
-	for (int i = 0; i < HEAP_SHARDS; i++)
-		spin_lock(&heap_shards[i].lock);
+	/* no span gets a page or a table while the dir lock is held */
+	pthread_mutex_lock(&dir_lock);
+	foreach_span(lock_span, NULL);
 	pthread_mutex_lock(&map_lock);
 	mt__ialloc_lock();
 }
@@ -1264,8 +1619,8 @@ void mt__table_unlock_all(void)
 {
 	mt__ialloc_unlock();
 	pthread_mutex_unlock(&map_lock);
-	for (int i = HEAP_SHARDS - 1; i >= 0; i--)
-		spin_unlock(&heap_shards[i].lock);
+	foreach_span(unlock_span, NULL);
+	pthread_mutex_unlock(&dir_lock);
 	for (int i = SITE_SHARDS - 1; i >= 0; i--)
 		pthread_mutex_unlock(&site_shards[i].lock);
 }
