@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ialloc.c - memtrace's private allocator. Everything memtrace keeps (callsite
- * records, uthash buckets, dump buffers) comes from here, never from the
+ * records and their index, dump buffers) comes from here, never from the
  * allocator being profiled, so a hook can never recurse into itself and the
  * program's heap figures are not disturbed by ours.
  *
  * Size classes from 16 B to 64 KiB, powers of two and halfway between,
  * carved from 1 MiB chunks
  * mapped with the raw mmap syscall; larger requests are mapped directly. The
- * caller passes the size back to mt__ifree (uthash does). One mutex; the lock
+ * caller passes the size back to mt__ifree. One mutex; the lock
  * order is: table locks, then this one (see table.c).
  */
 #include <pthread.h>

@@ -7,8 +7,8 @@
  * callsite) and one row per callsite (domain, stack, live bytes, live count,
  * cumulative count and bytes, peak live bytes).
  *
- *   callsites  64 shards by stack hash, each a uthash table under its own
- *              mutex; records are never freed, and are also reachable by id
+ *   callsites  64 shards by stack hash, each an open-addressing index of
+ *              {hash, site} under its own mutex; records are never freed, and are also reachable by id
  *              (24 bits, 0 = none) through a two-level array read lock-free.
  *   live heap  a directory of spans (256 KiB of address space each: a
  *              block's span is two array lookups from its address); each
@@ -41,23 +41,9 @@
 
 #include "internal.h"
 
-#define uthash_malloc(sz) mt__ialloc(sz)
-#define uthash_free(ptr, sz) mt__ifree((ptr), (sz))
-#define HASH_NONFATAL_OOM 1
-#define uthash_nonfatal_oom(elt) (oom_flag = 1)
-#define HASH_FUNCTION(keyptr, keylen, hashv)           \
-	do {                                           \
-		uint64_t k_;                           \
-		memcpy(&k_, (keyptr), sizeof(k_));     \
-		(hashv) = (unsigned)(k_ ^ (k_ >> 32)); \
-	} while (0)
-static __thread int oom_flag __attribute__((tls_model("initial-exec")));
-#include <uthash.h>
 
 struct mt_site {
-	UT_hash_handle hh;
 	uint64_t hash;
-	mt_site_t *collide; /* next site with the same 64-bit hash */
 	uint32_t id;
 	uint8_t domain, nframes;
 	int64_t live_bytes, live_count;
@@ -72,9 +58,20 @@ struct mt_site {
 #define ID_CHUNK 4096
 #define ID_CHUNKS ((1u << ID_BITS) / ID_CHUNK)
 
+/* A shard's index: open addressing on the stack hash, each slot the hash
+ * and the site, so a probe reads no site record until the hashes agree
+ * (uthash's chained buckets cost a cache miss per record on the chain: at
+ * 100,000 callsites, half of every tracked call). Stacks with one 64-bit
+ * hash sit in neighbouring slots and are told apart by their frames. */
+struct site_slot {
+	uint64_t hash;
+	mt_site_t *site;
+};
+
 struct site_shard {
 	pthread_mutex_t lock;
-	mt_site_t *head;
+	struct site_slot *idx; /* NULL until the shard's first site */
+	uint32_t cap, count;   /* at most half full */
 } __attribute__((aligned(MT_CACHELINE)));
 
 static struct site_shard site_shards[SITE_SHARDS];
@@ -284,17 +281,53 @@ mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
 	return s;
 }
 
+/* The shard's low bits chose the shard: the slot starts from the others. */
+static inline uint32_t site_home(uint64_t h, uint32_t cap)
+{
+	return (uint32_t)(h >> 6) & (cap - 1);
+}
+
+/* Doubles a shard's index; false (index unchanged) when out of memory. */
+static bool site_idx_grow(struct site_shard *sh)
+{
+	uint32_t cap = sh->cap ? sh->cap * 2 : 64;
+	struct site_slot *t = mt__ialloc((size_t)cap * sizeof(*t)); /* zeroed */
+	if (!t)
+		return false;
+	for (uint32_t i = 0; i < sh->cap; i++) {
+		if (!sh->idx[i].site)
+			continue;
+		uint32_t j = site_home(sh->idx[i].hash, cap);
+		while (t[j].site)
+			j = (j + 1) & (cap - 1);
+		t[j] = sh->idx[i];
+	}
+	mt__ifree(sh->idx, (size_t)sh->cap * sizeof(*t));
+	sh->idx = t;
+	sh->cap = cap;
+	return true;
+}
+
 static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
 			      int domain)
 {
-	mt_site_t *s, *head;
+	mt_site_t *s = NULL;
+	uint32_t i = 0;
 
 	pthread_mutex_lock(&sh->lock);
-	HASH_FIND(hh, sh->head, &h, sizeof(h), head);
-	for (s = head; s; s = s->collide)
-		if (same_site(s, frames, n, domain))
-			goto out;
-
+	if (sh->cap) {
+		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
+			if (sh->idx[i].hash == h && same_site(sh->idx[i].site, frames, n, domain)) {
+				s = sh->idx[i].site;
+				goto out;
+			}
+	}
+	if ((sh->count + 1) * 2 > sh->cap) {
+		if (!site_idx_grow(sh))
+			goto out; /* out of memory: the allocation goes untracked */
+		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
+			;
+	}
 	s = mt__ialloc(sizeof(*s) + (size_t)n * sizeof(*frames));
 	if (!s)
 		goto out;
@@ -308,16 +341,9 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 		s = NULL;
 		goto out;
 	}
-	if (head) {
-		s->collide = head->collide;
-		head->collide = s;
-	} else {
-		/* on out-of-memory uthash leaves the record out: it stays
-		 * reachable by id, only deduplication is lost */
-		oom_flag = 0;
-		HASH_ADD(hh, sh->head, hash, sizeof(s->hash), s);
-		oom_flag = 0;
-	}
+	sh->idx[i].hash = h;
+	sh->idx[i].site = s;
+	sh->count++;
 out:
 	pthread_mutex_unlock(&sh->lock);
 	return s;

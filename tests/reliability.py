@@ -401,8 +401,11 @@ def case_host_term():
         e.pop("LD_PRELOAD", None)
         if preload:
             e.update(LD_PRELOAD=LIB, MEMTRACE_DIR=d)
+        # the defaults, whatever this runner inherited (nohup ignores SIGHUP)
         p = subprocess.Popen([victim("hosts"), "term", how], env=e, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+                             stderr=subprocess.PIPE, preexec_fn=lambda: [
+                                 signal.signal(s, signal.SIG_DFL)
+                                 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)])
         try:
             eq(p.stdout.readline(), b"ready\n", f"{how}: started")
             t0 = time.time()
@@ -432,6 +435,24 @@ def case_host_term():
                 check(got[3] < 1.0, f"{what}: ended {got[3]:.2f} s after the signal")
                 if how == "busy":
                     print(f"{what}: ended {got[3] * 1000:.0f} ms after the signal")
+    # a signal the program was started ignoring (nohup) stays ignored: the
+    # process lives on, as without memtrace
+    for preload in (False, True):
+        d = tempfile.mkdtemp(prefix="mt-term-")
+        e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d) if preload else \
+            {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        p = subprocess.Popen(["nohup", victim("hosts"), "term", "pause"], env=e,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            eq(p.stdout.readline(), b"ready\n", "nohup: started")
+            p.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            eq(p.poll(), None, f"nohup, {'memtrace' if preload else 'bare'}: alive after SIGHUP")
+        finally:
+            p.kill()
+            p.wait()
+        eq(snaps(d), [], "nohup: no snapshot for an ignored signal")
+        shutil.rmtree(d)
     # what the program sees: the default, and its own handler once set
     code = ("import signal\nprint(signal.getsignal(signal.SIGTERM))\n"
             "signal.signal(signal.SIGTERM, lambda *a: None)\nprint(signal.getsignal(signal.SIGTERM))")

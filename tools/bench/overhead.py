@@ -203,6 +203,10 @@ def bench(workloads, reps, have_ht):
             w, c, rss = med[m]
             print(f"{name:<38} {m:<10} {w:8.3f} {c:8.3f} {w / bw:9.2f}x {c / bc:9.2f}x "
                   f"{rss / 1024:9.1f}", flush=True)
+        if "heaptrack" in med and "exact" in med:
+            # issue 16's targets: CPU at most 0.6 of heaptrack's, wall at most its
+            print(f"{name:<38} {'exact/ht':<10} CPU {med['exact'][1] / med['heaptrack'][1]:.2f} "
+                  f"of heaptrack's, wall {med['exact'][0] / med['heaptrack'][0]:.2f}", flush=True)
     return rows
 
 
@@ -385,6 +389,13 @@ def main():
     workloads = [
         (f"C churn {ops // 1000000}M ops, 1 thread", [churn, str(ops), "1"], None, {}),
         (f"C churn {ops // 1000000}M ops, 2 threads", [churn, str(ops), "2"], None, {}),
+        (f"C churn {ops // 1000000}M ops, 4 threads", [churn, str(ops), "4"], None, {}),
+        (f"C churn {ops // 1000000}M ops, 8 threads", [churn, str(ops), "8"], None, {}),
+        # large heaps: every free's lookup misses the cache
+        ("C churn, window of 1 M blocks", [churn, str(3 * 10**6), "1", str(10**6)], None, {}),
+    ] + ([] if a.quick else [
+        ("C churn, window of 10 M blocks", [churn, str(2 * 10**7), "1", str(10**7)], None, {}),
+    ]) + [
         # the same work from 128 distinct stacks instead of 2
         (f"C churn {ops // 1000000}M ops, 64 paths", [churn + "-paths", str(ops), "1"], None, {}),
         ("Python objects (PYTHONMALLOC=malloc)", [py, pyfile], None, {"PYTHONMALLOC": "malloc"}),
