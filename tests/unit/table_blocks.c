@@ -12,23 +12,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "unit.h"
 
-/* unwind.c is not linked here */
-void mt__unwind_stats(uint64_t *fast, uint64_t *bad)
-{
-	*fast = *bad = 0;
-}
-
-static int failures;
-#define EXPECT(cond, ...)                                                    \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
 
 static uint64_t live_count, live_bytes;
 

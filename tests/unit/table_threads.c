@@ -11,29 +11,14 @@
 #include <string.h>
 
 #include "internal.h"
+#include "unit.h"
 
 #define THREADS 4
 #define BLOCKS 20000
 
-/* unwind.c is not linked here */
-void mt__unwind_stats(uint64_t *fast, uint64_t *bad)
-{
-	*fast = *bad = 0;
-}
-
 static pthread_barrier_t barrier;
 static char arena[THREADS][BLOCKS][16]; /* addresses for the fake blocks */
 
-static int failures;
-#define EXPECT(cond, ...)                                                    \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);  \
-		}                                                            \
-	} while (0)
 
 static void *worker(void *arg)
 {
