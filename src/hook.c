@@ -378,7 +378,6 @@ bool mt__attach_start(void)
 	}
 	mt__attach_wall_ns = mt__start_wall_ns;
 	mt__allocator_detect();
-	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();
 	(void)dlerror();
@@ -415,7 +414,6 @@ __attribute__((constructor)) static void mt_ctor(void)
 		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
 	mt__allocator_detect();
 	cxx_resolve();
-	mt__snapshot_cleanup();
 	mt__trigger_init();
 	mt__python_init();
 	(void)dlerror(); /* memtrace's lookups of names no object defines (a C

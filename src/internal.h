@@ -126,6 +126,10 @@ MT_HIDDEN uint64_t mt__now_ns(int clock);
 /* Reads a small file (/proc) into buf, NUL-terminated; its length, 0 on
  * failure. */
 MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
+/* Calls fn(fd, name, arg) for each entry of the open directory fd, by raw
+ * getdents64 (no opendir: no malloc), until fn returns false; the number
+ * of entries seen, -1 on a read error. */
+MT_HIDDEN int mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *arg);
 /* The executable range of the loaded object holding addr; at start only
  * (dladdr and dl_iterate_phdr take the loader's lock). */
 MT_HIDDEN bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);
@@ -225,8 +229,9 @@ MT_HIDDEN void mt__table_gather_end(void);
 /* Writes the next snapshot; 0 or -errno. path (may be NULL) gets its name. */
 MT_HIDDEN int mt__dump(int reason, char *path, size_t pathlen);
 MT_HIDDEN void mt__snapshot_init(void);
-/* Removes temp files left by killed processes in the snapshot directory. */
-MT_HIDDEN void mt__snapshot_cleanup(void);
+/* Removes temp files left by killed processes in the snapshot directory:
+ * the dump thread, once per process, after its first snapshot. */
+MT_HIDDEN void mt__snapshot_sweep_once(void);
 /* The process is exiting: waits for a dump under way, refuses new signal
  * and timer dumps (the at-exit one still goes). */
 MT_HIDDEN void mt__snapshot_exiting(void);

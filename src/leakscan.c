@@ -748,85 +748,83 @@ static int own_object(struct dl_phdr_info *info, size_t size, void *arg)
 	return 1;
 }
 
+struct thread_walk {
+	pid_t me;
+	int retries;
+};
+
+/* One entry of /proc/self/task: a thread, and its stack pointer when it is
+ * blocked in a system call. */
+static bool thread_seen(int fd, const char *name, void *arg)
+{
+	struct thread_walk *w = arg;
+	(void)fd;
+	if (name[0] < '0' || name[0] > '9')
+		return true;
+	P.threads++;
+	long tid = 0;
+	for (const char *p = name; *p >= '0' && *p <= '9'; p++)
+		tid = tid * 10 + (*p - '0');
+	if (tid == w->me)
+		return true;
+	char path[64], line[256];
+	mt__fmt(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
+	/* "running" may be a thread on its way into a wait: again, a
+	 * millisecond later, twice at most, eight times in all */
+	ssize_t len = -1;
+	for (int tries = 0; tries < 3; tries++) {
+		if (tries && w->retries++ >= 8)
+			break;
+		int sfd = open(path, O_RDONLY | O_CLOEXEC);
+		len = sfd >= 0 ? read(sfd, line, sizeof(line) - 1) : -1;
+		if (sfd >= 0)
+			close(sfd);
+		if (len < 7 || strncmp(line, "running", 7) != 0 || tries == 2)
+			break;
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	if (len <= 0) {
+		P.no_sp++;
+		return true;
+	}
+	line[len] = '\0';
+	/* "nr a1 .. a6 sp pc", or "-1 sp pc": the one before last */
+	const char *f[10];
+	int nf = 0;
+	for (char *p = line; *p && nf < 10;) {
+		while (*p == ' ' || *p == '\n')
+			p++;
+		if (!*p)
+			break;
+		f[nf++] = p;
+		while (*p && *p != ' ' && *p != '\n')
+			p++;
+	}
+	if (nf < 3 || strncmp(f[0], "running", 7) == 0) {
+		P.no_sp++;
+		return true;
+	}
+	const char *sp = f[nf - 2];
+	if (sp[0] == '0' && sp[1] == 'x')
+		sp += 2;
+	uintptr_t v = hex(&sp);
+	if (v &&
+	    P.nsps < MAX_THREADS - 1) /* a place kept for the dumping thread's */
+		P.sps[P.nsps++] = v;
+	else
+		P.no_sp++;
+	return true;
+}
+
 /* The threads, and the stack pointers of those blocked in a system call. */
 static void find_threads(void)
 {
 	int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	pid_t me = (pid_t)syscall(SYS_gettid);
-	char buf[4096];
-	int retries = 0;
-	for (;;) {
-		long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		for (long at = 0; at < n;) {
-			struct {
-				uint64_t ino;
-				int64_t off;
-				unsigned short reclen;
-				unsigned char type;
-				char name[];
-			} *d = (void *)(buf + at);
-			at += d->reclen;
-			if (d->name[0] < '0' || d->name[0] > '9')
-				continue;
-			P.threads++;
-			long tid = 0;
-			for (const char *p = d->name; *p >= '0' && *p <= '9'; p++)
-				tid = tid * 10 + (*p - '0');
-			if (tid == me)
-				continue;
-			char path[64], line[256];
-			mt__fmt(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
-			/* "running" may be a thread on its way into a wait: again, a
-			 * millisecond later, twice at most, eight times in all */
-			ssize_t len = -1;
-			for (int tries = 0; tries < 3; tries++) {
-				if (tries && retries++ >= 8)
-					break;
-				int sfd = open(path, O_RDONLY | O_CLOEXEC);
-				len = sfd >= 0 ? read(sfd, line, sizeof(line) - 1) : -1;
-				if (sfd >= 0)
-					close(sfd);
-				if (len < 7 || strncmp(line, "running", 7) != 0 || tries == 2)
-					break;
-				struct timespec ms = {0, 1000000};
-				nanosleep(&ms, NULL);
-			}
-			if (len <= 0) {
-				P.no_sp++;
-				continue;
-			}
-			line[len] = '\0';
-			/* "nr a1 .. a6 sp pc", or "-1 sp pc": the one before last */
-			const char *f[10];
-			int nf = 0;
-			for (char *p = line; *p && nf < 10;) {
-				while (*p == ' ' || *p == '\n')
-					p++;
-				if (!*p)
-					break;
-				f[nf++] = p;
-				while (*p && *p != ' ' && *p != '\n')
-					p++;
-			}
-			if (nf < 3 || strncmp(f[0], "running", 7) == 0) {
-				P.no_sp++;
-				continue;
-			}
-			const char *sp = f[nf - 2];
-			if (sp[0] == '0' && sp[1] == 'x')
-				sp += 2;
-			uintptr_t v = hex(&sp);
-			if (v &&
-			    P.nsps < MAX_THREADS - 1) /* a place kept for the dumping thread's */
-				P.sps[P.nsps++] = v;
-			else
-				P.no_sp++;
-		}
-	}
+	struct thread_walk w = {(pid_t)syscall(SYS_gettid), 0};
+	(void)mt__dir_each(fd, thread_seen, &w);
 	close(fd);
 }
 

@@ -9,7 +9,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -565,38 +564,44 @@ void mt__snapshot_init(void)
 	}
 }
 
+/* A temp file of a process that no longer exists, ours: removed. */
+static bool sweep_one(int dfd, const char *name, void *arg)
+{
+	(void)arg;
+	size_t len = strlen(name);
+	if (strncmp(name, ".memtrace.", 10) != 0 || len < 15 || strcmp(name + len - 4, ".tmp") != 0)
+		return true;
+	long pid = 0;
+	const char *p = name + 10;
+	for (; *p >= '0' && *p <= '9' && pid < 1 << 30; p++)
+		pid = pid * 10 + (*p - '0');
+	struct stat st;
+	if (*p != '.' || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		return true;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_uid == geteuid())
+		unlinkat(dfd, name, 0);
+	return true;
+}
+
 /* Removes the temp files of dumps that a killed process left behind: only
  * ours (same user), only regular files named as memtrace names them, only
- * of processes that no longer exist. */
-void mt__snapshot_cleanup(void)
+ * of processes that no longer exist. Run on the dump thread, once per
+ * process, after its first snapshot: never at start or exit, where a
+ * directory of thousands of snapshots (a build's) would cost every short
+ * process a read of all of it. Raw getdents64: no malloc, so the thread
+ * never gets an arena of the program's allocator. */
+void mt__snapshot_sweep_once(void)
 {
+	static int swept_by;
+	if (__atomic_load_n(&swept_by, __ATOMIC_RELAXED) == seq_pid)
+		return;
 	int dfd = open_dir();
 	if (dfd < 0)
 		return;
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return;
-	}
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		const char *p = e->d_name;
-		size_t len = strlen(p);
-		if (strncmp(p, ".memtrace.", 10) != 0 || len < 15 ||
-		    strcmp(p + len - 4, ".tmp") != 0)
-			continue;
-		long pid = 0;
-		for (p += 10; *p >= '0' && *p <= '9' && pid < 1 << 30; p++)
-			pid = pid * 10 + (*p - '0');
-		struct stat st;
-		if (*p != '.' || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 ||
-		    errno != ESRCH)
-			continue;
-		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    S_ISREG(st.st_mode) && st.st_uid == geteuid())
-			unlinkat(dirfd(d), e->d_name, 0);
-	}
-	closedir(d);
+	__atomic_store_n(&swept_by, seq_pid, __ATOMIC_RELAXED);
+	(void)mt__dir_each(dfd, sweep_one, NULL);
+	close(dfd);
 }
 
 void mt__snapshot_atfork_child(void)

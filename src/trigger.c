@@ -371,8 +371,10 @@ static void *dump_thread(void *arg)
 				return NULL; /* the process is ending */
 			}
 			(void)mt__dump(MT_REASON_SIGNAL, NULL, 0);
+			mt__snapshot_sweep_once();
 		} else if (r == 0 && timeout >= 0 && !__atomic_load_n(&released, __ATOMIC_ACQUIRE)) {
 			(void)mt__dump(MT_REASON_INTERVAL, NULL, 0);
+			mt__snapshot_sweep_once();
 			next += (uint64_t)mt__opt.interval_ms * 1000000ull;
 			uint64_t now = mt__now_ns(CLOCK_MONOTONIC);
 			if (next < now) /* a slow dump: skip the missed ticks */

@@ -736,10 +736,28 @@ def case_fault_kill9():
         show_json(f)  # every final name holds a complete snapshot
     print(f"30 kills, {len(snaps(d))} complete snapshots, {killed_mid_dump} dumps cut short")
     check(killed_mid_dump > 0, "some kills landed in the middle of a dump")
-    # the next start cleans up the temp files of the dead processes
+    # a short process does not read the directory (a build's thousands of
+    # snapshots would cost each process a read of all of them) ...
+    left = sorted(glob.glob(os.path.join(d, ".memtrace.*.tmp")))
     r = run([victim("basic")], dump_dir=d)
     eq(r.returncode, 0, "next run")
-    eq(glob.glob(os.path.join(d, ".memtrace.*.tmp")), [], "leftover temp files cleaned at start")
+    eq(sorted(glob.glob(os.path.join(d, ".memtrace.*.tmp"))), left, "a short process sweeps nothing")
+    # ... the next one whose dump thread writes a snapshot sweeps the temp
+    # files of the dead processes, after that snapshot
+    e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d, MEMTRACE_AT_EXIT="0")
+    p = subprocess.Popen([victim("many_sites_sleep")], env=e, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.25)
+        p.send_signal(signal.SIGUSR1)
+        end = time.time() + 10
+        while time.time() < end and (not snaps(d, p.pid) or
+                                     glob.glob(os.path.join(d, ".memtrace.*.tmp"))):
+            time.sleep(0.02)
+        eq(len(snaps(d, p.pid)), 1, "the sweeper's own snapshot")
+        eq(glob.glob(os.path.join(d, ".memtrace.*.tmp")), [], "leftover temp files swept")
+    finally:
+        p.kill()
+        p.wait()
 
 
 def mounted_tmpfs(size, mode=0o755):
