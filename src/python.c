@@ -155,7 +155,12 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
  * entry is used only while alive, so a retired one is never taken for a
  * new code object at its address. The callsites: hook.c's. */
 #define TL_CODES 64
+/* The callsites: 64 sets of 4 (a new entry goes first, the oldest of the
+ * set out). Direct-mapped, two of a loop's few dozen stacks sharing a slot
+ * missed on every turn: a fifth of the churn workload's calls walked the
+ * native stack a second time and looked the site up in the shared table. */
 #define TL_SITES 256
+#define TL_SITE_WAYS 4
 struct pytl {
 	struct {
 		uintptr_t obj;
@@ -205,23 +210,32 @@ uintptr_t mt__py_token(void)
 	return t ? (t->token += 2) | 1 : 0;
 }
 
+static inline unsigned site_set(uint64_t hash)
+{
+	return (unsigned)(hash >> 40) % (TL_SITES / TL_SITE_WAYS) * TL_SITE_WAYS;
+}
+
 void *mt__py_site_find(uintptr_t token, uint64_t hash)
 {
 	struct pytl *t = tl_py;
-	unsigned slot = (unsigned)(hash >> 40) % TL_SITES;
-	return t && t->sites[slot].token == token && t->sites[slot].hash == hash ? t->sites[slot].site
-										: NULL;
+	if (!t)
+		return NULL;
+	for (unsigned i = site_set(hash), end = i + TL_SITE_WAYS; i < end; i++)
+		if (t->sites[i].hash == hash && t->sites[i].token == token)
+			return t->sites[i].site;
+	return NULL;
 }
 
 void mt__py_site_keep(uintptr_t token, uint64_t hash, void *site)
 {
 	struct pytl *t = tl_py;
-	unsigned slot = (unsigned)(hash >> 40) % TL_SITES;
-	if (t) {
-		t->sites[slot].token = token;
-		t->sites[slot].hash = hash;
-		t->sites[slot].site = site;
-	}
+	if (!t)
+		return;
+	unsigned set = site_set(hash);
+	memmove(&t->sites[set + 1], &t->sites[set], (TL_SITE_WAYS - 1) * sizeof(t->sites[0]));
+	t->sites[set].token = token;
+	t->sites[set].hash = hash;
+	t->sites[set].site = site;
 }
 
 static inline size_t code_bucket(uintptr_t obj)
