@@ -72,13 +72,14 @@ MT_HIDDEN void mt__own_lock(void);
 MT_HIDDEN void mt__own_unlock(void);
 
 /* ---- leakscan.c: the reachability scan of a final snapshot ---- */
-/* A live block as the scan sees it, 16 bytes: its address, and size << 27
- * | scan state << 24 | site id. */
+/* A live block as the scan sees it, 16 bytes: its address, and size << 28
+ * | Python object << 27 | scan state << 24 | site id. */
 typedef struct mt_scan_block {
 	uintptr_t lo;
 	uint64_t meta;
 } mt_scan_block_t;
-#define MT_SCAN_SIZE_SHIFT 27
+#define MT_SCAN_PYOBJ (1ull << 27) /* from the interpreter's object domain */
+#define MT_SCAN_SIZE_SHIFT 28
 #define MT_SCAN_SIZE_MAX ((1ull << (64 - MT_SCAN_SIZE_SHIFT)) - 1)
 typedef struct mt_leak_info {
 	int status; /* MT_SCAN_*, 0: no scan for this dump */

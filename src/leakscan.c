@@ -96,6 +96,7 @@ static struct {
 	size_t nlive, ndead;
 	int status;
 	char note[160];
+	bool python; /* the interpreter's object domain gave blocks: CPython */
 } P;
 
 /* ---- the child's state ---- */
@@ -435,9 +436,27 @@ static bool is_vtable(uintptr_t p)
 	return false;
 }
 
+/* A CPython object at p: ob_type, its type and so on reach, within three
+ * steps, a type that is its own type (PyType_Type), every word read from a
+ * readable mapping. */
+static bool is_pyobject(uintptr_t p)
+{
+	uintptr_t t = p;
+	for (int i = 0; i < 4; i++) {
+		const struct lmap *m = (t & 7) ? NULL : map_of(t);
+		if (!m || !m->r || t + 16 > m->hi)
+			return false;
+		uintptr_t next = *(const uintptr_t *)(t + 8);
+		if (i > 0 && next == t)
+			return true;
+		t = next;
+	}
+	return false;
+}
+
 /* memcheck's heuristics: an interior pointer p to block b taken for a
  * start pointer. */
-static bool heuristic(uintptr_t p, const mt_scan_block_t *b)
+static bool memcheck_heuristic(uintptr_t p, const mt_scan_block_t *b)
 {
 	const uint64_t *w = (const uint64_t *)b->lo;
 	uint64_t size = BSIZE(b);
@@ -456,6 +475,34 @@ static bool heuristic(uintptr_t p, const mt_scan_block_t *b)
 			return true; /* multipleinheritance */
 	}
 	return false;
+}
+
+/* CPython's: where the interpreter points into its own blocks. Only in
+ * CPython (its object domain gave blocks), so no C program's pointer
+ * counts; any block there, since with PYTHONMALLOC=malloc the objects made
+ * before memtrace wrapped the domains came through malloc. */
+static bool python_heuristic(uintptr_t p, const mt_scan_block_t *b)
+{
+	uint64_t size = BSIZE(b), off = p - b->lo;
+	/* an object past what its allocation puts before it: the collector's
+	 * 16-byte header and, from 3.11, the managed dict's (3.12: and weak
+	 * references') two words */
+	if ((off == 16 || off == 32) && off + 16 <= size && is_pyobject(p))
+		return true;
+	/* the collector's links point at its header, after those two words */
+	if (off == 16 && off + 32 <= size && is_pyobject(p + 16))
+		return true;
+	/* 3.11 and 3.12 keep an object's attribute values in an array after a
+	 * prefix whose last byte is the prefix's size; 3.12 points at it less
+	 * one (_PyDictOrValues_SetValues), the low bits saying "values" */
+	uintptr_t v = (p & 7) == 7 ? p + 1 : p;
+	return !(v & 7) && v > b->lo && v - b->lo <= 256 && v < b->lo + size &&
+	       *(const uint8_t *)(v - 1) == v - b->lo;
+}
+
+static bool heuristic(uintptr_t p, const mt_scan_block_t *b)
+{
+	return (P.python && python_heuristic(p, b)) || memcheck_heuristic(p, b);
 }
 
 static inline void reach(uintptr_t p, bool prior_definite)
@@ -671,6 +718,8 @@ static void child(void)
 		note("out of memory for the scan", NULL);
 		goto fail;
 	}
+	for (size_t i = 0; i < NB && !P.python; i++)
+		P.python = (B[i].meta & MT_SCAN_PYOBJ) != 0;
 	bmin = NB ? B[0].lo : 1;
 	bmax = NB ? B[NB - 1].lo + BSIZE(&B[NB - 1]) + 1 : 0;
 	if (!read_maps())

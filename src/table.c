@@ -1573,7 +1573,7 @@ static void scan_copy_one(uintptr_t p, uint64_t meta, void *arg)
 		return;
 	c->out[c->n].lo = p;
 	c->out[c->n].meta = (size < MT_SCAN_SIZE_MAX ? size : MT_SCAN_SIZE_MAX) << MT_SCAN_SIZE_SHIFT |
-			    (meta & ((1u << ID_BITS) - 1));
+			    ((meta & PYOBJ_BIT) ? MT_SCAN_PYOBJ : 0) | (meta & ((1u << ID_BITS) - 1));
 	c->n++;
 }
 
