@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as base  # noqa: E402
 from run import Fail, check, eq, leak_series, line_of, show_json, tool  # noqa: E402
 from tracemalloc import _format_size  # noqa: E402
+CASE_SUITE = "cli"
 
 try:
     import websocket
@@ -192,6 +193,7 @@ def center(b, selector):
     return r
 
 
+@base.case(victims=("leak",))
 def case_report_browser():
     d, files, _ = leak_series()
     try:
@@ -200,6 +202,7 @@ def case_report_browser():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@base.case(victims=("leak",))
 def case_report_one_snapshot():
     """A report of one snapshot says why it has no chart (four dots once)
     and shows no comparison; the table's ties sort in natural order."""
@@ -391,6 +394,8 @@ def check_page(d, files):
 
 
 def main():
+    if sys.argv[1:] == ["--list"]:
+        return base.main(globals())
     if websocket is None or not os.access(CHROMIUM, os.X_OK):
         print("SKIP: needs chromium and python3-websocket (Debian packages; run with "
               "/usr/bin/python3)", file=sys.stderr)

@@ -25,6 +25,8 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as base  # noqa: E402
 from run import Fail, check, eq, run, show_json, snaps, tool, LIB  # noqa: E402
+CASE_SUITE = "python"
+CASE_TIMEOUT = 600
 
 PYENV = os.path.expanduser("~/.pyenv/versions")
 

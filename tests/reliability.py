@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as base  # noqa: E402
 from run import (Fail, check, eq, expect_site, line_of, only_snapshot, python3, run, run_victim,  # noqa: E402
                  show_json, snaps, sums_match_totals, tool, victim, LIB, JEMALLOC)
+CASE_SUITE = "reliability"
 
 MODES = {"system": {}, "jemalloc": JEMALLOC}
 # real programs also run sampled (the estimates are checked elsewhere: here,
@@ -181,6 +182,7 @@ def case_matrix_redis():
 HANG = 120
 
 
+@base.case(victims=("hosts",))
 def case_host_getattr():
     # the JVM's pattern: a thread's first allocation inside pthread_getattr_np
     for mode, extra in MATRIX.items():
@@ -191,6 +193,7 @@ def case_host_getattr():
             expect_site(show_json(only_snapshot(d)), "hosts.c", "getattr", 1600, 16)
 
 
+@base.case(victims=("hosts",))
 def case_host_dlerror():
     """memtrace's own lookups (the allocator's probes, C++ operators absent
     from a C program) leave dlerror() as the program would find it."""
@@ -200,6 +203,7 @@ def case_host_dlerror():
            (0, b"start clean\nmissing said\nfound clean\n", b""), mode)
 
 
+@base.case(victims=("hosts",))
 def case_host_single_thread():
     """No thread of memtrace's until the first snapshot signal, which an idle
     or a spinning program answers at once, and one caught inside libc's code
@@ -307,6 +311,7 @@ def case_host_setpriv():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@base.case(victims=("hosts",))
 def case_host_leak_scan():
     """The leak scan at exit does not show in a host that watches its
     children: no SIGCHLD reaches its handler, its thread in wait() reaps
@@ -346,6 +351,7 @@ def case_host_leak_scan():
         check(b"|" in seen, f"{how}: the program's own report: {seen!r}")
 
 
+@base.case(victims=("hosts",))
 def case_host_leak_scan_faults():
     """Pages that fault when read do not stop the scan: a guard page inside
     a writable mapping (MADV_GUARD_INSTALL, where the kernel has it) and a
@@ -368,6 +374,7 @@ def case_host_leak_scan_faults():
     shutil.rmtree(d)
 
 
+@base.case(victims=("hosts",))
 def case_host_no_arena():
     """memtrace's dump thread allocates nothing from the program's
     allocator: an idle single-threaded program keeps one glibc arena and
@@ -392,6 +399,7 @@ def case_host_no_arena():
     shutil.rmtree(d)
 
 
+@base.case(victims=("hosts",))
 def case_host_term():
     """A terminating signal left at its default (systemctl stop's SIGTERM,
     SIGINT, SIGHUP): a final snapshot, then the same end as without
@@ -468,6 +476,7 @@ def gdb_normalize(b):
     return re.sub(rb"0x[0-9a-f]+", b"0xADDR", b)
 
 
+@base.case(victims=("hosts",))
 def case_host_gdb():
     # the debuggee's threads and output as without memtrace (the preload is
     # in gdb and, through its environment, in the debuggee)
@@ -689,6 +698,7 @@ def case_host_numpy():
 
 # ---- faults ---------------------------------------------------------------
 
+@base.case(victims=("storm",))
 def case_fault_signal_storm():
     d = tempfile.mkdtemp(prefix="mt-storm-")
     e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
@@ -719,6 +729,7 @@ def case_fault_signal_storm():
     print(f"{sent} signals, {len(files)} snapshots")
 
 
+@base.case(victims=("many_sites_sleep",))
 def case_fault_kill9():
     d = tempfile.mkdtemp(prefix="mt-kill-")
     rng = random.Random(99)
@@ -769,6 +780,7 @@ def mounted_tmpfs(size, mode=0o755):
     return d
 
 
+@base.case(victims=("many_sites_sleep", "basic"))
 def case_fault_dir():
     # full: a dump that does not fit fails cleanly; an older one stays intact
     d = mounted_tmpfs("64k")
@@ -821,6 +833,7 @@ def case_fault_dir():
     eq(os.listdir(d), [], "no partial file")
 
 
+@base.case(victims=("forks",))
 def case_fault_fork_threads():
     d, r = run_victim("forks")
     eq((r.returncode, r.stdout), (0, b"forks ok 60\n"), f"forks: {r.stderr!r}")
@@ -834,6 +847,7 @@ def case_fault_fork_threads():
     eq((r.returncode, r.stdout), (0, b"forks ok 60\n"), f"forks on jemalloc: {r.stderr!r}")
 
 
+@base.case(victims=("manythreads",))
 def case_fault_many_threads():
     for mode, extra in MODES.items():
         d, r = run_victim("manythreads", env=extra)
@@ -844,6 +858,7 @@ def case_fault_many_threads():
         base.expect_absent(js, "manythreads.c", "dtor_tmp")
 
 
+@base.case(victims=("basic",))
 def case_fault_env_fuzz():
     names = ["MEMTRACE_DIR", "MEMTRACE_DEPTH", "MEMTRACE_AT_EXIT", "MEMTRACE_VERBOSE",
              "MEMTRACE_SIGNAL", "MEMTRACE_INTERVAL", "MEMTRACE_ARENA_MAX", "MEMTRACE_ALLOCATOR",
@@ -872,6 +887,7 @@ def case_fault_env_fuzz():
     print(f"{tried} bad values, one warning each, defaults kept")
 
 
+@base.case(victims=("secure",))
 def case_fault_at_secure():
     work = tempfile.mkdtemp(prefix="mt-suid-")
     os.chmod(work, 0o755)
@@ -893,6 +909,7 @@ def case_fault_at_secure():
     eq((r.returncode, r.stdout), (0, b"secure 0\n"), "without setuid it tracks")
 
 
+@base.case(victims=("threads", "basic"))
 def case_fault_internal_oom():
     bare = run([victim("threads")], preload=False)
     for n in (1, 2, 4, 8, 16, 32, 64, 128, 512):

@@ -51,6 +51,31 @@ class Fail(Exception):
     pass
 
 
+# The one registry: every case_NAME function of a runner is a test named
+# NAME (dashes for underscores); meson asks each runner for its list
+# (RUNNER --list) and registers each with its suite, timeout and the victim
+# programs it needs built. A case says what differs from its runner's
+# CASE_SUITE and CASE_TIMEOUT with @case.
+CASE_SUITE = "preload"
+CASE_TIMEOUT = 300
+
+
+def case(suite=None, victims=(), timeout=None):
+    def mark(fn):
+        fn.suite, fn.victims, fn.timeout = suite, tuple(victims), timeout
+        return fn
+    return mark
+
+
+def listing(cases):
+    """NAME SUITE TIMEOUT VICTIMS, a line per case ("-" for none)."""
+    for key, fn in cases.items():
+        if key.startswith("case_") and callable(fn):
+            print(key[5:].replace("_", "-"), getattr(fn, "suite", None) or cases.get("CASE_SUITE") or "-",
+                  getattr(fn, "timeout", None) or cases.get("CASE_TIMEOUT", CASE_TIMEOUT),
+                  ",".join(getattr(fn, "victims", ())) or "-")
+
+
 def check(cond, what):
     if not cond:
         raise Fail(what)
@@ -158,6 +183,7 @@ def case_exports():
     check(tls[0] <= 4608, f"static TLS of {tls[0]} bytes, more than 4.5 KiB")
 
 
+@case(suite="cli", victims=("basic",))
 def case_basic():
     d, r = run_victim("basic")
     eq((r.returncode, r.stdout), (0, b"basic ok\n"), "exit status and output")
@@ -175,6 +201,7 @@ def case_basic():
     check(f"{path}:{line}: size=97.7 KiB, count=1000, average=100 B\n" in text, text)
 
 
+@case(victims=("realloc",))
 def case_realloc():
     d, r = run_victim("realloc")
     eq((r.returncode, r.stdout), (0, b"realloc ok\n"), "exit status and output")
@@ -188,6 +215,7 @@ def case_realloc():
     expect_site(js, "realloc.c", "ra", 300, 1)
 
 
+@case(victims=("family",))
 def case_family():
     d, r = run_victim("family")
     eq((r.returncode, r.stdout), (0, b"family ok\n"), "exit status and output")
@@ -197,6 +225,7 @@ def case_family():
         expect_site(js, "family.c", tag, size, 1)
 
 
+@case(victims=("cxx",))
 def case_cxx():
     d, r = run_victim("cxx")
     eq((r.returncode, r.stdout), (0, b"cxx ok 1000 200\n"), "exit status and output")
@@ -208,6 +237,7 @@ def case_cxx():
     expect_site(js, "cxx.cpp", "str", 32 + 201, 2)
 
 
+@case(victims=("threads",))
 def case_threads():
     d, r = run_victim("threads")
     eq((r.returncode, r.stdout), (0, b"threads ok\n"), "exit status and output")
@@ -218,6 +248,7 @@ def case_threads():
     sums_match_totals(snap)
 
 
+@case(victims=("fork",))
 def case_fork():
     d = tempfile.mkdtemp(prefix="mt-test-")
     e = dict(os.environ, LD_PRELOAD=LIB, MEMTRACE_DIR=d)
@@ -241,6 +272,7 @@ def case_fork():
     expect_site(kid, "fork.c", "parent", 1110, 10)  # inherited, still live in the child
 
 
+@case(victims=("ctor",))
 def case_ctor():
     d, r = run_victim("ctor")
     eq((r.returncode, r.stdout), (0, b"ctor ok 1\n"), "exit status and output")
@@ -248,6 +280,7 @@ def case_ctor():
     expect_site(js, "libctor.c", "ctor", 999, 3)
 
 
+@case(victims=("mmap",))
 def case_mmap():
     d, r = run_victim("mmap")
     eq((r.returncode, r.stdout), (0, b"mmap ok\n"), "exit status and output")
@@ -264,6 +297,7 @@ def case_mmap():
     sums_match_totals(snap)
 
 
+@case(victims=("uexit",))
 def case_uexit():
     d, r = run_victim("uexit")
     eq(r.returncode, 0, "exit status")
@@ -272,6 +306,7 @@ def case_uexit():
     expect_site(js, "uexit.c", "uexit", 385, 5)
 
 
+@case(victims=("api",))
 def case_api():
     d, r = run_victim("api")
     eq(r.returncode, 0, "exit status")
@@ -291,6 +326,7 @@ def case_api():
     eq((r.returncode, r.stdout), (0, b"no memtrace\n"), "run without memtrace")
 
 
+@case(victims=("basic",))
 def case_atomic_file():
     d, r = run_victim("basic")
     eq(r.returncode, 0, "exit status")
@@ -303,6 +339,7 @@ def case_atomic_file():
     eq(data[-4:], b"MTEN", "END record")
 
 
+@case(suite="cli")
 def case_demo():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = run([DEMO], dump_dir=d)
@@ -328,6 +365,7 @@ def case_demo():
     eq((top["file"], top["line"], top["kind"]), (demo_c, leak, "steady"), f"growth: {top}")
 
 
+@case(victims=("basic",))
 def case_options_bad_values():
     for var, val in [("MEMTRACE_DEPTH", "abc"), ("MEMTRACE_DEPTH", "-1"),
                      ("MEMTRACE_DEPTH", "99999999999"), ("MEMTRACE_DEPTH", "0"),
@@ -356,12 +394,14 @@ def case_options_bad_values():
     check(all(len(s["traceback"]) == 1 for s in js["stats"]), "depth 1 records one frame")
 
 
+@case(victims=("basic",))
 def case_options_at_exit_off():
     d, r = run_victim("basic", env={"MEMTRACE_AT_EXIT": "0"})
     eq((r.returncode, r.stdout, r.stderr), (0, b"basic ok\n", b""), "program unaffected")
     eq(snaps(d), [], "no snapshot with MEMTRACE_AT_EXIT=0")
 
 
+@case(victims=("basic",))
 def case_options_dir():
     # missing directory: one warning, the program's result unchanged
     r = run([victim("basic")], env={"MEMTRACE_DIR": "/nonexistent/memtrace-dumps"})
@@ -416,6 +456,7 @@ def good_snapshot():
         return d, f.read()
 
 
+@case(suite="cli", victims=("basic",))
 def case_reader_truncated():
     d, data = good_snapshot()
     out = os.path.join(d, "cut")
@@ -432,6 +473,7 @@ def case_reader_truncated():
     print(f"{len(data)} truncations rejected")
 
 
+@case(suite="cli", victims=("basic",))
 def case_reader_bitflips():
     d, data = good_snapshot()
     rng = random.Random(1234)
@@ -446,6 +488,7 @@ def case_reader_bitflips():
     print("300 bit flips rejected")
 
 
+@case(suite="cli")
 def case_reader_bad_files():
     d, data = good_snapshot()
     missing = os.path.join(d, "missing.snap")
@@ -637,6 +680,7 @@ def leak_series():
     return d, files, err
 
 
+@case(suite="cli", victims=("leak",))
 def case_signal_diff_growth():
     d, files, err = leak_series()
     eq(err, b"", "nothing on stderr")
@@ -680,6 +724,7 @@ def case_signal_diff_growth():
           text)
 
 
+@case(victims=("sighandler",))
 def case_signal_own_handler():
     for how in ("sigaction", "signal"):
         d = tempfile.mkdtemp(prefix="mt-test-")
@@ -709,6 +754,7 @@ def case_signal_dd():
     check(b"handles SIGUSR1 itself" in err, "memtrace said why it takes no snapshot")
 
 
+@case(victims=("leak",))
 def case_signal_burst():
     d = tempfile.mkdtemp(prefix="mt-test-")
     p = start([victim("leak"), "1.5"], d)
@@ -727,6 +773,7 @@ def case_signal_burst():
     sums_match_totals(files[-1])
 
 
+@case(victims=("leak",))
 def case_signal_choice():
     d = tempfile.mkdtemp(prefix="mt-test-")
     p = start([victim("leak"), "1.0"], d, env={"MEMTRACE_SIGNAL": "SIGUSR2"})
@@ -747,6 +794,7 @@ def case_signal_choice():
     check(b"MEMTRACE_SIGNAL='KILL'" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr)
 
 
+@case(victims=("leak",))
 def case_interval():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = run([victim("leak"), "1.1"], env={"MEMTRACE_INTERVAL": "0.25"}, dump_dir=d)
@@ -760,6 +808,7 @@ def case_interval():
         check(0.15 < b - a < 0.4, f"periodic spacing {b - a:.3f} s")
 
 
+@case(victims=("api",))
 def case_reset_peak():
     d, r = run_victim("api")
     eq(r.returncode, 0, "exit status")
@@ -769,6 +818,7 @@ def case_reset_peak():
     check(t["heap_peak_bytes"] >= t["heap_live_bytes"], "peak >= live")
 
 
+@case(suite="cli", victims=("basic", "cxx"))
 def case_show_views():
     d, r = run_victim("basic")
     snap = only_snapshot(d)
@@ -814,6 +864,7 @@ def parse_stat_lines(text):
             if re.match(r"^(#\d+ )?\S.*: size=", l) and not l.startswith("Total (")]
 
 
+@case(suite="cli", victims=("leak",))
 def case_json_matches_text():
     d, files, _ = leak_series()
     for args in ([], ["--group-by", "function"], ["--domain", "all"], ["--group-by", "traceback"]):
@@ -868,6 +919,7 @@ def case_json_matches_text():
         for v in (js["classes"][k]["bytes"], js["classes"][k]["blocks"])], "leaks: totals, text and JSON")
 
 
+@case(suite="cli", victims=("basic", "realloc"))
 def case_diff_two_processes():
     d1, _ = run_victim("basic")
     d2, _ = run_victim("realloc")
@@ -881,6 +933,7 @@ def case_diff_two_processes():
     check("/nonexistent.snap: cannot open" in r.stderr and "offset" not in r.stderr, r.stderr)
 
 
+@case(suite="cli", victims=("basic",))
 def case_leaks():
     """leaks: basic's blocks are held by globals at exit (still reachable,
     not leaked); listed with --show reachable; suppressions as LSan's."""
@@ -961,6 +1014,7 @@ def valgrind_leaks(cmd, cwd=None):
     return r, out
 
 
+@case(victims=("reach",))
 def case_leak_classes_valgrind():
     """The leak scan classes each block as valgrind memcheck does, on a
     victim with a block of every class (reach.c): per class and line, the
@@ -1023,6 +1077,7 @@ def case_leak_classes_valgrind():
     shutil.rmtree(d)
 
 
+@case(victims=("cxx",))
 def case_leak_classes_real():
     """Real programs at exit: the scan's class totals against valgrind
     memcheck's on the same command. Definitely and indirectly lost agree
@@ -1092,6 +1147,7 @@ def case_leaks_libc_one_time():
         shutil.rmtree(work, ignore_errors=True)
 
 
+@case(suite="cli", victims=("leak", "reach"))
 def case_check():
     """memtrace check: budgets on growth and on leaks, with exact figures."""
     d, files, err = leak_series()
@@ -1169,6 +1225,7 @@ def man_text():
         return f.read()
 
 
+@case(victims=("basic",))
 def case_install():
     """meson install: library, CLI, header, pkg-config file and man pages;
     the installed memtrace run finds the installed library; a program built
@@ -1268,6 +1325,7 @@ def case_onefile_symbols():
     shutil.rmtree(d)
 
 
+@case(victims=("basic",))
 def case_run_options():
     """memtrace run and memtrace attach offer the library's options as
     flags, from the one table (src/options.h), and check each value with
@@ -1316,6 +1374,7 @@ def case_run_options():
     shutil.rmtree(d, ignore_errors=True)
 
 
+@case(suite="cli")
 def case_man_in_sync():
     """memtrace(1) documents every command, every long option of each
     command's --help and every MEMTRACE_* variable of the options table."""
@@ -1336,6 +1395,7 @@ def case_man_in_sync():
                   f"memtrace {c} --{o} is in memtrace.1")
 
 
+@case(suite="cli", victims=("basic", "leak"))
 def case_views_text_details():
     """show --sort allocs prints the allocations the order is by, and growth
     -g traceback prints every frame of a suspect, as show does."""
@@ -1355,6 +1415,7 @@ def case_views_text_details():
     eq([l.strip() for l in body], tb, f"growth -g traceback's frames: {out}")
 
 
+@case(suite="cli", victims=("basic",))
 def case_progress():
     """Symbolizing a large snapshot shows progress on a terminal, erased at
     the end; nothing when stderr is not a terminal or the work is quick."""
@@ -1397,6 +1458,7 @@ def case_progress():
        "using auto\n", "a bad MEMTRACE_PROGRESS")
 
 
+@case(victims=("basic",))
 def case_run():
     d = tempfile.mkdtemp(prefix="mt-test-")
     r = tool("run", "-o", d, "--", victim("basic"))
@@ -1516,6 +1578,7 @@ def case_arena_cap():
     check(re.search(r"^Overhead: .* held beyond the live heap", text, re.M), text)
 
 
+@case(victims=("switch",))
 def case_jemalloc_switch():
     d, r = run_victim("switch", env=JEMALLOC)
     eq((r.returncode, r.stdout, r.stderr), (0, b"switch ok done\n", b""), "switch victim")
@@ -1531,6 +1594,7 @@ def case_jemalloc_switch():
     eq(show_json(only_snapshot(d))["allocator"]["name"], "glibc", "fell back to glibc")
 
 
+@case(victims=("cxx",))
 def case_jemalloc_real_programs():
     d, _ = same_as_without([python3(), "-c", PY], env=dict(JEMALLOC, PYTHONMALLOC="malloc"))
     eq(alloc_of(snaps(d)[-1])["name"], "jemalloc", "python3 ran on jemalloc")
@@ -1578,6 +1642,7 @@ def wait_snapshots(d, pid, n):
     raise Fail(f"{n} snapshots of {pid} in {d}: {snaps(d, pid)}")
 
 
+@case(victims=("slowleak",))
 def case_attach_growth():
     """A victim leaking 1000 B every 10 ms at a known line, started bare:
     attach, three snapshots, growth ranks the line first at its rate;
@@ -1622,6 +1687,7 @@ def case_attach_growth():
     eq(len(snaps(d, p.pid)), 3, "no snapshot after the detach, not even at exit")
 
 
+@case(victims=("dlplug",))
 def case_attach_dlopen():
     """A library the program dlopens after the attach, by a bare name its
     RUNPATH ($ORIGIN) finds: every block it allocates is seen (its entries
@@ -1680,6 +1746,7 @@ def case_attach_python():
     eq((p.returncode, out, err), (0, b"done True\n", b""), "python3's output")
 
 
+@case(victims=("slowleak",))
 def case_top():
     """memtrace top on a victim leaking at a known line: without a terminal,
     one table per refresh, the line first and steady; in tmux, the line
@@ -1760,6 +1827,7 @@ def case_top():
         q.communicate(input=b"", timeout=30)
 
 
+@case(victims=("slowleak", "static"))
 def case_attach_refusals():
     """Each refusal is one line, exit 1, and the process goes on untouched."""
     gone = subprocess.run(["true"])
@@ -1863,6 +1931,7 @@ def case_snapshot_dir_other_user():
     eq(os.stat(files[0]).st_uid, 65534, "written as the new user")
 
 
+@case(victims=("basic",))
 def case_allocator_detected():
     """Whichever allocator serves malloc is the one the snapshot names and
     measures; a cap is claimed only where it took; an allocator memtrace
@@ -2016,6 +2085,7 @@ def case_jemalloc_no_glibc_arena():
         eq(alloc_of(snaps(d)[-1])["name"], "jemalloc", label)
 
 
+@case(victims=("cxx",))
 def case_allocator_backends_real():
     """python3, sqlite3 and a C++ program on each allocator: the same output
     under memtrace as on the allocator alone, and the snapshot names it."""
@@ -2140,6 +2210,7 @@ def case_allocators_redis():
           js["advice"]["text"])
 
 
+@case(victims=("figures",))
 def case_alloc_figures():
     d, r = run_victim("figures")
     eq(r.returncode, 0, f"figures victim: {r.stderr!r}")
@@ -2156,6 +2227,7 @@ def case_alloc_figures():
     check(a["in_use"] >= 48 << 20, f"glibc counts the 48 MiB in use: {a['in_use']}")
 
 
+@case(suite="cli", victims=("leak",))
 def case_memory_verdict():
     d, files, _ = leak_series()
     js = json.loads(tool("diff", "--json", files[0], files[2]).stdout)
@@ -2169,6 +2241,7 @@ def case_memory_verdict():
                     r"arenas\s+RSS\s+VMS$", text, re.M), text)
 
 
+@case(suite="cli", victims=("basic",))
 def case_deleted_exe():
     """A module gone since the snapshot (a deleted or rebuilt-elsewhere
     program): said once, its frames shown as addresses, exit 0."""
@@ -2187,6 +2260,7 @@ def case_deleted_exe():
               r.stdout)
 
 
+@case(suite="cli", victims=("verdicts",))
 def case_verdict_evidence():
     """The verdict follows the evidence: a line that grew in every interval
     is a leak suspect however small; a fall is a fall."""
@@ -2263,6 +2337,7 @@ def loads_nothing(html):
         check(not re.search(pat, html, re.I), f"{pat} in the page")
 
 
+@case(suite="cli", victims=("leak", "basic"))
 def case_report_cli():
     d, files, _ = leak_series()
     try:
@@ -2384,6 +2459,7 @@ def report_cli(d, files):
 
 # ---- performance modes ---------------------------------------------------
 
+@case(victims=("sampled",))
 def case_sampling():
     env = {"MEMTRACE_SAMPLE": "64K", "MEMTRACE_SAMPLE_SEED": "7"}
     d, r = run_victim("sampled", env=env)
@@ -2420,6 +2496,7 @@ def case_sampling():
        [(s["key"], s["size"]) for s in js["stats"] if "sampled.c" in s["key"]], "reproducible")
 
 
+@case(victims=("sampled",))
 def case_sampling_options():
     for val in ("0", "-5", "abc", "2T", "99999999999G"):
         d, r = run_victim("sampled", env={"MEMTRACE_SAMPLE": val})
@@ -2433,6 +2510,7 @@ def case_sampling_options():
     check(b"does not go with MEMTRACE_SAMPLE" in r.stderr, r.stderr)
 
 
+@case(victims=("dlplug",))
 def case_loader_lines():
     """A stack wholly inside the loader and libc (dlopen's own allocations,
     cut at MEMTRACE_DEPTH=3, as the default depth cuts a dlopen from deep in
@@ -2530,6 +2608,7 @@ def case_native_inlines():
         shutil.rmtree(d, ignore_errors=True)
 
 
+@case(victims=("frames",))
 def case_unwind_cache():
     d, r = run_victim("frames")
     eq((r.returncode, r.stdout), (0, b"frames ok\n"), "frames victim")
@@ -2684,6 +2763,7 @@ def export_pprof(snap, *args):
 ALLOCATOR_FUNCS = ("malloc", "calloc", "realloc", "operator new", "operator new[]")
 
 
+@case(suite="cli", victims=("basic", "export", "cxx"))
 def case_export_pprof():
     d, r = run_victim("basic")
     snap = only_snapshot(d)
@@ -2791,6 +2871,7 @@ def pprof_top(*args):
     return rows
 
 
+@case(suite="cli", victims=("basic", "leak"))
 def case_export_pprof_go():
     d, r = run_victim("basic")
     snap = only_snapshot(d)
@@ -2843,6 +2924,7 @@ def collapsed_at(stacks, src, tag, func="main"):
     return {k: v for k, v in stacks.items() if k.split(";")[-1] == leaf}
 
 
+@case(suite="cli", victims=("basic", "mmap", "export", "cxx"))
 def case_export_collapsed():
     d, r = run_victim("basic")
     snap = only_snapshot(d)
@@ -2932,6 +3014,7 @@ def json_site_at(js, src, tag):
     return got[0]
 
 
+@case(suite="cli", victims=("basic", "cxx", "export", "mmap"))
 def case_export_json():
     d, r = run_victim("basic")
     snap = only_snapshot(d)
@@ -3011,6 +3094,7 @@ def case_export_json():
           f"JSON {len(text)} B for a snapshot of {os.path.getsize(snap)} B")
 
 
+@case(suite="cli", victims=("basic",))
 def case_export_errors():
     d, data = good_snapshot()
     snap = only_snapshot(d)
@@ -3078,8 +3162,12 @@ def case_export_errors():
 
 
 def main(cases=None):
-    """Runs the case named by argv[1] among `cases` (a module's globals)."""
+    """Runs the case named by argv[1] among `cases` (a module's globals);
+    --list lists them."""
     name = sys.argv[1]
+    if name == "--list":
+        listing(cases or globals())
+        return 0
     fn = (cases or globals()).get("case_" + name.replace("-", "_"))
     if not fn:
         print(f"unknown case {name}", file=sys.stderr)
