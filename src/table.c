@@ -8,30 +8,34 @@
  * cumulative count and bytes, peak live bytes).
  *
  *   callsites  64 shards by stack hash, each an open-addressing index of
- *              {hash, site} under its own mutex; records are never freed, and are also reachable by id
- *              (24 bits, 0 = none) through a two-level array read lock-free.
- *   live heap  a directory of spans (256 KiB of address space each: a
- *              block's span is two array lookups from its address); each
- *              span an open-addressing table of 8-byte entries {requested
- *              size (23 bits), the 8-byte granule within the span (15
- *              bits), Python object, owner, site id (24 bits)} under the
- *              span's own spin lock, grown by doubling. The owner bit says
- *              which allocator holds the block (arena.c). A block a span
- *              cannot key (8 MiB or more, an address not 8-byte aligned or
- *              above 47 bits) goes to the one big table of 16-byte
- *              entries. About 14 bytes per live block; threads that
- *              allocate from different arenas use different spans.
+ *              {hash, site} under its own mutex; records are never freed,
+ *              and are also reachable by id (24 bits, 0 = none) through a
+ *              two-level array read lock-free.
+ *   live heap  each block's meta (requested size, Python object, owner,
+ *              site id) kept by address in the live-block index (blocks.h,
+ *              blocks.c); this file says what a meta means and counts it.
+ *              The owner bit says which allocator holds the block (arena.c).
  *   mappings   one sorted array of regions under one mutex (mmap calls are
  *              rare and cost a syscall anyway).
- *   counters   per-callsite counters are relaxed atomics; of the heap's process
+ *   counters   per-thread blocks of per-callsite counts, written only by
+ *              their thread and added up by a dump; of the heap's process
  *              totals only the live bytes (for the peak) are kept on the hot
  *              path, the counts are summed from the callsites when read.
  *
- * Lock order (fork takes them all in this order): site shards 0..63, the
- * dir lock, the spans that have a table in directory order, the big table
- * (spin locks), the mapping lock, then ialloc.c's lock. A span's first table
- * is made under the dir lock, so the fork's walk misses none. No table lock is
- * held while calling the real allocator or the unwinder.
+ * Every lock of the library, in the order they nest:
+ *   1. snapshot.c's dump lock (one dump at a time; the dump takes what
+ *      follows);
+ *   2. python.c's code-object lock (hook.c's fork handler takes it first);
+ *   3. the callsite shards' mutexes, 0..63;
+ *   4. the live-block index: its directory lock, the spans that have a
+ *      table in directory order, the big table (spin locks, blocks.h);
+ *   5. the mapping lock;
+ *   6. ialloc.c's lock (memtrace's memory is allocated under 2 to 5);
+ *   7. a thread's counter block (spin lock): a leaf, taken by its thread
+ *      or a dump one block at a time with nothing inside, never with 3 to
+ *      6 held; a forked child clears them.
+ * A fork takes 2 to 6 in that order (lock_all below). No table lock is held
+ * while calling the real allocator or the unwinder.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -40,6 +44,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "blocks.h"
 
 
 struct mt_site {
@@ -55,6 +60,13 @@ struct mt_site {
 /* ---- callsite state ---- */
 #define SITE_SHARDS 64
 #define ID_BITS 24
+/* A live block's meta (blocks.h keeps it): requested size << 26 | Python
+ * object << 25 | owner << 24 | site id */
+#define SIZE_SHIFT MT_META_SIZE_SHIFT
+#define OWNER_BIT (1ull << ID_BITS)
+#define PYOBJ_BIT (1ull << (ID_BITS + 1)) /* a Python object (the OBJ domain) */
+#define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
+_Static_assert(ID_BITS + 2 == MT_META_SIZE_SHIFT, "the meta's low bits: site id, owner, Python object");
 #define ID_CHUNK 4096
 #define ID_CHUNKS ((1u << ID_BITS) / ID_CHUNK)
 
@@ -77,85 +89,6 @@ struct site_shard {
 static struct site_shard site_shards[SITE_SHARDS];
 static mt_site_t **id_chunks[ID_CHUNKS];
 static uint32_t next_id = 1;
-
-/* ---- live heap block state ---- */
-/* A span is 256 KiB of address space; a block is keyed by its 8-byte granule
- * within its span (15 bits), which leaves room in one 8-byte entry for the
- * site id, the owner and Python-object bits and a 23-bit requested size. */
-#define SPAN_SHIFT 18
-#define GRAN_SHIFT 3
-#define KEY_BITS (SPAN_SHIFT - GRAN_SHIFT)
-#define VA_BITS 47 /* user space on x86-64 with 4-level paging */
-#define DIR_LO_BITS 14 /* spans per directory page: 4 GiB of address space */
-#define DIR_HI_BITS (VA_BITS - SPAN_SHIFT - DIR_LO_BITS)
-#define SPAN_MIN_LG 4 /* 16 slots: small live sets stay in cache */
-/* A table is at most half full up to 1024 slots (8 KiB: probes stay short
- * where the memory does not matter), at most 70 % beyond. */
-#define SPAN_ROOMY_LG 10
-#define SIZE_SHIFT (ID_BITS + 2)
-#define OWNER_BIT (1ull << ID_BITS)
-#define PYOBJ_BIT (1ull << (ID_BITS + 1)) /* a Python object (the OBJ domain) */
-#define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
-#define META_LOW ((1ull << SIZE_SHIFT) - 1) /* site id, owner, Python object */
-/* an entry: requested size << 41 | key << 26 | the meta's low 26 bits; 0 is
- * an empty slot (site ids start at 1) */
-#define E_KEY_SHIFT SIZE_SHIFT
-#define E_SIZE_SHIFT (SIZE_SHIFT + KEY_BITS)
-#define E_SIZE_MAX ((1ull << (64 - E_SIZE_SHIFT)) - 1)
-
-struct span {
-	uint64_t *slots;
-	uint16_t count; /* at most 1 << KEY_BITS keys */
-	uint8_t lg;	/* log2 of the slots, 0: no table yet */
-	uint8_t lock;	/* spin lock: held for a probe or two, never across a call out */
-	uint32_t pad;
-};
-
-/* dir[hi] is a page of 1 << DIR_LO_BITS spans (256 KiB, mapped when the
- * first block lands in its 4 GiB); dir_used lists the pages made, in order
- * (the fork's lock order and every walk over all blocks). */
-static struct span *dir[1u << DIR_HI_BITS];
-static uint16_t dir_used[1u << DIR_HI_BITS];
-static uint32_t ndir_used;
-static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Blocks a span cannot key (an address not 8-byte aligned or above the
- * 47-bit user space, a requested size of 8 MiB or more): one open-addressing
- * table of {pointer, meta} under one spin lock, rarely used. */
-struct heap_entry {
-	uintptr_t key;
-	uint64_t meta; /* requested size << 26 | Python object << 25 | owner << 24 | site id */
-};
-
-struct heap_shard {
-	uint8_t lock;
-	struct heap_entry *slots;
-	size_t cap, count;
-} __attribute__((aligned(MT_CACHELINE)));
-
-static struct heap_shard big;
-
-/* A test-and-test-and-set lock that yields the core after a short spin: a
- * holder preempted on a 2-core machine must not be spun against for a whole
- * time slice. */
-static inline void spin_lock(uint8_t *l)
-{
-	for (int n = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); n++) {
-		while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-			if (++n > 64) {
-				sched_yield();
-				n = 0;
-			} else {
-				__builtin_ia32_pause();
-			}
-		}
-	}
-}
-
-static inline void spin_unlock(uint8_t *l)
-{
-	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
-}
 
 /* ---- mapping state ---- */
 struct region {
@@ -769,293 +702,6 @@ void mt__count_untracked(void)
 
 /* ---- live heap blocks ---- */
 
-/* The big table: the old scheme, one shard. Neighbouring blocks share cache
- * lines: the hash (Fibonacci, one multiply) is of the 256-byte region, the
- * home slot adds the 16-byte granule within it. */
-static inline uint64_t ptr_hash(uintptr_t p)
-{
-	return (uint64_t)(p >> 8) * 0x9e3779b97f4a7c15ull;
-}
-
-static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
-{
-	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
-}
-
-/* Doubles the big table; false (table unchanged) when out of memory. */
-static bool big_grow(struct heap_shard *sh)
-{
-	size_t cap = sh->cap ? sh->cap * 2 : 16;
-	struct heap_entry *t = mt__map(cap * sizeof(*t));
-	if (!t)
-		return false;
-	for (size_t i = 0; i < sh->cap; i++) {
-		uintptr_t k = sh->slots[i].key;
-		if (!k)
-			continue;
-		size_t j = home_slot(k, ptr_hash(k), cap);
-		while (t[j].key)
-			j = (j + 1) & (cap - 1);
-		t[j] = sh->slots[i];
-	}
-	mt__unmap(sh->slots, sh->cap * sizeof(*t));
-	sh->slots = t;
-	sh->cap = cap;
-	return true;
-}
-
-/* Index of p's entry, or of the empty slot where it would go. */
-static size_t big_find(const struct heap_shard *sh, uintptr_t p)
-{
-	size_t i = home_slot(p, ptr_hash(p), sh->cap);
-	while (sh->slots[i].key && sh->slots[i].key != p)
-		i = (i + 1) & (sh->cap - 1);
-	return i;
-}
-
-/* Backward-shift deletion: linear probing without tombstones. */
-static void big_delete_at(struct heap_shard *sh, size_t i)
-{
-	size_t mask = sh->cap - 1, j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		uintptr_t k = sh->slots[j].key;
-		if (!k)
-			break;
-		size_t home = home_slot(k, ptr_hash(k), sh->cap);
-		/* move j back to i unless its home lies cyclically in (i, j] */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!stays) {
-			sh->slots[i] = sh->slots[j];
-			i = j;
-		}
-	}
-	sh->slots[i].key = 0;
-	sh->slots[i].meta = 0;
-	sh->count--;
-}
-
-/* p's meta in the big table, taken out; 0 when it has none. */
-static uint64_t big_take(uintptr_t p)
-{
-	uint64_t meta = 0;
-	if (!__atomic_load_n(&big.count, __ATOMIC_RELAXED))
-		return 0;
-	spin_lock(&big.lock);
-	if (big.cap) {
-		size_t i = big_find(&big, p);
-		if (big.slots[i].key) {
-			meta = big.slots[i].meta;
-			big_delete_at(&big, i);
-		}
-	}
-	spin_unlock(&big.lock);
-	return meta;
-}
-
-/* Puts p in the big table; the meta it replaces (0: none), or ~0 when out of
- * memory. */
-static uint64_t big_put(uintptr_t p, uint64_t meta)
-{
-	uint64_t stale = 0;
-	spin_lock(&big.lock);
-	if ((big.count + 1) * 10 > big.cap * 7 && !big_grow(&big)) {
-		spin_unlock(&big.lock);
-		return ~0ull;
-	}
-	size_t i = big_find(&big, p);
-	if (big.slots[i].key)
-		stale = big.slots[i].meta;
-	else
-		__atomic_store_n(&big.count, big.count + 1, __ATOMIC_RELAXED);
-	big.slots[i].key = p;
-	big.slots[i].meta = meta;
-	spin_unlock(&big.lock);
-	return stale;
-}
-
-/* Spans. Whether a block can be keyed by its span: */
-static inline bool span_keyed(uintptr_t p, uint64_t size)
-{
-	return !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS) && size < E_SIZE_MAX;
-}
-
-static inline uint32_t span_key(uintptr_t p)
-{
-	return (uint32_t)(p >> GRAN_SHIFT) & ((1u << KEY_BITS) - 1);
-}
-
-static inline uint32_t entry_key(uint64_t e)
-{
-	return (uint32_t)(e >> E_KEY_SHIFT) & ((1u << KEY_BITS) - 1);
-}
-
-static inline uint64_t entry_meta(uint64_t e)
-{
-	return (e >> E_SIZE_SHIFT) << SIZE_SHIFT | (e & META_LOW);
-}
-
-/* Neighbouring blocks are neighbours in the table: the 256-byte region's
- * hash plus its 16-byte granule, so allocation order walks the table
- * sequentially instead of missing the cache at every call. */
-static inline size_t span_home(uint32_t key, unsigned lg)
-{
-	uint32_t h = ((key >> 5) * 0x9e3779b1u) >> (32 - lg);
-	return (h + ((key >> 1) & 15)) & ((1u << lg) - 1);
-}
-
-static struct span *dir_page(size_t hi)
-{
-	struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
-	if (d)
-		return d;
-	pthread_mutex_lock(&dir_lock);
-	d = dir[hi];
-	if (!d && (d = mt__map(sizeof(struct span) << DIR_LO_BITS))) {
-		dir_used[ndir_used] = (uint16_t)hi;
-		__atomic_store_n(&ndir_used, ndir_used + 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&dir[hi], d, __ATOMIC_RELEASE);
-	}
-	pthread_mutex_unlock(&dir_lock);
-	return d;
-}
-
-/* p's span; NULL when its page is not made (make: make it, NULL when out of
- * memory). */
-static MT_ALWAYS_INLINE struct span *span_of(uintptr_t p, bool make)
-{
-	size_t hi = p >> (SPAN_SHIFT + DIR_LO_BITS);
-	struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
-	if (MT_UNLIKELY(!d) && (!make || !(d = dir_page(hi))))
-		return NULL;
-	return &d[(p >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
-}
-
-static inline size_t span_cap(unsigned lg)
-{
-	return (size_t)1 << lg;
-}
-
-/* Table memory: memtrace's allocator up to its largest class (a span's table
- * is one of thousands: they must not each be a mapping), mapped beyond. */
-static uint64_t *slots_alloc(size_t n)
-{
-	return n * 8 <= 65536 ? mt__ialloc(n * 8) : mt__map(n * 8);
-}
-
-static void slots_free(uint64_t *t, size_t n)
-{
-	if (n * 8 <= 65536)
-		mt__ifree(t, n * 8);
-	else
-		mt__unmap(t, n * 8);
-}
-
-/* Doubles a span's table; false (table unchanged) when out of memory. */
-static bool span_grow(struct span *sp)
-{
-	unsigned lg = sp->lg ? sp->lg + 1u : SPAN_MIN_LG;
-	size_t cap = span_cap(lg), mask = cap - 1;
-	uint64_t *t = slots_alloc(cap);
-	if (!t)
-		return false;
-	memset(t, 0, cap * 8);
-	for (size_t i = 0; sp->lg && i < span_cap(sp->lg); i++) {
-		uint64_t e = sp->slots[i];
-		if (!e)
-			continue;
-		size_t j = span_home(entry_key(e), lg);
-		while (t[j])
-			j = (j + 1) & mask;
-		t[j] = e;
-	}
-	if (sp->lg)
-		slots_free(sp->slots, span_cap(sp->lg));
-	/* atomic stores: mt__heap_prefetch reads these without the lock */
-	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
-	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
-	return true;
-}
-
-/* Index of key's entry, or of the empty slot where it would go. */
-static MT_ALWAYS_INLINE size_t span_find(const struct span *sp, uint32_t key)
-{
-	size_t mask = span_cap(sp->lg) - 1, i = span_home(key, sp->lg);
-	uint64_t e;
-	while ((e = sp->slots[i]) && entry_key(e) != key)
-		i = (i + 1) & mask;
-	return i;
-}
-
-/* Backward-shift deletion: linear probing without tombstones. */
-static void span_delete_at(struct span *sp, size_t i)
-{
-	size_t mask = span_cap(sp->lg) - 1, j = i;
-	for (;;) {
-		j = (j + 1) & mask;
-		uint64_t e = sp->slots[j];
-		if (!e)
-			break;
-		size_t home = span_home(entry_key(e), sp->lg);
-		/* move j back to i unless its home lies cyclically in (i, j] */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (!stays) {
-			sp->slots[i] = e;
-			i = j;
-		}
-	}
-	sp->slots[i] = 0;
-	sp->count--;
-}
-
-/* p's meta, taken out of its span; 0 when the span has none. */
-static MT_ALWAYS_INLINE uint64_t span_take(uintptr_t p)
-{
-	struct span *sp = span_of(p, false);
-	uint64_t meta = 0;
-	/* a span without a table is never locked outside the dir lock */
-	if (!sp || !__atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE))
-		return 0;
-	spin_lock(&sp->lock);
-	{
-		size_t i = span_find(sp, span_key(p));
-		uint64_t e = sp->slots[i];
-		if (e) {
-			meta = entry_meta(e);
-			span_delete_at(sp, i);
-		}
-	}
-	spin_unlock(&sp->lock);
-	return meta;
-}
-
-/* Every block's meta, whichever table holds it: visits each table under its
- * lock with fn(p, meta, arg). */
-static void foreach_block_locked(struct span *sp, uintptr_t base,
-				 void (*fn)(uintptr_t, uint64_t, void *), void *arg)
-{
-	for (size_t j = 0; sp->lg && j < span_cap(sp->lg); j++) {
-		uint64_t e = sp->slots[j];
-		if (e)
-			fn(base | (uintptr_t)entry_key(e) << GRAN_SHIFT, entry_meta(e), arg);
-	}
-}
-
-/* Walks every span that has a table, then the big table: fn(span, base)
- * for spans, fn(NULL, 0) for the big table last. */
-static void foreach_span(void (*fn)(struct span *, uintptr_t, void *), void *arg)
-{
-	uint32_t n = __atomic_load_n(&ndir_used, __ATOMIC_ACQUIRE);
-	for (uint32_t u = 0; u < n; u++) {
-		size_t hi = dir_used[u];
-		struct span *d = __atomic_load_n(&dir[hi], __ATOMIC_ACQUIRE);
-		for (size_t lo = 0; lo < (1u << DIR_LO_BITS); lo++)
-			if (__atomic_load_n(&d[lo].lg, __ATOMIC_RELAXED))
-				fn(&d[lo], (uintptr_t)(hi << DIR_LO_BITS | lo) << SPAN_SHIFT, arg);
-	}
-	fn(NULL, 0, arg);
-}
-
 uint64_t mt__meta_size(uint64_t meta)
 {
 	return meta >> SIZE_SHIFT;
@@ -1086,11 +732,11 @@ static void pyobj_copy(uintptr_t p, uint64_t meta, void *arg)
 static void pyobj_span(struct span *sp, uintptr_t base, void *arg)
 {
 	struct pyobj_walk *w = arg;
-	uint8_t *lock = sp ? &sp->lock : &big.lock;
+	uint8_t *lock = sp ? &sp->lock : &mt__blk_big.lock;
 	size_t count;
 	w->n = 0;
 	spin_lock(lock);
-	count = sp ? sp->count : big.count;
+	count = sp ? sp->count : mt__blk_big.count;
 	if (count > w->cap) {
 		size_t want = count * 2 > 256 ? count * 2 : 256;
 		spin_unlock(lock);
@@ -1100,12 +746,7 @@ static void pyobj_span(struct span *sp, uintptr_t base, void *arg)
 		w->cap = w->buf ? want : 0;
 		spin_lock(lock);
 	}
-	if (sp)
-		foreach_block_locked(sp, base, pyobj_copy, w);
-	else
-		for (size_t j = 0; j < big.cap; j++)
-			if (big.slots[j].key)
-				pyobj_copy(big.slots[j].key, big.slots[j].meta, w);
+	mt__blk_foreach_in(sp, base, pyobj_copy, w);
 	spin_unlock(lock);
 	for (size_t j = 0; j < w->n; j++) {
 		/* the blocks are random: their cache misses overlap */
@@ -1122,7 +763,7 @@ void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uint32_t site
 	/* a table's objects are copied out under its lock and visited after:
 	 * fn may look blocks up (another table's lock, or this one's) */
 	struct pyobj_walk w = {fn, arg, NULL, 0, 0};
-	foreach_span(pyobj_span, &w);
+	mt__blk_foreach_table(pyobj_span, &w);
 	if (w.buf)
 		mt__ifree(w.buf, w.cap * sizeof(*w.buf));
 }
@@ -1162,70 +803,6 @@ static MT_ALWAYS_INLINE void release_meta(uint64_t meta)
 		ADD(totals.heap_live_bytes, -wbytes);
 }
 
-/* Puts a block in its span: the meta it replaces (0: none), or ~0 when it
- * cannot be kept. */
-static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
-{
-	struct span *sp = span_of(p, true);
-	uint64_t stale = 0;
-	uint32_t key = span_key(p);
-	if (MT_UNLIKELY(!sp))
-		return ~0ull;
-	if (MT_UNLIKELY(!__atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE))) {
-		/* a span's first table is made under the dir lock, which the
-		 * fork holds while it locks every span that has one */
-		pthread_mutex_lock(&dir_lock);
-		spin_lock(&sp->lock);
-		bool ok = sp->lg || span_grow(sp);
-		spin_unlock(&sp->lock);
-		pthread_mutex_unlock(&dir_lock);
-		if (!ok)
-			return ~0ull;
-	}
-	spin_lock(&sp->lock);
-	if ((sp->count + 1u) * 10 > span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7) &&
-	    !span_grow(sp)) {
-		spin_unlock(&sp->lock);
-		return ~0ull;
-	}
-	size_t i = span_find(sp, key);
-	uint64_t e = sp->slots[i];
-	if (e)
-		stale = entry_meta(e); /* freed behind our back: forget it */
-	else
-		sp->count++;
-	sp->slots[i] = (meta >> SIZE_SHIFT) << E_SIZE_SHIFT | (uint64_t)key << E_KEY_SHIFT |
-		       (meta & META_LOW);
-	spin_unlock(&sp->lock);
-	return stale;
-}
-
-/* Puts a block in whichever table keys it: what it replaces, as span_put. */
-static MT_ALWAYS_INLINE uint64_t block_put(uintptr_t p, uint64_t meta)
-{
-	if (MT_LIKELY(span_keyed(p, meta >> SIZE_SHIFT))) {
-		uint64_t stale = span_put(p, meta);
-		/* a block the big table held at this address was freed behind
-		 * our back too */
-		if (!stale && MT_UNLIKELY(__atomic_load_n(&big.count, __ATOMIC_RELAXED)))
-			stale = big_take(p);
-		return stale;
-	}
-	uint64_t stale = big_put(p, meta);
-	if (!stale && !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS))
-		stale = span_take(p);
-	return stale;
-}
-
-static MT_ALWAYS_INLINE uint64_t block_take(uintptr_t p)
-{
-	uint64_t meta = 0;
-	if (MT_LIKELY(!(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS)))
-		meta = span_take(p);
-	if (!meta)
-		meta = big_take(p);
-	return meta;
-}
 
 bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {
@@ -1251,19 +828,7 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 
 void mt__heap_prefetch(const void *p)
 {
-	uintptr_t key = (uintptr_t)p;
-	if (key >> VA_BITS)
-		return;
-	const struct span *d =
-		__atomic_load_n(&dir[key >> (SPAN_SHIFT + DIR_LO_BITS)], __ATOMIC_RELAXED);
-	if (!d)
-		return;
-	const struct span *sp = &d[(key >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
-	/* read without the lock: only a hint, and a prefetch never faults */
-	const uint64_t *slots = __atomic_load_n(&sp->slots, __ATOMIC_RELAXED);
-	unsigned lg = __atomic_load_n(&sp->lg, __ATOMIC_RELAXED);
-	if (slots && lg)
-		__builtin_prefetch(&slots[span_home(span_key(key), lg)], 1, 1);
+	block_prefetch((uintptr_t)p);
 }
 
 uint64_t mt__heap_detach(void *p)
@@ -1299,27 +864,7 @@ void mt__heap_reattach(void *p, uint64_t meta)
 
 bool mt__heap_lookup(void *p, uint64_t *meta)
 {
-	uintptr_t key = (uintptr_t)p;
-	*meta = 0;
-	if (!(key & ((1u << GRAN_SHIFT) - 1)) && !(key >> VA_BITS)) {
-		struct span *sp = span_of(key, false);
-		if (sp && __atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE)) {
-			spin_lock(&sp->lock);
-			uint64_t e = sp->slots[span_find(sp, span_key(key))];
-			if (e)
-				*meta = entry_meta(e);
-			spin_unlock(&sp->lock);
-		}
-	}
-	if (!*meta && __atomic_load_n(&big.count, __ATOMIC_RELAXED)) {
-		spin_lock(&big.lock);
-		if (big.cap) {
-			size_t i = big_find(&big, key);
-			if (big.slots[i].key)
-				*meta = big.slots[i].meta;
-		}
-		spin_unlock(&big.lock);
-	}
+	*meta = block_get((uintptr_t)p);
 	return *meta != 0;
 }
 
@@ -1550,13 +1095,13 @@ uint32_t mt__site_id_end(void)
 static void count_span(struct span *sp, uintptr_t base, void *arg)
 {
 	(void)base;
-	*(size_t *)arg += sp ? sp->count : big.count;
+	*(size_t *)arg += sp ? sp->count : mt__blk_big.count;
 }
 
 size_t mt__heap_count_unlocked(void)
 {
 	size_t n = 0;
-	foreach_span(count_span, &n);
+	mt__blk_foreach_table(count_span, &n);
 	return n;
 }
 
@@ -1579,19 +1124,13 @@ static void scan_copy_one(uintptr_t p, uint64_t meta, void *arg)
 
 static void scan_copy_span(struct span *sp, uintptr_t base, void *arg)
 {
-	if (sp) {
-		foreach_block_locked(sp, base, scan_copy_one, arg);
-		return;
-	}
-	for (size_t j = 0; j < big.cap; j++)
-		if (big.slots[j].key)
-			scan_copy_one(big.slots[j].key, big.slots[j].meta, arg);
+	mt__blk_foreach_in(sp, base, scan_copy_one, arg);
 }
 
 size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap)
 {
 	struct scan_copy c = {out, cap, 0};
-	foreach_span(scan_copy_span, &c);
+	mt__blk_foreach_table(scan_copy_span, &c);
 	return c.n;
 }
 
@@ -1611,25 +1150,11 @@ size_t mt__stack_marks(uintptr_t *live, size_t live_cap, uintptr_t *dead, size_t
 
 /* ---- fork ---- */
 
-static void lock_span(struct span *sp, uintptr_t base, void *arg)
-{
-	(void)base, (void)arg;
-	spin_lock(sp ? &sp->lock : &big.lock);
-}
-
-static void unlock_span(struct span *sp, uintptr_t base, void *arg)
-{
-	(void)base, (void)arg;
-	spin_unlock(sp ? &sp->lock : &big.lock);
-}
-
 void mt__table_lock_all(void)
 {
 	for (int i = 0; i < SITE_SHARDS; i++)
 		pthread_mutex_lock(&site_shards[i].lock);
-	/* no span gets a page or a table while the dir lock is held */
-	pthread_mutex_lock(&dir_lock);
-	foreach_span(lock_span, NULL);
+	mt__blk_lock_all();
 	pthread_mutex_lock(&map_lock);
 	mt__ialloc_lock();
 }
@@ -1645,8 +1170,7 @@ void mt__table_unlock_all(void)
 {
 	mt__ialloc_unlock();
 	pthread_mutex_unlock(&map_lock);
-	foreach_span(unlock_span, NULL);
-	pthread_mutex_unlock(&dir_lock);
+	mt__blk_unlock_all();
 	for (int i = SITE_SHARDS - 1; i >= 0; i--)
 		pthread_mutex_unlock(&site_shards[i].lock);
 }

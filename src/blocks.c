@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * blocks.c - the live-block index's cold half (blocks.h has the design and
+ * the hot paths): making directory pages and span tables, the big table,
+ * the walks over every block (the leak scan's copy, the Python census) and
+ * the fork's locks. Table memory comes from ialloc.c up to its largest
+ * class and is mapped beyond.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+#include "blocks.h"
+
+struct span *mt__blk_dir[1u << DIR_HI_BITS];
+pthread_mutex_t mt__blk_dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint16_t mt__blk_dir_used[1u << DIR_HI_BITS];
+static uint32_t mt__blk_ndir_used;
+struct heap_shard mt__blk_big;
+
+/* The big table: the old scheme, one shard. Neighbouring blocks share cache
+ * lines: the hash (Fibonacci, one multiply) is of the 256-byte region, the
+ * home slot adds the 16-byte granule within it. */
+static inline uint64_t ptr_hash(uintptr_t p)
+{
+	return (uint64_t)(p >> 8) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline size_t home_slot(uintptr_t key, uint64_t h, size_t cap)
+{
+	return (size_t)((h >> 24) + ((key >> 4) & 15)) & (cap - 1);
+}
+
+/* Doubles the big table; false (table unchanged) when out of memory. */
+static bool big_grow(struct heap_shard *sh)
+{
+	size_t cap = sh->cap ? sh->cap * 2 : 16;
+	struct heap_entry *t = mt__map(cap * sizeof(*t));
+	if (!t)
+		return false;
+	for (size_t i = 0; i < sh->cap; i++) {
+		uintptr_t k = sh->slots[i].key;
+		if (!k)
+			continue;
+		size_t j = home_slot(k, ptr_hash(k), cap);
+		while (t[j].key)
+			j = (j + 1) & (cap - 1);
+		t[j] = sh->slots[i];
+	}
+	mt__unmap(sh->slots, sh->cap * sizeof(*t));
+	sh->slots = t;
+	sh->cap = cap;
+	return true;
+}
+
+/* Index of p's entry, or of the empty slot where it would go. */
+static size_t big_find(const struct heap_shard *sh, uintptr_t p)
+{
+	size_t i = home_slot(p, ptr_hash(p), sh->cap);
+	while (sh->slots[i].key && sh->slots[i].key != p)
+		i = (i + 1) & (sh->cap - 1);
+	return i;
+}
+
+/* Backward-shift deletion: linear probing without tombstones. */
+static void big_delete_at(struct heap_shard *sh, size_t i)
+{
+	size_t mask = sh->cap - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		uintptr_t k = sh->slots[j].key;
+		if (!k)
+			break;
+		size_t home = home_slot(k, ptr_hash(k), sh->cap);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			sh->slots[i] = sh->slots[j];
+			i = j;
+		}
+	}
+	sh->slots[i].key = 0;
+	sh->slots[i].meta = 0;
+	sh->count--;
+}
+
+/* p's meta in the big table, taken out; 0 when it has none. */
+uint64_t mt__blk_big_take(uintptr_t p)
+{
+	uint64_t meta = 0;
+	if (!__atomic_load_n(&mt__blk_big.count, __ATOMIC_RELAXED))
+		return 0;
+	spin_lock(&mt__blk_big.lock);
+	if (mt__blk_big.cap) {
+		size_t i = big_find(&mt__blk_big, p);
+		if (mt__blk_big.slots[i].key) {
+			meta = mt__blk_big.slots[i].meta;
+			big_delete_at(&mt__blk_big, i);
+		}
+	}
+	spin_unlock(&mt__blk_big.lock);
+	return meta;
+}
+
+/* Puts p in the big table; the meta it replaces (0: none), or ~0 when out of
+ * memory. */
+uint64_t mt__blk_big_put(uintptr_t p, uint64_t meta)
+{
+	uint64_t stale = 0;
+	spin_lock(&mt__blk_big.lock);
+	if ((mt__blk_big.count + 1) * 10 > mt__blk_big.cap * 7 && !big_grow(&mt__blk_big)) {
+		spin_unlock(&mt__blk_big.lock);
+		return ~0ull;
+	}
+	size_t i = big_find(&mt__blk_big, p);
+	if (mt__blk_big.slots[i].key)
+		stale = mt__blk_big.slots[i].meta;
+	else
+		__atomic_store_n(&mt__blk_big.count, mt__blk_big.count + 1, __ATOMIC_RELAXED);
+	mt__blk_big.slots[i].key = p;
+	mt__blk_big.slots[i].meta = meta;
+	spin_unlock(&mt__blk_big.lock);
+	return stale;
+}
+
+struct span *mt__blk_dir_page(size_t hi)
+{
+	struct span *d = __atomic_load_n(&mt__blk_dir[hi], __ATOMIC_ACQUIRE);
+	if (d)
+		return d;
+	pthread_mutex_lock(&mt__blk_dir_lock);
+	d = mt__blk_dir[hi];
+	if (!d && (d = mt__map(sizeof(struct span) << DIR_LO_BITS))) {
+		mt__blk_dir_used[mt__blk_ndir_used] = (uint16_t)hi;
+		__atomic_store_n(&mt__blk_ndir_used, mt__blk_ndir_used + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&mt__blk_dir[hi], d, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&mt__blk_dir_lock);
+	return d;
+}
+
+/* Table memory: memtrace's allocator up to its largest class (a span's table
+ * is one of thousands: they must not each be a mapping), mapped beyond. */
+static uint64_t *slots_alloc(size_t n)
+{
+	return n * 8 <= 65536 ? mt__ialloc(n * 8) : mt__map(n * 8);
+}
+
+static void slots_free(uint64_t *t, size_t n)
+{
+	if (n * 8 <= 65536)
+		mt__ifree(t, n * 8);
+	else
+		mt__unmap(t, n * 8);
+}
+
+/* Doubles a span's table; false (table unchanged) when out of memory. */
+bool mt__blk_span_grow(struct span *sp)
+{
+	unsigned lg = sp->lg ? sp->lg + 1u : SPAN_MIN_LG;
+	size_t cap = span_cap(lg), mask = cap - 1;
+	uint64_t *t = slots_alloc(cap);
+	if (!t)
+		return false;
+	memset(t, 0, cap * 8);
+	for (size_t i = 0; sp->lg && i < span_cap(sp->lg); i++) {
+		uint64_t e = sp->slots[i];
+		if (!e)
+			continue;
+		size_t j = span_home(entry_key(e), lg);
+		while (t[j])
+			j = (j + 1) & mask;
+		t[j] = e;
+	}
+	if (sp->lg)
+		slots_free(sp->slots, span_cap(sp->lg));
+	/* atomic stores: mt__heap_prefetch reads these without the lock */
+	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
+	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Backward-shift deletion: linear probing without tombstones. */
+void mt__blk_span_delete_at(struct span *sp, size_t i)
+{
+	size_t mask = span_cap(sp->lg) - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		uint64_t e = sp->slots[j];
+		if (!e)
+			break;
+		size_t home = span_home(entry_key(e), sp->lg);
+		/* move j back to i unless its home lies cyclically in (i, j] */
+		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+		if (!stays) {
+			sp->slots[i] = e;
+			i = j;
+		}
+	}
+	sp->slots[i] = 0;
+	sp->count--;
+}
+
+/* Every block's meta, whichever table holds it: visits each table under its
+ * lock with fn(p, meta, arg). */
+void mt__blk_foreach_in(struct span *sp, uintptr_t base,
+			void (*fn)(uintptr_t, uint64_t, void *), void *arg)
+{
+	if (!sp) {
+		for (size_t j = 0; j < mt__blk_big.cap; j++)
+			if (mt__blk_big.slots[j].key)
+				fn(mt__blk_big.slots[j].key, mt__blk_big.slots[j].meta, arg);
+		return;
+	}
+	for (size_t j = 0; sp->lg && j < span_cap(sp->lg); j++) {
+		uint64_t e = sp->slots[j];
+		if (e)
+			fn(base | (uintptr_t)entry_key(e) << GRAN_SHIFT, entry_meta(e), arg);
+	}
+}
+
+/* Walks every span that has a table, then the big table: fn(span, base)
+ * for spans, fn(NULL, 0) for the big table last. */
+void mt__blk_foreach_table(void (*fn)(struct span *, uintptr_t, void *), void *arg)
+{
+	uint32_t n = __atomic_load_n(&mt__blk_ndir_used, __ATOMIC_ACQUIRE);
+	for (uint32_t u = 0; u < n; u++) {
+		size_t hi = mt__blk_dir_used[u];
+		struct span *d = __atomic_load_n(&mt__blk_dir[hi], __ATOMIC_ACQUIRE);
+		for (size_t lo = 0; lo < (1u << DIR_LO_BITS); lo++)
+			if (__atomic_load_n(&d[lo].lg, __ATOMIC_RELAXED))
+				fn(&d[lo], (uintptr_t)(hi << DIR_LO_BITS | lo) << SPAN_SHIFT, arg);
+	}
+	fn(NULL, 0, arg);
+}
+
+uint64_t mt__blk_big_get(uintptr_t p)
+{
+	uint64_t meta = 0;
+	spin_lock(&mt__blk_big.lock);
+	if (mt__blk_big.cap) {
+		size_t i = big_find(&mt__blk_big, p);
+		if (mt__blk_big.slots[i].key)
+			meta = mt__blk_big.slots[i].meta;
+	}
+	spin_unlock(&mt__blk_big.lock);
+	return meta;
+}
+
+static void lock_table(struct span *sp, uintptr_t base, void *arg)
+{
+	(void)base, (void)arg;
+	spin_lock(sp ? &sp->lock : &mt__blk_big.lock);
+}
+
+static void unlock_table(struct span *sp, uintptr_t base, void *arg)
+{
+	(void)base, (void)arg;
+	spin_unlock(sp ? &sp->lock : &mt__blk_big.lock);
+}
+
+void mt__blk_lock_all(void)
+{
+	/* no span gets a page or a table while the dir lock is held */
+	pthread_mutex_lock(&mt__blk_dir_lock);
+	mt__blk_foreach_table(lock_table, NULL);
+}
+
+void mt__blk_unlock_all(void)
+{
+	mt__blk_foreach_table(unlock_table, NULL);
+	pthread_mutex_unlock(&mt__blk_dir_lock);
+}
