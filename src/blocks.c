@@ -16,8 +16,17 @@
 
 struct span *mt__blk_dir[1u << DIR_HI_BITS];
 pthread_mutex_t mt__blk_dir_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint16_t mt__blk_dir_used[1u << DIR_HI_BITS];
-static uint32_t mt__blk_ndir_used;
+/* The spans that have a table, in the order they got it: every walk over
+ * all blocks and the fork's lock order. Chunks that never move (a walk
+ * reads them without the lock), appended to under the directory lock. */
+#define MADE_CHUNK 4096
+#define MADE_CHUNKS 4096 /* 16 M spans: 4 TiB of address space */
+struct made {
+	struct span *sp;
+	uintptr_t base;
+};
+static struct made *made[MADE_CHUNKS];
+static size_t nmade;
 struct heap_shard mt__blk_big;
 
 /* The big table: the old scheme, one shard. Neighbouring blocks share cache
@@ -132,11 +141,8 @@ struct span *mt__blk_dir_page(size_t hi)
 		return d;
 	pthread_mutex_lock(&mt__blk_dir_lock);
 	d = mt__blk_dir[hi];
-	if (!d && (d = mt__map(sizeof(struct span) << DIR_LO_BITS))) {
-		mt__blk_dir_used[mt__blk_ndir_used] = (uint16_t)hi;
-		__atomic_store_n(&mt__blk_ndir_used, mt__blk_ndir_used + 1, __ATOMIC_RELEASE);
+	if (!d && (d = mt__map(sizeof(struct span) << DIR_LO_BITS)))
 		__atomic_store_n(&mt__blk_dir[hi], d, __ATOMIC_RELEASE);
-	}
 	pthread_mutex_unlock(&mt__blk_dir_lock);
 	return d;
 }
@@ -223,15 +229,32 @@ void mt__blk_foreach_in(struct span *sp, uintptr_t base,
 
 /* Walks every span that has a table, then the big table: fn(span, base)
  * for spans, fn(NULL, 0) for the big table last. */
+bool mt__blk_span_first(struct span *sp, uintptr_t p)
+{
+	size_t c = nmade / MADE_CHUNK;
+	if (c >= MADE_CHUNKS)
+		return false;
+	if (!made[c]) {
+		struct made *m = mt__map(MADE_CHUNK * sizeof(*m));
+		if (!m)
+			return false;
+		__atomic_store_n(&made[c], m, __ATOMIC_RELEASE);
+	}
+	if (!mt__blk_span_grow(sp))
+		return false;
+	made[c][nmade % MADE_CHUNK] =
+		(struct made){sp, p & ~(((uintptr_t)1 << SPAN_SHIFT) - 1)};
+	__atomic_store_n(&nmade, nmade + 1, __ATOMIC_RELEASE);
+	return true;
+}
+
 void mt__blk_foreach_table(void (*fn)(struct span *, uintptr_t, void *), void *arg)
 {
-	uint32_t n = __atomic_load_n(&mt__blk_ndir_used, __ATOMIC_ACQUIRE);
-	for (uint32_t u = 0; u < n; u++) {
-		size_t hi = mt__blk_dir_used[u];
-		struct span *d = __atomic_load_n(&mt__blk_dir[hi], __ATOMIC_ACQUIRE);
-		for (size_t lo = 0; lo < (1u << DIR_LO_BITS); lo++)
-			if (__atomic_load_n(&d[lo].lg, __ATOMIC_RELAXED))
-				fn(&d[lo], (uintptr_t)(hi << DIR_LO_BITS | lo) << SPAN_SHIFT, arg);
+	size_t n = __atomic_load_n(&nmade, __ATOMIC_ACQUIRE);
+	for (size_t i = 0; i < n; i++) {
+		const struct made *m = &__atomic_load_n(&made[i / MADE_CHUNK],
+							 __ATOMIC_ACQUIRE)[i % MADE_CHUNK];
+		fn(m->sp, m->base, arg);
 	}
 	fn(NULL, 0, arg);
 }

@@ -16,7 +16,7 @@
  *
  * Locks (after the callsite shards, before the mapping lock; table.c has
  * the whole order): the directory lock, then the spans that have a table in
- * directory order, then the big table. A span's first table is made under
+ * the order they got it, then the big table. A span's first table is made under
  * the directory lock, so a walk under it misses none. No lock here is held
  * across a call out of memtrace.
  */
@@ -64,8 +64,9 @@ struct span {
 };
 
 /* mt__blk_dir[hi] is a page of 1 << DIR_LO_BITS spans (256 KiB, mapped
- * when the first block lands in its 4 GiB); blocks.c lists the pages made,
- * in order (the fork's lock order and every walk over all blocks). */
+ * when the first block lands in its 4 GiB); blocks.c lists the spans that
+ * have a table, in the order they got it (the fork's lock order and every
+ * walk over all blocks: a fork walks those, not every span of a page). */
 extern struct span *mt__blk_dir[1u << DIR_HI_BITS] MT_HIDDEN;
 extern pthread_mutex_t mt__blk_dir_lock MT_HIDDEN;
 
@@ -110,6 +111,9 @@ static inline void spin_unlock(uint8_t *l)
 /* blocks.c */
 MT_HIDDEN struct span *mt__blk_dir_page(size_t hi);
 MT_HIDDEN bool mt__blk_span_grow(struct span *sp);
+/* A span's first table, and its place in the walks' list; both locks (the
+ * directory's, the span's) held. False: neither. */
+MT_HIDDEN bool mt__blk_span_first(struct span *sp, uintptr_t p);
 MT_HIDDEN void mt__blk_span_delete_at(struct span *sp, size_t i);
 MT_HIDDEN uint64_t mt__blk_big_take(uintptr_t p);
 MT_HIDDEN uint64_t mt__blk_big_put(uintptr_t p, uint64_t meta);
@@ -217,7 +221,7 @@ static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
 		 * fork holds while it locks every span that has one */
 		pthread_mutex_lock(&mt__blk_dir_lock);
 		spin_lock(&sp->lock);
-		bool ok = sp->lg || mt__blk_span_grow(sp);
+		bool ok = sp->lg || mt__blk_span_first(sp, p);
 		spin_unlock(&sp->lock);
 		pthread_mutex_unlock(&mt__blk_dir_lock);
 		if (!ok)

@@ -28,7 +28,8 @@
  *   2. python.c's code-object lock (hook.c's fork handler takes it first);
  *   3. the callsite shards' mutexes, 0..63;
  *   4. the live-block index: its directory lock, the spans that have a
- *      table in directory order, the big table (spin locks, blocks.h);
+ *      table in the order they got it, the big table (spin locks,
+ *      blocks.h);
  *   5. the mapping lock;
  *   6. ialloc.c's lock (memtrace's memory is allocated under 2 to 5);
  *   7. a thread's counter block (spin lock): a leaf, taken by its thread
