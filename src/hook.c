@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hook.c - the entry points libmemtrace.so exports in place of the malloc
- * family and the mmap family, and the start-up, fork and exit handling.
+ * family and the mmap family, and the start-up, fork and exit handling;
+ * pyalloc.c wraps CPython's allocator domains and cxx.c C++'s operators,
+ * all through hook.h's recording path. What follows holds for all three.
  *
  * Invariants:
  *  - every call is forwarded to the next allocator in the chain (RTLD_NEXT),
  *    whose results, errno and realloc(p, 0) semantics the program sees as is;
- *  - only the outermost call of a thread is recorded (tl_busy): allocations
+ *  - only the outermost call of a thread is recorded (mt__tl_busy): allocations
  *    made by memtrace itself, libunwind or libc helpers it calls are not;
  *  - dlsym's own allocations during start-up come from a static pool that
  *    free/realloc/malloc_usable_size recognise forever after;
@@ -63,38 +65,18 @@
 
 #include "memtrace.h"
 #include "internal.h"
+#include "hook.h"
 
-#define EXPORT __attribute__((visibility("default")))
-#define TLS_IE __attribute__((tls_model("initial-exec")))
-
-static __thread int tl_busy TLS_IE;
-/* Where the outermost hook's return address sits: the stack walk starts
- * there (unwind.c checks it). */
-static __thread uintptr_t tl_entry_slot TLS_IE;
+__thread int mt__tl_busy TLS_IE;
+__thread uintptr_t mt__tl_entry_slot TLS_IE;
 static __thread int tl_resolving TLS_IE;
 
-static struct {
-	mt_backend_t m; /* the malloc family: the system allocator */
-	void *(*mmap)(void *, size_t, int, int, int, off_t);
-	int (*munmap)(void *, size_t);
-	void *(*mremap)(void *, size_t, size_t, int, ...);
-	void (*exit_)(int);
-	void (*Exit_)(int);
-	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
-	sighandler_t (*signal)(int, sighandler_t);
-	sighandler_t (*sysv_signal)(int, sighandler_t);
-} real;
-
-/* Tracked calls go to `be`: the system allocator (sysbe, the next in the
- * chain) or jemalloc (arena.c). Everything else goes to the system. */
-#define sysbe (real.m)
+struct mt_real mt__real;
 static const mt_backend_t *be = &sysbe;
-static const mt_backend_t *jebe; /* jemalloc, once loaded */
+const mt_backend_t *mt__jebe;
 
-enum { RES_NONE, RES_BUSY, RES_DONE };
-enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
-static int resolve_state = RES_NONE;
-static int init_state = INIT_NONE;
+int mt__resolve_state = RES_NONE;
+int mt__init_state = INIT_NONE;
 static pid_t main_pid;
 static int exit_dumped;
 
@@ -145,54 +127,49 @@ static int dlopened, attach_starting;
 
 /* The function a hook forwards to: the next in the chain when preloaded;
  * attached, the program's own (attach.c). */
-static void *next_sym(const char *name)
+void *mt__next_sym(const char *name)
 {
 	return dlopened ? mt__attach_sym(name) : dlsym(RTLD_NEXT, name);
 }
 
-static void resolve(void)
+void mt__resolve(void)
 {
 	int expect = RES_NONE;
-	if (!__atomic_compare_exchange_n(&resolve_state, &expect, RES_BUSY, false, __ATOMIC_ACQ_REL,
+	if (!__atomic_compare_exchange_n(&mt__resolve_state, &expect, RES_BUSY, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)
+		while (__atomic_load_n(&mt__resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)
 			sched_yield();
 		return;
 	}
 	tl_resolving = 1;
-	real.m.malloc = next_sym("malloc");
-	real.m.free = next_sym("free");
-	real.m.calloc = next_sym("calloc");
-	real.m.realloc = next_sym("realloc");
-	real.m.posix_memalign = next_sym("posix_memalign");
-	real.m.aligned_alloc = next_sym("aligned_alloc");
-	real.m.memalign = next_sym("memalign");
-	real.m.valloc = next_sym("valloc");
-	real.m.pvalloc = next_sym("pvalloc");
-	real.m.malloc_usable_size = next_sym("malloc_usable_size");
-	real.mmap = next_sym("mmap");
-	real.munmap = next_sym("munmap");
-	real.mremap = next_sym("mremap");
-	real.exit_ = next_sym("_exit");
-	real.Exit_ = next_sym("_Exit");
-	real.sigaction = next_sym("sigaction");
-	real.signal = next_sym("signal");
-	real.sysv_signal = next_sym("sysv_signal");
+	mt__real.m.malloc = mt__next_sym("malloc");
+	mt__real.m.free = mt__next_sym("free");
+	mt__real.m.calloc = mt__next_sym("calloc");
+	mt__real.m.realloc = mt__next_sym("realloc");
+	mt__real.m.posix_memalign = mt__next_sym("posix_memalign");
+	mt__real.m.aligned_alloc = mt__next_sym("aligned_alloc");
+	mt__real.m.memalign = mt__next_sym("memalign");
+	mt__real.m.valloc = mt__next_sym("valloc");
+	mt__real.m.pvalloc = mt__next_sym("pvalloc");
+	mt__real.m.malloc_usable_size = mt__next_sym("malloc_usable_size");
+	mt__real.mmap = mt__next_sym("mmap");
+	mt__real.munmap = mt__next_sym("munmap");
+	mt__real.mremap = mt__next_sym("mremap");
+	mt__real.exit_ = mt__next_sym("_exit");
+	mt__real.Exit_ = mt__next_sym("_Exit");
+	mt__real.sigaction = mt__next_sym("sigaction");
+	mt__real.signal = mt__next_sym("signal");
+	mt__real.sysv_signal = mt__next_sym("sysv_signal");
 	tl_resolving = 0;
-	if (!real.m.malloc || !real.m.free || !real.m.calloc || !real.m.realloc || !real.mmap ||
-	    !real.munmap) {
+	if (!mt__real.m.malloc || !mt__real.m.free || !mt__real.m.calloc || !mt__real.m.realloc || !mt__real.mmap ||
+	    !mt__real.munmap) {
 		static const char msg[] = "memtrace: cannot find the real allocator; aborting\n";
 		(void)mt__write_all(2, msg, sizeof(msg) - 1);
 		abort(); /* nothing can be forwarded: there is no safe way on */
 	}
-	__atomic_store_n(&resolve_state, RES_DONE, __ATOMIC_RELEASE);
+	__atomic_store_n(&mt__resolve_state, RES_DONE, __ATOMIC_RELEASE);
 }
 
-#define ENSURE_RESOLVED()                                                                       \
-	do {                                                                                    \
-		if (MT_UNLIKELY(__atomic_load_n(&resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)) \
-			resolve();                                                              \
-	} while (0)
 
 /*
  * Where the leak scan starts reading this thread's stack at exit: above
@@ -231,15 +208,15 @@ void mt__exit_dump(void)
 		return;
 	if (getpid() != main_pid)
 		main_pid = getpid(); /* a forked child writes its own pid's file */
-	tl_busy++;
+	mt__tl_busy++;
 	(void)mt__dump(MT_REASON_EXIT, NULL, 0);
-	tl_busy--;
+	mt__tl_busy--;
 }
 
 /* The code table's lock comes before the tables' (python.c). */
 static void atfork_prepare(void)
 {
-	if (init_state == INIT_READY) {
+	if (mt__init_state == INIT_READY) {
 		mt__py_lock();
 		mt__table_lock_all();
 	}
@@ -247,7 +224,7 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
-	if (init_state == INIT_READY) {
+	if (mt__init_state == INIT_READY) {
 		mt__table_unlock_all();
 		mt__py_unlock();
 	}
@@ -255,37 +232,36 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-	if (init_state == INIT_READY) {
+	if (mt__init_state == INIT_READY) {
 		mt__table_unlock_all();
 		mt__table_atfork_child();
 		mt__py_atfork_child();
 	}
 	mt__snapshot_atfork_child();
 	mt__trigger_atfork_child();
-	if (init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
+	if (mt__init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
 		/* memtrace run --no-children: this child runs untracked and
 		 * writes nothing */
 		__atomic_store_n(&exit_dumped, 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
 	}
 }
 
-static void cxx_resolve(void);
 
-static void init(void)
+void mt__init(void)
 {
 	if (dlopened && !attach_starting)
 		return;
 	int expect = INIT_NONE;
-	if (!__atomic_compare_exchange_n(&init_state, &expect, INIT_BUSY, false, __ATOMIC_ACQ_REL,
+	if (!__atomic_compare_exchange_n(&mt__init_state, &expect, INIT_BUSY, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return; /* another thread is on it: this call goes untracked */
 
-	tl_busy++;
+	mt__tl_busy++;
 	main_pid = getpid();
 	if (getauxval(AT_SECURE)) {
-		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
-		tl_busy--;
+		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
+		mt__tl_busy--;
 		return;
 	}
 	mt__start_wall_ns = mt__now_ns(CLOCK_REALTIME);
@@ -293,15 +269,15 @@ static void init(void)
 	mt__options_init();
 	if (mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
 		/* a child of the one process to profile (run --no-children) */
-		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
-		tl_busy--;
+		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
+		mt__tl_busy--;
 		return;
 	}
 	mt__snapshot_init();
 	if (!mt__table_init()) {
 		mt__warn("cannot set up tables; tracking is off");
-		__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
-		tl_busy--;
+		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
+		mt__tl_busy--;
 		return;
 	}
 	mt__unwind_init();
@@ -309,36 +285,25 @@ static void init(void)
 	mt__arena_tune();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(mt__exit_dump); /* also ends signal and timer dumps cleanly */
-	__atomic_store_n(&init_state, INIT_READY, __ATOMIC_RELEASE);
-	tl_busy--;
+	__atomic_store_n(&mt__init_state, INIT_READY, __ATOMIC_RELEASE);
+	mt__tl_busy--;
 }
 
-static inline bool tracking(void)
-{
-	int s = __atomic_load_n(&init_state, __ATOMIC_ACQUIRE);
-	if (MT_LIKELY(s == INIT_READY))
-		return true;
-	if (s == INIT_NONE) {
-		init();
-		return __atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == INIT_READY;
-	}
-	return false;
-}
 
 void mt__thread_untracked(void)
 {
-	tl_busy = 1;
+	mt__tl_busy = 1;
 }
 
 bool mt__thread_idle(void)
 {
-	return tl_busy == 0;
+	return mt__tl_busy == 0;
 }
 
 int mt__thread_busy_swap(int busy)
 {
-	int old = tl_busy;
-	tl_busy = busy;
+	int old = mt__tl_busy;
+	mt__tl_busy = busy;
 	return old;
 }
 
@@ -370,10 +335,10 @@ uint64_t mt__attach_wall_ns;
 bool mt__attach_start(void)
 {
 	ENSURE_RESOLVED();
-	tl_busy++;
+	mt__tl_busy++;
 	attach_starting = 1;
 	if (!tracking()) {
-		tl_busy--;
+		mt__tl_busy--;
 		return false;
 	}
 	mt__attach_wall_ns = mt__start_wall_ns;
@@ -381,7 +346,7 @@ bool mt__attach_start(void)
 	mt__trigger_init();
 	mt__python_init();
 	(void)dlerror();
-	tl_busy--;
+	mt__tl_busy--;
 	return true;
 }
 
@@ -389,7 +354,7 @@ bool mt__attach_start(void)
 void mt__attach_stop(void)
 {
 	mt__opt.at_exit = 0;
-	__atomic_store_n(&init_state, INIT_OFF, __ATOMIC_RELEASE);
+	__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
 	mt__trigger_release();
 }
 
@@ -402,24 +367,24 @@ __attribute__((constructor)) static void mt_ctor(void)
 		return;
 	}
 	ENSURE_RESOLVED();
-	if (tl_busy || !tracking())
+	if (mt__tl_busy || !tracking())
 		return;
-	tl_busy++;
+	mt__tl_busy++;
 	/* the switch to jemalloc: what was allocated before stays the
 	 * system's, and goes back to it (the owner bit in the table) */
 	if (mt__opt.allocator == MT_ALLOC_JEMALLOC && mt__sample_mean)
 		mt__warn("MEMTRACE_ALLOCATOR=jemalloc does not go with MEMTRACE_SAMPLE (unsampled "
 			 "blocks would have no known owner); the system allocator stays");
-	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (jebe = mt__jemalloc_load()))
-		__atomic_store_n(&be, jebe, __ATOMIC_RELEASE);
+	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (mt__jebe = mt__jemalloc_load()))
+		__atomic_store_n(&be, mt__jebe, __ATOMIC_RELEASE);
 	mt__allocator_detect();
-	cxx_resolve();
+	mt__cxx_resolve();
 	mt__trigger_init();
 	mt__python_init();
 	(void)dlerror(); /* memtrace's lookups of names no object defines (a C
 			  * program's Python and C++ symbols) leave no error for
 			  * the program's own dlerror() */
-	tl_busy--;
+	mt__tl_busy--;
 }
 
 /* ---- recording ---- */
@@ -440,7 +405,7 @@ static inline uint64_t py_hash(const uint64_t *f, int m, uintptr_t token)
 	return h ^ (h >> 29);
 }
 
-static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
+__attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	uint64_t pyf[MT_MAX_FRAMES];
@@ -451,7 +416,7 @@ static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 		mt__py_poll();
 	else if (state == MT_PY_ON)
 		m = mt__py_frames(pyf, depth);
-	n = mt__unwind(frames, depth, tl_entry_slot, heap ? &tag : NULL);
+	n = mt__unwind(frames, depth, mt__tl_entry_slot, heap ? &tag : NULL);
 	uintptr_t held = tag ? (uintptr_t)*tag : 0;
 	if (!m && held && !(held & 1))
 		return (mt_site_t *)held; /* a native-only stack seen lately */
@@ -466,7 +431,7 @@ static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 	}
 	if (held) {
 		/* frames were left unfilled: the tag named the stack */
-		n = mt__unwind(frames, depth, tl_entry_slot, NULL);
+		n = mt__unwind(frames, depth, mt__tl_entry_slot, NULL);
 	}
 	if (m > MT_MAX_FRAMES - n)
 		m = MT_MAX_FRAMES - n;
@@ -492,118 +457,21 @@ static __attribute__((noinline)) mt_site_t *python_site(int domain, int state)
 	return s;
 }
 
-static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
-{
-	uintptr_t frames[MT_MAX_FRAMES];
-	void **tag;
-	if (MT_UNLIKELY(__atomic_load_n(&mt__trigger_start_needed, __ATOMIC_RELAXED)))
-		mt__trigger_start(); /* a signal asked for the dump thread */
-	int py = __atomic_load_n(&mt__py_state, __ATOMIC_RELAXED);
-	if (MT_UNLIKELY(py != MT_PY_OFF))
-		return python_site(domain, py);
-	/* a heap stack seen lately by this thread: its callsite, no lookup */
-	int n = mt__unwind(frames, mt__opt.depth, tl_entry_slot,
-			   domain == MT_DOMAIN_HEAP ? &tag : NULL);
-	if (domain == MT_DOMAIN_HEAP && tag && *tag)
-		return *tag;
-	mt_site_t *s = mt__site_get(frames, n, domain);
-	if (!s)
-		mt__count_untracked();
-	else if (domain == MT_DOMAIN_HEAP && tag)
-		*tag = s;
-	return s;
-}
-
-/* Records a new block; false when it could not be (it goes untracked). */
-static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
-{
-	int saved = errno;
-	mt__heap_prefetch(p); /* the table's cache miss overlaps the unwind */
-	mt_site_t *s = current_site(MT_DOMAIN_HEAP);
-	bool ok = s && mt__heap_add(p, size, s, owner);
-	errno = saved;
-	return ok;
-}
-
-/* Enter/leave a recorded call: only the outermost call of a thread. The
- * hooks are built with frame pointers: the caller's return address is just
- * above the hook's frame address. */
-#define ENTER()                                     \
-	(!tl_busy && tracking() && (tl_busy = 1) && \
-	 (tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
-#define LEAVE() (tl_busy = 0)
-
-/* ---- backends: tracked calls go to `be`, everything else to the system */
-
-static inline int owner_of_be(const mt_backend_t *b)
-{
-	return b == &sysbe ? MT_OWNER_SYSTEM : MT_OWNER_JEMALLOC;
-}
-
-static inline const mt_backend_t *be_of_owner(int owner)
-{
-	return owner == MT_OWNER_JEMALLOC && jebe ? jebe : &sysbe;
-}
-
-/* A block from a tracked call: recorded, or, when it cannot be and the
- * backend is not the system one, handed back and served by the system
- * untracked, so that no jemalloc block ever goes unrecorded. */
-static MT_ALWAYS_INLINE void *keep(const mt_backend_t *b, void *p, size_t size, size_t copy,
-				   int zero)
-{
-	if (!p || record_heap(p, size, owner_of_be(b)) || b == &sysbe)
-		return p;
-	void *q = real.m.malloc(size ? size : 1);
-	if (q) {
-		if (zero)
-			memset(q, 0, size);
-		else if (copy)
-			memcpy(q, p, copy);
-	}
-	b->free(p);
-	return q;
-}
-
-/* Sampling mode: a block the filter says was never recorded needs no table
- * lookup on free or realloc. */
-static inline bool unrecorded(const void *p)
-{
-	return mt__sample_mean && !mt__maybe_recorded(p);
-}
-
-/* Sampling mode: most calls skip recording, after one counter update. */
-static inline bool unsampled(size_t size)
-{
-	return mt__sample_mean && !mt__sample_next(size);
-}
-
-/* The hooks' fast test: sampling, outside memtrace, and size bytes short of
- * this thread's next sample point, which then comes size bytes nearer. False
- * (nothing counted) where the common path must decide. The mean is set, and
- * the counter positive, only once the real functions are resolved. */
-static MT_ALWAYS_INLINE bool unsampled_fast(size_t size)
-{
-	if (!mt__sample_mean || (uint64_t)mt__tl_sample_left <= size || tl_busy)
-		return false;
-	mt__tl_sample_left -= (int64_t)size;
-	return true;
-}
-
 /* ---- the malloc family ---- */
 
 /* The hooks' common paths are out of line so that the sampling fast paths
  * before them stay small: no frame, no saved registers. */
 static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
-	if (MT_UNLIKELY(resolve_state != RES_DONE)) {
+	if (MT_UNLIKELY(mt__resolve_state != RES_DONE)) {
 		if (tl_resolving)
 			return pool_alloc(size, 16);
-		resolve();
+		mt__resolve();
 	}
-	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
-		return real.m.malloc(size);
+	if (mt__sample_mean && !mt__tl_busy && mt__init_state == INIT_READY && unsampled(size))
+		return mt__real.m.malloc(size);
 	if (!ENTER())
-		return real.m.malloc(size);
+		return mt__real.m.malloc(size);
 	const mt_backend_t *b = be;
 	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
@@ -614,32 +482,23 @@ EXPORT void *malloc(size_t size)
 {
 	/* sampling: an unsampled call costs one counter update, no more */
 	if (unsampled_fast(size))
-		return real.m.malloc(size);
+		return mt__real.m.malloc(size);
 	return malloc_slow(size);
 }
 
-/* Forgets a block and returns the backend that owns it. */
-static const mt_backend_t *forget(void *p)
-{
-	int saved = errno;
-	uint64_t meta = mt__heap_detach(p);
-	mt__heap_release(meta);
-	errno = saved;
-	return meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
-}
 
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (!p || in_pool(p))
 		return;
 	ENSURE_RESOLVED();
-	if (MT_LIKELY(init_state == INIT_READY) && !unrecorded(p)) {
+	if (MT_LIKELY(mt__init_state == INIT_READY) && !unrecorded(p)) {
 		int saved = errno;
 		forget(p)->free(p);
 		errno = saved;
 		return;
 	}
-	real.m.free(p);
+	mt__real.m.free(p);
 }
 
 EXPORT void free(void *p)
@@ -648,7 +507,7 @@ EXPORT void free(void *p)
 	 * to the system (the mean is set only once the real functions are
 	 * resolved; the pool's blocks are pinned in the filter, never sent) */
 	if (unrecorded(p)) {
-		real.m.free(p);
+		mt__real.m.free(p);
 		return;
 	}
 	free_slow(p);
@@ -659,139 +518,19 @@ EXPORT void cfree(void *p)
 	free(p);
 }
 
-/* ---- CPython's allocator domains: MEM and OBJ (python.c installs these) ----
- * The interpreter's own allocator (pymalloc) stays: each wrapper records
- * the block and forwards to it. What pymalloc asks of malloc or mmap
- * underneath runs with tl_busy set, so no block is counted twice. The
- * blocks are the system's (their owner for the jemalloc backend). */
-static mt_pyalloc_t py_saved[3];
-
-/* What a domain's blocks are: objects (OBJ) or buffers (MEM). */
-static inline int py_owner(const mt_pyalloc_t *d)
-{
-	return d == &py_saved[2] ? MT_OWNER_SYSTEM | MT_OWNER_PYOBJ : MT_OWNER_SYSTEM;
-}
-
-static __attribute__((noinline)) void *py_malloc_slow(void *ctx, size_t size)
-{
-	const mt_pyalloc_t *d = ctx;
-	if (mt__sample_mean && !tl_busy && init_state == INIT_READY && unsampled(size))
-		return d->malloc(d->ctx, size);
-	if (!ENTER())
-		return d->malloc(d->ctx, size);
-	void *p = d->malloc(d->ctx, size);
-	if (p)
-		record_heap(p, size, py_owner(d));
-	LEAVE();
-	return p;
-}
-
-/* As malloc: an unsampled call costs one counter update and a jump. */
-static void *py_malloc(void *ctx, size_t size)
-{
-	const mt_pyalloc_t *d = ctx;
-	if (unsampled_fast(size))
-		return d->malloc(d->ctx, size);
-	return py_malloc_slow(ctx, size);
-}
-
-static void *py_calloc(void *ctx, size_t n, size_t size)
-{
-	const mt_pyalloc_t *d = ctx;
-	if ((n && size > SIZE_MAX / n) || !ENTER())
-		return d->calloc(d->ctx, n, size);
-	void *p = d->calloc(d->ctx, n, size);
-	if (p && !unsampled(n * size))
-		record_heap(p, n * size, py_owner(d));
-	LEAVE();
-	return p;
-}
-
-/* Takes a block the domain is about to free or move out of the tables: 0
- * when it was not tracked, or when another allocator (jemalloc) owns it: a
- * block from before the domains were wrapped, which the nested hook must
- * still find, to hand it to its owner. */
-static uint64_t py_detach(void *p, bool *foreign)
-{
-	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
-	*foreign = meta && mt__meta_owner(meta) != MT_OWNER_SYSTEM;
-	if (*foreign) {
-		mt__heap_reattach(p, meta);
-		return 0;
-	}
-	return meta;
-}
-
-static void *py_realloc(void *ctx, void *p, size_t size)
-{
-	const mt_pyalloc_t *d = ctx;
-	if (!p)
-		return py_malloc(ctx, size);
-	if (init_state != INIT_READY || (unrecorded(p) && unsampled_fast(size)) || !ENTER())
-		return d->realloc(d->ctx, p, size);
-	bool foreign;
-	uint64_t meta = py_detach(p, &foreign);
-	void *q = d->realloc(d->ctx, p, size);
-	int saved = errno;
-	if (foreign) {
-		/* the nested hook moved it, tracked, with its owner */
-	} else if (q) {
-		mt__heap_release(meta);
-		if (!unsampled(size))
-			record_heap(q, size, py_owner(d));
-	} else if (meta) {
-		mt__heap_reattach(p, meta);
-	}
-	errno = saved;
-	LEAVE();
-	return q;
-}
-
-static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
-{
-	const mt_pyalloc_t *d = ctx;
-	if (p && init_state == INIT_READY) {
-		int saved = errno;
-		bool foreign;
-		mt__heap_release(py_detach(p, &foreign));
-		errno = saved;
-	}
-	d->free(d->ctx, p);
-}
-
-static void py_free(void *ctx, void *p)
-{
-	const mt_pyalloc_t *d = ctx;
-	if (unrecorded(p)) {
-		d->free(d->ctx, p);
-		return;
-	}
-	py_free_slow(ctx, p);
-}
-
-mt_pyalloc_t *mt__py_domain_saved(int d)
-{
-	return &py_saved[d];
-}
-
-void mt__py_domain_ours(int d, mt_pyalloc_t *out)
-{
-	*out = (mt_pyalloc_t){&py_saved[d], py_malloc, py_calloc, py_realloc, py_free};
-}
-
 EXPORT void *calloc(size_t n, size_t size)
 {
 	if (n && size > SIZE_MAX / n) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (MT_UNLIKELY(resolve_state != RES_DONE)) {
+	if (MT_UNLIKELY(mt__resolve_state != RES_DONE)) {
 		if (tl_resolving)
 			return pool_alloc(n * size, 16);
-		resolve();
+		mt__resolve();
 	}
 	if (!ENTER())
-		return real.m.calloc(n, size);
+		return mt__real.m.calloc(n, size);
 	const mt_backend_t *b = be;
 	void *p = unsampled(n * size) ? b->calloc(n, size)
 				      : keep(b, b->calloc(n, size), n * size, 0, 1);
@@ -819,8 +558,8 @@ static void *do_realloc(void *p, size_t size)
 	if (!p)
 		return malloc(size);
 	if (!ENTER()) {
-		if (init_state != INIT_READY)
-			return real.m.realloc(p, size);
+		if (mt__init_state != INIT_READY)
+			return mt__real.m.realloc(p, size);
 		/* nested (from inside memtrace or libc under a hook): the
 		 * block's owner still decides, and a tracked block stays so */
 		uint64_t meta = mt__heap_detach(p);
@@ -833,7 +572,7 @@ static void *do_realloc(void *p, size_t size)
 			if (q && meta &&
 			    !(site && mt__heap_add(q, size, site, mt__meta_owner(meta))) &&
 			    ob != &sysbe) {
-				void *r = real.m.malloc(size);
+				void *r = mt__real.m.malloc(size);
 				if (r)
 					memcpy(r, q, min_size(ob->malloc_usable_size(q), size));
 				ob->free(q);
@@ -888,7 +627,7 @@ EXPORT void *realloc(void *p, size_t size)
 	/* sampling: a block never recorded (or NULL) that stays unsampled at
 	 * its new size goes straight to the system, as in malloc and free */
 	if (unrecorded(p) && unsampled_fast(size))
-		return real.m.realloc(p, size);
+		return mt__real.m.realloc(p, size);
 	return do_realloc(p, size);
 }
 
@@ -905,7 +644,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
 	ENSURE_RESOLVED();
 	if (!ENTER())
-		return real.m.posix_memalign(out, align, size);
+		return mt__real.m.posix_memalign(out, align, size);
 	const mt_backend_t *b = be;
 	void *p = NULL;
 	int r = b->posix_memalign(&p, align, size);
@@ -914,7 +653,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			*out = p;
 		} else {
 			b->free(p);
-			r = real.m.posix_memalign(out, align, size);
+			r = mt__real.m.posix_memalign(out, align, size);
 		}
 	}
 	LEAVE();
@@ -927,18 +666,18 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	EXPORT void *name params                                                                \
 	{                                                                                       \
 		ENSURE_RESOLVED();                                                              \
-		if (!real.m.name) {                                                             \
+		if (!mt__real.m.name) {                                                             \
 			errno = ENOMEM;                                                         \
 			return NULL;                                                            \
 		}                                                                               \
 		if (!ENTER())                                                                   \
-			return real.m.name args;                                                \
+			return mt__real.m.name args;                                                \
 		const mt_backend_t *b = be;                                                     \
 		void *p = b->name args;                                                         \
 		if (p && !unsampled(size_expr) && !record_heap(p, size_expr, owner_of_be(b)) && \
 		    b != &sysbe) {                                                              \
 			b->free(p);                                                             \
-			p = real.m.name args;                                                   \
+			p = mt__real.m.name args;                                                   \
 		}                                                                               \
 		LEAVE();                                                                        \
 		return p;                                                                       \
@@ -957,10 +696,10 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (in_pool(p))
 		return pool_size(p);
 	ENSURE_RESOLVED();
-	if (jebe && init_state == INIT_READY && mt__heap_lookup(p, &meta) &&
+	if (mt__jebe && mt__init_state == INIT_READY && mt__heap_lookup(p, &meta) &&
 	    mt__meta_owner(meta) == MT_OWNER_JEMALLOC)
-		return jebe->malloc_usable_size(p);
-	return real.m.malloc_usable_size ? real.m.malloc_usable_size(p) : 0;
+		return mt__jebe->malloc_usable_size(p);
+	return mt__real.m.malloc_usable_size ? mt__real.m.malloc_usable_size(p) : 0;
 }
 
 /* ---- the mmap family: anonymous mappings are the mmap domain ---- */
@@ -971,148 +710,12 @@ static size_t page_round(size_t n)
 	return n > SIZE_MAX - pg ? n : (n + pg - 1) & ~(pg - 1);
 }
 
-/* ---- C++'s operator new and delete ----
- * libstdc++'s call malloc and free, which are hooked: memtrace's forward to
- * them untouched. jemalloc, tcmalloc and mimalloc define their own, which
- * call no malloc: when the next operator new lives in the object that
- * serves malloc, memtrace records at this level instead (the constructor
- * decides; until then, and if it never runs, they are forwarded).
- * A throwing new is served by the allocator's nothrow one inside the
- * recorded call (no exception passes a recorded call); when that fails,
- * the throwing one runs outside it, and throws or calls the new-handler as
- * the program expects. One row per operator: its name, its parameters and
- * arguments, the size, and for each new its nothrow twin and its arguments. */
-#define MT_CXX_NEW(X)                                                                     \
-	X(_Znwm, (size_t n), (n), n, _ZnwmRKSt9nothrow_t, (n, &cxx_nothrow))                \
-	X(_Znam, (size_t n), (n), n, _ZnamRKSt9nothrow_t, (n, &cxx_nothrow))                \
-	X(_ZnwmSt11align_val_t, (size_t n, size_t al), (n, al), n,                          \
-	  _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                        \
-	X(_ZnamSt11align_val_t, (size_t n, size_t al), (n, al), n,                          \
-	  _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, &cxx_nothrow))                        \
-	X(_ZnwmRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, _ZnwmRKSt9nothrow_t, \
-	  (n, nt))                                                                           \
-	X(_ZnamRKSt9nothrow_t, (size_t n, const void *nt), (n, nt), n, _ZnamRKSt9nothrow_t, \
-	  (n, nt))                                                                           \
-	X(_ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),        \
-	  (n, al, nt), n, _ZnwmSt11align_val_tRKSt9nothrow_t, (n, al, nt))                  \
-	X(_ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t al, const void *nt),        \
-	  (n, al, nt), n, _ZnamSt11align_val_tRKSt9nothrow_t, (n, al, nt))
-#define MT_CXX_DELETE(X)                                                          \
-	X(_ZdlPv, (void *p), (p))                                                 \
-	X(_ZdaPv, (void *p), (p))                                                 \
-	X(_ZdlPvm, (void *p, size_t n), (p, n))                                   \
-	X(_ZdaPvm, (void *p, size_t n), (p, n))                                   \
-	X(_ZdlPvSt11align_val_t, (void *p, size_t al), (p, al))                   \
-	X(_ZdaPvSt11align_val_t, (void *p, size_t al), (p, al))                   \
-	X(_ZdlPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))     \
-	X(_ZdaPvmSt11align_val_t, (void *p, size_t n, size_t al), (p, n, al))     \
-	X(_ZdlPvRKSt9nothrow_t, (void *p, const void *nt), (p, nt))               \
-	X(_ZdaPvRKSt9nothrow_t, (void *p, const void *nt), (p, nt))               \
-	X(_ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt), \
-	  (p, al, nt))                                                            \
-	X(_ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t al, const void *nt), \
-	  (p, al, nt))
-
-static const char cxx_nothrow; /* std::nothrow_t is empty: any address will do */
-static int cxx_own;	       /* the allocator's own operators: record here */
-
-static struct {
-#define X(name, params, args, size, twin, twin_args) void *(*name) params;
-	MT_CXX_NEW(X)
-#undef X
-#define X(name, params, args) void (*name) params;
-	MT_CXX_DELETE(X)
-#undef X
-} cxx;
-
-/* In the constructor: the operators next in the chain, and whether they
- * are the allocator's own (in the object malloc comes from). Not in init:
- * that may run inside the program's allocator (rustc's jemalloc calls mmap
- * while starting, under its init lock), and dlsym of a name no object
- * defines mallocs its error message: through that allocator, a deadlock. */
-static void cxx_resolve(void)
-{
-#define X(name, params, args, size, twin, twin_args) \
-	cxx.name = (__typeof__(cxx.name))next_sym(#name);
-	MT_CXX_NEW(X)
-#undef X
-#define X(name, params, args) cxx.name = (__typeof__(cxx.name))next_sym(#name);
-	MT_CXX_DELETE(X)
-#undef X
-	(void)dlerror(); /* the names no object defines leave the program no error */
-	cxx_own = cxx._Znwm && cxx._ZnwmRKSt9nothrow_t && cxx._ZnamRKSt9nothrow_t &&
-		  cxx._ZnwmSt11align_val_tRKSt9nothrow_t && cxx._ZnamSt11align_val_tRKSt9nothrow_t &&
-		  mt__same_object((void *)cxx._Znwm, (void *)real.m.malloc);
-}
-
-/* An operator loaded after init (a C++ library dlopen'ed later) is looked
- * up at its first call and forwarded to, untracked: its malloc calls, if
- * any, are recorded below it. */
-static void *cxx_next(void **slot, const char *name)
-{
-	void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
-	if (MT_UNLIKELY(!f)) {
-		f = next_sym(name);
-		__atomic_store_n(slot, f, __ATOMIC_RELAXED);
-	}
-	return f;
-}
-#define CXX_NEXT(name) ((__typeof__(cxx.name))cxx_next((void **)&cxx.name, #name))
-
-/* A program whose reference bound to memtrace's operator, and whose C++
- * runtime lacks it (built against a newer libstdc++): without memtrace the
- * loader would have refused to start it. Said, then the same end. */
-static __attribute__((noreturn, noinline)) void cxx_missing(const char *name)
-{
-	static const char a[] = "memtrace: the program's C++ runtime has no ", b[] = "; aborting\n";
-	(void)mt__write_all(2, a, sizeof(a) - 1);
-	(void)mt__write_all(2, name, strlen(name));
-	(void)mt__write_all(2, b, sizeof(b) - 1);
-	abort();
-}
-
-#define X(name, params, args, size, twin, twin_args)                        \
-	EXPORT void *name params                                                    \
-	{                                                                           \
-		ENSURE_RESOLVED();                                                  \
-		__typeof__(cxx.name) next = CXX_NEXT(name);                         \
-		if (MT_UNLIKELY(!next))                                             \
-			cxx_missing(#name);                                         \
-		if (!cxx_own || unsampled_fast(size) || !ENTER())                   \
-			return next args;                                           \
-		void *p = unsampled(size) ? cxx.twin twin_args                      \
-					  : keep(&sysbe, cxx.twin twin_args, size, 0, 0); \
-		LEAVE();                                                            \
-		return p ? p : next args;                                           \
-	}
-MT_CXX_NEW(X)
-#undef X
-
-#define X(name, params, args)                                       \
-	EXPORT void name params                                     \
-	{                                                           \
-		ENSURE_RESOLVED();                                  \
-		if (cxx_own && p && !unrecorded(p) &&               \
-		    MT_LIKELY(init_state == INIT_READY)) {          \
-			int saved = errno;                          \
-			(void)forget(p);                            \
-			errno = saved;                              \
-		}                                                   \
-		__typeof__(cxx.name) next = CXX_NEXT(name);         \
-		if (MT_LIKELY(next))                                \
-			next args;                                  \
-		else /* libstdc++'s every delete is free's */       \
-			real.m.free(p);                             \
-	}
-MT_CXX_DELETE(X)
-#undef X
-
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	ENSURE_RESOLVED();
 	if (!ENTER())
-		return real.mmap(addr, len, prot, flags, fd, off);
-	void *p = real.mmap(addr, len, prot, flags, fd, off);
+		return mt__real.mmap(addr, len, prot, flags, fd, off);
+	void *p = mt__real.mmap(addr, len, prot, flags, fd, off);
 	if (p != MAP_FAILED) {
 		int saved = errno;
 		if (flags & MAP_ANONYMOUS) {
@@ -1137,12 +740,12 @@ EXPORT int munmap(void *addr, size_t len)
 {
 	ENSURE_RESOLVED();
 	/* forget first: once unmapped, another thread may map the range anew */
-	if (len && !((uintptr_t)addr & 4095) && init_state == INIT_READY) {
+	if (len && !((uintptr_t)addr & 4095) && mt__init_state == INIT_READY) {
 		int saved = errno;
 		mt__mmap_remove(addr, page_round(len));
 		errno = saved;
 	}
-	return real.munmap(addr, len);
+	return mt__real.munmap(addr, len);
 }
 
 EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
@@ -1156,9 +759,9 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	}
 	ENSURE_RESOLVED();
 	if (!ENTER())
-		return real.mremap(old, old_len, new_len, flags, new_addr);
+		return mt__real.mremap(old, old_len, new_len, flags, new_addr);
 	mt_site_t *was = mt__mmap_detach(old, page_round(old_len));
-	void *p = real.mremap(old, old_len, new_len, flags, new_addr);
+	void *p = mt__real.mremap(old, old_len, new_len, flags, new_addr);
 	int saved = errno;
 	if (was) {
 		/* like realloc: the bytes now belong to the mremap caller */
@@ -1177,7 +780,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	ENSURE_RESOLVED();
-	return mt__sigaction(sig, act, old, real.sigaction);
+	return mt__sigaction(sig, act, old, mt__real.sigaction);
 }
 
 static sighandler_t via_sigaction(int sig, sighandler_t h, int flags, bool mask_self)
@@ -1189,7 +792,7 @@ static sighandler_t via_sigaction(int sig, sighandler_t h, int flags, bool mask_
 	sigemptyset(&act.sa_mask);
 	if (mask_self)
 		sigaddset(&act.sa_mask, sig);
-	if (mt__sigaction(sig, &act, &old, real.sigaction) != 0)
+	if (mt__sigaction(sig, &act, &old, mt__real.sigaction) != 0)
 		return SIG_ERR;
 	return old.sa_handler;
 }
@@ -1198,7 +801,7 @@ EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
 	ENSURE_RESOLVED();
 	if (!mt__trigger_holds(sig))
-		return real.signal(sig, h);
+		return mt__real.signal(sig, h);
 	return via_sigaction(sig, h, SA_RESTART, true); /* glibc's BSD semantics */
 }
 
@@ -1210,8 +813,8 @@ EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
 EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 {
 	ENSURE_RESOLVED();
-	if (!mt__trigger_holds(sig) || !real.sysv_signal)
-		return real.sysv_signal ? real.sysv_signal(sig, h) : SIG_ERR;
+	if (!mt__trigger_holds(sig) || !mt__real.sysv_signal)
+		return mt__real.sysv_signal ? mt__real.sysv_signal(sig, h) : SIG_ERR;
 	return via_sigaction(sig, h, SA_RESETHAND | SA_NODEFER, false);
 }
 
@@ -1244,7 +847,7 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
 		static int(*next) params;                                    \
 		int(*fn) params = __atomic_load_n(&next, __ATOMIC_ACQUIRE);  \
 		if (!fn) {                                                   \
-			fn = (int(*) params)next_sym(#name);                 \
+			fn = (int(*) params)mt__next_sym(#name);                 \
 			if (!fn) {                                           \
 				errno = ENOSYS;                              \
 				return -1;                                   \
@@ -1265,16 +868,16 @@ MT_ID_CHANGES(X)
 static void dump_on_uexit(void)
 {
 	/* a vfork child shares the parent's memory: touch nothing there */
-	if (init_state != INIT_READY || getpid() != main_pid)
+	if (mt__init_state != INIT_READY || getpid() != main_pid)
 		return;
 	mt__snapshot_exiting();
 	if (!mt__opt.at_exit)
 		return;
 	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
 		return;
-	tl_busy++;
+	mt__tl_busy++;
 	(void)mt__dump(MT_REASON_UEXIT, NULL, 0);
-	tl_busy--;
+	mt__tl_busy--;
 }
 
 EXPORT void _exit(int status)
@@ -1282,7 +885,7 @@ EXPORT void _exit(int status)
 	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	real.exit_(status);
+	mt__real.exit_(status);
 	__builtin_unreachable();
 }
 
@@ -1291,7 +894,7 @@ EXPORT void _Exit(int status)
 	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	real.Exit_(status);
+	mt__real.Exit_(status);
 	__builtin_unreachable();
 }
 
@@ -1302,9 +905,9 @@ EXPORT int mt_snapshot(char *path, size_t pathlen)
 	if (!tracking())
 		return -ENOSYS;
 	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16; /* the caller's frames */
-	tl_busy++;
+	mt__tl_busy++;
 	int r = mt__dump(MT_REASON_API, path, pathlen);
-	tl_busy--;
+	mt__tl_busy--;
 	return r;
 }
 

@@ -3,7 +3,7 @@
  * internal.h - declarations shared between the files of libmemtrace.so,
  * grouped under the file that owns them. Nothing here is installed.
  *
- * Data flow: hook.c (entry points) -> unwind.c (stack) -> table.c (callsites,
+ * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c (stack) -> table.c (callsites,
  * live pointers, mappings) -> snapshot.c (dump file). options.c is read once
  * at start; ialloc.c is the private allocator every hook path uses; util.c has
  * the stdio-free helpers.
@@ -392,7 +392,7 @@ MT_HIDDEN void mt__py_lock(void);
 MT_HIDDEN void mt__py_unlock(void);
 MT_HIDDEN void mt__py_atfork_child(void);
 
-/* ---- hook.c ---- */
+/* ---- pyalloc.c ---- */
 /* CPython's PyMemAllocatorEx, the same layout 3.4 to 3.13. */
 typedef struct mt_pyalloc {
 	void *ctx;
@@ -405,6 +405,8 @@ typedef struct mt_pyalloc {
  * own allocator is saved, and the wrapper that records and forwards to it. */
 MT_HIDDEN mt_pyalloc_t *mt__py_domain_saved(int d);
 MT_HIDDEN void mt__py_domain_ours(int d, mt_pyalloc_t *out);
+
+/* ---- hook.c ---- */
 /* Marks the calling thread as memtrace's own: nothing it allocates is
  * tracked. */
 MT_HIDDEN void mt__thread_untracked(void);

@@ -153,7 +153,7 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
  * jemalloc's dlopen needs its share) and freed at its exit by a key's
  * destructor. The recent code objects: no lock on the common path; an
  * entry is used only while alive, so a retired one is never taken for a
- * new code object at its address. The callsites: hook.c's. */
+ * new code object at its address. The callsites: hook.c's (python_site). */
 #define TL_CODES 64
 /* The callsites: 64 sets of 4 (a new entry goes first, the oldest of the
  * set out). Direct-mapped, two of a loop's few dozen stacks sharing a slot
