@@ -3,8 +3,9 @@
  * internal.h - declarations shared between the files of libmemtrace.so,
  * grouped under the file that owns them. Nothing here is installed.
  *
- * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c (stack) -> table.c (callsites,
- * live pointers, mappings) -> snapshot.c (dump file). options.c is read once
+ * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c
+ * (stack) -> table.c (callsites, counters, mappings; blocks.h the live
+ * blocks) -> snapshot.c (dump file). options.c is read once
  * at start; ialloc.c is the private allocator every hook path uses; util.c has
  * the stdio-free helpers.
  */
