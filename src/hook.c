@@ -696,9 +696,13 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (in_pool(p))
 		return pool_size(p);
 	ENSURE_RESOLVED();
-	if (mt__jebe && mt__init_state == INIT_READY && mt__heap_lookup(p, &meta) &&
-	    mt__meta_owner(meta) == MT_OWNER_JEMALLOC)
-		return mt__jebe->malloc_usable_size(p);
+	if (mt__jebe && mt__init_state == INIT_READY) {
+		int busy = guard_enter();
+		bool found = mt__heap_lookup(p, &meta);
+		guard_leave(busy);
+		if (found && mt__meta_owner(meta) == MT_OWNER_JEMALLOC)
+			return mt__jebe->malloc_usable_size(p);
+	}
 	return mt__real.m.malloc_usable_size ? mt__real.m.malloc_usable_size(p) : 0;
 }
 
@@ -741,8 +745,9 @@ EXPORT int munmap(void *addr, size_t len)
 	ENSURE_RESOLVED();
 	/* forget first: once unmapped, another thread may map the range anew */
 	if (len && !((uintptr_t)addr & 4095) && mt__init_state == INIT_READY) {
-		int saved = errno;
+		int saved = errno, busy = guard_enter();
 		mt__mmap_remove(addr, page_round(len));
+		guard_leave(busy);
 		errno = saved;
 	}
 	return mt__real.munmap(addr, len);

@@ -176,12 +176,32 @@ static MT_ALWAYS_INLINE bool unsampled_fast(size_t size)
 	return true;
 }
 
+/* Around table work on a path that records nothing (a free, an munmap):
+ * the thread counts as inside memtrace meanwhile. A terminating signal's
+ * handler (trigger.c) waits for a final dump only when its thread is not:
+ * interrupted while holding a span's lock, it waited 3 s for a dump stuck
+ * on that lock, then ended the process with no snapshot. */
+static inline int guard_enter(void)
+{
+	int busy = mt__tl_busy;
+	mt__tl_busy = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return busy;
+}
+
+static inline void guard_leave(int busy)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mt__tl_busy = busy;
+}
+
 /* Forgets a block and returns the backend that owns it. */
 static inline const mt_backend_t *forget(void *p)
 {
-	int saved = errno;
+	int saved = errno, busy = guard_enter();
 	uint64_t meta = mt__heap_detach(p);
 	mt__heap_release(meta);
+	guard_leave(busy);
 	errno = saved;
 	return meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 }

@@ -103,9 +103,10 @@ static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 {
 	const mt_pyalloc_t *d = ctx;
 	if (p && mt__init_state == INIT_READY) {
-		int saved = errno;
+		int saved = errno, busy = guard_enter();
 		bool foreign;
 		mt__heap_release(py_detach(p, &foreign));
+		guard_leave(busy);
 		errno = saved;
 	}
 	d->free(d->ctx, p);

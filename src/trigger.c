@@ -181,9 +181,11 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
  * the program does (the program's own handler, now or later, replaces
  * memtrace's silently, and sigaction reports the default as before): the
  * dump thread writes a final snapshot, then the signal ends the process as
- * it would have, same status. Where the signal lands inside memtrace's
- * hooks (the dump would wait on locks the interrupted thread holds) or where
- * the thread cannot be started safely, the end is put off: the next tracked
+ * it would have, same status. Where the signal lands inside memtrace (a
+ * hook, or table work on a free or an munmap) or inside libc away from a
+ * system call (the dump would wait on a lock the interrupted thread holds:
+ * a span's, an arena's), or where the thread cannot be started safely, the
+ * end is put off: the next tracked
  * allocation or a 10 ms timer carrying the same signal tries again, for at
  * most 200 ms, after which the signal ends the process without a
  * snapshot. The wait for the dump itself is bounded (3 s). */
@@ -274,7 +276,10 @@ static void on_term(int sig, siginfo_t *si, void *uc)
 		term_end(sig); /* a vfork child: touch nothing of the parent's */
 		goto out;
 	}
-	if (!mt__thread_idle()) {
+	/* the dump would wait on a lock the interrupted code holds: inside
+	 * memtrace (tl_busy), or inside libc away from a system call (an
+	 * allocator arena's, which the dump's mallinfo2 takes) */
+	if (!mt__thread_idle() || !interrupted_safely(uc)) {
 		term_retry(sig);
 		goto out;
 	}
