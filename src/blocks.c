@@ -3,13 +3,11 @@
  * blocks.c - the live-block index's cold half (blocks.h has the design and
  * the hot paths): making directory pages and span tables, the big table,
  * the walks over every block (the leak scan's copy, the Python census) and
- * the fork's locks. Table memory comes from ialloc.c up to its largest
- * class and is mapped beyond.
+ * the fork's locks.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "internal.h"
 #include "blocks.h"
@@ -29,7 +27,7 @@ static struct made *made[MADE_CHUNKS];
 static size_t nmade;
 struct heap_shard mt__blk_big;
 
-/* The big table: the old scheme, one shard. Neighbouring blocks share cache
+/* The big table: one open-addressing table. Neighbouring blocks share cache
  * lines: the hash (Fibonacci, one multiply) is of the 256-byte region, the
  * home slot adds the 16-byte granule within it. */
 static inline uint64_t ptr_hash(uintptr_t p)
@@ -147,30 +145,16 @@ struct span *mt__blk_dir_page(size_t hi)
 	return d;
 }
 
-/* Table memory: memtrace's allocator up to its largest class (a span's table
- * is one of thousands: they must not each be a mapping), mapped beyond. */
-static uint64_t *slots_alloc(size_t n)
-{
-	return n * 8 <= 65536 ? mt__ialloc(n * 8) : mt__map(n * 8);
-}
-
-static void slots_free(uint64_t *t, size_t n)
-{
-	if (n * 8 <= 65536)
-		mt__ifree(t, n * 8);
-	else
-		mt__unmap(t, n * 8);
-}
-
 /* Doubles a span's table; false (table unchanged) when out of memory. */
 bool mt__blk_span_grow(struct span *sp)
 {
 	unsigned lg = sp->lg ? sp->lg + 1u : SPAN_MIN_LG;
 	size_t cap = span_cap(lg), mask = cap - 1;
-	uint64_t *t = slots_alloc(cap);
+	/* zeroed; from ialloc.c's classes up to 64 KiB (a span's table is one
+	 * of thousands: they must not each be a mapping), mapped beyond */
+	uint64_t *t = mt__ialloc(cap * sizeof(*t));
 	if (!t)
 		return false;
-	memset(t, 0, cap * 8);
 	for (size_t i = 0; sp->lg && i < span_cap(sp->lg); i++) {
 		uint64_t e = sp->slots[i];
 		if (!e)
@@ -181,7 +165,7 @@ bool mt__blk_span_grow(struct span *sp)
 		t[j] = e;
 	}
 	if (sp->lg)
-		slots_free(sp->slots, span_cap(sp->lg));
+		mt__ifree(sp->slots, span_cap(sp->lg) * sizeof(*t));
 	/* atomic stores: mt__heap_prefetch reads these without the lock */
 	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
 	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
@@ -209,10 +193,8 @@ void mt__blk_span_delete_at(struct span *sp, size_t i)
 	sp->count--;
 }
 
-/* Every block's meta, whichever table holds it: visits each table under its
- * lock with fn(p, meta, arg). */
-void mt__blk_foreach_in(struct span *sp, uintptr_t base,
-			void (*fn)(uintptr_t, uint64_t, void *), void *arg)
+void mt__blk_foreach_in(struct span *sp, uintptr_t base, void (*fn)(uintptr_t, uint64_t, void *),
+			void *arg)
 {
 	if (!sp) {
 		for (size_t j = 0; j < mt__blk_big.cap; j++)
@@ -227,8 +209,6 @@ void mt__blk_foreach_in(struct span *sp, uintptr_t base,
 	}
 }
 
-/* Walks every span that has a table, then the big table: fn(span, base)
- * for spans, fn(NULL, 0) for the big table last. */
 bool mt__blk_span_first(struct span *sp, uintptr_t p)
 {
 	size_t c = nmade / MADE_CHUNK;
@@ -242,8 +222,7 @@ bool mt__blk_span_first(struct span *sp, uintptr_t p)
 	}
 	if (!mt__blk_span_grow(sp))
 		return false;
-	made[c][nmade % MADE_CHUNK] =
-		(struct made){sp, p & ~(((uintptr_t)1 << SPAN_SHIFT) - 1)};
+	made[c][nmade % MADE_CHUNK] = (struct made){sp, p & ~(((uintptr_t)1 << SPAN_SHIFT) - 1)};
 	__atomic_store_n(&nmade, nmade + 1, __ATOMIC_RELEASE);
 	return true;
 }
@@ -252,8 +231,8 @@ void mt__blk_foreach_table(void (*fn)(struct span *, uintptr_t, void *), void *a
 {
 	size_t n = __atomic_load_n(&nmade, __ATOMIC_ACQUIRE);
 	for (size_t i = 0; i < n; i++) {
-		const struct made *m = &__atomic_load_n(&made[i / MADE_CHUNK],
-							 __ATOMIC_ACQUIRE)[i % MADE_CHUNK];
+		const struct made *m =
+			&__atomic_load_n(&made[i / MADE_CHUNK], __ATOMIC_ACQUIRE)[i % MADE_CHUNK];
 		fn(m->sp, m->base, arg);
 	}
 	fn(NULL, 0, arg);

@@ -16,9 +16,9 @@
  *
  * Locks (after the callsite shards, before the mapping lock; table.c has
  * the whole order): the directory lock, then the spans that have a table in
- * the order they got it, then the big table. A span's first table is made under
- * the directory lock, so a walk under it misses none. No lock here is held
- * across a call out of memtrace.
+ * the order they got it, then the big table. A span's first table is made
+ * under the directory lock, so a walk under it misses none. No lock here is
+ * held across a call out of memtrace.
  */
 #ifndef MT_BLOCKS_H
 #define MT_BLOCKS_H
@@ -37,7 +37,7 @@
 #define SPAN_SHIFT 18
 #define GRAN_SHIFT 3
 #define KEY_BITS (SPAN_SHIFT - GRAN_SHIFT)
-#define VA_BITS 47 /* user space on x86-64 with 4-level paging */
+#define VA_BITS 47     /* user space on x86-64 with 4-level paging */
 #define DIR_LO_BITS 14 /* spans per directory page: 4 GiB of address space */
 #define DIR_HI_BITS (VA_BITS - SPAN_SHIFT - DIR_LO_BITS)
 #define SPAN_MIN_LG 4 /* 16 slots: small live sets stay in cache */
@@ -130,10 +130,16 @@ MT_HIDDEN void mt__blk_foreach_table(void (*fn)(struct span *, uintptr_t, void *
 MT_HIDDEN void mt__blk_lock_all(void);
 MT_HIDDEN void mt__blk_unlock_all(void);
 
-/* Spans. Whether a block can be keyed by its span: */
+/* Spans. Whether an address has a span (8-byte aligned, in user space),
+ * and whether a block there can be kept in it: */
+static inline bool span_addr(uintptr_t p)
+{
+	return !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS);
+}
+
 static inline bool span_keyed(uintptr_t p, uint64_t size)
 {
-	return !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS) && size < E_SIZE_MAX;
+	return span_addr(p) && size < E_SIZE_MAX;
 }
 
 static inline uint32_t span_key(uintptr_t p)
@@ -257,7 +263,7 @@ static MT_ALWAYS_INLINE uint64_t block_put(uintptr_t p, uint64_t meta)
 		return stale;
 	}
 	uint64_t stale = mt__blk_big_put(p, meta);
-	if (!stale && !(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS))
+	if (!stale && span_addr(p))
 		stale = span_take(p);
 	return stale;
 }
@@ -265,7 +271,7 @@ static MT_ALWAYS_INLINE uint64_t block_put(uintptr_t p, uint64_t meta)
 static MT_ALWAYS_INLINE uint64_t block_take(uintptr_t p)
 {
 	uint64_t meta = 0;
-	if (MT_LIKELY(!(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS)))
+	if (MT_LIKELY(span_addr(p)))
 		meta = span_take(p);
 	if (!meta)
 		meta = mt__blk_big_take(p);
@@ -276,7 +282,7 @@ static MT_ALWAYS_INLINE uint64_t block_take(uintptr_t p)
 static inline uint64_t block_get(uintptr_t p)
 {
 	uint64_t meta = 0;
-	if (!(p & ((1u << GRAN_SHIFT) - 1)) && !(p >> VA_BITS)) {
+	if (span_addr(p)) {
 		struct span *sp = span_of(p, false);
 		if (sp && __atomic_load_n(&sp->lg, __ATOMIC_ACQUIRE)) {
 			spin_lock(&sp->lock);
@@ -295,13 +301,9 @@ static inline uint64_t block_get(uintptr_t p)
  * never faults). */
 static inline void block_prefetch(uintptr_t p)
 {
-	if (p >> VA_BITS)
+	const struct span *sp = p >> VA_BITS ? NULL : span_of(p, false);
+	if (!sp)
 		return;
-	const struct span *d =
-		__atomic_load_n(&mt__blk_dir[p >> (SPAN_SHIFT + DIR_LO_BITS)], __ATOMIC_RELAXED);
-	if (!d)
-		return;
-	const struct span *sp = &d[(p >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
 	const uint64_t *slots = __atomic_load_n(&sp->slots, __ATOMIC_RELAXED);
 	unsigned lg = __atomic_load_n(&sp->lg, __ATOMIC_RELAXED);
 	if (slots && lg)

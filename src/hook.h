@@ -23,7 +23,9 @@
 #define EXPORT __attribute__((visibility("default")))
 #define TLS_IE __attribute__((tls_model("initial-exec")))
 
-/* Inside memtrace (or outside any tracked call): nothing is recorded. */
+/* Set while this thread is in a recorded call or in memtrace's own work:
+ * what it allocates meanwhile is not recorded, and a terminating signal's
+ * handler (trigger.c) does not dump from it. */
 extern __thread int mt__tl_busy TLS_IE MT_HIDDEN;
 /* Where the outermost hook's return address sits: the stack walk starts
  * there (unwind.c checks it). */
@@ -61,10 +63,11 @@ MT_HIDDEN mt_site_t *mt__python_site(int domain, int state);
 /* cxx.c */
 MT_HIDDEN void mt__cxx_resolve(void);
 
-#define ENSURE_RESOLVED()                                                                       \
-	do {                                                                                    \
-		if (MT_UNLIKELY(__atomic_load_n(&mt__resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)) \
-			mt__resolve();                                                              \
+#define ENSURE_RESOLVED()                                                                \
+	do {                                                                             \
+		if (MT_UNLIKELY(__atomic_load_n(&mt__resolve_state, __ATOMIC_ACQUIRE) != \
+				RES_DONE))                                               \
+			mt__resolve();                                                   \
 	} while (0)
 
 static inline bool tracking(void)
@@ -115,7 +118,7 @@ static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 /* Enter/leave a recorded call: only the outermost call of a thread. The
  * hooks are built with frame pointers: the caller's return address is just
  * above the hook's frame address. */
-#define ENTER()                                     \
+#define ENTER()                                             \
 	(!mt__tl_busy && tracking() && (mt__tl_busy = 1) && \
 	 (mt__tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
 #define LEAVE() (mt__tl_busy = 0)

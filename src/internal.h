@@ -129,9 +129,9 @@ MT_HIDDEN uint64_t mt__now_ns(int clock);
  * failure. */
 MT_HIDDEN size_t mt__read_file(const char *path, char *buf, size_t cap);
 /* Calls fn(fd, name, arg) for each entry of the open directory fd, by raw
- * getdents64 (no opendir: no malloc), until fn returns false; the number
- * of entries seen, -1 on a read error. */
-MT_HIDDEN int mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *arg);
+ * getdents64 (no opendir: no malloc), until fn returns false or the
+ * directory ends (or cannot be read). */
+MT_HIDDEN void mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *arg);
 /* The executable range of the loaded object holding addr; at start only
  * (dladdr and dl_iterate_phdr take the loader's lock). */
 MT_HIDDEN bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);

@@ -873,7 +873,7 @@ static void find_threads(void)
 	if (fd < 0)
 		return;
 	struct thread_walk w = {(pid_t)syscall(SYS_gettid), 0};
-	(void)mt__dir_each(fd, thread_seen, &w);
+	mt__dir_each(fd, thread_seen, &w);
 	close(fd);
 }
 

@@ -131,4 +131,3 @@ void mt__py_domain_ours(int d, mt_pyalloc_t *out)
 {
 	*out = (mt_pyalloc_t){&py_saved[d], py_malloc, py_calloc, py_realloc, py_free};
 }
-

@@ -600,7 +600,7 @@ void mt__snapshot_sweep_once(void)
 	if (dfd < 0)
 		return;
 	__atomic_store_n(&swept_by, seq_pid, __ATOMIC_RELAXED);
-	(void)mt__dir_each(dfd, sweep_one, NULL);
+	mt__dir_each(dfd, sweep_one, NULL);
 	close(dfd);
 }
 

@@ -47,7 +47,6 @@
 #include "internal.h"
 #include "blocks.h"
 
-
 struct mt_site {
 	uint64_t hash;
 	uint32_t id;
@@ -67,7 +66,8 @@ struct mt_site {
 #define OWNER_BIT (1ull << ID_BITS)
 #define PYOBJ_BIT (1ull << (ID_BITS + 1)) /* a Python object (the OBJ domain) */
 #define SIZE_MAX_PACKED ((1ull << (64 - SIZE_SHIFT)) - 1)
-_Static_assert(ID_BITS + 2 == MT_META_SIZE_SHIFT, "the meta's low bits: site id, owner, Python object");
+_Static_assert(ID_BITS + 2 == MT_META_SIZE_SHIFT,
+	       "the meta's low bits: site id, owner, Python object");
 #define ID_CHUNK 4096
 #define ID_CHUNKS ((1u << ID_BITS) / ID_CHUNK)
 
@@ -803,7 +803,6 @@ static MT_ALWAYS_INLINE void release_meta(uint64_t meta)
 	else
 		ADD(totals.heap_live_bytes, -wbytes);
 }
-
 
 bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 {

@@ -224,14 +224,13 @@ bool mt__same_object(const void *a, const void *b)
 	return object_of(a, &x) && object_of(b, &y) && x.id == y.id;
 }
 
-int mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *arg)
+void mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *arg)
 {
 	char buf[4096];
-	int n_seen = 0;
 	for (;;) {
 		long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
 		if (n <= 0)
-			return n < 0 ? -1 : n_seen;
+			return;
 		for (long at = 0; at < n;) {
 			const struct {
 				uint64_t ino;
@@ -241,9 +240,8 @@ int mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *arg), void *
 				char name[];
 			} *d = (const void *)(buf + at);
 			at += d->reclen;
-			n_seen++;
 			if (!fn(fd, d->name, arg))
-				return n_seen;
+				return;
 		}
 	}
 }
