@@ -52,6 +52,7 @@ static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 enum { THREAD_NONE, THREAD_STARTING, THREAD_RUNNING, THREAD_LEAVING };
 static int thread_state = THREAD_NONE;
 static pthread_t thread_id; /* joinable: mt__trigger_park waits for its end */
+static pid_t thread_tid;     /* its kernel id, for the end of that wait */
 static int park_wanted;	    /* the thread is to end at its next wake-up */
 static pid_t owner_pid; /* the process the thread is for (not a vfork child) */
 /* libc's and ld.so's code, where an interrupted thread may hold their locks */
@@ -334,6 +335,7 @@ static void *dump_thread(void *arg)
 {
 	(void)arg;
 	tl_dump_thread = 1;
+	__atomic_store_n(&thread_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	mt__thread_untracked();
 	int timeout =
 		mt__opt.interval_ms > 0
@@ -555,6 +557,15 @@ bool mt__trigger_park(void)
 	__atomic_store_n(&park_wanted, 1, __ATOMIC_RELEASE);
 	(void)!write(wake[1], "P", 1);
 	(void)pthread_join(thread_id, NULL);
+	/* pthread_join returns when the kernel clears the thread's id, a
+	 * moment before it leaves the thread group: unshare(CLONE_NEWUSER)
+	 * still counted it (EINVAL, about once in 200 runs on a loaded
+	 * machine). It is gone when no signal can be sent to it; 1 s at most */
+	pid_t tid = __atomic_exchange_n(&thread_tid, 0, __ATOMIC_ACQ_REL);
+	uint64_t until = mt__now_ns(CLOCK_MONOTONIC) + 1000000000ull;
+	while (tid > 0 && syscall(SYS_tgkill, getpid(), tid, 0) == 0 &&
+	       mt__now_ns(CLOCK_MONOTONIC) < until)
+		sched_yield();
 	__atomic_store_n(&park_wanted, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&thread_state, THREAD_NONE, __ATOMIC_RELEASE);
 	return true;
