@@ -272,6 +272,10 @@ def case_host_setpriv():
     holder = subprocess.Popen(["unshare", "-U", "-r", "sleep", "60"])
     d = tempfile.mkdtemp(prefix="mt-setpriv-")
     os.chmod(d, 0o755)
+    # where uid 65534 can load it after setpriv's exec, wherever the build
+    # is (a checkout in a 0700 directory, as mktemp -d makes, is not: ld.so
+    # then skips the preload with a note, and `id` writes no snapshot)
+    lib = shutil.copy(LIB, os.path.join(d, "libmemtrace.so"))
     try:
         time.sleep(0.3)
         sleeper = subprocess.run(["pgrep", "-P", str(holder.pid)], capture_output=True, text=True)
@@ -284,10 +288,12 @@ def case_host_setpriv():
                 for cmd, want in ((setpriv, b"65534\n"), (unshare, b"0\n"), (nsenter, b"0\n")):
                     out = tempfile.mkdtemp(dir=d)
                     os.chmod(out, 0o1777)  # the program writes as nobody after the change
-                    r = bounded(f"{cmd[0]} ({mode})", cmd, HANG, env=env, dump_dir=out)
+                    r = bounded(f"{cmd[0]} ({mode})", cmd, HANG, env=env, dump_dir=out,
+                                lib=lib)
                     eq((r.returncode, r.stdout), (0, want),
                        f"{cmd[0]} under memtrace, {mode}, interval {interval}: {r.stderr[-300:]!r}")
                     check(b"memtrace[" not in r.stderr, f"memtrace said: {r.stderr[-300:]!r}")
+                    check(b"cannot be preloaded" not in r.stderr, f"ld.so said: {r.stderr!r}")
                     check(snaps(out), f"{cmd[0]} ({mode}): its snapshots")
         # again and again: pthread_join returns a moment before the kernel
         # takes the thread out of the process, and unshare counted it
@@ -296,7 +302,7 @@ def case_host_setpriv():
         for k in range(100):
             out = tempfile.mkdtemp(dir=d)
             r = bounded("unshare, again", unshare, HANG, env={"MEMTRACE_INTERVAL": "0.05"},
-                        dump_dir=out)
+                        dump_dir=out, lib=lib)
             if (r.returncode, r.stdout) != (0, b"0\n"):
                 refused.append((k, r.returncode, r.stderr[-100:]))
             shutil.rmtree(out)

@@ -96,13 +96,14 @@ def line_of(src, tag):
     raise Fail(f"no @{tag} in {path}")
 
 
-def run(cmd, env=None, preload=True, cwd=None, dump_dir=None, input=None, timeout=TIMEOUT):
+def run(cmd, env=None, preload=True, cwd=None, dump_dir=None, input=None, timeout=TIMEOUT,
+        lib=None):
     e = dict(os.environ)
     e.pop("LD_PRELOAD", None)
     if env:
         e.update(env)
     if preload:
-        e["LD_PRELOAD"] = LIB
+        e["LD_PRELOAD"] = lib or LIB
         if dump_dir is not None:
             e["MEMTRACE_DIR"] = dump_dir
     return subprocess.run(cmd, env=e, cwd=cwd, capture_output=True, timeout=timeout,
