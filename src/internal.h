@@ -216,7 +216,7 @@ MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *ar
 /* A callsite's frames (they never change once made). */
 MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
 MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
-			     const uintptr_t **frames, uint64_t counters[5]);
+			     const uintptr_t **frames, uint64_t counters[MT_SITE_NCOUNTERS]);
 /* Fork: take every table lock in order, release in parent, reset in child. */
 MT_HIDDEN void mt__table_lock_all(void);
 MT_HIDDEN void mt__table_unlock_all(void);

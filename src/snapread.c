@@ -105,128 +105,127 @@ static char *dup_str(const unsigned char *p, size_t n)
 	return s;
 }
 
-/* A length-prefixed string at *at within a record ending at end. */
-static int get_str(struct ctx *c, size_t *at, size_t end, char **out, size_t *len)
+/* A record's fields into rec, as format.h lists them; a message naming
+ * the record, the field and the offset when the record does not hold them. */
+static int get_rec(struct ctx *c, uint16_t type, size_t at, size_t len, void *rec)
 {
-	if (end - *at < 4)
-		return fail(c, *at, "record too short for a string length");
-	uint32_t n = mt__get_u32(c->data + *at);
-	if (n > end - *at - 4)
-		return fail(c, *at, "string of %u bytes runs past its record", n);
-	*out = dup_str(c->data + *at + 4, n);
-	if (!*out)
-		return fail(c, *at, "out of memory");
-	if (len)
-		*len = n;
-	*at += 4 + n;
-	return 0;
+	const mt_rec_desc_t *d = mt_rec_desc(type);
+	const mt_field_t *f;
+	const char *why;
+	size_t off;
+	if (mt_rec_get(d, c->data + at, len, rec, &off, &f, &why) == 0)
+		return 0;
+	return fail(c, at + off, "%s record of %zu bytes: its %s field %s", d->name, len, f->name,
+		    why);
+}
+
+static char *dup_field(struct ctx *c, size_t at, const mt_str_t *v)
+{
+	char *s = dup_str((const unsigned char *)v->p, v->len);
+	if (!s)
+		fail(c, at, "out of memory");
+	return s;
+}
+
+/* The values of a u64s field into dst (n of them): those the file holds,
+ * 0 for the rest; a later minor's extra values are left. */
+static void take_u64s(const mt_u64s_t *a, uint64_t *dst, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dst[i] = i < a->n ? mt_u64s_at(a, (uint32_t)i) : 0;
 }
 
 static int parse_meta(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 {
-	size_t end = at + len;
-	if (len < 4 * 4 + 8 * 4 + 4 * 2)
-		return fail(c, at, "META record of %zu bytes is too short", len);
-	const unsigned char *p = c->data + at;
-	s->pid = mt__get_u32(p);
-	s->ppid = mt__get_u32(p + 4);
-	s->seq = mt__get_u32(p + 8);
-	s->reason = mt__get_u32(p + 12);
-	s->wall_ns = mt__get_u64(p + 16);
-	s->mono_ns = mt__get_u64(p + 24);
-	s->start_wall_ns = mt__get_u64(p + 32);
-	s->start_mono_ns = mt__get_u64(p + 40);
-	s->depth = mt__get_u32(p + 48);
-	s->page_size = mt__get_u32(p + 52);
-	at += 56;
-	if (get_str(c, &at, end, &s->exe, NULL) ||
-	    get_str(c, &at, end, &s->cmdline, &s->cmdline_len))
+	mt_rec_meta_t m;
+	if (get_rec(c, MT_REC_META, at, len, &m))
 		return -1;
-	if (end - at >= 8)
-		s->sample_bytes = mt__get_u64(c->data + at);
-	if (end - at >= 16)
-		s->attach_wall_ns = mt__get_u64(c->data + at + 8);
+	s->pid = m.pid;
+	s->ppid = m.ppid;
+	s->seq = m.seq;
+	s->reason = m.reason;
+	s->wall_ns = m.wall_ns;
+	s->mono_ns = m.mono_ns;
+	s->start_wall_ns = m.start_wall_ns;
+	s->start_mono_ns = m.start_mono_ns;
+	s->depth = m.depth;
+	s->page_size = m.page_size;
+	s->sample_bytes = m.sample_mean;
+	s->attach_wall_ns = m.attach_wall_ns;
+	s->cmdline_len = m.cmdline.len;
+	if (!(s->exe = dup_field(c, at, &m.exe)) || !(s->cmdline = dup_field(c, at, &m.cmdline)))
+		return -1;
 	return 0;
 }
 
 static int parse_totals(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 {
-	if (len < 4)
-		return fail(c, at, "TOTALS record too short");
-	uint32_t n = mt__get_u32(c->data + at);
-	if ((uint64_t)n * 8 != len - 4)
-		return fail(c, at, "TOTALS record holds %zu bytes for %u counters", len - 4, n);
-	uint64_t *dst = (uint64_t *)&s->totals;
-	for (uint32_t i = 0; i < n && i < MT_TOTALS_N; i++)
-		dst[i] = mt__get_u64(c->data + at + 4 + 8 * i);
+	mt_rec_totals_t t;
+	if (get_rec(c, MT_REC_TOTALS, at, len, &t))
+		return -1;
+	take_u64s(&t.counters, (uint64_t *)&s->totals, MT_TOTALS_N);
 	return 0;
 }
 
 static int parse_alloc(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 {
-	size_t end = at + len;
-	if (len < 4)
-		return fail(c, at, "ALLOC record too short");
-	uint32_t n = mt__get_u32(c->data + at);
-	if ((uint64_t)n * 8 > len - 4)
-		return fail(c, at, "ALLOC record holds %zu bytes for %u figures", len - 4, n);
-	uint64_t *dst = (uint64_t *)&s->alloc;
-	for (uint32_t i = 0; i < n && i < MT_ALLOC_STATS_N; i++)
-		dst[i] = mt__get_u64(c->data + at + 4 + 8 * i);
-	at += 4 + 8 * (size_t)n;
-	char *name = NULL;
-	size_t nlen = 0;
-	if (get_str(c, &at, end, &name, &nlen))
+	mt_rec_alloc_t a;
+	if (get_rec(c, MT_REC_ALLOC, at, len, &a))
 		return -1;
-	snprintf(s->alloc.name, sizeof(s->alloc.name), "%s", name);
-	free(name);
+	take_u64s(&a.figures, (uint64_t *)&s->alloc, MT_ALLOC_STATS_N);
+	snprintf(s->alloc.name, sizeof(s->alloc.name), "%.*s", (int)a.allocator.len,
+		 a.allocator.p);
 	s->has_alloc = true;
 	return 0;
 }
 
 static int parse_module(struct ctx *c, mt_snap_module_t *m, size_t at, size_t len)
 {
-	size_t end = at + len;
-	if (len < 8 * 3 + 4)
-		return fail(c, at, "MODULE record too short");
-	const unsigned char *p = c->data + at;
-	m->bias = mt__get_u64(p);
-	m->lo = mt__get_u64(p + 8);
-	m->hi = mt__get_u64(p + 16);
-	m->build_id_len = mt__get_u32(p + 24);
-	at += 28;
-	if (m->build_id_len > MT_MAX_BUILD_ID || m->build_id_len > end - at)
-		return fail(c, at - 4, "build id of %u bytes is longer than %d or its record",
-			    m->build_id_len, MT_MAX_BUILD_ID);
-	memcpy(m->build_id, c->data + at, m->build_id_len);
-	at += m->build_id_len;
-	if (get_str(c, &at, end, &m->path, NULL))
+	mt_rec_module_t r;
+	if (get_rec(c, MT_REC_MODULE, at, len, &r))
+		return -1;
+	m->bias = r.bias;
+	m->lo = r.lo;
+	m->hi = r.hi;
+	if (r.build_id.len > MT_MAX_BUILD_ID)
+		return fail(c, at + 24, "build id of %u bytes is longer than %d", r.build_id.len,
+			    MT_MAX_BUILD_ID);
+	m->build_id_len = r.build_id.len;
+	memcpy(m->build_id, r.build_id.p, r.build_id.len);
+	if (!(m->path = dup_field(c, at, &r.path)))
 		return -1;
 	if (m->lo > m->hi)
 		return fail(c, at, "module %s has an empty address range", m->path);
 	return 0;
 }
 
-static int parse_site(struct ctx *c, mt_snap_site_t *st, size_t at, size_t len)
+/* Where a site's counters go: MT_SITE_COUNTERS order. */
+static const size_t site_counter_off[] = {
+#define X(name) offsetof(mt_snap_site_t, name),
+	MT_SITE_COUNTERS(X)
+#undef X
+};
+
+/* A SITE's fields into st; its frames (in the file's bytes) into *frames. */
+static int parse_site(struct ctx *c, mt_snap_site_t *st, size_t at, size_t len,
+		      mt_u64s_t *frames)
 {
-	if (len < MT_SITE_FIXED_LEN)
-		return fail(c, at, "SITE record too short");
-	const unsigned char *p = c->data + at;
-	st->id = mt__get_u32(p);
-	st->domain = p[4];
-	st->nframes = p[5];
+	mt_rec_site_t r;
+	if (get_rec(c, MT_REC_SITE, at, len, &r))
+		return -1;
+	st->id = r.id;
+	st->domain = r.domain;
 	if (st->domain >= MT_DOMAIN_COUNT)
 		return fail(c, at + 4, "unknown domain %u", st->domain);
-	if (st->nframes > MT_MAX_FRAMES)
-		return fail(c, at + 5, "%u frames, more than %d", st->nframes, MT_MAX_FRAMES);
-	if (len != MT_SITE_FIXED_LEN + 8 * (size_t)st->nframes)
-		return fail(c, at, "SITE record of %zu bytes for %u frames", len, st->nframes);
-	st->live_bytes = mt__get_u64(p + 8);
-	st->live_count = mt__get_u64(p + 16);
-	st->alloc_count = mt__get_u64(p + 24);
-	st->alloc_bytes = mt__get_u64(p + 32);
-	st->peak_bytes = mt__get_u64(p + 40);
+	if (r.frames.n > MT_MAX_FRAMES)
+		return fail(c, at, "site %u has %u frames, more than %d", st->id, r.frames.n,
+			    MT_MAX_FRAMES);
+	for (size_t i = 0; i < MT_SITE_NCOUNTERS; i++)
+		*(uint64_t *)((char *)st + site_counter_off[i]) =
+			i < r.counters.n ? mt_u64s_at(&r.counters, (uint32_t)i) : 0;
+	st->nframes = (uint8_t)r.frames.n;
 	st->frames = NULL;
+	*frames = r.frames;
 	return 0;
 }
 
@@ -242,36 +241,37 @@ struct code {
 
 static int parse_python(struct ctx *c, mt_snap_t *s, size_t at, size_t len)
 {
-	if (len < 24)
-		return fail(c, at, "PYTHON record of %zu bytes is too short", len);
-	s->py_version = mt__get_u32(c->data + at);
-	s->py_eval_lo = mt__get_u64(c->data + at + 8);
-	s->py_eval_hi = mt__get_u64(c->data + at + 16);
+	mt_rec_python_t r;
+	if (get_rec(c, MT_REC_PYTHON, at, len, &r))
+		return -1;
+	s->py_version = r.version;
+	s->py_eval_lo = r.eval_lo;
+	s->py_eval_hi = r.eval_hi;
 	if (s->py_eval_lo > s->py_eval_hi)
-		return fail(c, at + 8, "PYTHON record's eval loop has an empty address range");
+		return fail(c, at + 4, "PYTHON record's eval loop has an empty address range");
 	return 0;
 }
 
 static int parse_code(struct ctx *c, struct code *k, size_t at, size_t len)
 {
-	size_t end = at + len;
+	mt_rec_code_t r;
 	memset(k, 0, sizeof(*k));
 	k->off = at;
-	if (len < 12)
-		return fail(c, at, "CODE record of %zu bytes is too short", len);
-	k->id = mt__get_u32(c->data + at);
-	k->first = (int32_t)mt__get_u32(c->data + at + 4);
-	k->kind = c->data[at + 8];
+	if (get_rec(c, MT_REC_CODE, at, len, &r))
+		return -1;
+	k->id = r.id;
+	k->first = r.first_line;
+	k->kind = r.line_kind;
 	if (k->id == 0 || k->id > MT_FRAME_PY_CODE_MAX)
 		return fail(c, at, "CODE record with id %u, outside 1..%u", k->id,
 			    MT_FRAME_PY_CODE_MAX);
 	if (k->kind < MT_PYLINE_LNOTAB || k->kind > MT_PYLINE_LOCATIONS)
 		return fail(c, at + 8, "CODE record %u: unknown line-table kind %u", k->id,
 			    k->kind);
-	at += 12;
-	if (get_str(c, &at, end, &k->file, NULL) || get_str(c, &at, end, &k->name, NULL) ||
-	    get_str(c, &at, end, &k->table, &k->tlen))
+	if (!(k->file = dup_field(c, at, &r.file)) || !(k->name = dup_field(c, at, &r.function)) ||
+	    !(k->table = dup_field(c, at, &r.line_table)))
 		return -1;
+	k->tlen = r.line_table.len;
 	return 0;
 }
 
@@ -411,7 +411,7 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 {
 	const uint64_t *fr = st->native;
 	int n = st->nframes, nn = 0;
-	while (nn < n && !mt_frame_is_py(fr[nn]))
+	while (nn < n && !mt_frame_is_tagged(fr[nn]))
 		nn++;
 	st->nnative = (uint8_t)nn;
 	st->py_first = -1;
@@ -419,9 +419,11 @@ static int show_site(struct ctx *c, const mt_snap_t *s, mt_snap_site_t *st, size
 	bool ends[MT_MAX_FRAMES];
 	int np = 0;
 	for (int i = nn; i < n; i++) {
+		if (!mt_frame_is_tagged(fr[i]))
+			return fail(c, off, "site %u: native frame %d after its interpreter frames",
+				    st->id, i);
 		if (!mt_frame_is_py(fr[i]))
-			return fail(c, off, "site %u: native frame %d after its Python frames", st->id,
-				    i);
+			continue; /* a kind a later minor added: left out */
 		uint32_t id = mt_frame_py_code(fr[i]);
 		const struct code *k = find_code(codes, ncodes, id);
 		if (!k)
@@ -598,6 +600,12 @@ static int parse(struct ctx *c, mt_snap_t *s)
 		return fail(c, size, "truncated: %zu bytes, shorter than the file header", size);
 	s->major = mt__get_u16(d + 8);
 	s->minor = mt__get_u16(d + 10);
+	if (s->major == 1 && MT_FORMAT_MAJOR == 2)
+		return fail(c, 8,
+			    "written by format v%u.%u (memtrace before 2026-12-07), this reader "
+			    "reads v2.x: take the snapshot again with this memtrace, or read it "
+			    "with the memtrace that wrote it",
+			    s->major, s->minor);
 	if (s->major != MT_FORMAT_MAJOR)
 		return fail(c, 8, "written by format v%u.%u, this reader reads v%d.0..v%d.x",
 			    s->major, s->minor, MT_FORMAT_MAJOR, MT_FORMAT_MAJOR);
@@ -643,8 +651,7 @@ static int parse(struct ctx *c, mt_snap_t *s)
 		}
 		switch (type) {
 		case MT_REC_META:
-			if (have_meta)
-				{
+			if (have_meta) {
 				fail(c, at, "a second META record");
 				goto out;
 			}
@@ -662,8 +669,7 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			break;
 		case MT_REC_MODULE: {
 			mt_snap_module_t *m = grow(s->modules, &mcap, s->nmodules, sizeof(*m));
-			if (!m)
-				{
+			if (!m) {
 				fail(c, at, "out of memory");
 				goto out;
 			}
@@ -675,14 +681,14 @@ static int parse(struct ctx *c, mt_snap_t *s)
 		}
 		case MT_REC_SITE: {
 			mt_snap_site_t *st = grow(s->sites, &scap, s->nsites, sizeof(*st));
-			if (!st)
-				{
+			if (!st) {
 				fail(c, at, "out of memory");
 				goto out;
 			}
 			s->sites = st;
 			memset(&st[s->nsites], 0, sizeof(*st));
-			if (parse_site(c, &st[s->nsites], body, len))
+			mt_u64s_t fr = {0};
+			if (parse_site(c, &st[s->nsites], body, len, &fr))
 				goto out;
 			size_t *o = grow(offs, &ocap, s->nsites, sizeof(*o));
 			if (!o) {
@@ -691,40 +697,37 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			}
 			offs = o;
 			offs[s->nsites] = at;
-			size_t n = st[s->nsites].nframes;
-			while (nframes + n > fcap) {
+			while (nframes + fr.n > fcap) {
 				size_t ncap = fcap ? fcap * 2 : 1024;
 				uint64_t *f = realloc(s->frames, ncap * sizeof(*f));
-				if (!f)
-					{
-				fail(c, at, "out of memory");
-				goto out;
-			}
+				if (!f) {
+					fail(c, at, "out of memory");
+					goto out;
+				}
 				s->frames = f;
 				fcap = ncap;
 			}
-			for (size_t i = 0; i < n; i++)
-				s->frames[nframes + i] =
-					mt__get_u64(d + body + MT_SITE_FIXED_LEN + 8 * i);
+			if (fr.n) /* none: maybe no array yet */
+				take_u64s(&fr, s->frames + nframes, fr.n);
 			/* frames are linked after the loop: the array may still move */
 			st[s->nsites].frames = (const uint64_t *)(uintptr_t)nframes;
-			nframes += n;
+			nframes += fr.n;
 			s->nsites++;
 			break;
 		}
-		case MT_REC_CENSUS:
-			if (len < 16) {
-				fail(c, at, "CENSUS record of %u bytes is too short", len);
+		case MT_REC_CENSUS: {
+			mt_rec_census_t r;
+			if (get_rec(c, type, body, len, &r))
 				goto out;
-			}
-			s->census = mt__get_u32(d + body);
-			s->census_partial = mt__get_u32(d + body + 4) & 1;
-			s->census_hold_ns = mt__get_u64(d + body + 8);
+			s->census = r.status;
+			s->census_partial = r.flags & 1;
+			s->census_hold_ns = r.hold_ns;
 			if (s->census < 1 || s->census > 2) {
 				fail(c, body, "CENSUS record with unknown status %u", s->census);
 				goto out;
 			}
 			break;
+		}
 		case MT_REC_OBJTYPE: {
 			mt_snap_objtype_t *o = grow(s->objtypes, &tcap, s->nobjtypes, sizeof(*o));
 			if (!o) {
@@ -732,49 +735,47 @@ static int parse(struct ctx *c, mt_snap_t *s)
 				goto out;
 			}
 			s->objtypes = o;
-			if (len < 28) {
-				fail(c, at, "OBJTYPE record of %u bytes is too short", len);
+			mt_rec_objtype_t r;
+			if (get_rec(c, type, body, len, &r))
 				goto out;
-			}
 			o = &s->objtypes[s->nobjtypes];
-			o->site = mt__get_u32(d + body);
-			o->count = mt__get_u64(d + body + 8);
-			o->bytes = mt__get_u64(d + body + 16);
-			size_t sat = body + 24;
-			char *name = NULL;
-			if (get_str(c, &sat, body + len, &name, NULL))
+			o->site = r.site;
+			o->count = r.objects;
+			o->bytes = r.bytes;
+			if (!(o->name = dup_field(c, body, &r.type)))
 				goto out;
-			o->name = name;
 			s->nobjtypes++;
 			break;
 		}
 		case MT_REC_LEAKSCAN: {
-			if (len < MT_LEAKSCAN_FIXED_LEN + 4) {
-				fail(c, at, "LEAKSCAN record of %u bytes is too short", len);
+			mt_rec_leakscan_t r;
+			if (get_rec(c, type, body, len, &r))
 				goto out;
-			}
 			if (s->scan_status) {
 				fail(c, at, "a second LEAKSCAN record");
 				goto out;
 			}
-			s->scan_status = mt__get_u32(d + body);
-			s->scan_threads = mt__get_u32(d + body + 4);
-			s->scan_no_sp = mt__get_u32(d + body + 8);
-			s->scan_ns = mt__get_u64(d + body + 16);
-			s->scan_blocks = mt__get_u64(d + body + 24);
-			s->scan_root_bytes = mt__get_u64(d + body + 32);
+			s->scan_status = r.status;
+			s->scan_threads = r.threads;
+			s->scan_no_sp = r.threads_no_sp;
+			s->scan_ns = r.ns;
+			s->scan_blocks = r.blocks;
+			s->scan_root_bytes = r.root_bytes;
 			if (!mt_scan_status_text(s->scan_status)) {
 				fail(c, body, "LEAKSCAN record with unknown status %u", s->scan_status);
 				goto out;
 			}
-			size_t sat = body + MT_LEAKSCAN_FIXED_LEN;
-			if (get_str(c, &sat, body + len, &s->scan_note, NULL))
+			if (!(s->scan_note = dup_field(c, body, &r.note)))
 				goto out;
 			break;
 		}
 		case MT_REC_LEAK: {
-			if (len < MT_LEAK_LEN) {
-				fail(c, at, "LEAK record of %u bytes is too short", len);
+			mt_rec_leak_t r;
+			if (get_rec(c, type, body, len, &r))
+				goto out;
+			if (r.classes.n < 2 * MT_LEAK_NCLASS) {
+				fail(c, body + 4, "LEAK record of site %u holds %u values for %d classes",
+				     r.site, r.classes.n, MT_LEAK_NCLASS);
 				goto out;
 			}
 			struct leak *l = grow(leaks, &lcap, nleaks, sizeof(*l));
@@ -785,9 +786,8 @@ static int parse(struct ctx *c, mt_snap_t *s)
 			leaks = l;
 			l = &leaks[nleaks++];
 			l->at = at;
-			l->id = mt__get_u32(d + body);
-			for (int k = 0; k < 2 * MT_LEAK_NCLASS; k++)
-				l->v[k] = mt__get_u64(d + body + 8 + 8 * (size_t)k);
+			l->id = r.site;
+			take_u64s(&r.classes, l->v, 2 * MT_LEAK_NCLASS);
 			break;
 		}
 		case MT_REC_PYTHON:
@@ -853,22 +853,22 @@ static int read_all(struct ctx *c, int fd, size_t size, unsigned char *buf)
 	return 0;
 }
 
-int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen)
+/* The whole file into a buffer of c->size bytes at c->data (the caller
+ * frees it): a regular file, not empty, not larger than a snapshot can be. */
+static int load_file(struct ctx *c, const char *path)
 {
-	struct ctx c = {.path = path, .err = err, .errlen = errlen};
 	struct stat st;
 	int rc = -1;
 
-	memset(s, 0, sizeof(*s));
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
-		return fail_file(&c, "cannot open: %s", strerror(errno));
+		return fail_file(c, "cannot open: %s", strerror(errno));
 	if (fstat(fd, &st) != 0) {
-		fail_file(&c, "cannot stat: %s", strerror(errno));
+		fail_file(c, "cannot stat: %s", strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		fail_file(&c, "%s, not a snapshot file",
+		fail_file(c, "%s, not a snapshot file",
 			  S_ISDIR(st.st_mode)	 ? "a directory"
 			  : S_ISFIFO(st.st_mode) ? "a pipe"
 			  : S_ISCHR(st.st_mode)	 ? "a device"
@@ -876,29 +876,74 @@ int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen)
 		goto out;
 	}
 	if ((uint64_t)st.st_size > MAX_FILE) {
-		fail(&c, 0, "%lld bytes is larger than a snapshot can be", (long long)st.st_size);
+		fail(c, 0, "%lld bytes is larger than a snapshot can be", (long long)st.st_size);
 		goto out;
 	}
 	if (st.st_size == 0) {
-		fail(&c, 0, "empty file");
+		fail(c, 0, "empty file");
 		goto out;
 	}
-	c.size = (size_t)st.st_size;
-	unsigned char *buf = malloc(c.size);
+	c->size = (size_t)st.st_size;
+	unsigned char *buf = malloc(c->size);
 	if (!buf) {
-		fail(&c, 0, "out of memory for %zu bytes", c.size);
+		fail(c, 0, "out of memory for %zu bytes", c->size);
 		goto out;
 	}
-	c.data = buf;
-	if (read_all(&c, fd, c.size, buf) == 0 && parse(&c, s) == 0) {
+	c->data = buf;
+	rc = read_all(c, fd, c->size, buf);
+	if (rc) {
+		free(buf);
+		c->data = NULL;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+	int rc = -1;
+
+	memset(s, 0, sizeof(*s));
+	if (load_file(&c, path))
+		return -1;
+	if (parse(&c, s) == 0) {
 		s->file = strdup(path);
 		rc = s->file ? 0 : fail(&c, 0, "out of memory");
 	}
-	free(buf);
+	free((void *)c.data);
 	if (rc != 0)
 		mt_snap_free(s);
-out:
-	close(fd);
+	return rc;
+}
+
+int mt_snap_each_record(const char *path, mt_snap_rec_fn fn, void *arg, char *err,
+			size_t errlen)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+	mt_snap_t s;
+
+	memset(&s, 0, sizeof(s));
+	if (load_file(&c, path))
+		return -1;
+	int rc = parse(&c, &s);
+	mt_snap_free(&s);
+	/* checked whole: every record below decodes */
+	for (size_t at = MT_FILE_HEADER_LEN; rc == 0 && at < c.size;) {
+		uint16_t type = mt__get_u16(c.data + at);
+		uint32_t len = mt__get_u32(c.data + at + 4);
+		const mt_rec_desc_t *d = mt_rec_desc(type);
+		mt_rec_any_t rec;
+		size_t bad;
+		const mt_field_t *f;
+		const char *why;
+		if (d && mt_rec_get(d, c.data + at + MT_REC_HEADER_LEN, len, &rec, &bad, &f, &why))
+			d = NULL;
+		fn(arg, at, type, d, d ? &rec : NULL, len);
+		at += MT_REC_HEADER_LEN + len;
+	}
+	free((void *)c.data);
 	return rc;
 }
 

@@ -35,12 +35,14 @@ typedef struct mt_snap_module {
 typedef struct mt_snap_site {
 	uint32_t id;
 	uint8_t domain, nframes;
-	uint64_t live_bytes, live_count, alloc_count, alloc_bytes, peak_bytes;
+#define X(name) uint64_t name;
+	MT_SITE_COUNTERS(X) /* those the file holds; 0 for the others */
+#undef X
 	const uint64_t *frames; /* points into frame storage owned by the snap */
 	int py_first;		/* index of the innermost Python frame, -1: none */
 	uint8_t nnative;
 	const uint64_t *native;
-	bool has_leak; /* format 1.3: the leak scan classed its blocks */
+	bool has_leak; /* the leak scan classed its blocks */
 	uint64_t leak_bytes[MT_LEAK_NCLASS], leak_blocks[MT_LEAK_NCLASS];
 } mt_snap_site_t;
 
@@ -52,7 +54,7 @@ typedef struct mt_pyframe {
 } mt_pyframe_t;
 
 
-/* The live Python objects of one type a callsite allocated (format 1.2). */
+/* The live Python objects of one type a callsite allocated. */
 typedef struct mt_snap_objtype {
 	uint32_t site;	  /* a SITE id */
 	const char *name; /* the type's tp_name */
@@ -71,14 +73,14 @@ typedef struct mt_snap {
 	char *cmdline; /* args separated by NUL */
 	size_t cmdline_len;
 	mt_totals_t totals;
-	bool has_alloc; /* format 1.1: the allocator's figures */
+	bool has_alloc; /* the allocator's figures */
 	mt_alloc_stats_t alloc;
 	size_t nmodules;
 	mt_snap_module_t *modules;
 	size_t nsites;
 	mt_snap_site_t *sites;
 	uint64_t *frames, *shown; /* as recorded; as shown (sites point here) */
-	uint32_t py_version;	  /* format 1.2: major << 8 | minor, 0: no Python */
+	uint32_t py_version;	  /* major << 8 | minor, 0: no Python */
 	uint64_t py_eval_lo, py_eval_hi;
 	size_t ncodes; /* CODE records */
 	uint32_t census;	 /* 0: no census; 1: taken; 2: not taken in time */
@@ -86,7 +88,7 @@ typedef struct mt_snap {
 	bool census_partial;	 /* it ran out of memory: objects left out */
 	size_t nobjtypes;
 	mt_snap_objtype_t *objtypes;
-	/* format 1.3: the leak scan of a final snapshot (0: none recorded) */
+	/* the leak scan of a final snapshot (0: none recorded) */
 	uint32_t scan_status; /* MT_SCAN_* */
 	uint32_t scan_threads, scan_no_sp;
 	uint64_t scan_ns, scan_blocks, scan_root_bytes;
@@ -100,6 +102,14 @@ int mt_snap_load(const char *path, mt_snap_t *s, char *err, size_t errlen);
 int mt_snap_parse(const void *data, size_t size, const char *name, mt_snap_t *s, char *err,
 		  size_t errlen);
 void mt_snap_free(mt_snap_t *s);
+/* Each record of a snapshot as read, in file order: its offset, type, its
+ * description and fields (NULL for a type this reader does not know), and
+ * last the END record (type MT_REC_END, no fields). The file is checked as
+ * mt_snap_load checks it, and fn sees nothing of a file that fails. */
+typedef void (*mt_snap_rec_fn)(void *arg, size_t off, uint16_t type, const mt_rec_desc_t *d,
+			       const void *rec, uint32_t len);
+int mt_snap_each_record(const char *path, mt_snap_rec_fn fn, void *arg, char *err,
+			size_t errlen);
 /* The Python frame behind a frame word of a site, NULL for a native one. */
 const mt_pyframe_t *mt_snap_pyframe(uint64_t frame);
 /* Makes every site's frames its native stack alone (for views of the

@@ -74,38 +74,20 @@ static void w_bytes(writer_t *w, const void *p, size_t n)
 	}
 }
 
-static void w_u8(writer_t *w, uint8_t v)
+static void w_emit(void *arg, const void *p, size_t n)
 {
-	w_bytes(w, &v, 1);
+	w_bytes(arg, p, n);
 }
-static void w_u16(writer_t *w, uint16_t v)
+
+/* One record, as format.h lists its fields. */
+static void w_put(writer_t *w, uint16_t type, const void *rec)
 {
-	unsigned char b[2];
-	mt__put_u16(b, v);
-	w_bytes(w, b, 2);
+	mt_rec_put(mt_rec_desc(type), rec, w_emit, w);
 }
-static void w_u32(writer_t *w, uint32_t v)
+
+static mt_str_t str_of(const char *s, size_t n)
 {
-	unsigned char b[4];
-	mt__put_u32(b, v);
-	w_bytes(w, b, 4);
-}
-static void w_u64(writer_t *w, uint64_t v)
-{
-	unsigned char b[8];
-	mt__put_u64(b, v);
-	w_bytes(w, b, 8);
-}
-static void w_str(writer_t *w, const char *s, size_t n)
-{
-	w_u32(w, (uint32_t)n);
-	w_bytes(w, s, n);
-}
-static void w_rec(writer_t *w, uint16_t type, size_t len)
-{
-	w_u16(w, type);
-	w_u16(w, 0);
-	w_u32(w, (uint32_t)len);
+	return (mt_str_t){s, (uint32_t)n};
 }
 
 static char exe_path[4096];
@@ -121,32 +103,31 @@ static void write_meta(writer_t *w, int reason, uint64_t wall, uint64_t mono)
 	while (clen > 0 && cmd[clen - 1] == '\0')
 		clen--;
 
-	w_rec(w, MT_REC_META, 4 * 4 + 8 * 4 + 4 * 2 + 4 + (size_t)elen + 4 + clen + 8 + 8);
-	w_u32(w, (uint32_t)getpid());
-	w_u32(w, (uint32_t)getppid());
-	w_u32(w, seq);
-	w_u32(w, (uint32_t)reason);
-	w_u64(w, wall);
-	w_u64(w, mono);
-	w_u64(w, mt__start_wall_ns);
-	w_u64(w, mt__start_mono_ns);
-	w_u32(w, (uint32_t)mt__opt.depth);
-	w_u32(w, (uint32_t)sysconf(_SC_PAGESIZE));
-	w_str(w, exe_path, (size_t)elen);
-	w_str(w, cmd, clen);
-	w_u64(w, mt__sample_mean);
-	w_u64(w, mt__attach_wall_ns);
+	mt_rec_meta_t m = {
+		.pid = (uint32_t)getpid(),
+		.ppid = (uint32_t)getppid(),
+		.seq = seq,
+		.reason = (uint32_t)reason,
+		.wall_ns = wall,
+		.mono_ns = mono,
+		.start_wall_ns = mt__start_wall_ns,
+		.start_mono_ns = mt__start_mono_ns,
+		.depth = (uint32_t)mt__opt.depth,
+		.page_size = (uint32_t)sysconf(_SC_PAGESIZE),
+		.exe = str_of(exe_path, (size_t)elen),
+		.cmdline = str_of(cmd, clen),
+		.sample_mean = mt__sample_mean,
+		.attach_wall_ns = mt__attach_wall_ns,
+	};
+	w_put(w, MT_REC_META, &m);
 }
 
 static void write_totals(writer_t *w)
 {
 	mt_totals_t t;
 	mt__totals_get(&t);
-	w_rec(w, MT_REC_TOTALS, 4 + 8 * MT_TOTALS_N);
-	w_u32(w, (uint32_t)MT_TOTALS_N);
-	const uint64_t *v = (const uint64_t *)&t;
-	for (size_t i = 0; i < MT_TOTALS_N; i++)
-		w_u64(w, v[i]);
+	mt_rec_totals_t r = {.counters = {(const uint64_t *)&t, NULL, (uint32_t)MT_TOTALS_N}};
+	w_put(w, MT_REC_TOTALS, &r);
 }
 
 /* The GNU build id from a module's PT_NOTE segments, if any. */
@@ -199,13 +180,14 @@ static int write_module(struct dl_phdr_info *info, size_t size, void *arg)
 	size_t plen = strnlen(path, 4096);
 	size_t blen = build_id(info, &bid);
 
-	w_rec(w, MT_REC_MODULE, 8 * 3 + 4 + blen + 4 + plen);
-	w_u64(w, info->dlpi_addr);
-	w_u64(w, lo);
-	w_u64(w, hi);
-	w_u32(w, (uint32_t)blen);
-	w_bytes(w, bid, blen);
-	w_str(w, path, plen);
+	mt_rec_module_t m = {
+		.bias = info->dlpi_addr,
+		.lo = lo,
+		.hi = hi,
+		.build_id = str_of((const char *)bid, blen),
+		.path = str_of(path, plen),
+	};
+	w_put(w, MT_REC_MODULE, &m);
 	return 0;
 }
 
@@ -214,12 +196,11 @@ static void write_alloc(writer_t *w)
 	mt_alloc_stats_t st;
 	mt__alloc_stats(&st);
 	size_t nlen = strnlen(st.name, sizeof(st.name));
-	w_rec(w, MT_REC_ALLOC, 4 + 8 * MT_ALLOC_STATS_N + 4 + nlen);
-	w_u32(w, (uint32_t)MT_ALLOC_STATS_N);
-	const uint64_t *v = (const uint64_t *)&st;
-	for (size_t i = 0; i < MT_ALLOC_STATS_N; i++)
-		w_u64(w, v[i]);
-	w_str(w, st.name, nlen);
+	mt_rec_alloc_t r = {
+		.figures = {(const uint64_t *)&st, NULL, (uint32_t)MT_ALLOC_STATS_N},
+		.allocator = str_of(st.name, nlen),
+	};
+	w_put(w, MT_REC_ALLOC, &r);
 }
 
 /* The code ids the written sites name: each gets its CODE record. */
@@ -232,18 +213,18 @@ static void write_site(const mt_site_t *s, void *arg)
 	uint32_t id;
 	int domain, n;
 	const uintptr_t *frames;
-	uint64_t c[5];
+	uint64_t c[MT_SITE_NCOUNTERS];
 
+	_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "frame words are 64-bit");
 	mt__site_read(s, &id, &domain, &n, &frames, c);
-	w_rec(w, MT_REC_SITE, MT_SITE_FIXED_LEN + 8 * (size_t)n);
-	w_u32(w, id);
-	w_u8(w, (uint8_t)domain);
-	w_u8(w, (uint8_t)n);
-	w_u16(w, 0);
-	for (int i = 0; i < 5; i++)
-		w_u64(w, c[i]);
+	mt_rec_site_t r = {
+		.id = id,
+		.domain = (uint8_t)domain,
+		.counters = {c, NULL, MT_SITE_NCOUNTERS},
+		.frames = {(const uint64_t *)frames, NULL, (uint32_t)n},
+	};
+	w_put(w, MT_REC_SITE, &r);
 	for (int i = 0; i < n; i++) {
-		w_u64(w, frames[i]);
 		uint32_t code = mt_frame_is_py(frames[i]) ? mt_frame_py_code(frames[i]) : 0;
 		if (code && code < codes_cap && codes_used)
 			codes_used[code / 8] |= (uint8_t)(1u << (code % 8));
@@ -257,11 +238,8 @@ static void write_python(writer_t *w)
 	uint32_t version;
 	uint64_t lo, hi;
 	mt__py_describe(&version, &lo, &hi);
-	w_rec(w, MT_REC_PYTHON, 4 + 4 + 8 + 8);
-	w_u32(w, version);
-	w_u32(w, 0);
-	w_u64(w, lo);
-	w_u64(w, hi);
+	mt_rec_python_t py = {.version = version, .eval_lo = lo, .eval_hi = hi};
+	w_put(w, MT_REC_PYTHON, &py);
 	/* codes made while the sites were written are all kept: a site
 	 * written may name one */
 	uint32_t count = mt__py_code_count();
@@ -271,36 +249,35 @@ static void write_python(writer_t *w)
 			continue;
 		if (!mt__py_code_get(id, &c))
 			continue;
-		w_rec(w, MT_REC_CODE, 4 + 4 + 4 + 4 + c.flen + 4 + c.nlen + 4 + c.tlen);
-		w_u32(w, id);
-		w_u32(w, (uint32_t)c.first);
-		w_u8(w, (uint8_t)c.kind);
-		w_u8(w, 0);
-		w_u16(w, 0);
-		w_str(w, c.file, c.flen);
-		w_str(w, c.name, c.nlen);
-		w_str(w, (const char *)c.table, c.tlen);
+		mt_rec_code_t r = {
+			.id = id,
+			.first_line = c.first,
+			.line_kind = (uint8_t)c.kind,
+			.file = str_of(c.file, c.flen),
+			.function = str_of(c.name, c.nlen),
+			.line_table = str_of((const char *)c.table, c.tlen),
+		};
+		w_put(w, MT_REC_CODE, &r);
 	}
 }
 
 static void write_census(writer_t *w, int status)
 {
-	w_rec(w, MT_REC_CENSUS, 4 + 4 + 8);
-	w_u32(w, (uint32_t)status);
-	w_u32(w, mt__py_census_partial() ? 1 : 0);
-	w_u64(w, mt__py_census_hold_ns());
+	mt_rec_census_t r = {
+		.status = (uint32_t)status,
+		.flags = mt__py_census_partial() ? 1 : 0,
+		.hold_ns = mt__py_census_hold_ns(),
+	};
+	w_put(w, MT_REC_CENSUS, &r);
 	size_t at = 0;
 	uint32_t site;
 	const char *name;
 	uint64_t count, bytes;
 	while (status == MT_CENSUS_DONE && mt__py_census_next(&at, &site, &name, &count, &bytes)) {
 		size_t n = strnlen(name, 255);
-		w_rec(w, MT_REC_OBJTYPE, 4 + 4 + 8 + 8 + 4 + n);
-		w_u32(w, site);
-		w_u32(w, 0);
-		w_u64(w, count);
-		w_u64(w, bytes);
-		w_str(w, name, n);
+		mt_rec_objtype_t o = {
+			.site = site, .objects = count, .bytes = bytes, .type = str_of(name, n)};
+		w_put(w, MT_REC_OBJTYPE, &o);
 	}
 }
 
@@ -313,33 +290,34 @@ static void write_leaks(writer_t *w)
 	if (!li.status)
 		return;
 	size_t n = strnlen(li.note, sizeof(li.note));
-	w_rec(w, MT_REC_LEAKSCAN, MT_LEAKSCAN_FIXED_LEN + 4 + n);
-	w_u32(w, (uint32_t)li.status);
-	w_u32(w, li.threads);
-	w_u32(w, li.no_sp);
-	w_u32(w, 0);
-	w_u64(w, li.ns);
-	w_u64(w, li.blocks);
-	w_u64(w, li.root_bytes);
-	w_str(w, li.note, n);
+	mt_rec_leakscan_t r = {
+		.status = (uint32_t)li.status,
+		.threads = li.threads,
+		.threads_no_sp = li.no_sp,
+		.ns = li.ns,
+		.blocks = li.blocks,
+		.root_bytes = li.root_bytes,
+		.note = str_of(li.note, n),
+	};
+	w_put(w, MT_REC_LEAKSCAN, &r);
 	for (uint32_t id = 1, end = mt__site_id_end(); id < end; id++) {
 		const uint64_t *v = mt__leak_site(id);
 		if (!v)
 			continue;
-		w_rec(w, MT_REC_LEAK, MT_LEAK_LEN);
-		w_u32(w, id);
-		w_u32(w, 0);
-		for (int k = 0; k < 2 * MT_LEAK_NCLASS; k++)
-			w_u64(w, v[k]);
+		mt_rec_leak_t l = {.site = id, .classes = {v, NULL, 2 * MT_LEAK_NCLASS}};
+		w_put(w, MT_REC_LEAK, &l);
 	}
 }
 
 static void write_end(writer_t *w)
 {
-	unsigned char b[8];
+	unsigned char b[16];
 
-	w_rec(w, MT_REC_END, MT_END_PAYLOAD_LEN);
-	w_u64(w, w->total + w->len + 16);
+	mt__put_u16(b, MT_REC_END);
+	mt__put_u16(b + 2, 0);
+	mt__put_u32(b + 4, MT_END_PAYLOAD_LEN);
+	mt__put_u64(b + 8, w->total + w->len + 16 + 8);
+	w_bytes(w, b, 16);
 	w_flush(w);
 	/* the checksum covers every byte before its own field */
 	mt__put_u32(b, w->crc);

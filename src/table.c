@@ -592,7 +592,7 @@ static inline void heap_count(mt_site_t *s, int64_t bytes, int64_t count, bool a
 struct pend {
 	int64_t bytes, count, allocs, abytes;
 	int64_t mlive, mcount; /* an mmap site's live figures at the gather */
-	uint64_t c[5];	       /* the site's figures as the dump writes them */
+	uint64_t c[MT_SITE_NCOUNTERS];	       /* the site's figures as the dump writes them */
 	bool frozen;
 };
 static struct pend *pend_tab;
@@ -613,20 +613,20 @@ static const struct pend *pending(const mt_site_t *s)
 
 /* A site's figures: its own counters, what threads hold pending (p), and
  * for a mapping site the regions as the gather saw them. */
-static void site_figures(const mt_site_t *s, const struct pend *p, uint64_t c[5])
+static void site_figures(const mt_site_t *s, const struct pend *p, uint64_t c[MT_SITE_NCOUNTERS])
 {
 	int64_t lb = LOAD(s->live_bytes) + p->bytes, lc = LOAD(s->live_count) + p->count;
 	if (s->domain == MT_DOMAIN_MMAP && pend_mmap) {
 		lb = p->mlive;
 		lc = p->mcount;
 	}
-	c[0] = lb > 0 ? (uint64_t)lb : 0;
-	c[1] = lc > 0 ? (uint64_t)lc : 0;
-	c[2] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
-	c[3] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
-	c[4] = (uint64_t)LOAD(s->peak_bytes);
-	if (c[4] < c[0]) /* pending bytes not yet seen by the peak */
-		c[4] = c[0];
+	c[MT_SITE_live_bytes] = lb > 0 ? (uint64_t)lb : 0;
+	c[MT_SITE_live_count] = lc > 0 ? (uint64_t)lc : 0;
+	c[MT_SITE_alloc_count] = LOAD(s->alloc_count) + (uint64_t)p->allocs;
+	c[MT_SITE_alloc_bytes] = LOAD(s->alloc_bytes) + (uint64_t)p->abytes;
+	c[MT_SITE_peak_bytes] = (uint64_t)LOAD(s->peak_bytes);
+	if (c[MT_SITE_peak_bytes] < c[MT_SITE_live_bytes]) /* pending bytes not yet seen by the peak */
+		c[MT_SITE_peak_bytes] = c[MT_SITE_live_bytes];
 }
 
 /* A dump reads every thread's pending figures without moving them: the
@@ -1010,13 +1010,13 @@ static void sum_heap_site(const mt_site_t *s, void *arg)
 	uint32_t id;
 	int domain, n;
 	const uintptr_t *frames;
-	uint64_t c[5];
+	uint64_t c[MT_SITE_NCOUNTERS];
 	mt__site_read(s, &id, &domain, &n, &frames, c);
 	if (gathered) /* in a dump: the live bytes too are the sites' sum */
-		t->heap_live_bytes += c[0];
-	t->heap_live_count += c[1];
-	t->heap_alloc_count += c[2];
-	t->heap_alloc_bytes += c[3];
+		t->heap_live_bytes += c[MT_SITE_live_bytes];
+	t->heap_live_count += c[MT_SITE_live_count];
+	t->heap_alloc_count += c[MT_SITE_alloc_count];
+	t->heap_alloc_bytes += c[MT_SITE_alloc_bytes];
 }
 
 void mt__totals_get(mt_totals_t *t)
@@ -1069,7 +1069,7 @@ const uintptr_t *mt__site_frames(const mt_site_t *s, int *n)
 }
 
 void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
-		   const uintptr_t **frames, uint64_t c[5])
+		   const uintptr_t **frames, uint64_t c[MT_SITE_NCOUNTERS])
 {
 	*id = s->id;
 	*domain = s->domain;
@@ -1079,7 +1079,7 @@ void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 	if (gathered && p->frozen)
 		memcpy(c, p->c, sizeof(p->c));
 	else if (gathered)
-		memset(c, 0, 5 * sizeof(*c)); /* made after the gather: next time */
+		memset(c, 0, MT_SITE_NCOUNTERS * sizeof(*c)); /* made after the gather: next time */
 	else
 		site_figures(s, p, c);
 }

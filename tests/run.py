@@ -509,11 +509,73 @@ def case_reader_bad_files():
     future = os.path.join(d, "future.snap")
     with open(future, "wb") as f:
         f.write(data[:8] + b"\x03\x00\x00\x00" + data[12:])
-    reader_fails(future, "written by format v3.0, this reader reads v1.0..v1.x")
+    reader_fails(future, "written by format v3.0, this reader reads v2.0..v2.x")
+    old = os.path.join(d, "v1.snap")
+    with open(old, "wb") as f:
+        f.write(data[:8] + b"\x01\x00\x04\x00" + data[12:])
+    reader_fails(old, "offset 8: written by format v1.4 (memtrace before 2026-12-07), this "
+                 "reader reads v2.x: take the snapshot again with this memtrace, or read it "
+                 "with the memtrace that wrote it")
     short = os.path.join(d, "short.snap")
     with open(short, "wb") as f:
         f.write(b"MEMTR")
     reader_fails(short, "truncated")
+
+
+@case(suite="cli", victims=("basic",))
+def case_dump_records():
+    """memtrace dump prints every record of a real snapshot as JSON lines,
+    from the same lists the writer and the reader follow: the figures agree
+    with show --json, the records tile the file, and --spec names every
+    record and field of src/format.h."""
+    d, data = good_snapshot()
+    snap = only_snapshot(d)
+    r = tool("dump", snap)
+    recs = [json.loads(l) for l in r.stdout.splitlines()]
+    eq(recs[0]["record"], "META", "META first")
+    eq(recs[-1]["record"], "END", "END last")
+    at = 16
+    for x in recs:
+        eq(x["offset"], at, f"{x['record']} follows the one before")
+        at += 8 + x["len"]
+    eq(at, len(data), "the records and END tile the file")
+    js = show_json(snap)
+    meta = recs[0]
+    eq((meta["pid"], meta["seq"], meta["wall_ns"]), (js["pid"], js["seq"], js["wall_ns"]),
+       "META as show reads it")
+    eq(meta["exe"], js["exe"], "the executable")
+    tot = next(x for x in recs if x["record"] == "TOTALS")["counters"]
+    eq(tot[:len(js["totals"])], list(js["totals"].values()), "TOTALS as show reads them")
+    sites = [x for x in recs if x["record"] == "SITE"]
+    eq(len(sites), js["totals"]["sites"], "one SITE a callsite")
+    eq(sum(x["counters"][0] for x in sites if x["domain"] == 0), js["totals"]["heap_live_bytes"],
+       "the sites' live bytes add up to the total")
+    mods = [x for x in recs if x["record"] == "MODULE"]
+    check(any(m["path"].endswith("victim-basic") and len(m["build_id"]) == 40 for m in mods),
+          f"the victim's module with its build id in hex: {mods[:2]}")
+    # the spec, from the lists of format.h
+    with open(os.path.join(SRC, "src", "format.h")) as f:
+        h = f.read()
+    spec = tool("dump", "--spec").stdout
+    rec_names = re.findall(r"^\s*X\(([A-Z]+), (\d+), [a-z]+,", h, re.M)
+    check(len(rec_names) >= 11, f"records parsed: {rec_names}")
+    nfields = 0
+    for name, code in rec_names:
+        check(f"\n{name} ({code}): " in spec, f"{name} in the spec")
+        body = re.search(rf"#define MT_{name}_FIELDS\(F, R\)(.*?)\n\n", h, re.S).group(1)
+        for kind, field in re.findall(r"F\(R, ([a-z0-9]+), ([a-z_]+),", body):
+            check(re.search(rf"^ +{kind} +{field} ", spec, re.M), f"{name}.{field} in the spec")
+            nfields += 1
+    check(nfields >= 40, f"fields parsed: {nfields}")
+    # a bad file: one line, nothing on standard output
+    cut = os.path.join(d, "cut.snap")
+    with open(cut, "wb") as f:
+        f.write(data[:-3])
+    r = tool("dump", cut, check_rc=2)
+    eq(r.stdout, "", "nothing printed of a bad file")
+    check(len(r.stderr.splitlines()) == 1 and "END record" in r.stderr, r.stderr)
+    tool("dump", check_rc=1)
+    shutil.rmtree(d)
 
 
 # ---- real programs -----------------------------------------------------

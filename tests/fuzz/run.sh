@@ -15,7 +15,7 @@ cc=$(command -v clang-14 || command -v clang || true)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-DMT_FUZZING=1 -I"$top/src" "$top/src/snapread.c" "$top/src/crc.c" \
+	-DMT_FUZZING=1 -I"$top/src" "$top/src/snapread.c" "$top/src/format.c" "$top/src/crc.c" \
 	"$here/fuzz_snapread.c" -lz -o "$out/fuzz" 2>"$out/cc.log"; then
 	if grep -q "fuzzer" "$out/cc.log"; then
 		echo "clang's fuzzer runtime not installed: skipped"; exit 77

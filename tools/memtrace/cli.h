@@ -344,6 +344,13 @@ int mt_cmd_leaks(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
 int mt_cmd_check(int argc, char **argv);
 
+/* ---- cmd-dump.c ---- */
+int mt_cmd_dump(int argc, char **argv);
+/* A record's fields as JSON members (",\"name\":value" each). */
+void mt_json_record(FILE *f, const mt_rec_desc_t *d, const void *rec);
+/* The format's records and fields, from format.h's lists. */
+void mt_print_format_spec(FILE *f);
+
 /* ---- cmd-report.c ---- */
 int mt_cmd_report(int argc, char **argv);
 

@@ -293,10 +293,7 @@ void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s)
 {
 	if (!mt_reason_final(s->reason) || mt_leak_scanned(s))
 		return;
-	const char *why = !s->scan_status ? (s->major == 1 && s->minor < 3
-						     ? "written by an older memtrace"
-						     : "it has none")
-					  : mt_scan_status_text(s->scan_status);
+	const char *why = !s->scan_status ? "it has none" : mt_scan_status_text(s->scan_status);
 	fprintf(stderr,
 		"memtrace %s: warning: %s has no leak scan (%s%s%s): every block still live "
 		"counts as leaked, caches too\n",

@@ -31,6 +31,7 @@ static const struct command {
 	 "run a command under each allocator configuration: which cures arena sprawl"},
 	{"export", mt_cmd_export, "a snapshot for go tool pprof, flame graphs, or as JSON"},
 	{"report", mt_cmd_report, "one HTML page: totals over time, flame graph, growth, diff"},
+	{"dump", mt_cmd_dump, "a snapshot's records as JSON lines; --spec: the format"},
 };
 
 static void usage(FILE *f)
