@@ -113,7 +113,8 @@ static bool parse_seconds(const char *s, long min_ms, long max_ms, long *out)
 	return true;
 }
 
-/* A count or a size (K, M, G) within [min, max]. */
+/* A count (read as parse_long reads it) or a size (K, M, G; never
+ * negative) within [min, max]. */
 static bool parse_amount(const char *v, bool size, long min, long max, long *out)
 {
 	char num[32];
@@ -128,7 +129,7 @@ static bool parse_amount(const char *v, bool size, long min, long max, long *out
 											: 1l << 30;
 		num[--len] = '\0';
 	}
-	if (len == 0 || num[0] == '-' || !parse_long(num, 1, max / mult, &n))
+	if (len == 0 || (size && num[0] == '-') || !parse_long(num, size ? 0 : min, max / mult, &n))
 		return false;
 	n *= mult;
 	if (n < min || n > max)
