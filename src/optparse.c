@@ -82,8 +82,9 @@ static bool parse_signal(const char *s, long *out)
 	return false;
 }
 
-/* "2", "0.5", "1.25": seconds with at most three decimals, as ms. */
-static bool parse_seconds(const char *s, long max_ms, long *out)
+/* "2", "0.5", "1.25": seconds with at most three decimals, as ms within
+ * [min_ms, max_ms]. */
+static bool parse_seconds(const char *s, long min_ms, long max_ms, long *out)
 {
 	long whole = 0, frac = 0, scale = 100;
 	const char *dot = strchr(s, '.');
@@ -106,11 +107,14 @@ static bool parse_seconds(const char *s, long max_ms, long *out)
 			frac += (*f - '0') * scale;
 		}
 	}
+	if (whole * 1000 + frac < min_ms || whole * 1000 + frac > max_ms)
+		return false;
 	*out = whole * 1000 + frac;
 	return true;
 }
 
-/* A count or a size (K, M, G) within [min, max]. */
+/* A count (read as parse_long reads it) or a size (K, M, G; never
+ * negative) within [min, max]. */
 static bool parse_amount(const char *v, bool size, long min, long max, long *out)
 {
 	char num[32];
@@ -125,7 +129,7 @@ static bool parse_amount(const char *v, bool size, long min, long max, long *out
 											: 1l << 30;
 		num[--len] = '\0';
 	}
-	if (len == 0 || num[0] == '-' || !parse_long(num, 1, max / mult, &n))
+	if (len == 0 || (size && num[0] == '-') || !parse_long(num, size ? 0 : min, max / mult, &n))
 		return false;
 	n *= mult;
 	if (n < min || n > max)
@@ -142,7 +146,7 @@ bool mt_opt_parse(enum mt_opt_type t, long min, long max, const char *v, long *o
 	case MT_OPT_SIZE: return parse_amount(v, true, min, max, out);
 	case MT_OPT_BOOL: return parse_bool(v, out);
 	case MT_OPT_SIGNAL: return parse_signal(v, out);
-	case MT_OPT_SECONDS: return parse_seconds(v, max, out);
+	case MT_OPT_SECONDS: return parse_seconds(v, min, max, out);
 	case MT_OPT_ALLOCATOR:
 		if (strcmp(v, "system") == 0)
 			return *out = 0, true;
@@ -157,7 +161,7 @@ bool mt_opt_parse(enum mt_opt_type t, long min, long max, const char *v, long *o
 const char *mt_opt_expect(enum mt_opt_type t, long min, long max, long *lo, long *hi)
 {
 	bool ranged = t == MT_OPT_INT || t == MT_OPT_LONG || t == MT_OPT_SIZE;
-	*lo = ranged ? min : t == MT_OPT_SECONDS ? 0 : 1;
+	*lo = ranged ? min : t == MT_OPT_SECONDS ? (min + 999) / 1000 : 1;
 	*hi = ranged ? max : t == MT_OPT_SECONDS ? max / 1000 : 0;
 	switch (t) {
 	case MT_OPT_INT:
