@@ -558,7 +558,7 @@ def case_python_service():
         check(first.startswith(f"{path}:{line}: size="), f"{name}: diff's first line: {out}")
         g = json.loads(tool("growth", "--json", *files).stdout)
         top = g["suspects"][0]
-        eq((top["file"], top["line"], top["kind"]), (path, line, "steady"),
+        eq((top["file"], top["line"], top["trend"]), (path, line, "steady"),
            f"{name}: growth's first suspect: {top}")
         shutil.rmtree(d)
 
@@ -726,7 +726,7 @@ def case_python_types():
             g = json.loads(tool("growth", "--json", "-g", "type", "-n", "0", *files).stdout)
             by = {x["key"].replace("__main__.", ""): x for x in g["suspects"]}
             for t in ("SomeClass", "Other"):
-                eq((by[t]["count_diff"], by[t]["kind"]),
+                eq((by[t]["count_diff"], by[t]["trend"]),
                    (oracle[1]["+" + t] + oracle[2]["+" + t], "steady"),
                    f"{name} {mode}: growth of {t} (objgraph's show_growth increments)")
             check(g["suspects"][0]["key"] in ("__main__.SomeClass", "builtins.dict"),

@@ -363,7 +363,7 @@ def case_demo():
     # the series names the session cache as what grows, steadily
     g = json.loads(tool("growth", "--json", *every).stdout)
     top = g["suspects"][0]
-    eq((top["file"], top["line"], top["kind"]), (demo_c, leak, "steady"), f"growth: {top}")
+    eq((top["file"], top["line"], top["trend"]), (demo_c, leak, "steady"), f"growth: {top}")
 
 
 @case(victims=("basic",))
@@ -767,7 +767,7 @@ def case_signal_diff_growth():
     # growth: the leak ranks first, steady, at 100,000 B/s within 10 %
     js = json.loads(tool("growth", "--json", *files[:3]).stdout)
     first = js["suspects"][0]
-    eq((first["key"], first["kind"], first["rank"]), (key, "steady", 1), "first suspect")
+    eq((first["key"], first["trend"], first["rank"]), (key, "steady", 1), "first suspect")
     check(abs(first["rate"] - 100000) <= 10000, f"leak rate {first['rate']:.0f} B/s, expected 100000")
     # over all five, as the README's glob gives them: the at-exit snapshot is
     # left out, said in one line; the one-off block (after the third) is a
@@ -778,9 +778,9 @@ def case_signal_diff_growth():
        [f"memtrace growth: left out {files[-1]}, taken at exit: the teardown, not the running "
         "program (memtrace leaks reads it)"], "the at-exit snapshot left out")
     eq(len(js["snapshots"]), 4, "the series is the running program's")
-    eq((js["suspects"][0]["key"], js["suspects"][0]["kind"]), (key, "steady"), "first of four")
+    eq((js["suspects"][0]["key"], js["suspects"][0]["trend"]), (key, "steady"), "first of four")
     jump = [s for s in js["suspects"] if s["key"].endswith(f":{line_of('leak.c', 'jump')[1]}")]
-    eq([s["kind"] for s in jump], ["jump"], "the one-off allocation is a jump")
+    eq([s["trend"] for s in jump], ["jump"], "the one-off allocation is a jump")
     check(js["suspects"].index(jump[0]) > 0, "the jump ranks after the steady leak")
     text = tool("growth", *files[:3]).stdout
     check(re.search(r"^#1 " + re.escape(key) + r": .* grew in 2 of 2 intervals: steady$", text, re.M),
@@ -955,7 +955,7 @@ def case_json_matches_text():
     want = [f"#{s['rank']} {s['key']}: size={_format_size(s['size'], False)} "
             f"({_format_size(s['size_diff'], True)}), count={s['count']} ({s['count_diff']:+d}), "
             f"{_format_size(s['rate'], True)}/s, grew in {s['grew']} of {s['intervals']} "
-            f"intervals: {s['kind']}" for s in js["suspects"]]
+            f"intervals: {s['trend']}" for s in js["suspects"]]
     eq(lines, want, "growth: text and JSON")
     js = json.loads(tool("leaks", "--json", "-n", "0", "--show", "all", files[-1]).stdout)
     text = tool("leaks", "-n", "0", "--show", "all", files[-1]).stdout
@@ -2335,7 +2335,7 @@ def case_verdict_evidence():
     js = json.loads(tool("growth", "--json", *series).stdout)
     path, line = line_of("verdicts.c", "slow")
     top = js["suspects"][0]
-    eq((top["file"], top["line"], top["kind"], top["grew"]), (path, line, "steady", 3),
+    eq((top["file"], top["line"], top["trend"], top["grew"]), (path, line, "steady", 3),
        "the slow leak ranks first, grown in every interval")
     check(top["size_diff"] < 65536, f"under the old threshold: {top['size_diff']}")
     eq(js["verdict"], "1 line grew in every one of the 3 intervals: leak suspects, however "
@@ -2361,7 +2361,7 @@ def case_verdict_evidence():
     eq(len(js["snapshots"]), len(every) - 1, "the at-exit snapshot left out")
     check("left out" in r.stderr and every[-1] in r.stderr, r.stderr)
     top = js["suspects"][0]
-    eq((top["file"], top["line"], top["kind"]), (path, line, "steady"), "the leak, not 'shrinking'")
+    eq((top["file"], top["line"], top["trend"]), (path, line, "steady"), "the leak, not 'shrinking'")
     check(js["verdict"].endswith("leak suspects, however small the growth"), js["verdict"])
     tool("report", "-o", html, *every)
     page = page_data(open(html).read())
@@ -2490,7 +2490,7 @@ def report_cli(d, files):
     growth = json.loads(tool("growth", "--json", "-n", "0", *files).stdout)
     for s in growth["suspects"]:
         g = groups[s["key"]]
-        eq((g[5], g[7], round(g[6])), (s["kind"], s["grew"], round(s["rate"])),
+        eq((g[5], g[7], round(g[6])), (s["trend"], s["grew"], round(s["rate"])),
            f"growth of {s['key']}")
     eq(data["verdict"], growth["verdict"], "verdict")
     # stacks: outermost first, down to the line that asked, malloc cut off
@@ -2638,7 +2638,7 @@ def case_native_inlines():
         for f in js["frames"]:
             if f["module"] == exe:
                 ours.setdefault(f["address"], []).append(
-                    (f["func"], os.path.basename(f["file"] or ""), f["line"]))
+                    (f["function"], os.path.basename(f["file"] or ""), f["line"]))
         addrs = sorted(ours)
         a2l = subprocess.run(["addr2line", "-a", "-i", "-f", "-e", exe] + [hex(a - 1) for a in addrs],
                              capture_output=True, text=True, check=True).stdout.split("\n")
@@ -3044,16 +3044,16 @@ def case_export_collapsed():
 
 
 def traceback_text(f):
-    """A frame as `show --group-by traceback` prints it (stats.c frame_text)."""
+    """A frame as `show --group-by traceback` prints it (group.c frame_text)."""
     mod = os.path.basename(f["module"]) if f["module"] else "?"
     if f["file"] and f["line"] > 0:
         t = f"{f['file']}:{f['line']}"
-    elif f["func"]:
-        t = f"{mod}({f['func']})"
+    elif f["function"]:
+        t = f"{mod}({f['function']})"
     else:
         t = f"{mod}(+0x{f['offset']:x})"
-    if f["func"] and f["file"]:
-        t += f" ({f['func']})"
+    if f["function"] and f["file"]:
+        t += f" ({f['function']})"
     return t
 
 
@@ -3098,7 +3098,7 @@ def case_export_json():
     eq(len(exe), 1, "the executable's module")
     eq(exe[0]["build_id"], build_id_of(victim("basic")), "build id")
     f = site["frames"][0]
-    eq((f["func"], f["module"], f["inlined"], f["allocator"]),
+    eq((f["function"], f["module"], f["inlined"], f["allocator"]),
        ("main", victim("basic"), False, False), "the first frame")
     eq(f["offset"], f["address"] - exe[0]["bias"], "offset from the load bias")
     check(exe[0]["lo"] <= f["address"] < exe[0]["hi"], "address in the module")
@@ -3127,7 +3127,7 @@ def case_export_json():
     site = json_site_at(js, "export.c", "grab")
     user = [f for f in site["frames"] if not f["allocator"]]
     grab, call = line_of("export.c", "grab"), line_of("export.c", "call")
-    eq([(f["func"], f["file"], f["line"], f["inlined"]) for f in user[:2]],
+    eq([(f["function"], f["file"], f["line"], f["inlined"]) for f in user[:2]],
        [("new_buffer", *grab, True), ("main", *call, False)], "an inlined call")
     eq(user[0]["address"], user[1]["address"], "one return address")
     eq((site["live_bytes"], site["live_count"]), (21000, 30), "@grab")
@@ -3136,7 +3136,7 @@ def case_export_json():
     js = export_json(only_snapshot(d))
     site = json_site_at(js, "cxx.cpp", "arr")
     eq((site["live_bytes"], site["live_count"]), (4000, 40), "@arr")
-    check(site["frames"][0]["allocator"] and site["frames"][0]["func"].startswith("operator new"),
+    check(site["frames"][0]["allocator"] and site["frames"][0]["function"].startswith("operator new"),
           site["frames"][0])
     # filters
     js = export_json(only_snapshot(d), "--include", "*cxx.cpp")
@@ -3150,7 +3150,7 @@ def case_export_json():
     snap = snaps(d)[0]
     text = export(snap, "--format", "json").stdout
     js = json.loads(text)
-    keys = [(f["address"], f["func"], f["line"], f["inlined"]) for f in js["frames"]]
+    keys = [(f["address"], f["function"], f["line"], f["inlined"]) for f in js["frames"]]
     eq(len(set(keys)), len(keys), "each frame once in the table")
     eq(len(js["sites"]), 20000, "every callsite")
     check(len(text) < 2 * os.path.getsize(snap),

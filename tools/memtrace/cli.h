@@ -19,7 +19,9 @@
 /* Exit codes: 0 ok, 1 a usage error, 2 bad input (unreadable snapshot),
  * 3 a budget exceeded (memtrace check). */
 enum { MT_EXIT_OK = 0, MT_EXIT_USAGE = 1, MT_EXIT_INPUT = 2, MT_EXIT_BUDGET = 3 };
-/* cmd-run.c: the libmemtrace.so to preload (--lib, $MEMTRACE_LIB, the
+
+/* ---- locate.c: what a command starts ---- */
+/* The libmemtrace.so to preload (--lib, $MEMTRACE_LIB, the
  * build's or installation's own), NULL if none; COMMAND on PATH; the library
  * `--allocator NAME` preloads after it ("" for glibc), or a usage error. */
 char *mt_find_lib(const char *given);
@@ -29,11 +31,7 @@ const char *mt_allocator_lib(const char *cmd, const char *name);
  * the environment that deploys NAME without memtrace. */
 const char *mt_allocator_find(const char *name);
 const char *mt_allocator_env(const char *name);
-/* cmd-allocators.c */
-int mt_cmd_allocators(int argc, char **argv);
-/* cmd-attach.c */
-int mt_cmd_attach(int argc, char **argv);
-int mt_cmd_detach(int argc, char **argv);
+
 /* ---- proc.c: a live process and its snapshot directory ---- */
 double mt_now(void); /* monotonic seconds */
 /* A file whole (NUL-terminated), or NULL with errno set. */
@@ -46,13 +44,10 @@ unsigned mt_newest_seq(const char *dir, pid_t pid);
 /* Sends sig and waits up to timeout seconds for a newer snapshot of pid
  * in dir: its sequence number, or 0 when none came (or pid is gone). */
 unsigned mt_request_snapshot(const char *dir, pid_t pid, int sig, double timeout);
-/* cmd-top.c */
-int mt_cmd_top(int argc, char **argv);
 
+/* ---- main.c ---- */
 void mt_die_usage(const char *cmd, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 2, 3)));
-/* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
-void mt_load_or_die(const char *path, mt_snap_t *s);
 /* --native: snapshots are loaded with their native stacks alone, as if no
  * Python frame had been recorded (for C extension authors). */
 extern bool mt_native_frames;
@@ -202,75 +197,115 @@ const char *mt_group_plural(enum mt_group g);
 const char *mt_group_count(enum mt_group g, size_t n);
 const char *mt_domain_name(int domain);
 
-/* ---- stats.c: tracemalloc-style grouping and formatting ---- */
-typedef struct mt_stat {
+/*
+ * The analyzer is a pipeline, one file a stage, and the commands (cmd-*.c)
+ * only read their options and call the stages in order:
+ *   series.c  load: a snapshot, a series in time order, the mixed-process warning
+ *   frames.c  frames: one rule for the allocator's frames and a stack's own start
+ *   filter.c  filter: the view's domain and patterns, suppressions, leak classes
+ *   group.c   group: tracemalloc's statistics
+ *   growth.c, memory.c  compute: growth over a series; the allocator's figures
+ *   emit.c    emit: one text and one JSON form per shape
+ * No command calls into another.
+ */
+
+/* ---- series.c: load ---- */
+/* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
+void mt_load_or_die(const char *path, mt_snap_t *s);
+/* The time order of two snapshots, for qsort. */
+int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b);
+/* Seconds from a to b: monotonic within a process, wall clock across. */
+double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b);
+/* Warns when two snapshots do not make a series of one process. */
+void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
+/* Of a series in time order (n snapshots, the first at first, stride bytes
+ * apart), how many to analyse: final snapshots at its end (at exit, at a
+ * terminating signal: the teardown, not the running program) are left out
+ * while two others remain. */
+int mt_series_running(const mt_snap_t *first, size_t stride, int n);
+/* One line on stderr for each snapshot left out (keep to n): once the
+ * command's output is written. */
+void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n);
+
+typedef struct mt_stat mt_stat_t;
+struct mt_stat {
 	char *key;	   /* what the line shows: "file.c:12", "module(func)" */
 	mt_sframe_t where; /* the frame chosen to stand for the group */
 	uint64_t size, count, allocs, alloc_bytes;
 	char **trace; /* traceback grouping: the frames, formatted */
 	size_t ntrace;
-} mt_stat_t;
+};
 
 typedef struct mt_stats {
 	mt_stat_t *v;
 	size_t n, cap;
-	struct mt_group_ix *index; /* key -> position (stats.c) */
+	struct mt_group_ix *index; /* key -> position (group.c) */
 } mt_stats_t;
 
-/* The first frame outside the allocator: what a lineno line names. */
-mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site);
+
+/* A snapshot loaded with its symbols and its groups. */
+typedef struct mt_loaded {
+	mt_snap_t snap;
+	mt_sym_t *sym;
+	mt_stats_t st;
+} mt_loaded_t;
+
+/* A series of snapshots in time order: all read, the first n analysed (the
+ * running program's), each grouped by the view. */
+typedef struct mt_series {
+	mt_loaded_t *s;
+	int n, all;
+	const mt_stats_t **stats; /* n: &s[i].st */
+	double seconds;		  /* from the first to the last analysed */
+} mt_series_t;
+
+/* Loads, orders, groups (with_dead: as mt_stats_build) and warns once when
+ * the snapshots mix processes; a bad file ends the command (exit 2). */
+void mt_series_load(mt_series_t *s, char **paths, int n, const mt_view_t *v, bool with_dead);
+/* mt_series_say_left for the snapshots the series left out. */
+void mt_series_say_left_out(const char *cmd, const mt_series_t *s);
+void mt_series_free(mt_series_t *s);
+
+/* ---- frames.c: the frames of a stack ---- */
+const char *mt_base_name(const char *path);
 bool mt_is_allocator_frame(const mt_sframe_t *f);
+/* Where a site's own code starts once the allocator's and the runtime's
+ * frames are dropped from its leaf end: the first return address kept and
+ * how many of its inlined frames, innermost first, go; a Python site starts
+ * at its innermost Python frame. False (0, 0: the stack kept whole) for a
+ * stack of such frames only. */
+bool mt_frames_start(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *skip);
+/* The frame that stands for a stack: what a lineno line names. */
+mt_sframe_t mt_pick_frame(mt_sym_t *sym, const mt_snap_site_t *site);
+/* Every frame of a site, inlined calls expanded, innermost first; the
+ * pointers stay valid until mt_sym_close, out's array is reused. */
+typedef struct mt_frames {
+	const mt_sframe_t **v;
+	size_t n, cap;
+} mt_frames_t;
+void mt_site_frames(mt_sym_t *sym, const mt_snap_site_t *site, mt_frames_t *out);
+
+/* ---- filter.c: which sites a report keeps ---- */
 /* Whether a site is in the view's domain and passes its filters. */
 bool mt_site_passes(const mt_view_t *v, mt_sym_t *sym, const mt_snap_site_t *site);
-/* Groups the sites of a snapshot: live ones, or all when with_dead. */
-void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
-		    mt_stats_t *out);
-mt_stat_t *mt_stats_find(const mt_stats_t *st, const char *key);
-void mt_stats_sort(mt_stats_t *st, enum mt_sort sort);
-void mt_stats_free(mt_stats_t *st);
-/* tracemalloc's _format_size: "97.7 KiB", "+22.1 MiB" with sign. */
-void mt_format_size(char *buf, size_t cap, double size, bool sign);
-/* Writes s as a JSON string literal (NULL as null). */
-void mt_json_str(FILE *f, const char *s);
-/* Copies s for display with control characters replaced by '?'. */
-char *mt_printable(const char *s);
-/* The first line of a group's key (a traceback key holds every frame). */
-char *mt_stat_title(const mt_stat_t *st);
-/* "Snapshot 3 of pid 42 (on signal), <date>, 1.5 s after start: /bin/x" */
-void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s);
-/* The snapshot's identity and totals as JSON members (no braces). */
-void mt_json_snap(FILE *f, const mt_snap_t *s);
-double mt_snap_seconds(const mt_snap_t *s);
-/* The allocator's figures: "Memory: live heap ...; allocator glibc holds
- * ... in N arenas; RSS ..., VMS ..." and an "Overhead:" line. */
-void mt_print_memory(FILE *f, const mt_snap_t *s);
-/* How those figures moved, and what that suggests: a leak (live heap
- * grows), fragmentation (held grows, live flat) or arena sprawl. */
-void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b);
-/* What the totals and the lines say, in one sentence (NULL without the
- * allocator's figures): `every` lines grew in every one of `intervals`
- * intervals (0 for a single pair). Valid until the next call. */
-const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals);
-
-/* ---- cmd-show.c ---- */
-/* A group's tracemalloc line; with allocs, its allocations in total too. */
-void mt_print_stat_line(const mt_stat_t *st, bool allocs);
-/* A traceback group's frames, one indented line each (nothing otherwise). */
-void mt_print_trace(const mt_stat_t *st);
-
-/* ---- cmd-diff.c ---- */
-void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
-
-/* "s" unless n is one: "1 block", "2 blocks". */
-#define MT_PL(n) ((n) == 1 ? "" : "s")
-
-/* ---- cmd-leaks.c: LeakSanitizer-style suppressions ---- */
-/* Loads the built-in libc/loader suppressions (when builtin) and the
- * leak:PATTERN lines of each file; exits with status 2 on a bad file. */
+/* LeakSanitizer-style suppressions: loads the built-in libc/loader ones
+ * (when builtin) and the leak:PATTERN lines of each file; exits with
+ * status 2 on a bad file. */
 void mt_supps_load(bool builtin, const char *const *files, size_t nfiles);
 /* Whether a loaded suppression covers the site; counts the hit. */
 bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site);
+typedef struct mt_supp {
+	char *pat; /* as fnmatch pattern */
+	char *text;
+	uint64_t hits;
+} mt_supp_t;
+/* The loaded suppressions, the first nbuiltin of them built in. */
+const mt_supp_t *mt_supps(size_t *n, size_t *nbuiltin);
 void mt_supps_free(void);
+/* The leak classes (MT_LEAK_CLASSES): name, memcheck's words, a report's
+ * heading. */
+extern const char *const mt_leak_class_name[], *const mt_leak_class_text[],
+	*const mt_leak_class_head[];
 /* The leak classes a --show/--count list names ("definite,indirect",
  * "all"), as a mask of 1 << MT_LEAK_*; exits with status 1 on a bad one. */
 unsigned mt_leak_classes(const char *cmd, const char *opt, const char *list);
@@ -286,21 +321,15 @@ const char *mt_leak_mask_text(unsigned mask);
  * live block is then counted. */
 void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s);
 
-/* ---- cmd-export.c ---- */
-int mt_cmd_export(int argc, char **argv);
-/* Where a site's stack starts once the allocator's own frames are dropped
- * from its leaf end (mt_pick_frame's rule): the first return address kept
- * and how many of its inlined frames, innermost first, go. A stack of
- * allocator frames only is kept whole. */
-void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *skip);
+/* ---- group.c: tracemalloc's statistics ---- */
+/* Groups the sites of a snapshot: live ones, or all when with_dead. */
+void mt_stats_build(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool with_dead,
+		    mt_stats_t *out);
+mt_stat_t *mt_stats_find(const mt_stats_t *st, const char *key);
+void mt_stats_sort(mt_stats_t *st, enum mt_sort sort);
+void mt_stats_free(mt_stats_t *st);
 
-/* ---- export-pprof.c ---- */
-/* Writes the sites of snap that pass v as a gzip-compressed pprof profile to
- * f. Write errors are left in ferror(f); returns -1 only if zlib cannot
- * start (out of memory). */
-int mt_export_pprof(FILE *f, const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v);
-
-/* ---- cmd-growth.c ---- */
+/* ---- growth.c: a series of groups ---- */
 /* One group's live size over a series of snapshots. */
 typedef struct mt_growth {
 	const mt_stat_t *ref;	 /* the group in the latest snapshot that has it */
@@ -311,10 +340,6 @@ typedef struct mt_growth {
 	bool steady;		 /* no interval holds more than 2/3 of the growth */
 } mt_growth_t;
 
-/* The time order of two snapshots, for qsort. */
-int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b);
-/* Seconds from a to b: monotonic within a process, wall clock across. */
-double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b);
 /* The series of every group in st[0..n-1], the stats of n snapshots in time
  * order spanning `seconds`, ranked as growth ranks them: groups that grew
  * first (steady before jumps, then by net growth), then the rest. The refs
@@ -323,35 +348,74 @@ mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds
 /* How many of a series' groups grew in every one of its n - 1 intervals
  * (0 for fewer than three snapshots). */
 size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n);
-/* Of a series in time order (n snapshots, the first at first, stride bytes
- * apart), how many to analyse: final snapshots at its end (at exit, at a
- * terminating signal: the teardown, not the running program) are left out
- * while two others remain. */
-int mt_series_running(const mt_snap_t *first, size_t stride, int n);
-/* One line on stderr for each snapshot left out (keep to n): once the
- * command's output is written. */
-void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n);
 /* "steady", "jump", "growing" (two snapshots cannot tell), "flat" or
  * "shrinking". */
 const char *mt_growth_kind(const mt_growth_t *g, int n);
 void mt_growth_free(mt_growth_t *g, size_t count);
 
-/* ---- cmd-*.c ---- */
+/* ---- memory.c: the allocator's figures ---- */
+/* "Memory: live heap ...; allocator glibc holds ... in N arenas; RSS ...,
+ * VMS ..." and an "Overhead:" line. */
+void mt_print_memory(FILE *f, const mt_snap_t *s);
+/* How those figures moved, and what that suggests: a leak (live heap
+ * grows), fragmentation (held grows, live flat) or arena sprawl. */
+void mt_print_memory_diff(FILE *f, const mt_snap_t *a, const mt_snap_t *b);
+/* What the totals and the lines say, in one sentence (NULL without the
+ * allocator's figures): `every` lines grew in every one of `intervals`
+ * intervals (0 for a single pair). Valid until the next call. */
+const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t every, int intervals);
+
+/* ---- emit.c: text and JSON ---- */
+/* tracemalloc's _format_size: "97.7 KiB", "+22.1 MiB" with sign. */
+void mt_format_size(char *buf, size_t cap, double size, bool sign);
+/* Writes s as a JSON string literal (NULL as null). */
+void mt_json_str(FILE *f, const char *s);
+/* Copies s for display with control characters replaced by '?'. */
+char *mt_printable(const char *s);
+/* The first line of a group's key (a traceback key holds every frame). */
+char *mt_stat_title(const mt_stat_t *st);
+/* "Snapshot 3 of pid 42 (on signal), <date>, 1.5 s after start: /bin/x" */
+void mt_print_snap_line(FILE *f, const char *label, const mt_snap_t *s);
+/* The snapshot's identity and totals as JSON members (no braces). */
+void mt_json_snap(FILE *f, const mt_snap_t *s);
+double mt_snap_seconds(const mt_snap_t *s);
+/* A group's tracemalloc line; with allocs, its allocations in total too. */
+void mt_print_stat_line(const mt_stat_t *st, bool allocs);
+/* A traceback group's frames, one indented line each (nothing otherwise). */
+void mt_print_trace(const mt_stat_t *st);
+/* A group's identity as JSON members (no braces): key, file, line,
+ * function, module, kind and, grouped by traceback, traceback; every
+ * command that lists groups gives these, then its own figures. */
+void mt_json_group(FILE *f, const mt_stat_t *x);
+/* "python", "jit" or "native". */
+const char *mt_frame_kind_name(const mt_sframe_t *f);
+
+/* "s" unless n is one: "1 block", "2 blocks". */
+#define MT_PL(n) ((n) == 1 ? "" : "s")
+
+/* ---- export-pprof.c ---- */
+/* Writes the sites of snap that pass v as a gzip-compressed pprof profile to
+ * f. Write errors are left in ferror(f); returns -1 only if zlib cannot
+ * start (out of memory). */
+int mt_export_pprof(FILE *f, const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v);
+
+/* ---- the commands: cmd-*.c ---- */
+int mt_cmd_top(int argc, char **argv);
+int mt_cmd_allocators(int argc, char **argv);
+int mt_cmd_attach(int argc, char **argv);
+int mt_cmd_detach(int argc, char **argv);
 int mt_cmd_show(int argc, char **argv);
 int mt_cmd_diff(int argc, char **argv);
 int mt_cmd_growth(int argc, char **argv);
 int mt_cmd_leaks(int argc, char **argv);
 int mt_cmd_run(int argc, char **argv);
 int mt_cmd_check(int argc, char **argv);
-
-/* ---- cmd-dump.c ---- */
-int mt_cmd_dump(int argc, char **argv);
-/* A record's fields as JSON members (",\"name\":value" each). */
-void mt_json_record(FILE *f, const mt_rec_desc_t *d, const void *rec);
-/* The format's records and fields, from format.h's lists. */
-void mt_print_format_spec(FILE *f);
-
-/* ---- cmd-report.c ---- */
+int mt_cmd_export(int argc, char **argv);
 int mt_cmd_report(int argc, char **argv);
+int mt_cmd_dump(int argc, char **argv);
+/* cmd-dump.c: a record's fields as JSON members (",\"name\":value" each),
+ * and the format's records and fields, from format.h's lists. */
+void mt_json_record(FILE *f, const mt_rec_desc_t *d, const void *rec);
+void mt_print_format_spec(FILE *f);
 
 #endif

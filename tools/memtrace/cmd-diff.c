@@ -67,24 +67,6 @@ static int cmp_allocs(const void *a, const void *b)
 	return c ? c : cmp_size(a, b);
 }
 
-/* Warns when two snapshots do not make a series of one process. */
-void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b)
-{
-	if (a->pid != b->pid || a->start_mono_ns != b->start_mono_ns) {
-		char *ea = mt_printable(a->exe), *eb = mt_printable(b->exe);
-		fprintf(stderr,
-			"memtrace: warning: %s is from pid %u (%s) but %s is from pid %u (%s): "
-			"the comparison mixes two processes\n",
-			a->file, a->pid, ea, b->file, b->pid, eb);
-		free(ea);
-		free(eb);
-	} else if (b->mono_ns < a->mono_ns) {
-		fprintf(stderr,
-			"memtrace: warning: %s was taken before %s: the changes run backwards\n",
-			b->file, a->file);
-	}
-}
-
 static void print_line(const diff_t *d)
 {
 	char size[32], sdiff[32], avg[32];
@@ -172,19 +154,12 @@ int mt_cmd_diff(int argc, char **argv)
 		       v.cumulative ? "true" : "false", new_size, total_size, new_count,
 		       total_count, n);
 		for (size_t i = 0; i < shown; i++) {
-			char *title = mt_stat_title(d[i].ref);
-			printf("%s{\"key\":", i ? "," : "");
-			mt_json_str(stdout, title);
-			free(title);
-			printf(",\"file\":");
-			mt_json_str(stdout, d[i].ref->where.file);
-			printf(",\"line\":%d,\"function\":", d[i].ref->where.line);
-			mt_json_str(stdout, d[i].ref->where.func);
-			printf(",\"module\":");
-			mt_json_str(stdout, d[i].ref->where.module);
+			printf("%s{", i ? "," : "");
+			mt_json_group(stdout, d[i].ref);
 			printf(",\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
-			       ",\"count_diff\":%" PRId64 "}",
-			       d[i].size, d[i].size_diff, d[i].count, d[i].count_diff);
+			       ",\"count_diff\":%" PRId64 ",\"allocs_diff\":%" PRId64 "}",
+			       d[i].size, d[i].size_diff, d[i].count, d[i].count_diff,
+			       d[i].allocs_diff);
 		}
 		printf("]}\n");
 	} else {

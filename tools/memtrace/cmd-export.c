@@ -64,36 +64,7 @@ static int lookup(const char *s, const char *const *names, int n)
 	return -1;
 }
 
-void mt_export_trim(mt_sym_t *sym, const mt_snap_site_t *site, int *first, int *skip)
-{
-	if (site->py_first >= 0) {
-		/* made while Python code ran: from its innermost Python frame,
-		 * as the default view (--native keeps the C frames) */
-		*first = site->py_first;
-		*skip = 0;
-		return;
-	}
-	for (int i = 0; i < site->nframes; i++) {
-		const mt_sframe_t *f;
-		int n = mt_sym_lookup(sym, site->frames[i], &f);
-		for (int j = 0; j < n; j++) {
-			if (!mt_is_allocator_frame(&f[j])) {
-				*first = i;
-				*skip = j;
-				return;
-			}
-		}
-	}
-	*first = *skip = 0;
-}
-
 /* ---- collapsed stacks ---- */
-
-static const char *base_name(const char *p)
-{
-	const char *s = strrchr(p, '/');
-	return s ? s + 1 : p;
-}
 
 /* One frame's text; ';' separates frames and a line ends in " VALUE", so
  * ';' and control characters become '?' (spaces are fine). */
@@ -101,11 +72,11 @@ static char *collapsed_frame(const mt_sframe_t *f)
 {
 	char *t;
 	if (f->func && f->file && f->line > 0)
-		t = mt_xasprintf("%s (%s:%d)", f->func, base_name(f->file), f->line);
+		t = mt_xasprintf("%s (%s:%d)", f->func, mt_base_name(f->file), f->line);
 	else if (f->func)
 		t = mt_xasprintf("%s", f->func);
 	else
-		t = mt_xasprintf("%s+0x%" PRIx64, f->module ? base_name(f->module) : "?",
+		t = mt_xasprintf("%s+0x%" PRIx64, f->module ? mt_base_name(f->module) : "?",
 				 f->offset);
 	for (char *p = t; *p; p++)
 		if (*p == ';' || (unsigned char)*p < 0x20 || *p == 0x7f)
@@ -151,7 +122,7 @@ static void export_collapsed(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, co
 		if (!value || !mt_site_passes(v, sym, site))
 			continue;
 		int first, skip;
-		mt_export_trim(sym, site, &first, &skip);
+		(void)mt_frames_start(sym, site, &first, &skip);
 		len = 0;
 		for (int a = site->nframes - 1; a >= first; a--) {
 			const mt_sframe_t *f;
@@ -206,14 +177,14 @@ static void export_collapsed(FILE *out, const mt_snap_t *snap, mt_sym_t *sym, co
 
 static void json_frame(FILE *out, uint64_t addr, const mt_sframe_t *f, bool inlined)
 {
-	fprintf(out, "{\"address\":%" PRIu64 ",\"func\":", addr);
+	fprintf(out, "{\"address\":%" PRIu64 ",\"function\":", addr);
 	mt_json_str(out, f->func);
 	fprintf(out, ",\"file\":");
 	mt_json_str(out, f->file);
 	fprintf(out, ",\"line\":%d,\"module\":", f->line);
 	mt_json_str(out, f->module);
 	fprintf(out, ",\"offset\":%" PRIu64 ",\"kind\":\"%s\",\"inlined\":%s,\"allocator\":%s}",
-		f->offset, f->python ? "python" : f->jit ? "jit" : "native", inlined ? "true" : "false",
+		f->offset, mt_frame_kind_name(f), inlined ? "true" : "false",
 		mt_is_allocator_frame(f) ? "true" : "false");
 }
 

@@ -27,139 +27,6 @@ static const char usage_text[] =
 	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
-typedef struct snapset {
-	mt_snap_t snap;
-	mt_sym_t *sym;
-	mt_stats_t st;
-} snapset_t;
-
-const char *mt_growth_kind(const mt_growth_t *g, int n)
-{
-	if (g->net <= 0)
-		return g->net ? "shrinking" : "flat";
-	return n <= 2 ? "growing" : g->steady ? "steady" : "jump";
-}
-
-size_t mt_growth_every(const mt_growth_t *g, size_t ng, int n)
-{
-	size_t k = 0;
-	for (size_t i = 0; n >= 3 && i < ng; i++)
-		k += g[i].net > 0 && g[i].grew == n - 1;
-	return k;
-}
-
-static const mt_snap_t *nth(const mt_snap_t *first, size_t stride, int i)
-{
-	return (const mt_snap_t *)((const char *)first + (size_t)i * stride);
-}
-
-int mt_series_running(const mt_snap_t *first, size_t stride, int n)
-{
-	int keep = n;
-	while (keep > 2 && mt_reason_final(nth(first, stride, keep - 1)->reason))
-		keep--;
-	return keep;
-}
-
-void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n)
-{
-	for (int i = keep; i < n; i++)
-		fprintf(stderr,
-			"memtrace %s: left out %s, taken %s: the teardown, not the running "
-			"program (memtrace leaks reads it)\n",
-			cmd, nth(first, stride, i)->file,
-			mt_reason_text(nth(first, stride, i)->reason));
-}
-
-int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b)
-{
-	if (a->start_mono_ns == b->start_mono_ns)
-		return a->mono_ns < b->mono_ns ? -1 : a->mono_ns > b->mono_ns;
-	return a->wall_ns < b->wall_ns ? -1 : a->wall_ns > b->wall_ns;
-}
-
-static int cmp_time(const void *a, const void *b)
-{
-	return mt_snap_order(&((const snapset_t *)a)->snap, &((const snapset_t *)b)->snap);
-}
-
-/* growers first, steady ones before jumps, then by net growth */
-static int cmp_rank(const void *a, const void *b)
-{
-	const mt_growth_t *x = a, *y = b;
-	if ((x->net > 0) != (y->net > 0))
-		return x->net > 0 ? -1 : 1;
-	if (x->steady != y->steady)
-		return x->steady ? -1 : 1;
-	if (x->net != y->net)
-		return x->net > y->net ? -1 : 1;
-	return strcmp(x->ref->key, y->ref->key);
-}
-
-double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b)
-{
-	if (a->start_mono_ns == b->start_mono_ns)
-		return (double)(int64_t)(b->mono_ns - a->mono_ns) / 1e9;
-	return (double)(int64_t)(b->wall_ns - a->wall_ns) / 1e9;
-}
-
-mt_growth_t *mt_growth_series(const mt_stats_t *const *st, int n, double seconds, size_t *count)
-{
-	size_t cap = 0, ng = 0;
-	for (int i = 0; i < n; i++)
-		cap += st[i]->n;
-	mt_growth_t *all = mt_xmalloc((cap + 1) * sizeof(*all));
-
-	/* one series per group, zero where a snapshot lacks it; a group is
-	 * new in snapshot i when no earlier snapshot has its key */
-	for (int i = 0; i < n; i++) {
-		for (size_t k = 0; k < st[i]->n; k++) {
-			const char *key = st[i]->v[k].key;
-			bool seen = false;
-			for (int j = 0; j < i && !seen; j++)
-				seen = mt_stats_find(st[j], key) != NULL;
-			if (seen)
-				continue;
-			mt_growth_t *g = &all[ng++];
-			memset(g, 0, sizeof(*g));
-			g->size = mt_xmalloc((size_t)n * sizeof(*g->size));
-			g->count = mt_xmalloc((size_t)n * sizeof(*g->count));
-			for (int j = 0; j < n; j++) {
-				const mt_stat_t *x =
-					j == i ? &st[i]->v[k] : mt_stats_find(st[j], key);
-				g->size[j] = x ? x->size : 0;
-				g->count[j] = x ? x->count : 0;
-				if (x)
-					g->ref = x;
-			}
-			uint64_t max_step = 0;
-			g->net = (int64_t)(g->size[n - 1] - g->size[0]);
-			g->count_diff = (int64_t)(g->count[n - 1] - g->count[0]);
-			g->rate = seconds > 0 ? (double)g->net / seconds : 0;
-			for (int j = 1; j < n; j++) {
-				if (g->size[j] <= g->size[j - 1])
-					continue;
-				g->grew++;
-				if (g->size[j] - g->size[j - 1] > max_step)
-					max_step = g->size[j] - g->size[j - 1];
-			}
-			g->steady = g->net > 0 && n > 2 && max_step * 3 <= (uint64_t)g->net * 2;
-		}
-	}
-	qsort(all, ng, sizeof(*all), cmp_rank);
-	*count = ng;
-	return all;
-}
-
-void mt_growth_free(mt_growth_t *g, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(g[i].size);
-		free(g[i].count);
-	}
-	free(g);
-}
-
 int mt_cmd_growth(int argc, char **argv)
 {
 	mt_view_t v;
@@ -168,29 +35,13 @@ int mt_cmd_growth(int argc, char **argv)
 	if (n < 2)
 		mt_die_usage("growth", "needs two or more snapshot files, got %d", n);
 
-	snapset_t *s = mt_xmalloc((size_t)n * sizeof(*s));
-	for (int i = 0; i < n; i++)
-		mt_load_or_die(argv[optind + i], &s[i].snap);
-	qsort(s, (size_t)n, sizeof(*s), cmp_time);
-	int all = n; /* the teardown's snapshots are read, never analysed */
-	n = mt_series_running(&s[0].snap, sizeof(*s), n);
-	for (int i = 0; i < n; i++) {
-		s[i].sym = mt_sym_open(&s[i].snap);
-		mt_stats_build(&s[i].snap, s[i].sym, &v, false, &s[i].st);
-	}
-	for (int i = 1; i < n; i++)
-		if (s[i].snap.pid != s[0].snap.pid ||
-		    s[i].snap.start_mono_ns != s[0].snap.start_mono_ns) {
-			mt_warn_pair(&s[0].snap, &s[i].snap);
-			break;
-		}
-
-	const mt_stats_t **stp = mt_xmalloc((size_t)n * sizeof(*stp));
-	for (int i = 0; i < n; i++)
-		stp[i] = &s[i].st;
-	double span = mt_seconds_between(&s[0].snap, &s[n - 1].snap);
+	mt_series_t ser;
+	mt_series_load(&ser, argv + optind, n, &v, false);
+	const mt_loaded_t *s = ser.s;
+	n = ser.n;
+	double span = ser.seconds;
 	size_t ngroups, nsus = 0;
-	mt_growth_t *sus = mt_growth_series(stp, n, span, &ngroups), *g;
+	mt_growth_t *sus = mt_growth_series(ser.stats, n, span, &ngroups), *g;
 	while (nsus < ngroups && sus[nsus].net > 0)
 		nsus++;
 	size_t shown = v.limit && v.limit < nsus ? v.limit : nsus;
@@ -211,18 +62,12 @@ int mt_cmd_growth(int argc, char **argv)
 		       span, mt_group_name(v.group), mt_domain_name(v.domain), nsus);
 		for (size_t k = 0; k < shown; k++) {
 			g = &sus[k];
-			char *title = mt_stat_title(g->ref);
-			printf("%s{\"rank\":%zu,\"key\":", k ? "," : "", k + 1);
-			mt_json_str(stdout, title);
-			free(title);
-			printf(",\"file\":");
-			mt_json_str(stdout, g->ref->where.file);
-			printf(",\"line\":%d,\"function\":", g->ref->where.line);
-			mt_json_str(stdout, g->ref->where.func);
+			printf("%s{\"rank\":%zu,", k ? "," : "", k + 1);
+			mt_json_group(stdout, g->ref);
 			printf(",\"size\":%" PRIu64 ",\"size_diff\":%" PRId64 ",\"count\":%" PRIu64
 			       ",\"count_diff\":%" PRId64
 			       ",\"rate\":%.3f,\"grew\":%d,\"intervals\":%d,"
-			       "\"kind\":\"%s\",\"sizes\":[",
+			       "\"trend\":\"%s\",\"sizes\":[",
 			       g->size[n - 1], g->net, g->count[n - 1], g->count_diff, g->rate,
 			       g->grew, n - 1, mt_growth_kind(g, n));
 			for (int i = 0; i < n; i++)
@@ -279,17 +124,9 @@ int mt_cmd_growth(int argc, char **argv)
 		}
 	}
 
-	mt_series_say_left("growth", &s[0].snap, sizeof(*s), n, all);
+	mt_series_say_left_out("growth", &ser);
 	mt_growth_free(sus, ngroups);
-	free(stp);
-	for (int i = 0; i < all; i++) {
-		if (i < n) {
-			mt_stats_free(&s[i].st);
-			mt_sym_close(s[i].sym);
-		}
-		mt_snap_free(&s[i].snap);
-	}
-	free(s);
+	mt_series_free(&ser);
 	free(v.include);
 	free(v.exclude);
 	return fflush(stdout) == 0 ? MT_EXIT_OK : MT_EXIT_INPUT;

@@ -4,14 +4,7 @@
  * found lost (definitely and indirectly by default, as LeakSanitizer
  * reports), by traceback, largest first, minus suppressions. A snapshot
  * without a scan (sampled, older, not final) counts every live block.
- *
- * Suppressions use LeakSanitizer's syntax, one `leak:PATTERN` a line: PATTERN
- * matches a frame's function, source file or module as a substring, `*` is a
- * wildcard, `^` and `$` anchor it. A user suppression matches any frame of the
- * stack. Built-in ones cover one-time libc and loader allocations (stdio
- * buffers, locale and time zone data, iconv, the loader's own tables, the
- * getXXbyYY buffers of getpwuid and its kin, text domain bindings) and
- * match only the frames of the allocation itself, inside libc or the loader.
+ * Suppressions (LeakSanitizer's syntax) and the classes: filter.c.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -46,146 +39,6 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable snapshot or suppressions file.\n";
 
-static const char *const builtin_supps[] = {
-	"_IO_file_doallocate",
-	"_IO_setb",
-	"_nl_",
-	"setlocale",
-	"__tzfile_read",
-	"tzset",
-	"__tz_",
-	"__gconv",
-	"_dl_",
-	"__libc_dlopen",
-	"dlerror",
-	"__nss_",
-	"_nss_",
-	"nss_",
-	"__res_",
-	"__resolv_",
-	"ld-linux",
-	"__new_exitfn",
-	"__cxa_atexit",
-	"__libc_alloc_buffer",
-	/* the buffers getpwuid, getgrnam, gethostbyname and the rest keep for
-	 * the process's life, and their getpwent cousins */
-	"getXXbyYY.c",
-	"getXXent.c",
-	/* bindtextdomain and textdomain keep the domain's binding */
-	"set_binding_values",
-	"textdomain",
-};
-
-typedef struct supp {
-	char *pat; /* as fnmatch pattern */
-	char *text;
-	uint64_t hits;
-} supp_t;
-
-static supp_t *supps;
-static size_t nsupps, nbuiltin;
-
-static void add_supp(const char *text)
-{
-	size_t len = strlen(text);
-	bool start = text[0] == '^', end = len > 0 && text[len - 1] == '$';
-	const char *body = text + start;
-	size_t blen = len - start - end;
-	char *pat = mt_xmalloc(blen + 3);
-	size_t at = 0;
-	if (!start)
-		pat[at++] = '*';
-	memcpy(pat + at, body, blen);
-	at += blen;
-	if (!end)
-		pat[at++] = '*';
-	pat[at] = '\0';
-	supps = mt_xrealloc(supps, (nsupps + 1) * sizeof(*supps));
-	supps[nsupps++] = (supp_t){pat, mt_xasprintf("%s", text), 0};
-}
-
-static void load_supps(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char line[4096];
-	unsigned lineno = 0;
-	if (!f) {
-		fprintf(stderr, "memtrace: %s: cannot open suppressions: %s\n", path,
-			strerror(errno));
-		exit(MT_EXIT_INPUT);
-	}
-	while (fgets(line, sizeof(line), f)) {
-		lineno++;
-		char *s = line + strspn(line, " \t");
-		s[strcspn(s, "\r\n")] = '\0';
-		if (!*s || *s == '#')
-			continue;
-		if (strncmp(s, "leak:", 5) != 0 || !s[5]) {
-			char *shown = mt_printable(s);
-			fprintf(stderr, "memtrace: %s:%u: not a leak:PATTERN line: '%s'\n", path,
-				lineno, shown);
-			exit(MT_EXIT_INPUT);
-		}
-		add_supp(s + 5);
-	}
-	fclose(f);
-}
-
-static bool match(const char *pat, const mt_sframe_t *f)
-{
-	return (f->func && fnmatch(pat, f->func, 0) == 0) ||
-	       (f->file && fnmatch(pat, f->file, 0) == 0) ||
-	       (f->module && fnmatch(pat, f->module, 0) == 0);
-}
-
-/* The suppression that covers a site, or NULL. */
-static supp_t *suppressed(mt_sym_t *sym, const mt_snap_site_t *site)
-{
-	bool inside = true; /* still in the allocation's own libc/loader frames */
-	for (int i = 0; i < site->nframes; i++) {
-		const mt_sframe_t *f;
-		int n = mt_sym_lookup(sym, site->frames[i], &f);
-		for (int j = 0; j < n; j++) {
-			if (inside && !mt_is_allocator_frame(&f[j]) &&
-			    !(f[j].module && strstr(f[j].module, "ld-linux")))
-				inside = false;
-			for (size_t k = 0; k < nsupps; k++)
-				if ((k >= nbuiltin || inside) && match(supps[k].pat, &f[j]))
-					return &supps[k];
-		}
-	}
-	return NULL;
-}
-
-void mt_supps_load(bool builtin, const char *const *files, size_t nfiles)
-{
-	if (builtin)
-		for (size_t i = 0; i < sizeof(builtin_supps) / sizeof(builtin_supps[0]); i++)
-			add_supp(builtin_supps[i]);
-	nbuiltin = nsupps;
-	for (size_t i = 0; i < nfiles; i++)
-		load_supps(files[i]);
-}
-
-bool mt_supps_match(mt_sym_t *sym, const mt_snap_site_t *site)
-{
-	supp_t *s = suppressed(sym, site);
-	if (s)
-		s->hits++;
-	return s != NULL;
-}
-
-void mt_supps_free(void)
-{
-	for (size_t k = 0; k < nsupps; k++) {
-		free(supps[k].pat);
-		free(supps[k].text);
-	}
-	free(supps);
-	supps = NULL;
-	nsupps = nbuiltin = 0;
-}
-
 static void print_frame(int i, const char *text)
 {
 	char *t = mt_printable(text);
@@ -201,108 +54,6 @@ static void print_frame(int i, const char *text)
 	free(t);
 }
 
-static const char *const class_name[] = {
-#define X(up, name, text, head) #name,
-	MT_LEAK_CLASSES(X)
-#undef X
-};
-static const char *const class_text[] = {
-#define X(up, name, text, head) text,
-	MT_LEAK_CLASSES(X)
-#undef X
-};
-static const char *const class_head[] = {
-#define X(up, name, text, head) head,
-	MT_LEAK_CLASSES(X)
-#undef X
-};
-
-unsigned mt_leak_classes(const char *cmd, const char *opt, const char *list)
-{
-	unsigned mask = 0;
-	char *copy = mt_xasprintf("%s", list), *save = NULL;
-	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		int k = -1;
-		for (int i = 0; i < MT_LEAK_NCLASS; i++)
-			if (strcmp(t, class_name[i]) == 0)
-				k = i;
-		if (strcmp(t, "all") == 0)
-			mask |= (1u << MT_LEAK_NCLASS) - 1;
-		else if (k >= 0)
-			mask |= 1u << k;
-		else
-			mt_die_usage(cmd, "%s: '%s' is not definite, indirect, possible, reachable or all",
-				     opt, t);
-	}
-	free(copy);
-	if (!mask)
-		mt_die_usage(cmd, "%s needs at least one class", opt);
-	return mask;
-}
-
-bool mt_leak_scanned(const mt_snap_t *s)
-{
-	return s->scan_status == MT_SCAN_DONE;
-}
-
-mt_snap_site_t mt_leak_site(const mt_snap_t *s, const mt_snap_site_t *site, unsigned mask)
-{
-	mt_snap_site_t out = *site;
-	if (!mt_leak_scanned(s))
-		return out;
-	out.live_bytes = out.live_count = 0;
-	for (int k = 0; k < MT_LEAK_NCLASS; k++)
-		if (mask & (1u << k)) {
-			out.live_bytes += site->leak_bytes[k];
-			out.live_count += site->leak_blocks[k];
-		}
-	return out;
-}
-
-const char *mt_leak_mask_text(unsigned mask)
-{
-	static char buf[128];
-	size_t at = 0;
-	int n = 0, seen = 0;
-	for (int k = 0; k < MT_LEAK_NCLASS; k++)
-		n += (mask >> k) & 1;
-	buf[0] = '\0';
-	for (int k = 0; k < MT_LEAK_NCLASS; k++) {
-		if (!(mask & (1u << k)))
-			continue;
-		const char *sep = !seen ? "" : seen == n - 1 ? " or " : ", ";
-		/* "definitely or indirectly lost": the shared word once */
-		const char *t = class_text[k];
-		const char *sp = strchr(t, ' ');
-		bool lost = sp && strcmp(sp, " lost") == 0;
-		int next_lost = 0;
-		for (int j = k + 1; j < MT_LEAK_NCLASS; j++)
-			if (mask & (1u << j)) {
-				const char *u = strchr(class_text[j], ' ');
-				next_lost = u && strcmp(u, " lost") == 0;
-				break;
-			}
-		int len = lost && next_lost ? (int)(sp - t) : (int)strlen(t);
-		at += (size_t)snprintf(buf + at, sizeof(buf) - at, "%s%.*s", sep, len, t);
-		seen++;
-	}
-	return buf;
-}
-
-void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s)
-{
-	if (!mt_reason_final(s->reason) || mt_leak_scanned(s))
-		return;
-	const char *why = !s->scan_status ? "it has none" : mt_scan_status_text(s->scan_status);
-	fprintf(stderr,
-		"memtrace %s: warning: %s has no leak scan (%s%s%s): every block still live "
-		"counts as leaked, caches too\n",
-		cmd, s->file, why, s->scan_note && s->scan_note[0] ? ": " : "",
-		s->scan_note ? s->scan_note : "");
-}
-
-/* "4400 bytes" below 10 KiB (where tracemalloc's size is in bytes too),
- * "196 KiB (200777 bytes)" above: the exact figure once. */
 static void bytes_text(char *out, size_t cap, uint64_t bytes)
 {
 	char size[32];
@@ -387,6 +138,8 @@ int mt_cmd_leaks(int argc, char **argv)
 	if (argc - optind != 1)
 		mt_die_usage("leaks", "needs exactly one snapshot file, got %d", argc - optind);
 	mt_supps_load(use_builtin, files, nfiles);
+	size_t nsupps, nbuiltin;
+	const mt_supp_t *supps = mt_supps(&nsupps, &nbuiltin);
 
 	mt_snap_t snap;
 	mt_load_or_die(argv[optind], &snap);
@@ -449,7 +202,7 @@ int mt_cmd_leaks(int argc, char **argv)
 		printf(",\"classes\":{");
 		for (int i = 0; scanned && i < nk; i++)
 			printf("%s\"%s\":{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 "}", i ? "," : "",
-			       class_name[i], k[i].bytes, k[i].blocks);
+			       mt_leak_class_name[i], k[i].bytes, k[i].blocks);
 		printf("},\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
 		       ",\"tracebacks\":%zu,"
 		       "\"suppressed_bytes\":%" PRIu64 ",\"suppressed_blocks\":%" PRIu64
@@ -473,15 +226,11 @@ int mt_cmd_leaks(int argc, char **argv)
 			size_t shown = v.limit && v.limit < k[i].st.n ? v.limit : k[i].st.n;
 			for (size_t j = 0; j < shown; j++) {
 				const mt_stat_t *e = &k[i].st.v[j];
-				printf("%s{\"class\":\"%s\",\"size\":%" PRIu64 ",\"count\":%" PRIu64
-				       ",\"traceback\":[",
-				       first ? "" : ",", scanned ? class_name[i] : "live", e->size,
+				printf("%s{\"class\":\"%s\",", first ? "" : ",",
+				       scanned ? mt_leak_class_name[i] : "live");
+				mt_json_group(stdout, e);
+				printf(",\"size\":%" PRIu64 ",\"count\":%" PRIu64 "}", e->size,
 				       e->count);
-				for (size_t t = 0; t < e->ntrace; t++) {
-					printf(t ? "," : "");
-					mt_json_str(stdout, e->trace[t]);
-				}
-				printf("]}");
 				first = false;
 			}
 		}
@@ -501,7 +250,7 @@ int mt_cmd_leaks(int argc, char **argv)
 				char text[64];
 				bytes_text(text, sizeof(text), k[i].bytes);
 				printf("%s%c%s: %s in %" PRIu64 " block%s", i ? "; " : "",
-				       toupper((unsigned char)class_text[i][0]), class_text[i] + 1, text,
+				       toupper((unsigned char)mt_leak_class_text[i][0]), mt_leak_class_text[i] + 1, text,
 				       k[i].blocks, MT_PL(k[i].blocks));
 			}
 			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
@@ -530,7 +279,7 @@ int mt_cmd_leaks(int argc, char **argv)
 				/* LeakSanitizer's words; the size in KiB or MiB once it is not in bytes */
 				printf("\n%s %" PRIu64 " byte(s)%s%s%s in %" PRIu64
 				       " object(s), allocated from:\n",
-				       scanned ? class_head[i] : "Leak of", e->size, in_bytes ? "" : " (",
+				       scanned ? mt_leak_class_head[i] : "Leak of", e->size, in_bytes ? "" : " (",
 				       in_bytes ? "" : size, in_bytes ? "" : ")", e->count);
 				for (size_t t = 0; t < e->ntrace; t++)
 					print_frame((int)t, e->trace[t]);

@@ -124,23 +124,17 @@ typedef struct stack_use {
 } stack_use_t;
 
 typedef struct snapdata {
-	mt_snap_t snap;
-	mt_sym_t *sym;
-	mt_stats_t st;
+	mt_loaded_t *l;	   /* the snapshot, its symbols and groups (series.c) */
 	stack_use_t *uses; /* by stack id, duplicates merged */
 	size_t nuses;
 } snapdata_t;
 
 typedef struct report {
 	interner_t strings, frames, stacks;
-	snapdata_t *s;
+	mt_series_t ser;
+	snapdata_t *s; /* one a snapshot of the series analysed */
 	int n;
 } report_t;
-
-static int cmp_snapdata(const void *a, const void *b)
-{
-	return mt_snap_order(&((const snapdata_t *)a)->snap, &((const snapdata_t *)b)->snap);
-}
 
 static int cmp_use(const void *a, const void *b)
 {
@@ -155,17 +149,22 @@ static void collect_stacks(report_t *r, snapdata_t *d, const mt_view_t *v)
 	const mt_sframe_t **fr = mt_xmalloc(cap * sizeof(*fr));
 	int64_t *ids = mt_xmalloc(cap * sizeof(*ids));
 
-	d->uses = mt_xmalloc((d->snap.nsites + 1) * sizeof(*d->uses));
+	d->uses = mt_xmalloc((d->l->snap.nsites + 1) * sizeof(*d->uses));
 	d->nuses = 0;
-	for (size_t i = 0; i < d->snap.nsites; i++) {
-		const mt_snap_site_t *site = &d->snap.sites[i];
-		if (!site->live_count || !mt_site_passes(v, d->sym, site))
+	for (size_t i = 0; i < d->l->snap.nsites; i++) {
+		const mt_snap_site_t *site = &d->l->snap.sites[i];
+		if (!site->live_count || !mt_site_passes(v, d->l->sym, site))
 			continue;
-		size_t nf = 0;
-		for (int a = 0; a < site->nframes; a++) {
+		/* from where its own code starts (frames.c): the allocator's
+		 * frames cut, unless that is all; a Python site from its
+		 * innermost Python frame */
+		int first, skip;
+		(void)mt_frames_start(d->l->sym, site, &first, &skip);
+		size_t nf = 0, top = 0;
+		for (int a = first; a < site->nframes; a++) {
 			const mt_sframe_t *f;
-			int k = mt_sym_lookup(d->sym, site->frames[a], &f);
-			for (int j = 0; j < k; j++) {
+			int k = mt_sym_lookup(d->l->sym, site->frames[a], &f);
+			for (int j = a == first ? skip : 0; j < k; j++) {
 				if (nf + 1 >= cap) {
 					cap *= 2;
 					fr = mt_xrealloc(fr, cap * sizeof(*fr));
@@ -174,24 +173,14 @@ static void collect_stacks(report_t *r, snapdata_t *d, const mt_view_t *v)
 				fr[nf++] = &f[j];
 			}
 		}
-		/* frames are innermost first: cut the allocator's own (malloc,
-		 * operator new, inlined std:: containers) unless that is all */
-		size_t top = 0;
-		while (top < nf && mt_is_allocator_frame(fr[top]))
-			top++;
-		if (top == nf)
-			top = 0;
-		if (site->py_first >= 0) /* from the innermost Python frame */
-			for (top = 0; top < nf && !fr[top]->python; top++)
-				;
 		size_t nids = 0;
-		if (site->nnative >= d->snap.depth && d->snap.depth) {
+		if (site->nnative >= d->l->snap.depth && d->l->snap.depth) {
 			/* the recorded stack may stop short of main: say so at
 			 * its root rather than pass it off as a caller-less one */
 			char label[64];
 			frame_key_t k = {.file = -1, .module = -1};
 			snprintf(label, sizeof(label), "[callers beyond MEMTRACE_DEPTH=%u]",
-				 d->snap.depth);
+				 d->l->snap.depth);
 			k.func = intern_str(&r->strings, label);
 			ids[nids++] = intern(&r->frames, &k, sizeof(k));
 		}
@@ -256,7 +245,7 @@ static void write_types(FILE *f, report_t *r, const mt_view_t *v)
 {
 	bool any = false;
 	for (int i = 0; i < r->n; i++)
-		any |= r->s[i].snap.census == 1;
+		any |= r->s[i].l->snap.census == 1;
 	if (!any)
 		return;
 	mt_view_t tv = *v;
@@ -265,12 +254,12 @@ static void write_types(FILE *f, report_t *r, const mt_view_t *v)
 	mt_stats_t *st = mt_xmalloc((size_t)r->n * sizeof(*st));
 	const mt_stats_t **stp = mt_xmalloc((size_t)r->n * sizeof(*stp));
 	for (int i = 0; i < r->n; i++) {
-		mt_stats_build(&r->s[i].snap, r->s[i].sym, &tv, false, &st[i]);
+		mt_stats_build(&r->s[i].l->snap, r->s[i].l->sym, &tv, false, &st[i]);
 		stp[i] = &st[i];
 	}
 	size_t ng;
 	mt_growth_t *g =
-		mt_growth_series(stp, r->n, mt_seconds_between(&r->s[0].snap, &r->s[r->n - 1].snap), &ng);
+		mt_growth_series(stp, r->n, mt_seconds_between(&r->s[0].l->snap, &r->s[r->n - 1].l->snap), &ng);
 	for (size_t i = 0; i < ng && i < 100; i++) {
 		fprintf(f, "%s[", i ? ",\n" : "\n");
 		mt_json_str(f, g[i].ref->key);
@@ -291,15 +280,15 @@ static void write_types(FILE *f, report_t *r, const mt_view_t *v)
 
 static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth_t *g, size_t ng)
 {
-	const mt_snap_t *first = &r->s[0].snap, *last = &r->s[r->n - 1].snap;
+	const mt_snap_t *first = &r->s[0].l->snap, *last = &r->s[r->n - 1].l->snap;
 	uint64_t sampled = 0;
 	bool mixed = false;
 
 	for (int i = 0; i < r->n; i++) {
-		if (r->s[i].snap.sample_bytes > sampled)
-			sampled = r->s[i].snap.sample_bytes;
-		mixed |= r->s[i].snap.pid != first->pid ||
-			 r->s[i].snap.start_mono_ns != first->start_mono_ns;
+		if (r->s[i].l->snap.sample_bytes > sampled)
+			sampled = r->s[i].l->snap.sample_bytes;
+		mixed |= r->s[i].l->snap.pid != first->pid ||
+			 r->s[i].l->snap.start_mono_ns != first->start_mono_ns;
 	}
 	fprintf(f, "{\"version\":1,\"exe\":");
 	mt_json_str(f, last->exe);
@@ -379,7 +368,7 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 	for (int i = 0; i < r->n; i++) {
 		const snapdata_t *d = &r->s[i];
 		fprintf(f, "%s{", i ? ",\n" : "\n");
-		mt_json_snap(f, &d->snap);
+		mt_json_snap(f, &d->l->snap);
 		fprintf(f, ",\"sites\":[");
 		for (size_t j = 0; j < d->nuses; j++)
 			fprintf(f, "%s[%" PRId64 ",%" PRIu64 ",%" PRIu64 "]", j ? "," : "",
@@ -479,31 +468,16 @@ int mt_cmd_report(int argc, char **argv)
 
 	report_t r;
 	memset(&r, 0, sizeof(r));
-	r.n = n;
+	mt_series_load(&r.ser, argv + optind, n, &v, false);
+	r.n = n = r.ser.n;
 	r.s = mt_xmalloc((size_t)n * sizeof(*r.s));
-	for (int i = 0; i < n; i++)
-		mt_load_or_die(argv[optind + i], &r.s[i].snap);
-	qsort(r.s, (size_t)n, sizeof(*r.s), cmp_snapdata);
-	int all = n; /* the teardown's snapshots are read, never analysed */
-	r.n = n = mt_series_running(&r.s[0].snap, sizeof(*r.s), n);
-	for (int i = 0; i < n; i++)
-		r.s[i].sym = mt_sym_open(&r.s[i].snap);
-	for (int i = 1; i < n; i++)
-		if (r.s[i].snap.pid != r.s[0].snap.pid ||
-		    r.s[i].snap.start_mono_ns != r.s[0].snap.start_mono_ns) {
-			mt_warn_pair(&r.s[0].snap, &r.s[i].snap);
-			break;
-		}
-
-	const mt_stats_t **stp = mt_xmalloc((size_t)n * sizeof(*stp));
+	memset(r.s, 0, (size_t)n * sizeof(*r.s));
 	for (int i = 0; i < n; i++) {
-		mt_stats_build(&r.s[i].snap, r.s[i].sym, &v, false, &r.s[i].st);
-		stp[i] = &r.s[i].st;
+		r.s[i].l = &r.ser.s[i];
 		collect_stacks(&r, &r.s[i], &v);
 	}
 	size_t ng;
-	mt_growth_t *g =
-		mt_growth_series(stp, n, mt_seconds_between(&r.s[0].snap, &r.s[n - 1].snap), &ng);
+	mt_growth_t *g = mt_growth_series(r.ser.stats, n, r.ser.seconds, &ng);
 
 	char *json = NULL;
 	size_t jlen = 0;
@@ -514,32 +488,26 @@ int mt_cmd_report(int argc, char **argv)
 	if (fclose(jf) != 0)
 		nomem();
 
-	const char *exe = r.s[n - 1].snap.exe;
+	const char *exe = r.s[n - 1].l->snap.exe;
 	const char *slash = exe ? strrchr(exe, '/') : NULL;
 	char *title = mt_xasprintf("memtrace report: %s (pid %u)",
 				   slash ? slash + 1
 				   : exe ? exe
 					 : "?",
-				   r.s[n - 1].snap.pid);
+				   r.s[n - 1].l->snap.pid);
 	mt_output_t out;
 	mt_output_open(&out, "report", output);
 	write_page(out.f, title, json, jlen);
 	mt_output_commit(&out);
-	mt_series_say_left("report", &r.s[0].snap, sizeof(*r.s), n, all);
+	mt_series_say_left_out("report", &r.ser);
 
 	free(title);
 	free(json);
 	mt_growth_free(g, ng);
-	free(stp);
-	for (int i = 0; i < all; i++) {
-		if (i < n) {
-			free(r.s[i].uses);
-			mt_stats_free(&r.s[i].st);
-			mt_sym_close(r.s[i].sym);
-		}
-		mt_snap_free(&r.s[i].snap);
-	}
+	for (int i = 0; i < n; i++)
+		free(r.s[i].uses);
 	free(r.s);
+	mt_series_free(&r.ser);
 	interner_free(&r.strings);
 	interner_free(&r.frames);
 	interner_free(&r.stacks);

@@ -19,34 +19,6 @@ static const char usage_text[] =
 	"\n" MT_VIEW_HELP "\n"
 	"Exit status: 0 ok, 1 bad usage, 2 unreadable or corrupt snapshot.\n";
 
-void mt_print_stat_line(const mt_stat_t *st, bool allocs)
-{
-	char size[32], avg[32];
-	char *key = mt_stat_title(st);
-	mt_format_size(size, sizeof(size), (double)st->size, false);
-	printf("%s: size=%s, count=%" PRIu64, key, size, st->count);
-	if (st->count) {
-		mt_format_size(avg, sizeof(avg), (double)st->size / (double)st->count, false);
-		printf(", average=%s", avg);
-	}
-	if (allocs) { /* --sort allocs: what the order is by */
-		mt_format_size(size, sizeof(size), (double)st->alloc_bytes, false);
-		printf(", allocs=%" PRIu64 " (%s in total)", st->allocs, size);
-	}
-	printf("\n");
-	free(key);
-	mt_print_trace(st);
-}
-
-void mt_print_trace(const mt_stat_t *st)
-{
-	for (size_t i = 0; i < st->ntrace; i++) {
-		char *f = mt_printable(st->trace[i]);
-		printf("    %s\n", f);
-		free(f);
-	}
-}
-
 static void print_totals(const mt_snap_t *s)
 {
 	char cur[32], peak[32], total[32], mcur[32], mpeak[32];
@@ -80,29 +52,11 @@ static void print_totals(const mt_snap_t *s)
 
 static void print_json_stat(const mt_stat_t *x)
 {
-	char *title = mt_stat_title(x);
-	printf("{\"key\":");
-	mt_json_str(stdout, title);
-	free(title);
-	printf(",\"file\":");
-	mt_json_str(stdout, x->where.file);
-	printf(",\"line\":%d,\"function\":", x->where.line);
-	mt_json_str(stdout, x->where.func);
-	printf(",\"module\":");
-	mt_json_str(stdout, x->where.module);
-	printf(",\"kind\":\"%s\"", x->where.python ? "python" : "native");
+	printf("{");
+	mt_json_group(stdout, x);
 	printf(",\"size\":%" PRIu64 ",\"count\":%" PRIu64 ",\"allocs\":%" PRIu64
-	       ",\"alloc_bytes\":%" PRIu64,
+	       ",\"alloc_bytes\":%" PRIu64 "}",
 	       x->size, x->count, x->allocs, x->alloc_bytes);
-	if (x->ntrace) {
-		printf(",\"traceback\":[");
-		for (size_t j = 0; j < x->ntrace; j++) {
-			printf(j ? "," : "");
-			mt_json_str(stdout, x->trace[j]);
-		}
-		printf("]");
-	}
-	printf("}");
 }
 
 int mt_cmd_show(int argc, char **argv)

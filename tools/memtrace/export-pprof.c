@@ -9,7 +9,7 @@
  * One sample per callsite with four values (inuse_space, inuse_objects,
  * alloc_space, alloc_objects) and a "domain" label; one location per return
  * address, its inlined calls as several lines innermost first; the
- * allocator's own frames dropped from the leaf end (mt_export_trim), so the
+ * allocator's own frames dropped from the leaf end (mt_frames_start), so the
  * leaf is the code that asked for memory. Every id is an index plus one.
  */
 #define _GNU_SOURCE
@@ -295,7 +295,7 @@ static void add_mappings(builder_t *b, const mt_snap_t *snap)
 static void add_sample(builder_t *b, const mt_snap_site_t *site, label_t **label)
 {
 	int first, skip;
-	mt_export_trim(b->sym, site, &first, &skip);
+	(void)mt_frames_start(b->sym, site, &first, &skip);
 	b->samples = grow(b->samples, &b->capsamples, b->nsamples, sizeof(*b->samples));
 	sample_t *s = &b->samples[b->nsamples++];
 	*s = (sample_t)PERFTOOLS__PROFILES__SAMPLE__INIT;

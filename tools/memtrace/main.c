@@ -121,19 +121,6 @@ char *mt_xasprintf(const char *fmt, ...)
 
 bool mt_native_frames;
 
-void mt_load_or_die(const char *path, mt_snap_t *s)
-{
-	char err[1024];
-	if (mt_snap_load(path, s, err, sizeof(err)) != 0) {
-		char *shown = mt_printable(err);
-		fprintf(stderr, "memtrace: %s\n", shown ? shown : err);
-		free(shown);
-		exit(MT_EXIT_INPUT);
-	}
-	if (mt_native_frames)
-		mt_snap_use_native(s);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
