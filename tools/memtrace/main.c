@@ -85,42 +85,6 @@ void mt_die_usage(const char *cmd, const char *fmt, ...)
 	exit(MT_EXIT_USAGE);
 }
 
-static void oom(void)
-{
-	fputs("memtrace: out of memory\n", stderr);
-	exit(MT_EXIT_INPUT);
-}
-
-void *mt_xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-void *mt_xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-char *mt_xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	int r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		oom();
-	return s;
-}
-
-bool mt_native_frames;
-
 int main(int argc, char **argv)
 {
 	if (argc < 2) {

@@ -13,6 +13,8 @@
 
 #include "cli.h"
 
+bool mt_native_frames;
+
 void mt_load_or_die(const char *path, mt_snap_t *s)
 {
 	char err[1024];
