@@ -29,6 +29,7 @@
 #include <uthash.h>
 
 #include "cli.h"
+#include "options.h"
 
 static const char usage_text[] =
 	"usage: memtrace top [OPTIONS] PID\n"
@@ -299,14 +300,14 @@ int mt_cmd_top(int argc, char **argv)
 	if (end == argv[optind] || *end || pidl <= 0 || pidl > INT_MAX)
 		mt_die_usage("top", "'%s' is not a process id", argv[optind]);
 	pid_t pid = (pid_t)pidl;
-	int sig = 0;
-	const char *sn = strncmp(sig_name, "SIG", 3) ? sig_name : sig_name + 3;
-	if (!strcmp(sn, "USR1"))
-		sig = SIGUSR1;
-	else if (!strcmp(sn, "USR2"))
-		sig = SIGUSR2;
-	else if ((sig = atoi(sn)) <= 0 || sig > 64)
-		mt_die_usage("top", "--signal takes USR1, USR2 or a number, not '%s'", sig_name);
+	/* the library's own parser and its list of signals memtrace may take */
+	long sigl = 0, lo, hi;
+	if (!mt_opt_parse(MT_OPT_SIGNAL, 0, 0, sig_name, &sigl))
+		mt_die_usage("top", "--signal takes %s, not '%s'",
+			     mt_opt_expect(MT_OPT_SIGNAL, 0, 0, &lo, &hi), sig_name);
+	if (sigl == 0)
+		mt_die_usage("top", "--signal none: top asks for each snapshot by a signal");
+	int sig = (int)sigl;
 	if (kill(pid, 0) != 0 && errno == ESRCH) {
 		fprintf(stderr, "memtrace top: no process %d\n", (int)pid);
 		return MT_EXIT_USAGE;
