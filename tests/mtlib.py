@@ -5,7 +5,8 @@ Finds the build, runs programs under LD_PRELOAD=libmemtrace.so and reads
 their snapshots back through `memtrace show --json`, with the checks that
 print both values; the workloads, servers and exports more than one runner
 uses; and the registry: `@case`, `RUNNER --list` and `RUNNER CASE`, which
-runs one case in a temporary directory of its own.
+runs one case in a temporary directory of its own, gone when the case
+ends (MT_KEEP=1 keeps it).
 """
 import glob
 import json
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 # meson test sets these; run directly (python3 tests/preload.py CASE) a case
 # finds the build in build/ beside tests/ (MT_BUILD for another one)
@@ -379,6 +381,15 @@ def pprof_top(*args):
 
 # ---- the runner: RUNNER --list, RUNNER CASE -----------------------------
 
+class Terminated(BaseException):
+    """SIGTERM, as meson sends it at a case's timeout: unwinds the case, so
+    that its directory goes too (meson's SIGKILL follows 0.5 s later)."""
+
+
+def terminated(signum, frame):
+    raise Terminated()
+
+
 def main(cases=None):
     """Runs the case named by argv[1] among `cases` (a module's globals);
     --list lists them."""
@@ -395,18 +406,31 @@ def main(cases=None):
               file=sys.stderr)
         return 2
     # every directory the case makes lies in one of its own, removed when
-    # it passes (kept, and named, when it fails); other users may pass
-    # through it to the directories a case opens to them
+    # the case ends, however it ends (MT_KEEP=1 keeps it, and names it);
+    # other users may pass through it to the directories a case opens to
+    # them
+    keep = os.environ.get("MT_KEEP") == "1"
     root = tempfile.mkdtemp(prefix=f"mt-{name}-")
     os.chmod(root, 0o755)
     tempfile.tempdir = root
+    files = f"its files: {root}" if keep else "its files removed; MT_KEEP=1 keeps them"
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:  # browser.py has its own
+        signal.signal(signal.SIGTERM, terminated)
     try:
         fn()
     except Fail as e:
-        print(f"FAIL {name}: {e} (its files: {root})", file=sys.stderr)
+        print(f"FAIL {name}: {e} ({files})", file=sys.stderr)
+        return 1
+    except Terminated:
+        print(f"FAIL {name}: ended by SIGTERM ({files})", file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        print(f"FAIL {name}: an error in the case ({files})", file=sys.stderr)
         return 1
     finally:
         tempfile.tempdir = None
-    shutil.rmtree(root, ignore_errors=True)
-    print(f"PASS {name}")
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"PASS {name}" + (f" ({files})" if keep else ""))
     return 0
