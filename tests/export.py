@@ -24,8 +24,7 @@ from mtlib import (case, check, eq, export, export_pprof, go_pprof, good_snapsho
 CASE_SUITE = "preload"
 
 
-PPROF_PROTO = os.environ.get("MT_PPROF_PROTO",
-                             "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto")
+PPROF_PROTO = os.environ["MT_PPROF_PROTO"]  # the build's pprof_proto option
 
 
 PPROF_TYPES = [("inuse_space", "bytes"), ("inuse_objects", "count"),

@@ -31,6 +31,21 @@ for var, rel in (("MT_LIB", "src/libmemtrace.so"), ("MT_TOOL", "tools/memtrace/m
                  ("MT_OWNMALLOC", "tests/libownmalloc.so")):
     os.environ.setdefault(var, os.path.join(BUILD, rel))
 os.environ.setdefault("MT_SRC", SRC)
+
+
+def build_option(name, default):
+    """A meson option as the build was configured with it (meson-info), else
+    its default."""
+    try:
+        with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+            return next(o["value"] for o in json.load(f) if o["name"] == name)
+    except (OSError, ValueError, StopIteration):
+        return default
+
+
+if "MT_PPROF_PROTO" not in os.environ:
+    os.environ["MT_PPROF_PROTO"] = build_option(
+        "pprof_proto", "/usr/share/gocode/src/github.com/google/pprof/proto/profile.proto")
 LIB = os.environ["MT_LIB"]
 TOOL = os.environ["MT_TOOL"]
 DEMO = os.environ["MT_DEMO"]
