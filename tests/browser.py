@@ -26,8 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as base  # noqa: E402
-from run import Fail, check, eq, leak_series, line_of, show_json, tool  # noqa: E402
+import mtlib as base  # noqa: E402
+from mtlib import Fail, check, eq, leak_series, line_of, show_json, tool  # noqa: E402
 from tracemalloc import _format_size  # noqa: E402
 CASE_SUITE = "cli"
 

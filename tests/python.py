@@ -23,8 +23,8 @@ import time
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as base  # noqa: E402
-from run import Fail, check, eq, run, show_json, snaps, tool, LIB  # noqa: E402
+import mtlib as base  # noqa: E402
+from mtlib import Fail, check, eq, run, show_json, snaps, tool, LIB  # noqa: E402
 CASE_SUITE = "python"
 CASE_TIMEOUT = 600
 

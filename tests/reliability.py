@@ -22,8 +22,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as base  # noqa: E402
-from run import (Fail, check, eq, expect_site, line_of, only_snapshot, python3, run, run_victim,  # noqa: E402
+import mtlib as base  # noqa: E402
+from mtlib import (Fail, check, eq, expect_site, line_of, only_snapshot, python3, run, run_victim,  # noqa: E402
                  show_json, snaps, sums_match_totals, tool, victim, LIB, JEMALLOC)
 CASE_SUITE = "reliability"
 

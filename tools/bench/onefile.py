@@ -5,7 +5,7 @@ the shape of the sqlite3 amalgamation: each allocates at 4 lines, two of
 them through an always-inlined helper (an inline chain), and is called
 through 5 callers, so 20 N callsites; ROUNDS times over, one block each,
 then an mt_snapshot() (weak: none without memtrace). The analyzer's
-benchmark (analyzer.sh) and a test (run.py, onefile-symbols) build it."""
+benchmark (analyzer.sh) and a test (stacks.py, onefile-symbols) build it."""
 import sys
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
