@@ -32,11 +32,11 @@
 
 int mt__attached;
 
-/* The symbols patched, one row each. */
-#define MT_ATTACH_HOOKS(X)                                                                 \
-	X(malloc) X(free) X(calloc) X(realloc) X(reallocarray) X(posix_memalign)            \
-	X(aligned_alloc) X(memalign) X(valloc) X(pvalloc) X(malloc_usable_size) X(cfree)    \
-	X(mmap) X(mmap64) X(munmap) X(mremap)
+/* The symbols patched: hooks.h's malloc and mmap families (malloc first:
+ * mt_attach tests it); not its process family or id changes, nor C++'s
+ * operators (libstdc++'s call malloc and free). */
+#define MT_ATTACH_HOOKS(X)                                                          \
+	MT_HOOKS_MALLOC(X) MT_HOOKS_MALLOC_ALIASES(X) MT_HOOKS_MMAP(X) MT_HOOKS_MMAP_ALIASES(X)
 
 static void *attach_dlopen(const char *file, int mode);
 
@@ -47,7 +47,7 @@ static struct hook {
 	const char *name;
 	void *ours;
 } hooks[] = {
-#define X(name) {#name, NULL},
+#define X(name, ...) {#name, NULL},
 	MT_ATTACH_HOOKS(X)
 #undef X
 	{"dlopen", (void *)&attach_dlopen},

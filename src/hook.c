@@ -132,6 +132,17 @@ void *mt__next_sym(const char *name)
 	return dlopened ? mt__attach_sym(name) : dlsym(RTLD_NEXT, name);
 }
 
+/* Each row of hooks.h redeclared: the compiler refuses a row whose type is
+ * not the one libc declares for its name (nor, below, an entry point's). */
+#define X(name, ret, params, need) ret name params;
+MT_HOOKS_MALLOC(X)
+MT_HOOKS_MMAP(X)
+MT_HOOKS_PROCESS(X)
+#undef X
+
+/* Looks up the function of each row, in table order. Without a REQUIRED one
+ * nothing can be forwarded: the process ends, saying which; an OPTIONAL one
+ * missing fails only its own entry point's calls. */
 void mt__resolve(void)
 {
 	int expect = RES_NONE;
@@ -142,29 +153,26 @@ void mt__resolve(void)
 		return;
 	}
 	tl_resolving = 1;
-	mt__real.m.malloc = mt__next_sym("malloc");
-	mt__real.m.free = mt__next_sym("free");
-	mt__real.m.calloc = mt__next_sym("calloc");
-	mt__real.m.realloc = mt__next_sym("realloc");
-	mt__real.m.posix_memalign = mt__next_sym("posix_memalign");
-	mt__real.m.aligned_alloc = mt__next_sym("aligned_alloc");
-	mt__real.m.memalign = mt__next_sym("memalign");
-	mt__real.m.valloc = mt__next_sym("valloc");
-	mt__real.m.pvalloc = mt__next_sym("pvalloc");
-	mt__real.m.malloc_usable_size = mt__next_sym("malloc_usable_size");
-	mt__real.mmap = mt__next_sym("mmap");
-	mt__real.munmap = mt__next_sym("munmap");
-	mt__real.mremap = mt__next_sym("mremap");
-	mt__real.exit_ = mt__next_sym("_exit");
-	mt__real.Exit_ = mt__next_sym("_Exit");
-	mt__real.sigaction = mt__next_sym("sigaction");
-	mt__real.signal = mt__next_sym("signal");
-	mt__real.sysv_signal = mt__next_sym("sysv_signal");
+	const char *missing = NULL;
+#define X(name, ret, params, need)                            \
+	mt__real.m.name = (ret(*) params)mt__next_sym(#name); \
+	if (need && !mt__real.m.name && !missing)              \
+		missing = #name;
+	MT_HOOKS_MALLOC(X)
+#undef X
+#define X(name, ret, params, need)                          \
+	mt__real.name = (ret(*) params)mt__next_sym(#name); \
+	if (need && !mt__real.name && !missing)              \
+		missing = #name;
+	MT_HOOKS_MMAP(X)
+	MT_HOOKS_PROCESS(X)
+#undef X
 	tl_resolving = 0;
-	if (!mt__real.m.malloc || !mt__real.m.free || !mt__real.m.calloc || !mt__real.m.realloc || !mt__real.mmap ||
-	    !mt__real.munmap) {
-		static const char msg[] = "memtrace: cannot find the real allocator; aborting\n";
-		(void)mt__write_all(2, msg, sizeof(msg) - 1);
+	if (missing) {
+		static const char a[] = "memtrace: cannot find the real ", b[] = "; aborting\n";
+		(void)mt__write_all(2, a, sizeof(a) - 1);
+		(void)mt__write_all(2, missing, strlen(missing));
+		(void)mt__write_all(2, b, sizeof(b) - 1);
 		abort(); /* nothing can be forwarded: there is no safe way on */
 	}
 	__atomic_store_n(&mt__resolve_state, RES_DONE, __ATOMIC_RELEASE);
@@ -831,21 +839,7 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
  * setns into a user namespace refuse a process with a second thread.
  * Around each of these calls memtrace's thread, if there is one, ends and
  * starts again (trigger.c). initgroups is here because glibc's own call to
- * setgroups inside it passes no hook. */
-#define MT_ID_CHANGES(X)                                       \
-	X(setuid, (uid_t u), (u))                              \
-	X(setgid, (gid_t g), (g))                              \
-	X(seteuid, (uid_t u), (u))                             \
-	X(setegid, (gid_t g), (g))                             \
-	X(setreuid, (uid_t r, uid_t e), (r, e))                \
-	X(setregid, (gid_t r, gid_t e), (r, e))                \
-	X(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))   \
-	X(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))   \
-	X(setgroups, (size_t n, const gid_t *list), (n, list)) \
-	X(initgroups, (const char *user, gid_t g), (user, g))  \
-	X(unshare, (int flags), (flags))                       \
-	X(setns, (int fd, int nstype), (fd, nstype))
-
+ * setgroups inside it passes no hook. The calls are hooks.h's MT_ID_CHANGES. */
 #define X(name, params, args)                                                \
 	EXPORT int name params                                               \
 	{                                                                    \
@@ -890,7 +884,7 @@ EXPORT void _exit(int status)
 	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	mt__real.exit_(status);
+	mt__real._exit(status);
 	__builtin_unreachable();
 }
 
@@ -899,7 +893,7 @@ EXPORT void _Exit(int status)
 	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	mt__real.Exit_(status);
+	mt__real._Exit(status);
 	__builtin_unreachable();
 }
 

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "format.h"
+#include "hooks.h"
 
 #define MT_HIDDEN __attribute__((visibility("hidden")))
 #define MT_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -244,16 +245,9 @@ MT_HIDDEN void mt__snapshot_atfork_child(void);
  * jemalloc is dlopen'ed privately, so it serves only what memtrace routes
  * to it: tracked allocations, whose owner the live-block table records. */
 typedef struct mt_backend {
-	void *(*malloc)(size_t);
-	void (*free)(void *);
-	void *(*calloc)(size_t, size_t);
-	void *(*realloc)(void *, size_t);
-	int (*posix_memalign)(void **, size_t, size_t);
-	void *(*aligned_alloc)(size_t, size_t);
-	void *(*memalign)(size_t, size_t);
-	void *(*valloc)(size_t);
-	void *(*pvalloc)(size_t);
-	size_t (*malloc_usable_size)(void *);
+#define X(name, ret, params, need) ret(*name) params;
+	MT_HOOKS_MALLOC(X)
+#undef X
 } mt_backend_t;
 
 enum { MT_OWNER_SYSTEM = 0, MT_OWNER_JEMALLOC = 1 };
