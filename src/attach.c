@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -120,7 +121,7 @@ static void patch_relocs(uintptr_t base, const ElfW(Rela) *r, size_t bytes, cons
 {
 	for (size_t i = 0; i < bytes / sizeof(*r); i++) {
 		unsigned type = ELF64_R_TYPE(r[i].r_info);
-		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
+		if (type != MT_R_JUMP_SLOT && type != MT_R_GLOB_DAT)
 			continue;
 		const char *name = str + sym[ELF64_R_SYM(r[i].r_info)].st_name;
 		int h = hook_of(name);
@@ -183,6 +184,8 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *arg)
  * (jmp *x(%rip), after endbr64 and a bnd prefix when IBT builds it). */
 static bool plt_stub(const unsigned char *p)
 {
+	if (!MT_ARCH_X86_64)
+		return false; /* not known elsewhere: the address as found */
 	if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
 		p += 4;
 	if (p[0] == 0xf2)

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "arch.h"
 
 /* A span is 256 KiB of address space; a block is keyed by its 8-byte granule
  * within its span (15 bits), which leaves room in one 8-byte entry for the
@@ -37,7 +38,7 @@
 #define SPAN_SHIFT 18
 #define GRAN_SHIFT 3
 #define KEY_BITS (SPAN_SHIFT - GRAN_SHIFT)
-#define VA_BITS 47     /* user space on x86-64 with 4-level paging */
+#define VA_BITS MT_VA_BITS /* user space (arch.h) */
 #define DIR_LO_BITS 14 /* spans per directory page: 4 GiB of address space */
 #define DIR_HI_BITS (VA_BITS - SPAN_SHIFT - DIR_LO_BITS)
 #define SPAN_MIN_LG 4 /* 16 slots: small live sets stay in cache */
@@ -97,7 +98,7 @@ static inline void spin_lock(uint8_t *l)
 				sched_yield();
 				n = 0;
 			} else {
-				__builtin_ia32_pause();
+				mt__cpu_relax();
 			}
 		}
 	}

@@ -66,6 +66,7 @@
 #include "memtrace.h"
 #include "internal.h"
 #include "hook.h"
+#include "arch.h"
 
 __thread int mt__tl_busy TLS_IE;
 __thread uintptr_t mt__tl_entry_slot TLS_IE;
@@ -189,12 +190,12 @@ void mt__resolve(void)
  */
 static uintptr_t exit_caller_sp(void)
 {
-	uintptr_t here = (uintptr_t)__builtin_frame_address(0) + 16;
+	uintptr_t here = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	const unsigned char *fn = (const unsigned char *)(uintptr_t)&exit;
 	size_t frame = 0, at = 0;
-	if (fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
+	if (MT_ARCH_X86_64 && fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
 		at = 4; /* endbr64 */
-	if (fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
+	if (MT_ARCH_X86_64 && fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
 		frame = fn[at + 3]; /* sub $imm8, %rsp */
 	for (uintptr_t a = here; a < here + (16u << 10); a += 8) {
 		uintptr_t v = *(const uintptr_t *)a;
@@ -718,7 +719,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 static size_t page_round(size_t n)
 {
-	size_t pg = 4096;
+	size_t pg = mt__page_size();
 	return n > SIZE_MAX - pg ? n : (n + pg - 1) & ~(pg - 1);
 }
 
@@ -752,7 +753,7 @@ EXPORT int munmap(void *addr, size_t len)
 {
 	ENSURE_RESOLVED();
 	/* forget first: once unmapped, another thread may map the range anew */
-	if (len && !((uintptr_t)addr & 4095) && mt__init_state == INIT_READY) {
+	if (len && !((uintptr_t)addr & (mt__page_size() - 1)) && mt__init_state == INIT_READY) {
 		int saved = errno, busy = guard_enter();
 		mt__mmap_remove(addr, page_round(len));
 		guard_leave(busy);
@@ -881,7 +882,7 @@ static void dump_on_uexit(void)
 
 EXPORT void _exit(int status)
 {
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	dump_on_uexit();
 	ENSURE_RESOLVED();
 	mt__real._exit(status);
@@ -890,7 +891,7 @@ EXPORT void _exit(int status)
 
 EXPORT void _Exit(int status)
 {
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	dump_on_uexit();
 	ENSURE_RESOLVED();
 	mt__real._Exit(status);
@@ -903,7 +904,8 @@ EXPORT int mt_snapshot(char *path, size_t pathlen)
 {
 	if (!tracking())
 		return -ENOSYS;
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16; /* the caller's frames */
+	/* the caller's frames */
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	mt__tl_busy++;
 	int r = mt__dump(MT_REASON_API, path, pathlen);
 	mt__tl_busy--;

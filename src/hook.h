@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "internal.h"
+#include "arch.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS_IE __attribute__((tls_model("initial-exec")))
@@ -117,7 +118,7 @@ static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
  * above the hook's frame address. */
 #define ENTER()                                             \
 	(!mt__tl_busy && tracking() && (mt__tl_busy = 1) && \
-	 (mt__tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
+	 (mt__tl_entry_slot = mt__frame_ra_slot((uintptr_t)__builtin_frame_address(0))))
 #define LEAVE() (mt__tl_busy = 0)
 
 /* ---- backends: tracked calls go to `be`, everything else to the system */

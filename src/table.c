@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "arch.h"
 #include "blocks.h"
 
 struct mt_site {
@@ -348,7 +349,7 @@ static void blk_lock(struct tl_block *b)
 {
 	while (__atomic_exchange_n(&b->lock, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&b->lock, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
+			mt__cpu_relax();
 }
 
 static void blk_unlock(struct tl_block *b)
