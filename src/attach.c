@@ -64,6 +64,7 @@ typedef struct slot {
 
 static slot_t *slots;
 static size_t nslots, cap_slots;
+/* slots, nslots, cap_slots; first in table.c's lock order */
 static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t own_base; /* memtrace's own object: never patched */
 

@@ -31,6 +31,7 @@ struct free_node {
 	struct free_node *next;
 };
 
+/* lock: free_lists, chunk_cur, chunk_end (table.c's lock order: 6) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_node *free_lists[NCLASSES];
 static char *chunk_cur, *chunk_end;
@@ -48,7 +49,7 @@ static long map_calls;
 static struct own_map {
 	uintptr_t lo, len;
 } own[OWN_SLOTS];
-static int own_lock, own_lost;
+static int own_lock, own_lost; /* own_lock: own[], own_lost; a leaf (table.c: 7) */
 
 static void own_lock_take(void)
 {

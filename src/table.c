@@ -23,6 +23,9 @@
  *              path, the counts are summed from the callsites when read.
  *
  * Every lock of the library, in the order they nest:
+ *   0. attach.c's patch lock (attached only: the GOT slots it patched),
+ *      taken before a dump's lock, never inside one; inside it the
+ *      loader's dl_iterate_phdr lock and 7;
  *   1. snapshot.c's dump lock (one dump at a time; the dump takes what
  *      follows);
  *   2. python.c's code-object lock (hook.c's fork handler takes it first);
@@ -32,11 +35,14 @@
  *      blocks.h);
  *   5. the mapping lock;
  *   6. ialloc.c's lock (memtrace's memory is allocated under 2 to 5);
- *   7. a thread's counter block (spin lock): a leaf, taken by its thread
+ *   7. ialloc.c's own-mappings lock (spin lock): a leaf, around each
+ *      mapping memtrace makes or drops, whatever else is held;
+ *   8. a thread's counter block (spin lock): a leaf, taken by its thread
  *      or a dump one block at a time with nothing inside, never with 3 to
- *      6 held; a forked child clears them.
- * A fork takes 2 to 6 in that order (lock_all below). No table lock is held
- * while calling the real allocator or the unwinder.
+ *      7 held; a forked child clears them.
+ * A fork takes 2 to 6 in that order (lock_all below); the leak scan's
+ * clone (leakscan.c) takes 3 to 7. No table lock is held while calling the
+ * real allocator or the unwinder.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
