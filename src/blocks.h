@@ -188,6 +188,7 @@ static MT_ALWAYS_INLINE size_t span_find(const struct span *sp, uint32_t key)
 {
 	size_t mask = span_cap(sp->lg) - 1, i = span_home(key, sp->lg);
 	uint64_t e;
+	MT_ASSERT(__atomic_load_n(&sp->lock, __ATOMIC_RELAXED)); /* the span's lock held */
 	while ((e = sp->slots[i]) && entry_key(e) != key)
 		i = (i + 1) & mask;
 	return i;
@@ -246,8 +247,13 @@ static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
 		stale = entry_meta(e); /* freed behind our back: forget it */
 	else
 		sp->count++;
+	/* at most half full up to SPAN_ROOMY_LG, 70 % beyond */
+	MT_ASSERT(sp->count * 10u <= span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7));
 	sp->slots[i] = (meta >> MT_META_SIZE_SHIFT) << E_SIZE_SHIFT | (uint64_t)key << E_KEY_SHIFT |
 		       (meta & META_LOW);
+	/* the entry packs the meta whole, and is never an empty slot's 0 */
+	MT_ASSERT((meta & META_LOW) && entry_meta(sp->slots[i]) == meta &&
+		  entry_key(sp->slots[i]) == key);
 	spin_unlock(&sp->lock);
 	return stale;
 }

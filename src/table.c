@@ -178,6 +178,7 @@ static bool publish_id(mt_site_t *s)
 
 static mt_site_t *site_by_id(uint32_t id)
 {
+	MT_ASSERT(id < (1u << ID_BITS));
 	mt_site_t **chunk = __atomic_load_n(&id_chunks[id / ID_CHUNK], __ATOMIC_ACQUIRE);
 	return chunk ? __atomic_load_n(&chunk[id % ID_CHUNK], __ATOMIC_ACQUIRE) : NULL;
 }
@@ -817,6 +818,7 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
 	uint64_t meta = sz << SIZE_SHIFT | ((owner & 1) ? OWNER_BIT : 0) |
 			((owner & MT_OWNER_PYOBJ) ? PYOBJ_BIT : 0) | site->id;
+	MT_ASSERT(site->id > 0 && site->id < (1u << ID_BITS)); /* 0: no site */
 
 	uint64_t stale = block_put(key, meta);
 	if (MT_UNLIKELY(stale == ~0ull)) {
