@@ -27,16 +27,17 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 int mt__attached;
 
-/* The symbols patched, one row each. */
-#define MT_ATTACH_HOOKS(X)                                                                 \
-	X(malloc) X(free) X(calloc) X(realloc) X(reallocarray) X(posix_memalign)            \
-	X(aligned_alloc) X(memalign) X(valloc) X(pvalloc) X(malloc_usable_size) X(cfree)    \
-	X(mmap) X(mmap64) X(munmap) X(mremap)
+/* The symbols patched: hooks.h's malloc and mmap families (malloc first:
+ * mt_attach tests it); not its process family or id changes, nor C++'s
+ * operators (libstdc++'s call malloc and free). */
+#define MT_ATTACH_HOOKS(X)                                                          \
+	MT_HOOKS_MALLOC(X) MT_HOOKS_MALLOC_ALIASES(X) MT_HOOKS_MMAP(X) MT_HOOKS_MMAP_ALIASES(X)
 
 static void *attach_dlopen(const char *file, int mode);
 
@@ -47,7 +48,7 @@ static struct hook {
 	const char *name;
 	void *ours;
 } hooks[] = {
-#define X(name) {#name, NULL},
+#define X(name, ...) {#name, NULL},
 	MT_ATTACH_HOOKS(X)
 #undef X
 	{"dlopen", (void *)&attach_dlopen},
@@ -63,6 +64,7 @@ typedef struct slot {
 
 static slot_t *slots;
 static size_t nslots, cap_slots;
+/* slots, nslots, cap_slots; first in table.c's lock order */
 static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t own_base; /* memtrace's own object: never patched */
 
@@ -120,7 +122,7 @@ static void patch_relocs(uintptr_t base, const ElfW(Rela) *r, size_t bytes, cons
 {
 	for (size_t i = 0; i < bytes / sizeof(*r); i++) {
 		unsigned type = ELF64_R_TYPE(r[i].r_info);
-		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
+		if (type != MT_R_JUMP_SLOT && type != MT_R_GLOB_DAT)
 			continue;
 		const char *name = str + sym[ELF64_R_SYM(r[i].r_info)].st_name;
 		int h = hook_of(name);
@@ -183,6 +185,8 @@ static int patch_object(struct dl_phdr_info *info, size_t size, void *arg)
  * (jmp *x(%rip), after endbr64 and a bnd prefix when IBT builds it). */
 static bool plt_stub(const unsigned char *p)
 {
+	if (!MT_ARCH_X86_64)
+		return false; /* not known elsewhere: the address as found */
 	if (p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa)
 		p += 4;
 	if (p[0] == 0xf2)

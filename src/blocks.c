@@ -148,6 +148,7 @@ struct span *mt__blk_dir_page(size_t hi)
 /* Doubles a span's table; false (table unchanged) when out of memory. */
 bool mt__blk_span_grow(struct span *sp)
 {
+	MT_ASSERT(__atomic_load_n(&sp->lock, __ATOMIC_RELAXED)); /* the span's lock held */
 	unsigned lg = sp->lg ? sp->lg + 1u : SPAN_MIN_LG;
 	size_t cap = span_cap(lg), mask = cap - 1;
 	/* zeroed; from ialloc.c's classes up to 64 KiB (a span's table is one
@@ -175,6 +176,7 @@ bool mt__blk_span_grow(struct span *sp)
 /* Backward-shift deletion: linear probing without tombstones. */
 void mt__blk_span_delete_at(struct span *sp, size_t i)
 {
+	MT_ASSERT(__atomic_load_n(&sp->lock, __ATOMIC_RELAXED) && sp->slots[i] && sp->count);
 	size_t mask = span_cap(sp->lg) - 1, j = i;
 	for (;;) {
 		j = (j + 1) & mask;

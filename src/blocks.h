@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "arch.h"
 
 /* A span is 256 KiB of address space; a block is keyed by its 8-byte granule
  * within its span (15 bits), which leaves room in one 8-byte entry for the
@@ -37,7 +38,7 @@
 #define SPAN_SHIFT 18
 #define GRAN_SHIFT 3
 #define KEY_BITS (SPAN_SHIFT - GRAN_SHIFT)
-#define VA_BITS 47     /* user space on x86-64 with 4-level paging */
+#define VA_BITS MT_VA_BITS /* user space (arch.h) */
 #define DIR_LO_BITS 14 /* spans per directory page: 4 GiB of address space */
 #define DIR_HI_BITS (VA_BITS - SPAN_SHIFT - DIR_LO_BITS)
 #define SPAN_MIN_LG 4 /* 16 slots: small live sets stay in cache */
@@ -97,7 +98,7 @@ static inline void spin_lock(uint8_t *l)
 				sched_yield();
 				n = 0;
 			} else {
-				__builtin_ia32_pause();
+				mt__cpu_relax();
 			}
 		}
 	}
@@ -187,6 +188,7 @@ static MT_ALWAYS_INLINE size_t span_find(const struct span *sp, uint32_t key)
 {
 	size_t mask = span_cap(sp->lg) - 1, i = span_home(key, sp->lg);
 	uint64_t e;
+	MT_ASSERT(__atomic_load_n(&sp->lock, __ATOMIC_RELAXED)); /* the span's lock held */
 	while ((e = sp->slots[i]) && entry_key(e) != key)
 		i = (i + 1) & mask;
 	return i;
@@ -245,8 +247,13 @@ static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
 		stale = entry_meta(e); /* freed behind our back: forget it */
 	else
 		sp->count++;
+	/* at most half full up to SPAN_ROOMY_LG, 70 % beyond */
+	MT_ASSERT(sp->count * 10u <= span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7));
 	sp->slots[i] = (meta >> MT_META_SIZE_SHIFT) << E_SIZE_SHIFT | (uint64_t)key << E_KEY_SHIFT |
 		       (meta & META_LOW);
+	/* the entry packs the meta whole, and is never an empty slot's 0 */
+	MT_ASSERT((meta & META_LOW) && entry_meta(sp->slots[i]) == meta &&
+		  entry_key(sp->slots[i]) == key);
 	spin_unlock(&sp->lock);
 	return stale;
 }

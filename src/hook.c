@@ -66,6 +66,7 @@
 #include "memtrace.h"
 #include "internal.h"
 #include "hook.h"
+#include "arch.h"
 
 __thread int mt__tl_busy TLS_IE;
 __thread uintptr_t mt__tl_entry_slot TLS_IE;
@@ -132,6 +133,17 @@ void *mt__next_sym(const char *name)
 	return dlopened ? mt__attach_sym(name) : dlsym(RTLD_NEXT, name);
 }
 
+/* Each row of hooks.h redeclared: the compiler refuses a row whose type is
+ * not the one libc declares for its name (nor, below, an entry point's). */
+#define X(name, ret, params, need) ret name params;
+MT_HOOKS_MALLOC(X)
+MT_HOOKS_MMAP(X)
+MT_HOOKS_PROCESS(X)
+#undef X
+
+/* Looks up the function of each row, in table order. Without a REQUIRED one
+ * nothing can be forwarded: the process ends, saying which; an OPTIONAL one
+ * missing fails only its own entry point's calls. */
 void mt__resolve(void)
 {
 	int expect = RES_NONE;
@@ -142,29 +154,26 @@ void mt__resolve(void)
 		return;
 	}
 	tl_resolving = 1;
-	mt__real.m.malloc = mt__next_sym("malloc");
-	mt__real.m.free = mt__next_sym("free");
-	mt__real.m.calloc = mt__next_sym("calloc");
-	mt__real.m.realloc = mt__next_sym("realloc");
-	mt__real.m.posix_memalign = mt__next_sym("posix_memalign");
-	mt__real.m.aligned_alloc = mt__next_sym("aligned_alloc");
-	mt__real.m.memalign = mt__next_sym("memalign");
-	mt__real.m.valloc = mt__next_sym("valloc");
-	mt__real.m.pvalloc = mt__next_sym("pvalloc");
-	mt__real.m.malloc_usable_size = mt__next_sym("malloc_usable_size");
-	mt__real.mmap = mt__next_sym("mmap");
-	mt__real.munmap = mt__next_sym("munmap");
-	mt__real.mremap = mt__next_sym("mremap");
-	mt__real.exit_ = mt__next_sym("_exit");
-	mt__real.Exit_ = mt__next_sym("_Exit");
-	mt__real.sigaction = mt__next_sym("sigaction");
-	mt__real.signal = mt__next_sym("signal");
-	mt__real.sysv_signal = mt__next_sym("sysv_signal");
+	const char *missing = NULL;
+#define X(name, ret, params, need)                            \
+	mt__real.m.name = (ret(*) params)mt__next_sym(#name); \
+	if (need && !mt__real.m.name && !missing)              \
+		missing = #name;
+	MT_HOOKS_MALLOC(X)
+#undef X
+#define X(name, ret, params, need)                          \
+	mt__real.name = (ret(*) params)mt__next_sym(#name); \
+	if (need && !mt__real.name && !missing)              \
+		missing = #name;
+	MT_HOOKS_MMAP(X)
+	MT_HOOKS_PROCESS(X)
+#undef X
 	tl_resolving = 0;
-	if (!mt__real.m.malloc || !mt__real.m.free || !mt__real.m.calloc || !mt__real.m.realloc || !mt__real.mmap ||
-	    !mt__real.munmap) {
-		static const char msg[] = "memtrace: cannot find the real allocator; aborting\n";
-		(void)mt__write_all(2, msg, sizeof(msg) - 1);
+	if (missing) {
+		static const char a[] = "memtrace: cannot find the real ", b[] = "; aborting\n";
+		(void)mt__write_all(2, a, sizeof(a) - 1);
+		(void)mt__write_all(2, missing, strlen(missing));
+		(void)mt__write_all(2, b, sizeof(b) - 1);
 		abort(); /* nothing can be forwarded: there is no safe way on */
 	}
 	__atomic_store_n(&mt__resolve_state, RES_DONE, __ATOMIC_RELEASE);
@@ -181,12 +190,12 @@ void mt__resolve(void)
  */
 static uintptr_t exit_caller_sp(void)
 {
-	uintptr_t here = (uintptr_t)__builtin_frame_address(0) + 16;
+	uintptr_t here = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	const unsigned char *fn = (const unsigned char *)(uintptr_t)&exit;
 	size_t frame = 0, at = 0;
-	if (fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
+	if (MT_ARCH_X86_64 && fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
 		at = 4; /* endbr64 */
-	if (fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
+	if (MT_ARCH_X86_64 && fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
 		frame = fn[at + 3]; /* sub $imm8, %rsp */
 	for (uintptr_t a = here; a < here + (16u << 10); a += 8) {
 		uintptr_t v = *(const uintptr_t *)a;
@@ -710,7 +719,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 static size_t page_round(size_t n)
 {
-	size_t pg = 4096;
+	size_t pg = mt__page_size();
 	return n > SIZE_MAX - pg ? n : (n + pg - 1) & ~(pg - 1);
 }
 
@@ -744,7 +753,7 @@ EXPORT int munmap(void *addr, size_t len)
 {
 	ENSURE_RESOLVED();
 	/* forget first: once unmapped, another thread may map the range anew */
-	if (len && !((uintptr_t)addr & 4095) && mt__init_state == INIT_READY) {
+	if (len && !((uintptr_t)addr & (mt__page_size() - 1)) && mt__init_state == INIT_READY) {
 		int saved = errno, busy = guard_enter();
 		mt__mmap_remove(addr, page_round(len));
 		guard_leave(busy);
@@ -831,21 +840,7 @@ EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
  * setns into a user namespace refuse a process with a second thread.
  * Around each of these calls memtrace's thread, if there is one, ends and
  * starts again (trigger.c). initgroups is here because glibc's own call to
- * setgroups inside it passes no hook. */
-#define MT_ID_CHANGES(X)                                       \
-	X(setuid, (uid_t u), (u))                              \
-	X(setgid, (gid_t g), (g))                              \
-	X(seteuid, (uid_t u), (u))                             \
-	X(setegid, (gid_t g), (g))                             \
-	X(setreuid, (uid_t r, uid_t e), (r, e))                \
-	X(setregid, (gid_t r, gid_t e), (r, e))                \
-	X(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))   \
-	X(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))   \
-	X(setgroups, (size_t n, const gid_t *list), (n, list)) \
-	X(initgroups, (const char *user, gid_t g), (user, g))  \
-	X(unshare, (int flags), (flags))                       \
-	X(setns, (int fd, int nstype), (fd, nstype))
-
+ * setgroups inside it passes no hook. The calls are hooks.h's MT_ID_CHANGES. */
 #define X(name, params, args)                                                \
 	EXPORT int name params                                               \
 	{                                                                    \
@@ -887,19 +882,19 @@ static void dump_on_uexit(void)
 
 EXPORT void _exit(int status)
 {
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	mt__real.exit_(status);
+	mt__real._exit(status);
 	__builtin_unreachable();
 }
 
 EXPORT void _Exit(int status)
 {
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	dump_on_uexit();
 	ENSURE_RESOLVED();
-	mt__real.Exit_(status);
+	mt__real._Exit(status);
 	__builtin_unreachable();
 }
 
@@ -909,7 +904,8 @@ EXPORT int mt_snapshot(char *path, size_t pathlen)
 {
 	if (!tracking())
 		return -ENOSYS;
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16; /* the caller's frames */
+	/* the caller's frames */
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	mt__tl_busy++;
 	int r = mt__dump(MT_REASON_API, path, pathlen);
 	mt__tl_busy--;

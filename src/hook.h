@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "internal.h"
+#include "arch.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS_IE __attribute__((tls_model("initial-exec")))
@@ -31,17 +32,14 @@ extern __thread int mt__tl_busy TLS_IE MT_HIDDEN;
  * there (unwind.c checks it). */
 extern __thread uintptr_t mt__tl_entry_slot TLS_IE MT_HIDDEN;
 
-/* The functions the hooks forward to (hook.c resolves them). */
+/* The functions the hooks forward to, one per row of hooks.h's tables with
+ * a function of its own (hook.c resolves them). */
 struct mt_real {
 	mt_backend_t m; /* the malloc family: the system allocator */
-	void *(*mmap)(void *, size_t, int, int, int, off_t);
-	int (*munmap)(void *, size_t);
-	void *(*mremap)(void *, size_t, size_t, int, ...);
-	void (*exit_)(int);
-	void (*Exit_)(int);
-	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
-	sighandler_t (*signal)(int, sighandler_t);
-	sighandler_t (*sysv_signal)(int, sighandler_t);
+#define X(name, ret, params, need) ret(*name) params;
+	MT_HOOKS_MMAP(X)
+	MT_HOOKS_PROCESS(X)
+#undef X
 };
 extern struct mt_real mt__real MT_HIDDEN;
 
@@ -120,7 +118,7 @@ static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
  * above the hook's frame address. */
 #define ENTER()                                             \
 	(!mt__tl_busy && tracking() && (mt__tl_busy = 1) && \
-	 (mt__tl_entry_slot = (uintptr_t)__builtin_frame_address(0) + 8))
+	 (mt__tl_entry_slot = mt__frame_ra_slot((uintptr_t)__builtin_frame_address(0))))
 #define LEAVE() (mt__tl_busy = 0)
 
 /* ---- backends: tracked calls go to `be`, everything else to the system */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 
 #define MIN_SHIFT 4
 #define MAX_SHIFT 16
@@ -30,6 +31,7 @@ struct free_node {
 	struct free_node *next;
 };
 
+/* lock: free_lists, chunk_cur, chunk_end (table.c's lock order: 6) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_node *free_lists[NCLASSES];
 static char *chunk_cur, *chunk_end;
@@ -47,13 +49,13 @@ static long map_calls;
 static struct own_map {
 	uintptr_t lo, len;
 } own[OWN_SLOTS];
-static int own_lock, own_lost;
+static int own_lock, own_lost; /* own_lock: own[], own_lost; a leaf (table.c: 7) */
 
 static void own_lock_take(void)
 {
 	while (__atomic_exchange_n(&own_lock, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&own_lock, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
+			mt__cpu_relax();
 }
 
 static void own_lock_drop(void)
@@ -156,7 +158,8 @@ void mt__unmap(void *p, size_t size)
 
 static size_t page_round(size_t n)
 {
-	return (n + 4095) & ~(size_t)4095;
+	size_t pg = mt__page_size();
+	return (n + pg - 1) & ~(pg - 1);
 }
 
 static size_t class_size(int c)
@@ -178,7 +181,7 @@ void *mt__ialloc(size_t size)
 	if (size == 0)
 		size = 1;
 	if (size > ((size_t)1 << MAX_SHIFT))
-		return size > SIZE_MAX - 4096 ? NULL : mt__map(page_round(size));
+		return size > SIZE_MAX - mt__page_size() ? NULL : mt__map(page_round(size));
 
 	int c = class_of(size);
 	size_t csize = class_size(c);

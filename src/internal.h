@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "format.h"
+#include "hooks.h"
 
 #define MT_HIDDEN __attribute__((visibility("hidden")))
 #define MT_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -28,6 +29,17 @@
 /* Hot-path helpers the compiler would otherwise call: a call's register
  * saves cost as much as their bodies. */
 #define MT_ALWAYS_INLINE inline __attribute__((always_inline))
+/* An invariant a comment states, checked where MT_DEBUG_ASSERTS is defined
+ * (the unit tests' build: tests/meson.build); elsewhere, the library above
+ * all, nothing: cond is not evaluated, and no check ever ends the host. */
+#define MT_STR_(x) #x
+#define MT_STR(x) MT_STR_(x)
+#ifdef MT_DEBUG_ASSERTS
+#define MT_ASSERT(cond) \
+	(MT_LIKELY(cond) ? (void)0 : mt__assert_fail(__FILE__ ":" MT_STR(__LINE__) ": " #cond))
+#else
+#define MT_ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
 
 /* ---- options.c ---- */
 typedef struct mt_options {
@@ -118,6 +130,20 @@ extern void *__libc_stack_end;
 /* ---- util.c: stdio-free helpers, safe on hook paths ---- */
 /* Writes all of buf, retrying EINTR and short writes; 0 or -errno. */
 MT_HIDDEN int mt__write_all(int fd, const void *buf, size_t len);
+#ifdef MT_DEBUG_ASSERTS
+/* MT_ASSERT's failure: says which, then stops the (test) program. */
+static inline __attribute__((noreturn, cold)) void mt__assert_fail(const char *what)
+{
+	static const char a[] = "memtrace: assertion failed: ";
+	size_t n = 0;
+	while (what[n])
+		n++;
+	(void)mt__write_all(2, a, sizeof(a) - 1);
+	(void)mt__write_all(2, what, n);
+	(void)mt__write_all(2, "\n", 1);
+	__builtin_trap();
+}
+#endif
 /* Formats a warning line "memtrace: ..." onto stderr with write(2). Supports
  * %s, %d, %u, %lu, %llu, %x, %%; nothing else. */
 MT_HIDDEN void mt__warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -244,16 +270,9 @@ MT_HIDDEN void mt__snapshot_atfork_child(void);
  * jemalloc is dlopen'ed privately, so it serves only what memtrace routes
  * to it: tracked allocations, whose owner the live-block table records. */
 typedef struct mt_backend {
-	void *(*malloc)(size_t);
-	void (*free)(void *);
-	void *(*calloc)(size_t, size_t);
-	void *(*realloc)(void *, size_t);
-	int (*posix_memalign)(void **, size_t, size_t);
-	void *(*aligned_alloc)(size_t, size_t);
-	void *(*memalign)(size_t, size_t);
-	void *(*valloc)(size_t);
-	void *(*pvalloc)(size_t);
-	size_t (*malloc_usable_size)(void *);
+#define X(name, ret, params, need) ret(*name) params;
+	MT_HOOKS_MALLOC(X)
+#undef X
 } mt_backend_t;
 
 enum { MT_OWNER_SYSTEM = 0, MT_OWNER_JEMALLOC = 1 };

@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 
 enum { ST_UNREACHED = 0, ST_INDIRECT, ST_POSSIBLE, ST_REACHABLE, ST_PENDING = 4 };
 
@@ -353,7 +354,7 @@ static bool glibc_heap(const struct lmap *m)
 	uintptr_t ar = h[0], size = h[2], mprot = h[3];
 	const struct lmap *am = map_of(ar);
 	return am && am->w && size <= mprot && mprot <= GLIBC_HEAP &&
-	       size >= m->hi - m->lo - 4096 && (size & 4095) == 0;
+	       size >= m->hi - m->lo - mt__page_size() && (size & (mt__page_size() - 1)) == 0;
 }
 
 static void classify_maps(void)
@@ -569,24 +570,25 @@ static void scan_root(uintptr_t lo, uintptr_t hi)
 		return;
 	if (pagemap_fd == -2)
 		pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pagemap_fd < 0 || hi - lo <= 16 * 4096) {
+	const uintptr_t pg = mt__page_size();
+	if (pagemap_fd < 0 || hi - lo <= 16 * pg) {
 		scan_pages(lo, hi);
 		return;
 	}
 	static uint64_t ent[512];
 	uintptr_t run = 0; /* start of the current run of touched pages, 0: none */
-	for (uintptr_t page = lo & ~(uintptr_t)4095; page < hi;) {
-		size_t n = (size_t)((hi - page + 4095) / 4096);
+	for (uintptr_t page = lo & ~(pg - 1); page < hi;) {
+		size_t n = (size_t)((hi - page + pg - 1) / pg);
 		if (n > 512)
 			n = 512;
-		ssize_t got = pread(pagemap_fd, ent, n * 8, (off_t)(page / 4096 * 8));
+		ssize_t got = pread(pagemap_fd, ent, n * 8, (off_t)(page / pg * 8));
 		if (got < 8) {
 			/* unreadable: the rest as it is */
 			scan_pages(run ? run : page > lo ? page : lo, hi);
 			return;
 		}
 		n = (size_t)got / 8;
-		for (size_t k = 0; k < n; k++, page += 4096) {
+		for (size_t k = 0; k < n; k++, page += pg) {
 			bool touched = (ent[k] >> 62) & 3;
 			if (touched && !run)
 				run = page > lo ? page : lo;
@@ -683,8 +685,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	uintptr_t page = (uintptr_t)si->si_addr & ~(uintptr_t)4095;
-	if (++faults > 4096 || syscall(SYS_mmap, page, 4096, PROT_READ,
+	uintptr_t pg = mt__page_size(), page = (uintptr_t)si->si_addr & ~(pg - 1);
+	if (++faults > 4096 || syscall(SYS_mmap, page, pg, PROT_READ,
 				       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == -1)
 		syscall(SYS_exit_group, 3);
 }
@@ -789,9 +791,9 @@ static int own_object(struct dl_phdr_info *info, size_t size, void *arg)
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W))
 			continue;
-		uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
-		uintptr_t hi =
-			(info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095) & ~(uintptr_t)4095;
+		uintptr_t pg = mt__page_size();
+		uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(pg - 1);
+		uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + pg - 1) & ~(pg - 1);
 		P.excl[P.nexcl++] = (struct range){lo, hi};
 	}
 	return 1;
@@ -1010,7 +1012,7 @@ void mt__leak_scan(void)
 	P.status = MT_SCAN_FAILED;
 	P.nsites = mt__site_id_end();
 	size_t len = sizeof(struct out) + (size_t)P.nsites * sizeof(result->sites[0]);
-	len = (len + 4095) & ~(size_t)4095;
+	len = (len + mt__page_size() - 1) & ~(mt__page_size() - 1);
 	long r = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 			 -1, 0);
 	if (r == -1) {

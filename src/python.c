@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 #include "pyline.h"
 
 /* ---- the layouts: one row per version (x86-64) ---- */
@@ -560,7 +561,7 @@ static void *at_exit_py(void *self, void *args)
 {
 	(void)self;
 	(void)args;
-	mt__scan_from = (uintptr_t)__builtin_frame_address(0) + 16;
+	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
 	mt__exit_dump();
 	py.inc_ref(py.none);
 	return py.none;
@@ -874,7 +875,7 @@ static struct tinfo *type_info(uintptr_t t)
 		 * never across a page the string may not reach */
 		for (size_t got = 0; name && got < sizeof(buf) - 1;) {
 			uintptr_t a = (uintptr_t)name + got;
-			size_t chunk = 4096 - (a & 4095);
+			size_t pg = mt__page_size(), chunk = pg - (a & (pg - 1));
 			if (chunk > 16)
 				chunk = 16;
 			if (chunk > sizeof(buf) - 1 - got)

@@ -23,6 +23,9 @@
  *              path, the counts are summed from the callsites when read.
  *
  * Every lock of the library, in the order they nest:
+ *   0. attach.c's patch lock (attached only: the GOT slots it patched),
+ *      taken before a dump's lock, never inside one; inside it the
+ *      loader's dl_iterate_phdr lock and 7;
  *   1. snapshot.c's dump lock (one dump at a time; the dump takes what
  *      follows);
  *   2. python.c's code-object lock (hook.c's fork handler takes it first);
@@ -32,11 +35,14 @@
  *      blocks.h);
  *   5. the mapping lock;
  *   6. ialloc.c's lock (memtrace's memory is allocated under 2 to 5);
- *   7. a thread's counter block (spin lock): a leaf, taken by its thread
+ *   7. ialloc.c's own-mappings lock (spin lock): a leaf, around each
+ *      mapping memtrace makes or drops, whatever else is held;
+ *   8. a thread's counter block (spin lock): a leaf, taken by its thread
  *      or a dump one block at a time with nothing inside, never with 3 to
- *      6 held; a forked child clears them.
- * A fork takes 2 to 6 in that order (lock_all below). No table lock is held
- * while calling the real allocator or the unwinder.
+ *      7 held; a forked child clears them.
+ * A fork takes 2 to 6 in that order (lock_all below); the leak scan's
+ * clone (leakscan.c) takes 3 to 7. No table lock is held while calling the
+ * real allocator or the unwinder.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -45,6 +51,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "arch.h"
 #include "blocks.h"
 
 struct mt_site {
@@ -171,6 +178,7 @@ static bool publish_id(mt_site_t *s)
 
 static mt_site_t *site_by_id(uint32_t id)
 {
+	MT_ASSERT(id < (1u << ID_BITS));
 	mt_site_t **chunk = __atomic_load_n(&id_chunks[id / ID_CHUNK], __ATOMIC_ACQUIRE);
 	return chunk ? __atomic_load_n(&chunk[id % ID_CHUNK], __ATOMIC_ACQUIRE) : NULL;
 }
@@ -348,7 +356,7 @@ static void blk_lock(struct tl_block *b)
 {
 	while (__atomic_exchange_n(&b->lock, 1, __ATOMIC_ACQUIRE))
 		while (__atomic_load_n(&b->lock, __ATOMIC_RELAXED))
-			__builtin_ia32_pause();
+			mt__cpu_relax();
 }
 
 static void blk_unlock(struct tl_block *b)
@@ -810,6 +818,7 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	uint64_t sz = size > SIZE_MAX_PACKED ? SIZE_MAX_PACKED : size;
 	uint64_t meta = sz << SIZE_SHIFT | ((owner & 1) ? OWNER_BIT : 0) |
 			((owner & MT_OWNER_PYOBJ) ? PYOBJ_BIT : 0) | site->id;
+	MT_ASSERT(site->id > 0 && site->id < (1u << ID_BITS)); /* 0: no site */
 
 	uint64_t stale = block_put(key, meta);
 	if (MT_UNLIKELY(stale == ~0ull)) {

@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "arch.h"
 
 /* libmemtrace.so's executable range, found once at start. */
 static uintptr_t self_lo, self_hi;
@@ -262,7 +263,7 @@ static uintptr_t first_slot(void)
 		if (f < lo || f > hi || (f & 7))
 			return 0;
 		if (!in_self(fp[1]))
-			return f + 8;
+			return mt__frame_ra_slot(f);
 		fp = (uintptr_t *)fp[0];
 	}
 	return 0;
@@ -592,10 +593,10 @@ static bool fp_steps(uintptr_t *ipp, uintptr_t *spp, uintptr_t *bpp, uintptr_t *
 				fs_put(ip, FS_TERMINAL, 0);
 			return false;
 		}
-		uintptr_t next = *(const uintptr_t *)(bp + 8);
+		uintptr_t next = *(const uintptr_t *)mt__frame_ra_slot(bp);
 		fs_put(ip, FS_FP, RB_FP_OK);
 		ip = next;
-		sp = bp + 16;
+		sp = mt__frame_caller_sp(bp);
 		bp = *(const uintptr_t *)bp;
 		if (!ip || in_self(ip))
 			return false;
@@ -617,7 +618,7 @@ static bool fp_steps(uintptr_t *ipp, uintptr_t *spp, uintptr_t *bpp, uintptr_t *
 static uintptr_t rbp_home(unw_cursor_t *c)
 {
 	unw_save_loc_t sl;
-	if (unw_get_save_loc(c, UNW_X86_64_RBP, &sl) != 0 || sl.type != UNW_SLT_MEMORY)
+	if (unw_get_save_loc(c, MT_UNW_FP, &sl) != 0 || sl.type != UNW_SLT_MEMORY)
 		return 0;
 	return (uintptr_t)sl.u.addr;
 }
@@ -654,7 +655,7 @@ static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 		unw_word_t ip = 0, sp = 0, bp = 0;
 		unw_get_reg(&c, UNW_REG_IP, &ip);
 		unw_get_reg(&c, UNW_REG_SP, &sp);
-		unw_get_reg(&c, UNW_X86_64_RBP, &bp);
+		unw_get_reg(&c, MT_UNW_FP, &bp);
 		uintptr_t home = rbp_home(&c);
 		bool sig = unw_is_signal_frame(&c) > 0;
 		if (ip && !in_self(ip)) {
@@ -683,9 +684,9 @@ static __attribute__((noinline)) int slow_walk(uintptr_t *frames, int max)
 				if (!fp_steps(&i, &s, &b, frames, &n, max))
 					break;
 				again = uc;
-				again.uc_mcontext.gregs[REG_RIP] = (greg_t)i;
-				again.uc_mcontext.gregs[REG_RSP] = (greg_t)s;
-				again.uc_mcontext.gregs[REG_RBP] = (greg_t)b;
+				MT_UC_PC(&again) = i;
+				MT_UC_SP(&again) = s;
+				MT_UC_FP(&again) = b;
 				if (unw_init_local(&c, &again) != 0)
 					break;
 				prev_ra = 0;

@@ -15,18 +15,22 @@ import sys
 import tempfile
 
 from mtlib import (case, check, eq, expect_absent, expect_site, line_of, only_snapshot, run,
-                   run_victim, show_json, snaps, sums_match_totals, victim, LIB, TIMEOUT, TOOL,
-                   main)
+                   run_victim, show_json, snaps, sums_match_totals, victim, LIB, SRC, TIMEOUT,
+                   TOOL, main)
 CASE_SUITE = "preload"
 
 
 def case_exports():
     out = subprocess.run(["nm", "-D", "--defined-only", LIB], capture_output=True, text=True).stdout
     names = {l.split()[-1] for l in out.splitlines() if l.strip()}
-    for sym in ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
-                "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree",
-                "mmap", "mmap64", "munmap", "mremap", "_exit", "_Exit", "mt_snapshot",
-                "mt_reset_peak"]:
+    # every symbol of the library's hook tables (src/hooks.h: meson's
+    # MT_HOOK_NAMES, or the header expanded here when run directly)
+    hooks = os.environ.get("MT_HOOK_NAMES") or subprocess.run(
+        ["cc", "-E", "-P", "-I", os.path.join(SRC, "src"), "-"], input='#include "hooks.h"\nMT_HOOK_NAMES\n',
+        capture_output=True, text=True, check=True).stdout
+    hooks = hooks.replace('"', " ").split()
+    check(len(hooks) >= 30 and "malloc" in hooks and "mremap" in hooks, f"hook table read: {hooks}")
+    for sym in hooks + ["mt_snapshot", "mt_reset_peak"]:
         check(sym in names, f"{sym} is not exported by {LIB}")
     private = [n for n in names if n.startswith("mt__") or n.startswith("uthash")]
     eq(private, [], "internal symbols exported")

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "hooks.h"
 
 static const char *const runtime_modules[] = {
 	"libc.so*",	"libc-*",	   "ld-linux*",	     "ld64.so*",	"libstdc++.so*",
@@ -26,19 +27,14 @@ static const char *const runtime_modules[] = {
 };
 
 static const char *const wrapper_functions[] = {
-	"malloc",
-	"calloc",
-	"realloc",
-	"reallocarray",
-	"free",
+/* the malloc family memtrace hooks (src/hooks.h) */
+#define X(name, ...) #name,
+	MT_HOOKS_MALLOC(X) MT_HOOKS_MALLOC_ALIASES(X)
+#undef X
 	"strdup",
 	"strndup",
 	"__strdup",
 	"__strndup",
-	"aligned_alloc",
-	"posix_memalign",
-	"memalign",
-	"valloc",
 	"operator new*",
 	"operator delete*",
 	"__libc_*",
