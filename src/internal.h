@@ -304,6 +304,10 @@ MT_HIDDEN void mt__sample_init(void);
  * compared unsigned, so that no size, however absurd, overflows them. */
 extern __thread int64_t mt__tl_sample_left MT_HIDDEN __attribute__((tls_model("initial-exec")));
 MT_HIDDEN bool mt__sample_slow(size_t size);
+/* ln x (x > 0) and e^x - 1, to a few units in the last place: libm's own,
+ * without loading libm into every process. */
+MT_HIDDEN double mt__log(double x);
+MT_HIDDEN double mt__expm1(double x);
 static inline bool mt__sample_next(size_t size)
 {
 	int64_t left = mt__tl_sample_left;
