@@ -63,9 +63,14 @@ static void own_lock_drop(void)
 	__atomic_store_n(&own_lock, 0, __ATOMIC_RELEASE);
 }
 
+/* A mapping's 64 KiB within its 16 MiB of address space picks the slot
+ * within a 4 KiB page of the table (256 entries), a hash of that 16 MiB the
+ * table page: memtrace's mappings, mostly close together, touch (page in) a
+ * few pages of the table rather than one each. */
 static size_t own_home(uintptr_t lo)
 {
-	return (size_t)((lo >> 12) * 0x9E3779B97F4A7C15ull >> 48) & (OWN_SLOTS - 1);
+	size_t page = (size_t)((lo >> 24) * 0x9E3779B97F4A7C15ull >> 56);
+	return (page << 8 | ((lo >> 16) & 0xff)) & (OWN_SLOTS - 1);
 }
 
 void mt__own_add(void *p, size_t len)

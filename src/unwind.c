@@ -118,9 +118,16 @@ static inline bool in_self(uintptr_t a)
 	return a >= self_lo && a < self_hi;
 }
 
+/* The slot of a return address: its 16-byte unit within its 4 KiB code page
+ * picks the slot within a 4 KiB page of the table (256 entries), a hash of
+ * the code page picks the table page. The return addresses of one code
+ * page share one table page: a short process that learns a few hundred
+ * addresses touches (page faults in) a page of the table per page of code
+ * it calls from, not a page per address (all 256 of them, 1 MiB). */
 static inline size_t fs_home(uintptr_t ra)
 {
-	return (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS));
+	size_t page = (size_t)(((ra >> 12) * 0x9e3779b97f4a7c15ull) >> (64 - (FS_BITS - 8)));
+	return page << 8 | ((ra >> 4) & 0xff);
 }
 
 /* Relaxed loads: an entry's address never changes once set, and an info
