@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "cli.h"
 #include "pyline.h"
+#include "snapmake.h"
 #include "unit.h"
 
 /* The stage library calls the CLI's usage exit on a bad option. */
@@ -27,23 +27,10 @@ void mt_die_usage(const char *cmd, const char *fmt, ...)
 	exit(1);
 }
 
-typedef struct buf {
-	unsigned char b[1 << 16];
-	size_t n;
-} buf_t;
-
-static void emit(void *arg, const void *p, size_t n)
-{
-	buf_t *o = arg;
-	if (o->n + n <= sizeof(o->b))
-		memcpy(o->b + o->n, p, n);
-	o->n += n;
-}
-
 #define REC(type, ...)                                                  \
 	do {                                                            \
 		mt_rec_##type##_t r_ = {__VA_ARGS__};                   \
-		mt_rec_put(mt_rec_desc(mt_rec_type_of_##type), &r_, emit, o); \
+		mt_rec_put(mt_rec_desc(mt_rec_type_of_##type), &r_, snap_emit, o); \
 	} while (0)
 enum {
 	mt_rec_type_of_meta = MT_REC_META,
@@ -93,14 +80,9 @@ static const site_spec_t sites[] = {
  * (a series). Returns its path. */
 static char *make_snapshot(const char *dir, unsigned seq, uint64_t scale)
 {
-	static buf_t ob;
-	buf_t *o = &ob;
-	o->n = 0;
-	unsigned char h[16] = "MEMTRACE";
-	mt__put_u16(h + 8, MT_FORMAT_MAJOR);
-	mt__put_u16(h + 10, MT_FORMAT_MINOR);
-	memset(h + 12, 0, 4);
-	emit(o, h, 16);
+	static snapbuf_t ob;
+	snapbuf_t *o = &ob;
+	snap_begin(o, MT_FORMAT_MINOR);
 	REC(meta, .pid = 4242, .seq = seq, .reason = MT_REASON_SIGNAL,
 	    .mono_ns = 1000000000ull * seq, .start_mono_ns = 1, .wall_ns = 5000000000ull * seq,
 	    .depth = 16, .exe = S("/usr/bin/python3"));
@@ -124,15 +106,7 @@ static char *make_snapshot(const char *dir, unsigned seq, uint64_t scale)
 	REC(objtype, .site = 1, .objects = 1, .bytes = 100, .type = S("builtins.dict"));
 	REC(objtype, .site = 2, .objects = 2, .bytes = 50, .type = S("builtins.dict"));
 	REC(objtype, .site = 6, .objects = 10, .bytes = 1000, .type = S("app.Node"));
-	unsigned char e[24];
-	mt__put_u16(e, MT_REC_END);
-	mt__put_u16(e + 2, 0);
-	mt__put_u32(e + 4, MT_END_PAYLOAD_LEN);
-	mt__put_u64(e + 8, o->n + 24);
-	emit(o, e, 16);
-	mt__put_u32(e + 16, (uint32_t)crc32(0, o->b, (uInt)o->n));
-	mt__put_u32(e + 20, MT_END_MAGIC);
-	emit(o, e + 16, 8);
+	snap_finish(o);
 	char *path = mt_xasprintf("%s/memtrace.4242.%u.snap", dir, seq);
 	FILE *f = fopen(path, "wb");
 	EXPECT(f && fwrite(o->b, 1, o->n, f) == o->n && fclose(f) == 0, "write %s", path);

@@ -13,10 +13,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "format.h"
 #include "snapread.h"
+#include "snapmake.h"
 #include "unit.h"
 
 #define CORPUS MT_SRC_DIR "/tests/fuzz/corpus/"
@@ -132,74 +132,38 @@ static void v1_refused(void)
 	}
 }
 
-/* ---- snapshots made here, with the codec ---- */
-typedef struct buf {
-	unsigned char b[1 << 16];
-	size_t n;
-} buf_t;
-
-static void emit(void *arg, const void *p, size_t n)
-{
-	buf_t *o = arg;
-	if (o->n + n <= sizeof(o->b))
-		memcpy(o->b + o->n, p, n);
-	o->n += n;
-}
-
-static void begin(buf_t *o, uint16_t minor)
-{
-	o->n = 0;
-	unsigned char h[16] = "MEMTRACE";
-	mt__put_u16(h + 8, MT_FORMAT_MAJOR);
-	mt__put_u16(h + 10, minor);
-	memset(h + 12, 0, 4);
-	emit(o, h, 16);
-}
-
-static void finish(buf_t *o)
-{
-	unsigned char e[24];
-	mt__put_u16(e, MT_REC_END);
-	mt__put_u16(e + 2, 0);
-	mt__put_u32(e + 4, MT_END_PAYLOAD_LEN);
-	mt__put_u64(e + 8, o->n + 24);
-	emit(o, e, 16);
-	mt__put_u32(e + 16, (uint32_t)crc32(0, o->b, (uInt)o->n));
-	mt__put_u32(e + 20, MT_END_MAGIC);
-	emit(o, e + 16, 8);
-}
-
-static void meta(buf_t *o)
+/* ---- snapshots made here, with the codec (snapmake.h) ---- */
+static void meta(snapbuf_t *o)
 {
 	mt_rec_meta_t m = {.pid = 42, .seq = 1, .reason = MT_REASON_API, .depth = 16,
 			   .exe = {"/bin/x", 6}, .cmdline = {"x\0-v", 4}};
-	mt_rec_put(mt_rec_desc(MT_REC_META), &m, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_META), &m, snap_emit, o);
 }
 
-static int parse(buf_t *o, mt_snap_t *s, char *err, size_t errlen)
+static int parse(snapbuf_t *o, mt_snap_t *s, char *err, size_t errlen)
 {
 	return mt_snap_parse(o->b, o->n, "made.snap", s, err, errlen);
 }
 
 /* A record of a later minor: the fields of d and then extra u64s. */
-static void put_longer(buf_t *o, const mt_rec_desc_t *d, const void *rec, int extra)
+static void put_longer(snapbuf_t *o, const mt_rec_desc_t *d, const void *rec, int extra)
 {
-	buf_t tmp;
+	snapbuf_t tmp;
 	tmp.n = 0;
-	mt_rec_put(d, rec, emit, &tmp);
+	mt_rec_put(d, rec, snap_emit, &tmp);
 	mt__put_u32(tmp.b + 4, mt__get_u32(tmp.b + 4) + 8 * (uint32_t)extra);
-	emit(o, tmp.b, tmp.n);
+	snap_emit(o, tmp.b, tmp.n);
 	for (int i = 0; i < extra; i++) {
 		unsigned char v[8];
 		mt__put_u64(v, 0x5555);
-		emit(o, v, 8);
+		snap_emit(o, v, 8);
 	}
 }
 
 static void later_minor(void)
 {
-	buf_t *o = malloc(sizeof(*o));
-	begin(o, 7);
+	snapbuf_t *o = malloc(sizeof(*o));
+	snap_begin(o, 7);
 	mt_rec_meta_t m = {.pid = 42, .seq = 3, .reason = MT_REASON_SIGNAL,
 			   .exe = {"/bin/x", 6}, .sample_mean = 0, .attach_wall_ns = 9};
 	put_longer(o, mt_rec_desc(MT_REC_META), &m, 2); /* two fields of 2.7 */
@@ -207,18 +171,18 @@ static void later_minor(void)
 	for (size_t i = 0; i < MT_TOTALS_N + 3; i++)
 		tot[i] = 100 + i;
 	mt_rec_totals_t t = {.counters = {tot, NULL, MT_TOTALS_N + 3}};
-	mt_rec_put(mt_rec_desc(MT_REC_TOTALS), &t, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_TOTALS), &t, snap_emit, o);
 	/* an unknown record between known ones */
 	unsigned char unk[8 + 5] = {200, 0, 0, 0, 5, 0, 0, 0, 1, 2, 3, 4, 5};
-	emit(o, unk, sizeof(unk));
+	snap_emit(o, unk, sizeof(unk));
 	uint64_t c[MT_SITE_NCOUNTERS + 2] = {10, 1, 3, 30, 20, 777, 888};
 	uint64_t fr[] = {0x401000, 0x402000,
 			 MT_FRAME_PY | (3ull << MT_FRAME_KIND_SHIFT) | 12345}; /* kind 3 */
 	mt_rec_site_t st = {.id = 5, .domain = MT_DOMAIN_HEAP,
 			    .counters = {c, NULL, MT_SITE_NCOUNTERS + 2},
 			    .frames = {fr, NULL, 3}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, o);
-	finish(o);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, o);
+	snap_finish(o);
 
 	mt_snap_t s;
 	char err[512] = "";
@@ -244,13 +208,13 @@ static void later_minor(void)
  * 2.0 read by a later reader): the missing ones are 0. */
 static void fewer_counters(void)
 {
-	buf_t *o = malloc(sizeof(*o));
-	begin(o, 0);
+	snapbuf_t *o = malloc(sizeof(*o));
+	snap_begin(o, 0);
 	meta(o);
 	uint64_t c[] = {64, 1};
 	mt_rec_site_t st = {.id = 1, .counters = {c, NULL, 2}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, o);
-	finish(o);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, o);
+	snap_finish(o);
 	mt_snap_t s;
 	char err[512] = "";
 	EXPECT(parse(o, &s, err, sizeof(err)) == 0, "fewer counters: %s", err);
@@ -264,12 +228,12 @@ static void fewer_counters(void)
 
 /* The made snapshot with one record's length cut by cut bytes (the rest
  * follows as a record of its own would not: the whole file is rebuilt). */
-static void expect_refused(const char *what, void (*make)(buf_t *), const char *want)
+static void expect_refused(const char *what, void (*make)(snapbuf_t *), const char *want)
 {
-	buf_t *o = malloc(sizeof(*o));
-	begin(o, 0);
+	snapbuf_t *o = malloc(sizeof(*o));
+	snap_begin(o, 0);
 	make(o);
-	finish(o);
+	snap_finish(o);
 	mt_snap_t s;
 	char err[512] = "";
 	int rc = parse(o, &s, err, sizeof(err));
@@ -280,28 +244,28 @@ static void expect_refused(const char *what, void (*make)(buf_t *), const char *
 	free(o);
 }
 
-static void short_meta(buf_t *o)
+static void short_meta(snapbuf_t *o)
 {
-	buf_t tmp;
+	snapbuf_t tmp;
 	tmp.n = 0;
 	meta(&tmp);
 	/* ends inside the exe string's length */
 	size_t keep = 8 + 4 * 4 + 8 * 4 + 4 * 2 + 2;
 	mt__put_u32(tmp.b + 4, (uint32_t)(keep - 8));
-	emit(o, tmp.b, keep);
+	snap_emit(o, tmp.b, keep);
 }
 
-static void long_string(buf_t *o)
+static void long_string(snapbuf_t *o)
 {
-	buf_t tmp;
+	snapbuf_t tmp;
 	tmp.n = 0;
 	meta(&tmp);
 	/* the exe string claims more than the record holds */
 	mt__put_u32(tmp.b + 8 + 56, 1000);
-	emit(o, tmp.b, tmp.n);
+	snap_emit(o, tmp.b, tmp.n);
 }
 
-static void too_many_frames(buf_t *o)
+static void too_many_frames(snapbuf_t *o)
 {
 	meta(o);
 	static uint64_t fr[MT_MAX_FRAMES + 1];
@@ -310,40 +274,40 @@ static void too_many_frames(buf_t *o)
 	uint64_t c[MT_SITE_NCOUNTERS] = {0};
 	mt_rec_site_t st = {.id = 9, .counters = {c, NULL, MT_SITE_NCOUNTERS},
 			    .frames = {fr, NULL, MT_MAX_FRAMES + 1}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, o);
 }
 
-static void counters_past(buf_t *o)
+static void counters_past(snapbuf_t *o)
 {
 	meta(o);
-	buf_t tmp;
+	snapbuf_t tmp;
 	tmp.n = 0;
 	uint64_t c[MT_SITE_NCOUNTERS] = {0};
 	mt_rec_site_t st = {.id = 9, .counters = {c, NULL, MT_SITE_NCOUNTERS}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, &tmp);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, &tmp);
 	mt__put_u32(tmp.b + 8 + 5, 1u << 30); /* the counters' count */
-	emit(o, tmp.b, tmp.n);
+	snap_emit(o, tmp.b, tmp.n);
 }
 
-static void site_first(buf_t *o)
+static void site_first(snapbuf_t *o)
 {
 	uint64_t c[MT_SITE_NCOUNTERS] = {0};
 	mt_rec_site_t st = {.id = 1, .counters = {c, NULL, MT_SITE_NCOUNTERS}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, o);
 	meta(o);
 }
 
-static void leak_short(buf_t *o)
+static void leak_short(snapbuf_t *o)
 {
 	meta(o);
 	uint64_t c[MT_SITE_NCOUNTERS] = {0};
 	mt_rec_site_t st = {.id = 1, .counters = {c, NULL, MT_SITE_NCOUNTERS}};
-	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_SITE), &st, snap_emit, o);
 	mt_rec_leakscan_t ls = {.status = MT_SCAN_DONE};
-	mt_rec_put(mt_rec_desc(MT_REC_LEAKSCAN), &ls, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_LEAKSCAN), &ls, snap_emit, o);
 	uint64_t v[3] = {1, 2, 3};
 	mt_rec_leak_t l = {.site = 1, .classes = {v, NULL, 3}};
-	mt_rec_put(mt_rec_desc(MT_REC_LEAK), &l, emit, o);
+	mt_rec_put(mt_rec_desc(MT_REC_LEAK), &l, snap_emit, o);
 }
 
 /* The codec alone: a field a later minor appended is optional, one of
