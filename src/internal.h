@@ -4,8 +4,9 @@
  * grouped under the file that owns them. Nothing here is installed.
  *
  * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c
- * (stack) -> table.c (callsites, counters, mappings; blocks.h the live
- * blocks) -> snapshot.c (dump file). options.c is read once
+ * (stack) -> the table: sites.c (callsites), heap.c (live blocks,
+ * per-thread counters; blocks.h the index), mappings.c, table.c (totals,
+ * the dump's gather; table.h) -> snapshot.c (dump file). options.c is read once
  * at start; ialloc.c is the private allocator every hook path uses; util.c has
  * the stdio-free helpers.
  */
@@ -114,7 +115,8 @@ MT_HIDDEN void mt__leak_scan_info(mt_leak_info_t *i);
  * when it has none. */
 MT_HIDDEN const uint64_t *mt__leak_site(uint32_t id);
 MT_HIDDEN void mt__leak_scan_done(void);
-/* table.c, for the scan's child (one thread; the parent held the locks) */
+/* sites.c and heap.c, for the scan's child (one thread; the parent held
+ * the locks) */
 MT_HIDDEN uint32_t mt__site_id_end(void);
 MT_HIDDEN size_t mt__heap_count_unlocked(void);
 MT_HIDDEN size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap);
@@ -179,13 +181,18 @@ MT_HIDDEN void mt__unwind_init(void);
  * periodic checks against libunwind disagreed. */
 MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);
 
-/* ---- table.c ---- */
+/* ---- sites.c: callsites ---- */
 typedef struct mt_site mt_site_t;
 
-MT_HIDDEN bool mt__table_init(void);
 /* The callsite for this stack in this domain, created on first sight. NULL
  * when the tables are out of memory (the allocation goes untracked). */
 MT_HIDDEN mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain);
+/* Calls fn for every callsite; counters are read without stopping writers. */
+MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
+/* A callsite's frames (they never change once made). */
+MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
+
+/* ---- heap.c: live heap blocks and their counting ---- */
 /* Heap: record a new live block, forget a freed one (returns false when
  * memtrace never saw the pointer). */
 MT_HIDDEN bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner);
@@ -229,18 +236,19 @@ MT_HIDDEN void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uin
 				      void *arg);
 /* The callsite an entry was recorded at (NULL if unknown). */
 MT_HIDDEN mt_site_t *mt__meta_site(uint64_t meta);
-/* Anonymous mappings: add a region, remove any tracked bytes in a range. */
+
+/* ---- mappings.c: anonymous mappings ---- */
+/* Add a region, remove any tracked bytes in a range. */
 MT_HIDDEN void mt__mmap_add(void *p, size_t len, mt_site_t *site);
 MT_HIDDEN void mt__mmap_remove(void *p, size_t len);
 /* As mt__mmap_remove; returns the site that held the first bytes removed. */
 MT_HIDDEN mt_site_t *mt__mmap_detach(void *p, size_t len);
+
+/* ---- table.c: totals, reading, the dump's gather, fork ---- */
+MT_HIDDEN bool mt__table_init(void);
 MT_HIDDEN void mt__count_untracked(void);
 MT_HIDDEN void mt__totals_get(mt_totals_t *t);
 MT_HIDDEN void mt__reset_peak(void);
-/* Calls fn for every callsite; counters are read without stopping writers. */
-MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
-/* A callsite's frames (they never change once made). */
-MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
 MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 			     const uintptr_t **frames, uint64_t counters[MT_SITE_NCOUNTERS]);
 /* Fork: take every table lock in order, release in parent, reset in child. */
