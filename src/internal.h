@@ -3,10 +3,11 @@
  * internal.h - declarations shared between the files of libmemtrace.so,
  * grouped under the file that owns them. Nothing here is installed.
  *
- * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c
- * (stack) -> the table: sites.c (callsites), heap.c (live blocks,
- * per-thread counters; blocks.h the index), mappings.c, table.c (totals,
- * the dump's gather; table.h) -> snapshot.c (dump file). options.c is read once
+ * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h; init.c their
+ * start, fork and exit) -> unwind.c (stack) -> the table: sites.c
+ * (callsites), heap.c (live blocks, per-thread counters; blocks.h the
+ * index), mappings.c, table.c (totals, the dump's gather; table.h) ->
+ * snapshot.c (dump file). options.c is read once
  * at start; ialloc.c is the private allocator every hook path uses; util.c has
  * the stdio-free helpers.
  */
@@ -340,7 +341,7 @@ MT_HIDDEN void mt__attach_patch(void);
 /* The program's own definition of a function (its global scope's, past a
  * non-PIE executable's PLT entry). */
 MT_HIDDEN void *mt__attach_sym(const char *name);
-/* hook.c: whether memtrace is in the global scope (preloaded or linked);
+/* init.c: whether memtrace is in the global scope (preloaded or linked);
  * its start and end when attached. */
 MT_HIDDEN bool mt__preloaded(void);
 MT_HIDDEN bool mt__attach_start(void);
@@ -444,6 +445,8 @@ MT_HIDDEN bool mt__thread_idle(void);
 /* Sets the calling thread's hook depth, returning the old one: at 1,
  * nothing it allocates is tracked. */
 MT_HIDDEN int mt__thread_busy_swap(int busy);
+
+/* ---- init.c: start-up, fork and exit ---- */
 /* The at-exit snapshot, once (atexit; in CPython its own atexit, before
  * the interpreter is finalised). */
 MT_HIDDEN void mt__exit_dump(void);

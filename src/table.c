@@ -31,7 +31,7 @@
  *      loader's dl_iterate_phdr lock and 7;
  *   1. snapshot.c's dump lock (one dump at a time; the dump takes what
  *      follows);
- *   2. python.c's code-object lock (hook.c's fork handler takes it first);
+ *   2. python.c's code-object lock (init.c's fork handler takes it first);
  *   3. the callsite shards' mutexes, 0..63;
  *   4. the live-block index: its directory lock, the spans that have a
  *      table in the order they got it, the big table (spin locks,
