@@ -304,6 +304,12 @@ MT_HIDDEN bool mt__same_object(const void *a, const void *b);
 /* The allocator's own figures, gathered on the dump thread. */
 MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 
+/* ---- procstat.c: the process's figures from /proc ---- */
+/* Adds the process's size and resident set, their peaks and its anonymous
+ * mappings to st (glibc_heads: count glibc's arena heaps among them, into
+ * st->arenas); on the dump thread. */
+MT_HIDDEN void mt__proc_stats(mt_alloc_stats_t *st, bool glibc_heads);
+
 /* ---- sample.c: Poisson sampling by bytes ---- */
 extern uint64_t mt__sample_mean MT_HIDDEN; /* 0: exact mode */
 MT_HIDDEN void mt__sample_init(void);
