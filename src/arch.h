@@ -12,7 +12,7 @@
  * Still x86-64 only, and said where it is: unwind.c's frame-size table
  * takes a return address to lie just below its caller's stack pointer,
  * which a call pushes there (on aarch64 no frame would qualify and every
- * walk would be libunwind's); hook.c's exit_caller_sp, attach.c's
+ * walk would be libunwind's); init.c's exit_caller_sp, attach.c's
  * plt_stub and trigger.c's interrupted_safely read x86-64 instructions
  * (MT_ARCH_X86_64 turns the first two off elsewhere; the third has its own
  * fallback).

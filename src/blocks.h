@@ -2,7 +2,7 @@
 /*
  * blocks.h - the live-block index: the 64-bit meta of every live heap block
  * memtrace recorded, found from the block's address. What a meta means
- * (site, owner, accounting) is table.c's; this index only keeps it.
+ * (site, owner, accounting) is heap.c's; this index only keeps it.
  *
  * A directory of spans of 256 KiB of address space (two array loads from an
  * address to its span, a directory page of 16,384 spans mapped when the
@@ -10,7 +10,7 @@
  * of 8-byte entries under its own spin lock, grown by doubling, never
  * shrunk; a block no span can key goes to one table of 16-byte entries
  * beside them (the big table). The hot paths (put, take, the probes) are
- * inline here, so the hooks that reach them through table.c cost what they
+ * inline here, so the hooks that reach them through heap.c cost what they
  * did when this was one file; growth, the big table, the walks and the
  * locks for a fork are in blocks.c.
  *
@@ -46,7 +46,7 @@
  * where the memory does not matter), at most 70 % beyond. */
 #define SPAN_ROOMY_LG 10
 /* A block's meta, as the index keeps it: the requested size above
- * MT_META_SIZE_SHIFT, below it what table.c puts there (site id, owner,
+ * MT_META_SIZE_SHIFT, below it what heap.c puts there (site id, owner,
  * Python object), never all zero. */
 #define MT_META_SIZE_SHIFT 26
 #define META_LOW ((1ull << MT_META_SIZE_SHIFT) - 1)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hook.c - the entry points libmemtrace.so exports in place of the malloc
- * family and the mmap family, and the start-up, fork and exit handling;
+ * family and the mmap family, and those around signals, id changes, _exit
+ * and the public API; init.c has their start-up, fork and exit handling;
  * pyalloc.c wraps CPython's allocator domains and cxx.c C++'s operators,
  * all through hook.h's recording path. What follows holds for all three.
  *
@@ -10,8 +11,8 @@
  *    whose results, errno and realloc(p, 0) semantics the program sees as is;
  *  - only the outermost call of a thread is recorded (mt__tl_busy): allocations
  *    made by memtrace itself, libunwind or libc helpers it calls are not;
- *  - dlsym's own allocations during start-up come from a static pool that
- *    free/realloc/malloc_usable_size recognise forever after;
+ *  - dlsym's own allocations during start-up come from a static pool
+ *    (init.c) that free/realloc/malloc_usable_size recognise forever after;
  *  - a block is removed from the tables before the real free and added after
  *    the real malloc, so an address reused by another thread is never lost;
  *  - under AT_SECURE (setuid/setgid) nothing is tracked or written.
@@ -40,27 +41,23 @@
  * Not: pthread_getattr_np (the thread's lock: it hung the JVM), stdio,
  * /proc reads (a seccomp sandbox may trap open), malloc_info; dladdr and
  * memtrace's own module walks run at start and on the dump thread. The
- * first call's initialisation (init) runs once, before the program's
+ * first call's initialisation (mt__init, init.c) runs once, before the program's
  * threads exist in every case seen, and may use more (secure_getenv,
  * dladdr, pthread_key_create, pthread_atfork).
  */
 #define _GNU_SOURCE
 /* mmap and mmap64 are both defined here: no 64-bit-offset renaming */
 #undef _FILE_OFFSET_BITS
-#include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "memtrace.h"
@@ -70,234 +67,8 @@
 
 __thread int mt__tl_busy TLS_IE;
 __thread uintptr_t mt__tl_entry_slot TLS_IE;
-static __thread int tl_resolving TLS_IE;
 
-struct mt_real mt__real;
-static const mt_backend_t *be = &sysbe;
-const mt_backend_t *mt__jebe;
-
-int mt__resolve_state = RES_NONE;
-int mt__init_state = INIT_NONE;
-static pid_t main_pid;
-static int exit_dumped;
-
-uint64_t mt__start_wall_ns, mt__start_mono_ns;
-
-/* ---- the bootstrap pool: dlsym's calloc before the real one is known ---- */
-#define POOL_SIZE (256u << 10)
-static char pool[POOL_SIZE] __attribute__((aligned(64)));
-static size_t pool_used;
-
-static bool in_pool(const void *p)
-{
-	return (const char *)p >= pool && (const char *)p < pool + POOL_SIZE;
-}
-
-/* 16-byte header holding the size; the memory is zero and never reused. */
-static void *pool_alloc(size_t size, size_t align)
-{
-	if (align < 16)
-		align = 16;
-	if (size > POOL_SIZE || align > 4096)
-		return NULL;
-	size_t old = __atomic_load_n(&pool_used, __ATOMIC_RELAXED), start, end;
-	do {
-		start = (old + 16 + align - 1) & ~(align - 1);
-		end = start + size;
-		if (end > POOL_SIZE)
-			return NULL;
-	} while (!__atomic_compare_exchange_n(&pool_used, &old, end, true, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
-	*(size_t *)(pool + start - 16) = size;
-	mt__filter_pin(pool + start); /* free() sends it to free_slow */
-	return pool + start;
-}
-
-static size_t pool_size(const void *p)
-{
-	return *(const size_t *)((const char *)p - 16);
-}
-
-/* ---- start-up ---- */
-
-/* dlopen'ed (memtrace attach): nothing starts until mt_attach says so. A
- * call to memtrace's malloc before it (gdb allocates the strings it passes
- * with the malloc it finds first, memtrace's) is forwarded untracked, to
- * the program's own. */
-static int dlopened, attach_starting;
-
-/* The function a hook forwards to: the next in the chain when preloaded;
- * attached, the program's own (attach.c). */
-void *mt__next_sym(const char *name)
-{
-	return dlopened ? mt__attach_sym(name) : dlsym(RTLD_NEXT, name);
-}
-
-/* Each row of hooks.h redeclared: the compiler refuses a row whose type is
- * not the one libc declares for its name (nor, below, an entry point's). */
-#define X(name, ret, params, need) ret name params;
-MT_HOOKS_MALLOC(X)
-MT_HOOKS_MMAP(X)
-MT_HOOKS_PROCESS(X)
-#undef X
-
-/* Looks up the function of each row, in table order. Without a REQUIRED one
- * nothing can be forwarded: the process ends, saying which; an OPTIONAL one
- * missing fails only its own entry point's calls. */
-void mt__resolve(void)
-{
-	int expect = RES_NONE;
-	if (!__atomic_compare_exchange_n(&mt__resolve_state, &expect, RES_BUSY, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
-		while (__atomic_load_n(&mt__resolve_state, __ATOMIC_ACQUIRE) != RES_DONE)
-			sched_yield();
-		return;
-	}
-	tl_resolving = 1;
-	const char *missing = NULL;
-#define X(name, ret, params, need)                            \
-	mt__real.m.name = (ret(*) params)mt__next_sym(#name); \
-	if (need && !mt__real.m.name && !missing)              \
-		missing = #name;
-	MT_HOOKS_MALLOC(X)
-#undef X
-#define X(name, ret, params, need)                          \
-	mt__real.name = (ret(*) params)mt__next_sym(#name); \
-	if (need && !mt__real.name && !missing)              \
-		missing = #name;
-	MT_HOOKS_MMAP(X)
-	MT_HOOKS_PROCESS(X)
-#undef X
-	tl_resolving = 0;
-	if (missing) {
-		static const char a[] = "memtrace: cannot find the real ", b[] = "; aborting\n";
-		(void)mt__write_all(2, a, sizeof(a) - 1);
-		(void)mt__write_all(2, missing, strlen(missing));
-		(void)mt__write_all(2, b, sizeof(b) - 1);
-		abort(); /* nothing can be forwarded: there is no safe way on */
-	}
-	__atomic_store_n(&mt__resolve_state, RES_DONE, __ATOMIC_RELEASE);
-}
-
-
-/*
- * Where the leak scan starts reading this thread's stack at exit: above
- * exit()'s own frame, which holds libc's state and, in the words its frames
- * never write, stale words of the program's returned calls (memcheck skips
- * those as undefined; a scan cannot tell them from pointers). The return
- * address into exit() is found above our frame; exit()'s frame (glibc:
- * `sub $N, %rsp`, then the call) is skipped with it. Else: from our caller.
- */
-static uintptr_t exit_caller_sp(void)
-{
-	uintptr_t here = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
-	const unsigned char *fn = (const unsigned char *)(uintptr_t)&exit;
-	size_t frame = 0, at = 0;
-	if (MT_ARCH_X86_64 && fn[0] == 0xf3 && fn[1] == 0x0f && fn[2] == 0x1e && fn[3] == 0xfa)
-		at = 4; /* endbr64 */
-	if (MT_ARCH_X86_64 && fn[at] == 0x48 && fn[at + 1] == 0x83 && fn[at + 2] == 0xec)
-		frame = fn[at + 3]; /* sub $imm8, %rsp */
-	for (uintptr_t a = here; a < here + (16u << 10); a += 8) {
-		uintptr_t v = *(const uintptr_t *)a;
-		if (v > (uintptr_t)fn && v < (uintptr_t)fn + 64)
-			return a + 8 + frame;
-	}
-	return here;
-}
-
-void mt__exit_dump(void)
-{
-	/* the leak scan reads this thread's stack from exit()'s caller up:
-	 * memtrace's own frames and exit()'s hold stale words, not the
-	 * program's pointers */
-	if (!mt__scan_from)
-		mt__scan_from = exit_caller_sp();
-	mt__snapshot_exiting();
-	if (!mt__opt.at_exit || __atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
-		return;
-	if (getpid() != main_pid)
-		main_pid = getpid(); /* a forked child writes its own pid's file */
-	mt__tl_busy++;
-	(void)mt__dump(MT_REASON_EXIT, NULL, 0);
-	mt__tl_busy--;
-}
-
-/* The code table's lock comes before the tables' (python.c). */
-static void atfork_prepare(void)
-{
-	if (mt__init_state == INIT_READY) {
-		mt__py_lock();
-		mt__table_lock_all();
-	}
-}
-
-static void atfork_parent(void)
-{
-	if (mt__init_state == INIT_READY) {
-		mt__table_unlock_all();
-		mt__py_unlock();
-	}
-}
-
-static void atfork_child(void)
-{
-	if (mt__init_state == INIT_READY) {
-		mt__table_unlock_all();
-		mt__table_atfork_child();
-		mt__py_atfork_child();
-	}
-	mt__snapshot_atfork_child();
-	mt__trigger_atfork_child();
-	if (mt__init_state == INIT_READY && mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
-		/* memtrace run --no-children: this child runs untracked and
-		 * writes nothing */
-		__atomic_store_n(&exit_dumped, 1, __ATOMIC_RELEASE);
-		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
-	}
-}
-
-
-void mt__init(void)
-{
-	if (dlopened && !attach_starting)
-		return;
-	int expect = INIT_NONE;
-	if (!__atomic_compare_exchange_n(&mt__init_state, &expect, INIT_BUSY, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE))
-		return; /* another thread is on it: this call goes untracked */
-
-	mt__tl_busy++;
-	main_pid = getpid();
-	if (getauxval(AT_SECURE)) {
-		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
-		mt__tl_busy--;
-		return;
-	}
-	mt__start_wall_ns = mt__now_ns(CLOCK_REALTIME);
-	mt__start_mono_ns = mt__now_ns(CLOCK_MONOTONIC);
-	mt__options_init();
-	if (mt__opt.only_pid && getpid() != (pid_t)mt__opt.only_pid) {
-		/* a child of the one process to profile (run --no-children) */
-		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
-		mt__tl_busy--;
-		return;
-	}
-	mt__snapshot_init();
-	if (!mt__table_init()) {
-		mt__warn("cannot set up tables; tracking is off");
-		__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
-		mt__tl_busy--;
-		return;
-	}
-	mt__unwind_init();
-	mt__sample_init();
-	mt__arena_tune();
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	atexit(mt__exit_dump); /* also ends signal and timer dumps cleanly */
-	__atomic_store_n(&mt__init_state, INIT_READY, __ATOMIC_RELEASE);
-	mt__tl_busy--;
-}
-
+/* ---- the per-thread guard, for the rest of memtrace ---- */
 
 void mt__thread_untracked(void)
 {
@@ -316,85 +87,13 @@ int mt__thread_busy_swap(int busy)
 	return old;
 }
 
-/* Whether memtrace is in the global scope (LD_PRELOAD, or linked): the
- * symbol lookup that makes the program's calls memtrace's. A library that
- * gdb dlopen'ed for `memtrace attach` is not, and waits for mt_attach. */
-static void *global_scope(void)
-{
-	/* the main program's handle: dlsym on it searches the global scope
-	 * only (RTLD_DEFAULT would search memtrace's own local scope too) */
-	return dlopen(NULL, RTLD_NOW | RTLD_NOLOAD);
-}
-
-bool mt__preloaded(void)
-{
-	void *g = global_scope();
-	bool in = g && dlsym(g, "mt_attach") != NULL;
-	(void)dlerror(); /* not found (attached) leaves the program no error */
-	return in;
-}
-
-uint64_t mt__attach_wall_ns;
-
-/* The attach (attach.c): the start a preload has at its first call and
- * in its constructor, the functions forwarded to being the program's own
- * (next_sym). In a running interpreter, Python's allocator domains are
- * wrapped as under a preload: by a pending call, which the interpreter's
- * own thread runs with the GIL held. */
-bool mt__attach_start(void)
-{
-	ENSURE_RESOLVED();
-	mt__tl_busy++;
-	attach_starting = 1;
-	if (!tracking()) {
-		mt__tl_busy--;
-		return false;
-	}
-	mt__attach_wall_ns = mt__start_wall_ns;
-	mt__allocator_detect();
-	mt__trigger_init();
-	mt__python_init();
-	(void)dlerror();
-	mt__tl_busy--;
-	return true;
-}
-
-/* The detach: tracking off, no snapshot at exit, the signals given back. */
-void mt__attach_stop(void)
-{
-	mt__opt.at_exit = 0;
-	__atomic_store_n(&mt__init_state, INIT_OFF, __ATOMIC_RELEASE);
-	mt__trigger_release();
-}
-
-/* Runs after libc is initialised (it is our dependency), so the signal
- * handler is installed here rather than at the first malloc. */
-__attribute__((constructor)) static void mt_ctor(void)
-{
-	if (!mt__preloaded()) {
-		dlopened = 1; /* by `memtrace attach`: mt_attach starts it */
-		return;
-	}
-	ENSURE_RESOLVED();
-	if (mt__tl_busy || !tracking())
-		return;
-	mt__tl_busy++;
-	/* the switch to jemalloc: what was allocated before stays the
-	 * system's, and goes back to it (the owner bit in the table) */
-	if (mt__opt.allocator == MT_ALLOC_JEMALLOC && mt__sample_mean)
-		mt__warn("MEMTRACE_ALLOCATOR=jemalloc does not go with MEMTRACE_SAMPLE (unsampled "
-			 "blocks would have no known owner); the system allocator stays");
-	else if (mt__opt.allocator == MT_ALLOC_JEMALLOC && (mt__jebe = mt__jemalloc_load()))
-		__atomic_store_n(&be, mt__jebe, __ATOMIC_RELEASE);
-	mt__allocator_detect();
-	mt__cxx_resolve();
-	mt__trigger_init();
-	mt__python_init();
-	(void)dlerror(); /* memtrace's lookups of names no object defines (a C
-			  * program's Python and C++ symbols) leave no error for
-			  * the program's own dlerror() */
-	mt__tl_busy--;
-}
+/* Each row of hooks.h redeclared: the compiler refuses a row whose type is
+ * not the one libc declares for its name (nor, below, an entry point's). */
+#define X(name, ret, params, need) ret name params;
+MT_HOOKS_MALLOC(X)
+MT_HOOKS_MMAP(X)
+MT_HOOKS_PROCESS(X)
+#undef X
 
 /* ---- recording ---- */
 
@@ -473,15 +172,15 @@ __attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
 static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
 	if (MT_UNLIKELY(mt__resolve_state != RES_DONE)) {
-		if (tl_resolving)
-			return pool_alloc(size, 16);
+		if (mt__tl_resolving)
+			return mt__pool_alloc(size, 16);
 		mt__resolve();
 	}
 	if (mt__sample_mean && !mt__tl_busy && mt__init_state == INIT_READY && unsampled(size))
 		return mt__real.m.malloc(size);
 	if (!ENTER())
 		return mt__real.m.malloc(size);
-	const mt_backend_t *b = be;
+	const mt_backend_t *b = mt__be;
 	void *p = keep(b, b->malloc(size), size, 0, 0);
 	LEAVE();
 	return p;
@@ -534,13 +233,13 @@ EXPORT void *calloc(size_t n, size_t size)
 		return NULL;
 	}
 	if (MT_UNLIKELY(mt__resolve_state != RES_DONE)) {
-		if (tl_resolving)
-			return pool_alloc(n * size, 16);
+		if (mt__tl_resolving)
+			return mt__pool_alloc(n * size, 16);
 		mt__resolve();
 	}
 	if (!ENTER())
 		return mt__real.m.calloc(n, size);
-	const mt_backend_t *b = be;
+	const mt_backend_t *b = mt__be;
 	void *p = unsampled(n * size) ? b->calloc(n, size)
 				      : keep(b, b->calloc(n, size), n * size, 0, 1);
 	LEAVE();
@@ -596,7 +295,7 @@ static void *do_realloc(void *p, size_t size)
 
 	uint64_t meta = unrecorded(p) ? 0 : mt__heap_detach(p);
 	const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
-	const mt_backend_t *nb = be;
+	const mt_backend_t *nb = mt__be;
 	void *q;
 	int saved;
 	if (ob == nb) {
@@ -654,7 +353,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	ENSURE_RESOLVED();
 	if (!ENTER())
 		return mt__real.m.posix_memalign(out, align, size);
-	const mt_backend_t *b = be;
+	const mt_backend_t *b = mt__be;
 	void *p = NULL;
 	int r = b->posix_memalign(&p, align, size);
 	if (r == 0) {
@@ -681,7 +380,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		}                                                                               \
 		if (!ENTER())                                                                   \
 			return mt__real.m.name args;                                                \
-		const mt_backend_t *b = be;                                                     \
+		const mt_backend_t *b = mt__be;                                                     \
 		void *p = b->name args;                                                         \
 		if (p && !unsampled(size_expr) && !record_heap(p, size_expr, owner_of_be(b)) && \
 		    b != &sysbe) {                                                              \
@@ -865,25 +564,10 @@ MT_ID_CHANGES(X)
 
 /* ---- process exit ---- */
 
-static void dump_on_uexit(void)
-{
-	/* a vfork child shares the parent's memory: touch nothing there */
-	if (mt__init_state != INIT_READY || getpid() != main_pid)
-		return;
-	mt__snapshot_exiting();
-	if (!mt__opt.at_exit)
-		return;
-	if (__atomic_exchange_n(&exit_dumped, 1, __ATOMIC_ACQ_REL))
-		return;
-	mt__tl_busy++;
-	(void)mt__dump(MT_REASON_UEXIT, NULL, 0);
-	mt__tl_busy--;
-}
-
 EXPORT void _exit(int status)
 {
 	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
-	dump_on_uexit();
+	mt__uexit_dump();
 	ENSURE_RESOLVED();
 	mt__real._exit(status);
 	__builtin_unreachable();
@@ -892,7 +576,7 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status)
 {
 	mt__scan_from = mt__frame_caller_sp((uintptr_t)__builtin_frame_address(0));
-	dump_on_uexit();
+	mt__uexit_dump();
 	ENSURE_RESOLVED();
 	mt__real._Exit(status);
 	__builtin_unreachable();

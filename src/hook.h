@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hook.h - what every entry point shares (hook.c: the malloc and mmap
- * families, start-up, fork and exit; pyalloc.c: CPython's allocator
- * domains; cxx.c: C++'s operators): the functions forwarded to, the
- * per-thread guard, and the recording path, inline so that each entry
- * point costs what it did when they were one file. hook.c's opening comment
- * says what a hook may call.
+ * families; pyalloc.c: CPython's allocator domains; cxx.c: C++'s
+ * operators; init.c their start-up, fork and exit): the functions forwarded
+ * to, the per-thread guard, the bootstrap pool, and the recording path,
+ * inline so that each entry point costs what it did when they were one
+ * file. hook.c's opening comment says what a hook may call.
  */
 #ifndef MT_HOOK_H
 #define MT_HOOK_H
@@ -33,7 +33,7 @@ extern __thread int mt__tl_busy TLS_IE MT_HIDDEN;
 extern __thread uintptr_t mt__tl_entry_slot TLS_IE MT_HIDDEN;
 
 /* The functions the hooks forward to, one per row of hooks.h's tables with
- * a function of its own (hook.c resolves them). */
+ * a function of its own (init.c resolves them). */
 struct mt_real {
 	mt_backend_t m; /* the malloc family: the system allocator */
 #define X(name, ret, params, need) ret(*name) params;
@@ -43,23 +43,47 @@ struct mt_real {
 };
 extern struct mt_real mt__real MT_HIDDEN;
 
-/* Tracked calls go to hook.c's backend: the system allocator (sysbe, the
- * next in the chain) or jemalloc (arena.c). Everything else goes to the
- * system. */
+/* Tracked calls go to mt__be: the system allocator (sysbe, the next in the
+ * chain) or jemalloc (arena.c), chosen once in init.c's constructor.
+ * Everything else goes to the system. */
 #define sysbe (mt__real.m)
+extern const mt_backend_t *mt__be MT_HIDDEN;
 extern const mt_backend_t *mt__jebe MT_HIDDEN; /* jemalloc, once loaded */
 
 enum { RES_NONE, RES_BUSY, RES_DONE };
 enum { INIT_NONE, INIT_BUSY, INIT_READY, INIT_OFF };
 extern int mt__resolve_state MT_HIDDEN, mt__init_state MT_HIDDEN;
 
-/* hook.c */
+/* init.c */
 MT_HIDDEN void mt__resolve(void);
 MT_HIDDEN void mt__init(void);
 MT_HIDDEN void *mt__next_sym(const char *name);
+/* Set while this thread runs mt__resolve: what dlsym allocates meanwhile
+ * comes from the bootstrap pool. */
+extern __thread int mt__tl_resolving TLS_IE MT_HIDDEN;
+/* The bootstrap pool: dlsym's allocations before the real functions are
+ * known, never reused nor freed; free, realloc and malloc_usable_size know
+ * its blocks by their address forever after. A block has a 16-byte header
+ * holding its size; the memory is zero. */
+#define MT_POOL_SIZE (256u << 10)
+extern char mt__pool[MT_POOL_SIZE] MT_HIDDEN;
+MT_HIDDEN void *mt__pool_alloc(size_t size, size_t align);
+/* The snapshot of _exit and _Exit, which run no atexit handler. */
+MT_HIDDEN void mt__uexit_dump(void);
+/* hook.c */
 MT_HIDDEN mt_site_t *mt__python_site(int domain, int state);
 /* cxx.c */
 MT_HIDDEN void mt__cxx_resolve(void);
+
+static inline bool in_pool(const void *p)
+{
+	return (const char *)p >= mt__pool && (const char *)p < mt__pool + MT_POOL_SIZE;
+}
+
+static inline size_t pool_size(const void *p)
+{
+	return *(const size_t *)((const char *)p - 16);
+}
 
 #define ENSURE_RESOLVED()                                                                \
 	do {                                                                             \

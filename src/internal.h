@@ -3,9 +3,11 @@
  * internal.h - declarations shared between the files of libmemtrace.so,
  * grouped under the file that owns them. Nothing here is installed.
  *
- * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h) -> unwind.c
- * (stack) -> table.c (callsites, counters, mappings; blocks.h the live
- * blocks) -> snapshot.c (dump file). options.c is read once
+ * Data flow: hook.c, pyalloc.c, cxx.c (entry points; hook.h; init.c their
+ * start, fork and exit) -> unwind.c (stack) -> the table: sites.c
+ * (callsites), heap.c (live blocks, per-thread counters; blocks.h the
+ * index), mappings.c, table.c (totals, the dump's gather; table.h) ->
+ * snapshot.c (dump file). options.c is read once
  * at start; ialloc.c is the private allocator every hook path uses; util.c has
  * the stdio-free helpers.
  */
@@ -114,7 +116,8 @@ MT_HIDDEN void mt__leak_scan_info(mt_leak_info_t *i);
  * when it has none. */
 MT_HIDDEN const uint64_t *mt__leak_site(uint32_t id);
 MT_HIDDEN void mt__leak_scan_done(void);
-/* table.c, for the scan's child (one thread; the parent held the locks) */
+/* sites.c and heap.c, for the scan's child (one thread; the parent held
+ * the locks) */
 MT_HIDDEN uint32_t mt__site_id_end(void);
 MT_HIDDEN size_t mt__heap_count_unlocked(void);
 MT_HIDDEN size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap);
@@ -179,13 +182,18 @@ MT_HIDDEN void mt__unwind_init(void);
  * periodic checks against libunwind disagreed. */
 MT_HIDDEN void mt__unwind_stats(uint64_t *fast, uint64_t *mismatched);
 
-/* ---- table.c ---- */
+/* ---- sites.c: callsites ---- */
 typedef struct mt_site mt_site_t;
 
-MT_HIDDEN bool mt__table_init(void);
 /* The callsite for this stack in this domain, created on first sight. NULL
  * when the tables are out of memory (the allocation goes untracked). */
 MT_HIDDEN mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain);
+/* Calls fn for every callsite; counters are read without stopping writers. */
+MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
+/* A callsite's frames (they never change once made). */
+MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
+
+/* ---- heap.c: live heap blocks and their counting ---- */
 /* Heap: record a new live block, forget a freed one (returns false when
  * memtrace never saw the pointer). */
 MT_HIDDEN bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner);
@@ -229,18 +237,19 @@ MT_HIDDEN void mt__heap_foreach_pyobj(void (*fn)(uintptr_t p, uint64_t size, uin
 				      void *arg);
 /* The callsite an entry was recorded at (NULL if unknown). */
 MT_HIDDEN mt_site_t *mt__meta_site(uint64_t meta);
-/* Anonymous mappings: add a region, remove any tracked bytes in a range. */
+
+/* ---- mappings.c: anonymous mappings ---- */
+/* Add a region, remove any tracked bytes in a range. */
 MT_HIDDEN void mt__mmap_add(void *p, size_t len, mt_site_t *site);
 MT_HIDDEN void mt__mmap_remove(void *p, size_t len);
 /* As mt__mmap_remove; returns the site that held the first bytes removed. */
 MT_HIDDEN mt_site_t *mt__mmap_detach(void *p, size_t len);
+
+/* ---- table.c: totals, reading, the dump's gather, fork ---- */
+MT_HIDDEN bool mt__table_init(void);
 MT_HIDDEN void mt__count_untracked(void);
 MT_HIDDEN void mt__totals_get(mt_totals_t *t);
 MT_HIDDEN void mt__reset_peak(void);
-/* Calls fn for every callsite; counters are read without stopping writers. */
-MT_HIDDEN void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg);
-/* A callsite's frames (they never change once made). */
-MT_HIDDEN const uintptr_t *mt__site_frames(const mt_site_t *s, int *n);
 MT_HIDDEN void mt__site_read(const mt_site_t *s, uint32_t *id, int *domain, int *nframes,
 			     const uintptr_t **frames, uint64_t counters[MT_SITE_NCOUNTERS]);
 /* Fork: take every table lock in order, release in parent, reset in child. */
@@ -295,6 +304,12 @@ MT_HIDDEN bool mt__same_object(const void *a, const void *b);
 /* The allocator's own figures, gathered on the dump thread. */
 MT_HIDDEN void mt__alloc_stats(mt_alloc_stats_t *st);
 
+/* ---- procstat.c: the process's figures from /proc ---- */
+/* Adds the process's size and resident set, their peaks and its anonymous
+ * mappings to st (glibc_heads: count glibc's arena heaps among them, into
+ * st->arenas); on the dump thread. */
+MT_HIDDEN void mt__proc_stats(mt_alloc_stats_t *st, bool glibc_heads);
+
 /* ---- sample.c: Poisson sampling by bytes ---- */
 extern uint64_t mt__sample_mean MT_HIDDEN; /* 0: exact mode */
 MT_HIDDEN void mt__sample_init(void);
@@ -336,7 +351,7 @@ MT_HIDDEN void mt__attach_patch(void);
 /* The program's own definition of a function (its global scope's, past a
  * non-PIE executable's PLT entry). */
 MT_HIDDEN void *mt__attach_sym(const char *name);
-/* hook.c: whether memtrace is in the global scope (preloaded or linked);
+/* init.c: whether memtrace is in the global scope (preloaded or linked);
  * its start and end when attached. */
 MT_HIDDEN bool mt__preloaded(void);
 MT_HIDDEN bool mt__attach_start(void);
@@ -440,6 +455,8 @@ MT_HIDDEN bool mt__thread_idle(void);
 /* Sets the calling thread's hook depth, returning the old one: at 1,
  * nothing it allocates is tracked. */
 MT_HIDDEN int mt__thread_busy_swap(int busy);
+
+/* ---- init.c: start-up, fork and exit ---- */
 /* The at-exit snapshot, once (atexit; in CPython its own atexit, before
  * the interpreter is finalised). */
 MT_HIDDEN void mt__exit_dump(void);

@@ -24,7 +24,7 @@
  *     in a system call (/proc/self/task/TID/syscall); a running thread's
  *     whole stack is scanned;
  *   - the stacks of threads that have exited, which glibc keeps mapped for
- *     reuse (table.c remembers an address on each);
+ *     reuse (heap.c remembers an address on each);
  *   - shared and device mappings.
  * In other mappings that hold blocks (pymalloc's arenas, a large block's
  * own mapping) the words between the blocks are roots. Not seen: the

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sites.c - callsites: one record per (domain, stack), made on first sight
+ * and never freed, found by stack from the hooks and by id from a block's
+ * meta (table.h).
+ *
+ * 64 shards by stack hash, each an open-addressing index of {hash, site}
+ * under its own mutex (table.c's lock order: 3); in front of them a
+ * per-thread cache in the thread's block, read without a lock. Ids are 24
+ * bits (0 = none), published in a two-level array read lock-free. A site's
+ * frames never change once made; its counts are written with atomic adds.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+#include "table.h"
+
+#define SITE_SHARDS 64
+
+/* A shard's index: open addressing on the stack hash, each slot the hash
+ * and the site, so a probe reads no site record until the hashes agree
+ * (uthash's chained buckets cost a cache miss per record on the chain: at
+ * 100,000 callsites, half of every tracked call). Stacks with one 64-bit
+ * hash sit in neighbouring slots and are told apart by their frames. */
+struct site_slot {
+	uint64_t hash;
+	mt_site_t *site;
+};
+
+struct site_shard {
+	pthread_mutex_t lock;
+	struct site_slot *idx; /* NULL until the shard's first site */
+	uint32_t cap, count;   /* at most half full */
+} __attribute__((aligned(MT_CACHELINE)));
+
+static struct site_shard site_shards[SITE_SHARDS];
+mt_site_t **mt__site_ids[ID_CHUNKS];
+static uint32_t next_id = 1;
+
+void mt__sites_init(void)
+{
+	for (int i = 0; i < SITE_SHARDS; i++)
+		pthread_mutex_init(&site_shards[i].lock, NULL);
+}
+
+/* Two independent multiply lanes: half the latency of one serial chain. */
+static uint64_t stack_hash(const uintptr_t *frames, int n, int domain)
+{
+	uint64_t a = 0x9e3779b97f4a7c15ull ^ (uint64_t)(n * 2 + domain), b = 0xc2b2ae3d27d4eb4full;
+	int i = 0;
+	for (; i + 1 < n; i += 2) {
+		a = (a ^ frames[i]) * 0xff51afd7ed558ccdull;
+		b = (b ^ frames[i + 1]) * 0xc4ceb9fe1a85ec53ull;
+	}
+	if (i < n)
+		a = (a ^ frames[i]) * 0xff51afd7ed558ccdull;
+	uint64_t h = a ^ (b >> 29) ^ (a >> 32);
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h ? h : 1;
+}
+
+static bool publish_id(mt_site_t *s)
+{
+	uint32_t id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
+	if (id >= (1u << ID_BITS))
+		return false;
+	mt_site_t ***slot = &mt__site_ids[id / ID_CHUNK];
+	mt_site_t **chunk = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!chunk) {
+		mt_site_t **fresh = mt__map(ID_CHUNK * sizeof(*fresh));
+		if (!fresh)
+			return false;
+		if (__atomic_compare_exchange_n(slot, &chunk, fresh, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			chunk = fresh;
+		else
+			mt__unmap(fresh, ID_CHUNK * sizeof(*fresh));
+	}
+	s->id = id;
+	__atomic_store_n(&chunk[id % ID_CHUNK], s, __ATOMIC_RELEASE);
+	ADD(mt__totals.sites, 1);
+	return true;
+}
+
+static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			      int domain);
+
+/* The thread's callsite cache (table.h), NULL without a block. */
+static struct site_cache *my_sites(void)
+{
+	struct tl_block *b = my_block();
+	return b ? b->sites : NULL;
+}
+
+static inline bool same_site(const mt_site_t *s, const uintptr_t *frames, int n, int domain)
+{
+	return s->domain == domain && s->nframes == n &&
+	       memcmp(s->frames, frames, (size_t)n * sizeof(*frames)) == 0;
+}
+
+mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
+{
+	uint64_t h = stack_hash(frames, n, domain);
+	struct site_shard *sh = &site_shards[h % SITE_SHARDS];
+	mt_site_t *s;
+	unsigned slot = (unsigned)(h >> 32) % TL_CACHE;
+
+	struct site_cache *tl_sites = my_sites();
+	s = tl_sites ? tl_sites[slot].site : NULL;
+	if (s && tl_sites[slot].hash == h && same_site(s, frames, n, domain))
+		return s;
+	s = site_lookup(sh, h, frames, n, domain);
+	if (s && tl_sites) {
+		tl_sites[slot].hash = h;
+		tl_sites[slot].site = s;
+	}
+	return s;
+}
+
+/* The shard's low bits chose the shard: the slot starts from the others. */
+static inline uint32_t site_home(uint64_t h, uint32_t cap)
+{
+	return (uint32_t)(h >> 6) & (cap - 1);
+}
+
+/* Doubles a shard's index; false (index unchanged) when out of memory. */
+static bool site_idx_grow(struct site_shard *sh)
+{
+	uint32_t cap = sh->cap ? sh->cap * 2 : 64;
+	struct site_slot *t = mt__ialloc((size_t)cap * sizeof(*t)); /* zeroed */
+	if (!t)
+		return false;
+	for (uint32_t i = 0; i < sh->cap; i++) {
+		if (!sh->idx[i].site)
+			continue;
+		uint32_t j = site_home(sh->idx[i].hash, cap);
+		while (t[j].site)
+			j = (j + 1) & (cap - 1);
+		t[j] = sh->idx[i];
+	}
+	mt__ifree(sh->idx, (size_t)sh->cap * sizeof(*t));
+	sh->idx = t;
+	sh->cap = cap;
+	return true;
+}
+
+static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			      int domain)
+{
+	mt_site_t *s = NULL;
+	uint32_t i = 0;
+
+	pthread_mutex_lock(&sh->lock);
+	if (sh->cap) {
+		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
+			if (sh->idx[i].hash == h && same_site(sh->idx[i].site, frames, n, domain)) {
+				s = sh->idx[i].site;
+				goto out;
+			}
+	}
+	if ((sh->count + 1) * 2 > sh->cap) {
+		if (!site_idx_grow(sh))
+			goto out; /* out of memory: the allocation goes untracked */
+		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
+			;
+	}
+	s = mt__ialloc(sizeof(*s) + (size_t)n * sizeof(*frames));
+	if (!s)
+		goto out;
+	s->hash = h;
+	s->domain = (uint8_t)domain;
+	s->nframes = (uint8_t)n;
+	memcpy(s->frames, frames, (size_t)n * sizeof(*frames));
+	if (!publish_id(s)) {
+		/* more callsites than ids: the allocation goes untracked */
+		mt__ifree(s, sizeof(*s) + (size_t)n * sizeof(*frames));
+		s = NULL;
+		goto out;
+	}
+	sh->idx[i].hash = h;
+	sh->idx[i].site = s;
+	sh->count++;
+out:
+	pthread_mutex_unlock(&sh->lock);
+	return s;
+}
+
+void mt__sites_foreach(void (*fn)(const mt_site_t *, void *), void *arg)
+{
+	uint32_t n = __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+	if (n > (1u << ID_BITS))
+		n = 1u << ID_BITS;
+	for (uint32_t id = 1; id < n; id++) {
+		mt_site_t *s = site_by_id(id);
+		if (s)
+			fn(s, arg);
+	}
+}
+
+const uintptr_t *mt__site_frames(const mt_site_t *s, int *n)
+{
+	*n = s->nframes;
+	return s->frames;
+}
+
+uint32_t mt__site_id_end(void)
+{
+	return __atomic_load_n(&next_id, __ATOMIC_ACQUIRE);
+}
+
+/* ---- fork ---- */
+
+void mt__sites_lock_all(void)
+{
+	for (int i = 0; i < SITE_SHARDS; i++)
+		pthread_mutex_lock(&site_shards[i].lock);
+}
+
+void mt__sites_unlock_all(void)
+{
+	for (int i = SITE_SHARDS - 1; i >= 0; i--)
+		pthread_mutex_unlock(&site_shards[i].lock);
+}
