@@ -320,6 +320,21 @@ const char *mt_leak_mask_text(unsigned mask);
 /* One stderr line when a final snapshot has no scan, saying why: every
  * live block is then counted. */
 void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s);
+/* What suppressions took out of a report. */
+typedef struct mt_suppressed {
+	uint64_t bytes, blocks, sites;
+} mt_suppressed_t;
+/* Marks in keep (one per site) the sites a leak report or budget counts:
+ * live, in the view and, when suppress, covered by no suppression (each
+ * match counts as the suppression's hit; what they took goes to *sup). */
+void mt_sites_kept(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool suppress,
+		   bool *keep, mt_suppressed_t *sup);
+/* snap with the kept sites alone, each with the figures of the leak
+ * classes in mask (mask 0: all its live blocks), those left with none
+ * dropped; their sums in *bytes and *blocks. Only kept->sites is new: free
+ * it alone. */
+void mt_sites_of_classes(const mt_snap_t *snap, const bool *keep, unsigned mask, mt_snap_t *kept,
+			 uint64_t *bytes, uint64_t *blocks);
 
 /* ---- group.c: tracemalloc's statistics ---- */
 /* Groups the sites of a snapshot: live ones, or all when with_dead. */

@@ -79,22 +79,12 @@ static void tally(tally_t *t, const char *path, const mt_view_t *v, bool suppres
 {
 	mt_load_or_die(path, &t->snap);
 	t->sym = mt_sym_open(&t->snap);
-	mt_snap_t kept = t->snap;
-	kept.sites = mt_xmalloc((t->snap.nsites + 1) * sizeof(*kept.sites));
-	kept.nsites = 0;
-	t->bytes = t->blocks = 0;
-	for (size_t i = 0; i < t->snap.nsites; i++) {
-		const mt_snap_site_t *site = &t->snap.sites[i];
-		if (!site->live_count || !mt_site_passes(v, t->sym, site) ||
-		    (suppress && mt_supps_match(t->sym, site)))
-			continue;
-		mt_snap_site_t s = mask ? mt_leak_site(&t->snap, site, mask) : *site;
-		if (!s.live_count)
-			continue;
-		kept.sites[kept.nsites++] = s;
-		t->bytes += s.live_bytes;
-		t->blocks += s.live_count;
-	}
+	bool *keep = mt_xmalloc(t->snap.nsites + 1);
+	mt_suppressed_t sup;
+	mt_sites_kept(&t->snap, t->sym, v, suppress, keep, &sup);
+	mt_snap_t kept;
+	mt_sites_of_classes(&t->snap, keep, mask, &kept, &t->bytes, &t->blocks);
+	free(keep);
 	mt_stats_build(&kept, t->sym, v, false, &t->st);
 	free(kept.sites);
 }

@@ -71,31 +71,194 @@ typedef struct klass {
 	uint64_t bytes, blocks;
 } klass_t;
 
-/* A class's totals, and its groups when it is listed (grouping means
- * symbolizing: not for the classes only counted). */
-static void build_class(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v,
-			const bool *keep, unsigned mask, bool listed, klass_t *k)
+/* What the report says: computed once, then written as text or JSON. */
+typedef struct leaks {
+	mt_snap_t snap;
+	mt_sym_t *sym;
+	bool scanned;
+	unsigned show;		   /* the classes listed (a mask of 1 << MT_LEAK_*) */
+	int nk;			   /* scanned: a list per class; else one of every live block */
+	klass_t k[MT_LEAK_NCLASS]; /* a class's totals; its groups when listed */
+	uint64_t bytes, blocks;	   /* of the classes listed */
+	size_t ntrace;
+	mt_suppressed_t sup;
+	const mt_supp_t *supps; /* the loaded suppressions, the first nbuiltin built in */
+	size_t nsupps, nbuiltin;
+} leaks_t;
+
+static bool listed(const leaks_t *L, int i)
 {
-	mt_snap_t kept = *snap;
-	kept.sites = mt_xmalloc((snap->nsites + 1) * sizeof(*kept.sites));
-	kept.nsites = 0;
-	k->bytes = k->blocks = 0;
-	for (size_t i = 0; i < snap->nsites; i++) {
-		if (!keep[i])
-			continue;
-		mt_snap_site_t s = mt_leak_site(snap, &snap->sites[i], mask);
-		if (!s.live_count)
-			continue;
-		kept.sites[kept.nsites++] = s;
-		k->bytes += s.live_bytes;
-		k->blocks += s.live_count;
+	return !L->scanned || (L->show & (1u << i));
+}
+
+/* Loads the snapshot, says what it is (not final, no scan), and classes
+ * the sites that count: grouping means symbolizing, so only the classes
+ * listed are grouped. */
+static void compute(leaks_t *L, const char *path, const mt_view_t *v)
+{
+	mt_load_or_die(path, &L->snap);
+	const mt_snap_t *snap = &L->snap;
+	L->scanned = mt_leak_scanned(snap);
+	if (!mt_reason_final(snap->reason) && L->scanned)
+		fprintf(stderr,
+			"memtrace: note: %s was taken %s, not at exit: what was lost then is "
+			"shown; the program may still free what it holds\n",
+			snap->file, mt_reason_text(snap->reason));
+	else if (!mt_reason_final(snap->reason))
+		fprintf(stderr,
+			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
+			"necessarily leaks\n",
+			snap->file, mt_reason_text(snap->reason));
+	mt_leak_say_unscanned("leaks", snap);
+	L->sym = mt_sym_open(snap);
+	bool *keep = mt_xmalloc(snap->nsites + 1);
+	mt_sites_kept(snap, L->sym, v, true, keep, &L->sup);
+	L->nk = L->scanned ? MT_LEAK_NCLASS : 1;
+	for (int i = 0; i < L->nk; i++) {
+		klass_t *k = &L->k[i];
+		mt_snap_t kept;
+		mt_sites_of_classes(snap, keep, L->scanned ? 1u << i : 0, &kept, &k->bytes,
+				    &k->blocks);
+		memset(&k->st, 0, sizeof(k->st));
+		if (listed(L, i)) {
+			mt_stats_build(&kept, L->sym, v, false, &k->st);
+			mt_stats_sort(&k->st, MT_SORT_SIZE);
+			L->bytes += k->bytes;
+			L->blocks += k->blocks;
+			L->ntrace += k->st.n;
+		}
+		free(kept.sites);
 	}
-	memset(&k->st, 0, sizeof(k->st));
-	if (listed) {
-		mt_stats_build(&kept, sym, v, false, &k->st);
-		mt_stats_sort(&k->st, MT_SORT_SIZE);
+	free(keep);
+	L->supps = mt_supps(&L->nsupps, &L->nbuiltin);
+}
+
+static size_t shown_of(const klass_t *k, const mt_view_t *v)
+{
+	return v->limit && v->limit < k->st.n ? v->limit : k->st.n;
+}
+
+static void write_json(const leaks_t *L, const mt_view_t *v)
+{
+	const mt_snap_t *snap = &L->snap;
+	printf("{");
+	mt_json_snap(stdout, snap);
+	printf(",\"scan\":{\"status\":");
+	mt_json_str(stdout, !snap->scan_status ? "none" : mt_scan_status_text(snap->scan_status));
+	printf(",\"note\":");
+	mt_json_str(stdout, snap->scan_note ? snap->scan_note : "");
+	printf(",\"seconds\":%.6f,\"blocks\":%" PRIu64 ",\"root_bytes\":%" PRIu64
+	       ",\"threads\":%u,\"threads_without_sp\":%u}",
+	       snap->scan_ns / 1e9, snap->scan_blocks, snap->scan_root_bytes, snap->scan_threads,
+	       snap->scan_no_sp);
+	printf(",\"classes\":{");
+	for (int i = 0; L->scanned && i < L->nk; i++)
+		printf("%s\"%s\":{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 "}", i ? "," : "",
+		       mt_leak_class_name[i], L->k[i].bytes, L->k[i].blocks);
+	printf("},\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64 ",\"tracebacks\":%zu,"
+	       "\"suppressed_bytes\":%" PRIu64 ",\"suppressed_blocks\":%" PRIu64
+	       ",\"suppressed_tracebacks\":%" PRIu64 ",\"suppressions\":[",
+	       L->bytes, L->blocks, L->ntrace, L->sup.bytes, L->sup.blocks, L->sup.sites);
+	bool first = true;
+	for (size_t q = 0; q < L->nsupps; q++) {
+		if (!L->supps[q].hits)
+			continue;
+		printf("%s{\"pattern\":", first ? "" : ",");
+		mt_json_str(stdout, L->supps[q].text);
+		printf(",\"builtin\":%s,\"hits\":%" PRIu64 "}", q < L->nbuiltin ? "true" : "false",
+		       L->supps[q].hits);
+		first = false;
 	}
-	free(kept.sites);
+	printf("],\"leaks\":[");
+	first = true;
+	for (int i = 0; i < L->nk; i++) {
+		if (!listed(L, i))
+			continue;
+		for (size_t j = 0; j < shown_of(&L->k[i], v); j++) {
+			const mt_stat_t *e = &L->k[i].st.v[j];
+			printf("%s{\"class\":\"%s\",", first ? "" : ",",
+			       L->scanned ? mt_leak_class_name[i] : "live");
+			mt_json_group(stdout, e);
+			printf(",\"size\":%" PRIu64 ",\"count\":%" PRIu64 "}", e->size, e->count);
+			first = false;
+		}
+	}
+	printf("]}\n");
+}
+
+/* The scan's line and the classes' totals, or the one total without one. */
+static void write_text_totals(const leaks_t *L)
+{
+	const mt_snap_t *snap = &L->snap;
+	char ssize[32], text[64];
+	mt_format_size(ssize, sizeof(ssize), (double)L->sup.bytes, false);
+	if (!L->scanned) {
+		bytes_text(text, sizeof(text), L->bytes);
+		printf("Leaked: %s in %" PRIu64 " block%s from %zu traceback%s; "
+		       "suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
+		       text, L->blocks, MT_PL(L->blocks), L->ntrace, MT_PL(L->ntrace), ssize,
+		       L->sup.blocks, MT_PL(L->sup.blocks), L->sup.sites, MT_PL(L->sup.sites));
+		return;
+	}
+	char roots[32];
+	mt_format_size(roots, sizeof(roots), (double)snap->scan_root_bytes, false);
+	printf("Leak scan: %" PRIu64 " block%s, %s of roots, %u thread%s", snap->scan_blocks,
+	       MT_PL(snap->scan_blocks), roots, snap->scan_threads, MT_PL(snap->scan_threads));
+	if (snap->scan_no_sp)
+		printf(" (%u running: whole stacks read)", snap->scan_no_sp);
+	printf(", in %.1f ms\n", snap->scan_ns / 1e6);
+	for (int i = 0; i < L->nk; i++) {
+		bytes_text(text, sizeof(text), L->k[i].bytes);
+		printf("%s%c%s: %s in %" PRIu64 " block%s", i ? "; " : "",
+		       toupper((unsigned char)mt_leak_class_text[i][0]), mt_leak_class_text[i] + 1,
+		       text, L->k[i].blocks, MT_PL(L->k[i].blocks));
+	}
+	printf("; suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n", ssize,
+	       L->sup.blocks, MT_PL(L->sup.blocks), L->sup.sites, MT_PL(L->sup.sites));
+}
+
+/* LeakSanitizer's report: an entry a traceback, the suppressions that hit,
+ * the summary. */
+static void write_text(const leaks_t *L, const mt_view_t *v)
+{
+	mt_print_snap_line(stdout, "", &L->snap);
+	write_text_totals(L);
+	size_t more = 0;
+	for (int i = 0; i < L->nk; i++) {
+		if (!listed(L, i))
+			continue;
+		size_t shown = shown_of(&L->k[i], v);
+		more += L->k[i].st.n - shown;
+		for (size_t j = 0; j < shown; j++) {
+			const mt_stat_t *e = &L->k[i].st.v[j];
+			char size[32];
+			mt_format_size(size, sizeof(size), (double)e->size, false);
+			size_t sl = strlen(size);
+			bool in_bytes = sl > 2 && !strcmp(size + sl - 2, " B");
+			/* LeakSanitizer's words; the size in KiB or MiB once it is not in bytes */
+			printf("\n%s %" PRIu64 " byte(s)%s%s%s in %" PRIu64
+			       " object(s), allocated from:\n",
+			       L->scanned ? mt_leak_class_head[i] : "Leak of", e->size,
+			       in_bytes ? "" : " (", in_bytes ? "" : size, in_bytes ? "" : ")",
+			       e->count);
+			for (size_t t = 0; t < e->ntrace; t++)
+				print_frame((int)t, e->trace[t]);
+		}
+	}
+	if (more)
+		printf("\n... and %zu more traceback%s (--limit 0 shows all)\n", more, MT_PL(more));
+	bool first = true;
+	for (size_t q = 0; q < L->nsupps; q++) {
+		if (!L->supps[q].hits)
+			continue;
+		printf("%sSuppressed %" PRIu64 " traceback%s with %sleak:%s\n", first ? "\n" : "",
+		       L->supps[q].hits, MT_PL(L->supps[q].hits), q < L->nbuiltin ? "built-in " : "",
+		       L->supps[q].text);
+		first = false;
+	}
+	if (L->scanned)
+		printf("\nSUMMARY: memtrace: %" PRIu64 " byte(s) %s in %" PRIu64 " allocation(s).\n",
+		       L->bytes, mt_leak_mask_text(L->show), L->blocks);
 }
 
 int mt_cmd_leaks(int argc, char **argv)
@@ -108,12 +271,14 @@ int mt_cmd_leaks(int argc, char **argv)
 		{0},
 	};
 	mt_view_t v;
+	leaks_t L;
 	bool use_builtin = true;
 	const char **files = NULL; /* in argv */
 	size_t nfiles = 0;
-	unsigned show = MT_LEAK_DEFAULT;
 	int c;
 
+	memset(&L, 0, sizeof(L));
+	L.show = MT_LEAK_DEFAULT;
 	mt_view_init(&v);
 	v.group = MT_GROUP_TRACEBACK;
 	optind = 1;
@@ -127,7 +292,7 @@ int mt_cmd_leaks(int argc, char **argv)
 		} else if (c == 'B') {
 			use_builtin = false;
 		} else if (c == 'K') {
-			show = mt_leak_classes("leaks", "--show", optarg);
+			L.show = mt_leak_classes("leaks", "--show", optarg);
 		} else if (!mt_view_option(&v, "leaks", c, optarg)) {
 			mt_die_usage("leaks", "unknown option");
 		}
@@ -138,174 +303,15 @@ int mt_cmd_leaks(int argc, char **argv)
 	if (argc - optind != 1)
 		mt_die_usage("leaks", "needs exactly one snapshot file, got %d", argc - optind);
 	mt_supps_load(use_builtin, files, nfiles);
-	size_t nsupps, nbuiltin;
-	const mt_supp_t *supps = mt_supps(&nsupps, &nbuiltin);
-
-	mt_snap_t snap;
-	mt_load_or_die(argv[optind], &snap);
-	if (!mt_reason_final(snap.reason) && mt_leak_scanned(&snap))
-		fprintf(stderr,
-			"memtrace: note: %s was taken %s, not at exit: what was lost then is "
-			"shown; the program may still free what it holds\n",
-			snap.file, mt_reason_text(snap.reason));
-	else if (!mt_reason_final(snap.reason))
-		fprintf(stderr,
-			"memtrace: warning: %s was taken %s, not at exit: live blocks are not "
-			"necessarily leaks\n",
-			snap.file, mt_reason_text(snap.reason));
-	mt_leak_say_unscanned("leaks", &snap);
-	bool scanned = mt_leak_scanned(&snap);
-	mt_sym_t *sym = mt_sym_open(&snap);
-
-	/* the sites that count: in the view, not suppressed */
-	bool *keep = mt_xmalloc(snap.nsites + 1);
-	uint64_t sup_bytes = 0, sup_blocks = 0, sup_sites = 0;
-	for (size_t i = 0; i < snap.nsites; i++) {
-		const mt_snap_site_t *site = &snap.sites[i];
-		keep[i] = false;
-		if (!site->live_count || !mt_site_passes(&v, sym, site))
-			continue;
-		if (mt_supps_match(sym, site)) {
-			sup_bytes += site->live_bytes;
-			sup_blocks += site->live_count;
-			sup_sites++;
-			continue;
-		}
-		keep[i] = true;
-	}
-	/* scanned: one list per class; else one of every live block */
-	int nk = scanned ? MT_LEAK_NCLASS : 1;
-	klass_t k[MT_LEAK_NCLASS];
-	uint64_t bytes = 0, blocks = 0;
-	size_t ntrace = 0;
-	for (int i = 0; i < nk; i++) {
-		bool listed = !scanned || (show & (1u << i));
-		build_class(&snap, sym, &v, keep, scanned ? 1u << i : 0, listed, &k[i]);
-		if (listed) {
-			bytes += k[i].bytes;
-			blocks += k[i].blocks;
-			ntrace += k[i].st.n;
-		}
-	}
-
-	if (v.json) {
-		printf("{");
-		mt_json_snap(stdout, &snap);
-		printf(",\"scan\":{\"status\":");
-		mt_json_str(stdout, !snap.scan_status ? "none" : mt_scan_status_text(snap.scan_status));
-		printf(",\"note\":");
-		mt_json_str(stdout, snap.scan_note ? snap.scan_note : "");
-		printf(",\"seconds\":%.6f,\"blocks\":%" PRIu64 ",\"root_bytes\":%" PRIu64
-		       ",\"threads\":%u,\"threads_without_sp\":%u}",
-		       snap.scan_ns / 1e9, snap.scan_blocks, snap.scan_root_bytes, snap.scan_threads,
-		       snap.scan_no_sp);
-		printf(",\"classes\":{");
-		for (int i = 0; scanned && i < nk; i++)
-			printf("%s\"%s\":{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 "}", i ? "," : "",
-			       mt_leak_class_name[i], k[i].bytes, k[i].blocks);
-		printf("},\"leaked_bytes\":%" PRIu64 ",\"leaked_blocks\":%" PRIu64
-		       ",\"tracebacks\":%zu,"
-		       "\"suppressed_bytes\":%" PRIu64 ",\"suppressed_blocks\":%" PRIu64
-		       ",\"suppressed_tracebacks\":%" PRIu64 ",\"suppressions\":[",
-		       bytes, blocks, ntrace, sup_bytes, sup_blocks, sup_sites);
-		bool first = true;
-		for (size_t q = 0; q < nsupps; q++) {
-			if (!supps[q].hits)
-				continue;
-			printf("%s{\"pattern\":", first ? "" : ",");
-			mt_json_str(stdout, supps[q].text);
-			printf(",\"builtin\":%s,\"hits\":%" PRIu64 "}",
-			       q < nbuiltin ? "true" : "false", supps[q].hits);
-			first = false;
-		}
-		printf("],\"leaks\":[");
-		first = true;
-		for (int i = 0; i < nk; i++) {
-			if (scanned && !(show & (1u << i)))
-				continue;
-			size_t shown = v.limit && v.limit < k[i].st.n ? v.limit : k[i].st.n;
-			for (size_t j = 0; j < shown; j++) {
-				const mt_stat_t *e = &k[i].st.v[j];
-				printf("%s{\"class\":\"%s\",", first ? "" : ",",
-				       scanned ? mt_leak_class_name[i] : "live");
-				mt_json_group(stdout, e);
-				printf(",\"size\":%" PRIu64 ",\"count\":%" PRIu64 "}", e->size,
-				       e->count);
-				first = false;
-			}
-		}
-		printf("]}\n");
-	} else {
-		char size[32], ssize[32];
-		mt_print_snap_line(stdout, "", &snap);
-		if (scanned) {
-			char roots[32];
-			mt_format_size(roots, sizeof(roots), (double)snap.scan_root_bytes, false);
-			printf("Leak scan: %" PRIu64 " block%s, %s of roots, %u thread%s", snap.scan_blocks,
-			       MT_PL(snap.scan_blocks), roots, snap.scan_threads, MT_PL(snap.scan_threads));
-			if (snap.scan_no_sp)
-				printf(" (%u running: whole stacks read)", snap.scan_no_sp);
-			printf(", in %.1f ms\n", snap.scan_ns / 1e6);
-			for (int i = 0; i < nk; i++) {
-				char text[64];
-				bytes_text(text, sizeof(text), k[i].bytes);
-				printf("%s%c%s: %s in %" PRIu64 " block%s", i ? "; " : "",
-				       toupper((unsigned char)mt_leak_class_text[i][0]), mt_leak_class_text[i] + 1, text,
-				       k[i].blocks, MT_PL(k[i].blocks));
-			}
-			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
-			printf("; suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
-			       ssize, sup_blocks, MT_PL(sup_blocks), sup_sites, MT_PL(sup_sites));
-		} else {
-			char text[64];
-			bytes_text(text, sizeof(text), bytes);
-			mt_format_size(ssize, sizeof(ssize), (double)sup_bytes, false);
-			printf("Leaked: %s in %" PRIu64 " block%s from %zu traceback%s; "
-			       "suppressed: %s in %" PRIu64 " block%s from %" PRIu64 " traceback%s\n",
-			       text, blocks, MT_PL(blocks), ntrace, MT_PL(ntrace), ssize, sup_blocks,
-			       MT_PL(sup_blocks), sup_sites, MT_PL(sup_sites));
-		}
-		size_t more = 0;
-		for (int i = 0; i < nk; i++) {
-			if (scanned && !(show & (1u << i)))
-				continue;
-			size_t shown = v.limit && v.limit < k[i].st.n ? v.limit : k[i].st.n;
-			more += k[i].st.n - shown;
-			for (size_t j = 0; j < shown; j++) {
-				const mt_stat_t *e = &k[i].st.v[j];
-				mt_format_size(size, sizeof(size), (double)e->size, false);
-				size_t sl = strlen(size);
-				bool in_bytes = sl > 2 && !strcmp(size + sl - 2, " B");
-				/* LeakSanitizer's words; the size in KiB or MiB once it is not in bytes */
-				printf("\n%s %" PRIu64 " byte(s)%s%s%s in %" PRIu64
-				       " object(s), allocated from:\n",
-				       scanned ? mt_leak_class_head[i] : "Leak of", e->size, in_bytes ? "" : " (",
-				       in_bytes ? "" : size, in_bytes ? "" : ")", e->count);
-				for (size_t t = 0; t < e->ntrace; t++)
-					print_frame((int)t, e->trace[t]);
-			}
-		}
-		if (more)
-			printf("\n... and %zu more traceback%s (--limit 0 shows all)\n", more, MT_PL(more));
-		bool first = true;
-		for (size_t q = 0; q < nsupps; q++) {
-			if (!supps[q].hits)
-				continue;
-			printf("%sSuppressed %" PRIu64 " traceback%s with %sleak:%s\n",
-			       first ? "\n" : "", supps[q].hits, MT_PL(supps[q].hits),
-			       q < nbuiltin ? "built-in " : "", supps[q].text);
-			first = false;
-		}
-		if (scanned)
-			printf("\nSUMMARY: memtrace: %" PRIu64 " byte(s) %s in %" PRIu64
-			       " allocation(s).\n",
-			       bytes, mt_leak_mask_text(show), blocks);
-	}
-	for (int i = 0; i < nk; i++)
-		mt_stats_free(&k[i].st);
-	free(keep);
-	mt_sym_close(sym);
-	mt_snap_free(&snap);
+	compute(&L, argv[optind], &v);
+	if (v.json)
+		write_json(&L, &v);
+	else
+		write_text(&L, &v);
+	for (int i = 0; i < L.nk; i++)
+		mt_stats_free(&L.k[i].st);
+	mt_sym_close(L.sym);
+	mt_snap_free(&L.snap);
 	mt_supps_free();
 	free(files);
 	free(v.include);

@@ -308,3 +308,41 @@ void mt_leak_say_unscanned(const char *cmd, const mt_snap_t *s)
 
 /* "4400 bytes" below 10 KiB (where tracemalloc's size is in bytes too),
  * "196 KiB (200777 bytes)" above: the exact figure once. */
+
+void mt_sites_kept(const mt_snap_t *snap, mt_sym_t *sym, const mt_view_t *v, bool suppress,
+		   bool *keep, mt_suppressed_t *sup)
+{
+	memset(sup, 0, sizeof(*sup));
+	for (size_t i = 0; i < snap->nsites; i++) {
+		const mt_snap_site_t *site = &snap->sites[i];
+		keep[i] = false;
+		if (!site->live_count || !mt_site_passes(v, sym, site))
+			continue;
+		if (suppress && mt_supps_match(sym, site)) {
+			sup->bytes += site->live_bytes;
+			sup->blocks += site->live_count;
+			sup->sites++;
+			continue;
+		}
+		keep[i] = true;
+	}
+}
+
+void mt_sites_of_classes(const mt_snap_t *snap, const bool *keep, unsigned mask, mt_snap_t *kept,
+			 uint64_t *bytes, uint64_t *blocks)
+{
+	*kept = *snap;
+	kept->sites = mt_xmalloc((snap->nsites + 1) * sizeof(*kept->sites));
+	kept->nsites = 0;
+	*bytes = *blocks = 0;
+	for (size_t i = 0; i < snap->nsites; i++) {
+		if (!keep[i])
+			continue;
+		mt_snap_site_t s = mask ? mt_leak_site(snap, &snap->sites[i], mask) : snap->sites[i];
+		if (!s.live_count)
+			continue;
+		kept->sites[kept->nsites++] = s;
+		*bytes += s.live_bytes;
+		*blocks += s.live_count;
+	}
+}
