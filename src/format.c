@@ -37,7 +37,7 @@ const mt_rec_desc_t *mt_rec_desc(uint16_t type)
 }
 
 static const uint8_t fixed_len[] = {
-#define X(kind, ctype, fixed) fixed,
+#define X(kind, fixed) fixed,
 	MT_FIELD_KINDS(X)
 #undef X
 };

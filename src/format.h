@@ -322,18 +322,19 @@ static inline uint64_t mt_u64s_at(const mt_u64s_t *a, uint32_t i)
 	return a->raw ? mt__get_u64(a->raw + 8 * (size_t)i) : a->v[i];
 }
 
-/* Field kinds: X(kind, C type, bytes before its data). */
-#define MT_FIELD_KINDS(X)        \
-	X(u8, uint8_t, 1)        \
-	X(u32, uint32_t, 4)      \
-	X(i32, int32_t, 4)       \
-	X(u64, uint64_t, 8)      \
-	X(str, mt_str_t, 4)      \
-	X(bin, mt_str_t, 4)      \
-	X(u64s, mt_u64s_t, 4)
+/* Field kinds: X(kind, bytes before its data); MT_F_CTYPE_<kind> (below)
+ * is the C type a record's struct holds it as. */
+#define MT_FIELD_KINDS(X) \
+	X(u8, 1)          \
+	X(u32, 4)         \
+	X(i32, 4)         \
+	X(u64, 8)         \
+	X(str, 4)         \
+	X(bin, 4)         \
+	X(u64s, 4)
 
 enum mt_field_kind {
-#define X(kind, ctype, fixed) MT_F_##kind,
+#define X(kind, fixed) MT_F_##kind,
 	MT_FIELD_KINDS(X)
 #undef X
 };
@@ -449,7 +450,7 @@ enum mt_rec_type {
 	MT_REC_END = 0xffff,
 };
 
-/* One struct per record: mt_rec_meta_t ... */
+/* One struct per record, mt_rec_meta_t ...: each kind's C type. */
 #define MT_F_CTYPE_u8 uint8_t
 #define MT_F_CTYPE_u32 uint32_t
 #define MT_F_CTYPE_i32 int32_t

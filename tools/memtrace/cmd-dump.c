@@ -99,7 +99,7 @@ static void wrapped(FILE *f, const char *text, int at, int col)
 }
 
 static const char *const kind_names[] = {
-#define X(kind, ctype, fixed) #kind,
+#define X(kind, fixed) #kind,
 	MT_FIELD_KINDS(X)
 #undef X
 };
