@@ -73,6 +73,8 @@ MT_HIDDEN void mt__options_init(void);
 /* ---- ialloc.c: the private allocator (mmap-backed, never the hooked one) */
 MT_HIDDEN void *mt__ialloc(size_t size);
 MT_HIDDEN void mt__ifree(void *p, size_t size);
+/* Zeroed memory that is never freed, packed with no size-class rounding. */
+MT_HIDDEN void *mt__ialloc_keep(size_t size);
 /* Raw anonymous mapping; NULL on failure. */
 MT_HIDDEN void *mt__map(size_t size);
 MT_HIDDEN void mt__unmap(void *p, size_t size);

@@ -168,7 +168,7 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
 			;
 	}
-	s = mt__ialloc(sizeof(*s) + (size_t)n * sizeof(*frames));
+	s = mt__ialloc_keep(sizeof(*s) + (size_t)n * sizeof(*frames)); /* kept for good */
 	if (!s)
 		goto out;
 	s->hash = h;
@@ -176,8 +176,8 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 	s->nframes = (uint8_t)n;
 	memcpy(s->frames, frames, (size_t)n * sizeof(*frames));
 	if (!publish_id(s)) {
-		/* more callsites than ids: the allocation goes untracked */
-		mt__ifree(s, sizeof(*s) + (size_t)n * sizeof(*frames));
+		/* more callsites than ids: the allocation goes untracked (the
+		 * record's memory stays, as every site's does) */
 		s = NULL;
 		goto out;
 	}

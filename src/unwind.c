@@ -118,23 +118,36 @@ static inline bool in_self(uintptr_t a)
 	return a >= self_lo && a < self_hi;
 }
 
-/* The slot of a return address: its 16-byte unit within its 4 KiB code page
- * picks the slot within a 4 KiB page of the table (256 entries), a hash of
- * the code page picks the table page. The return addresses of one code
- * page share one table page: a short process that learns a few hundred
- * addresses touches (page faults in) a page of the table per page of code
- * it calls from, not a page per address (all 256 of them, 1 MiB). */
-static inline size_t fs_home(uintptr_t ra)
+/* Where a return address may sit: FS_PROBES slots from its home, then as
+ * many from a second place its hash picks. The home keeps neighbours
+ * together: 64 slots (1 KiB of the table) for each 4 KiB of code, the
+ * address's 16-byte unit within the code page picking one, and code pages
+ * side by side in the address space side by side in the table (it wraps
+ * every 4 MiB of code). A short process that learns a few hundred
+ * addresses then touches (pages in) one page of the table per four
+ * neighbouring pages of code it calls from, not a page per address: the
+ * interpreter of a Python program paged in 380 KiB of the 1 MiB table this
+ * way, 844 KiB with a hashed page per code page, all of it with a hashed
+ * slot per address. Code denser with calls than its 64 slots hold (V8's
+ * JIT code) goes on at the hashed place, so a run of such pages does not
+ * pile up into its neighbours' slots. Insert-only, filled in this order:
+ * an empty slot on the way ends a lookup. */
+#define FS_PROBES 16
+
+static inline size_t fs_slot(uintptr_t ra, size_t n)
 {
-	size_t page = (size_t)(((ra >> 12) * 0x9e3779b97f4a7c15ull) >> (64 - (FS_BITS - 8)));
-	return page << 8 | ((ra >> 4) & 0xff);
+	size_t home = n < FS_PROBES
+			      ? (size_t)(((ra >> 6) & ~(uintptr_t)63) | ((ra >> 4) & 63)) + n
+			      : (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS)) + n - FS_PROBES;
+	return home & (FS_CAP - 1);
 }
 
 /* Relaxed loads: an entry's address never changes once set, and an info
  * read early (0, not yet filled) only sends the walk to libunwind. */
 static inline uint64_t fs_get(const struct fsize *t, uintptr_t ra)
 {
-	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
+	for (size_t n = 0; n < 2 * FS_PROBES; n++) {
+		size_t i = fs_slot(ra, n);
 		uintptr_t k = __atomic_load_n(&t[i].ra, __ATOMIC_RELAXED);
 		if (k == ra)
 			return __atomic_load_n(&t[i].info, __ATOMIC_RELAXED);
@@ -170,7 +183,8 @@ static void fs_put(uintptr_t ra, uint32_t size, uint32_t rule)
 	if (!fs_table || !ra)
 		return;
 	uint64_t info = (uint64_t)size | (uint64_t)rule << 32;
-	for (size_t i = fs_home(ra), n = 0; n < 32; i = (i + 1) & (FS_CAP - 1), n++) {
+	for (size_t n = 0; n < 2 * FS_PROBES; n++) {
+		size_t i = fs_slot(ra, n);
 		uintptr_t k = __atomic_load_n(&fs_table[i].ra, __ATOMIC_ACQUIRE);
 		if (!k && __atomic_compare_exchange_n(&fs_table[i].ra, &k, ra, false,
 						      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
