@@ -947,8 +947,12 @@ def case_fault_internal_oom():
         d = tempfile.mkdtemp(prefix="mt-oom-")
         r = run([victim("threads")], env={"MEMTRACE_FAIL_AFTER": str(n)}, dump_dir=d)
         eq((r.returncode, r.stdout), (bare.returncode, bare.stdout), f"fail after {n}: program unaffected")
-        check(b"out of memory for memtrace's own tables" in r.stderr or snaps(d),
-              f"fail after {n}: degraded and said so: {r.stderr!r}")
+        # degraded and said so: the tables gave up tracking, or a snapshot
+        # could not get its buffer (which request fails first depends on
+        # the threads' timing), or the snapshots are there
+        check(b"out of memory for memtrace's own tables" in r.stderr or
+              (b"cannot write a snapshot" in r.stderr and b"out of memory" in r.stderr) or
+              snaps(d), f"fail after {n}: degraded and said so: {r.stderr!r}")
         for f in snaps(d):
             show_json(f)
     # basic under heavy failure: its results are unchanged
