@@ -212,20 +212,8 @@ const char *mt_domain_name(int domain);
 /* ---- series.c: load ---- */
 /* Loads a snapshot or exits with status 2 and the reader's one-line reason. */
 void mt_load_or_die(const char *path, mt_snap_t *s);
-/* The time order of two snapshots, for qsort. */
-int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b);
-/* Seconds from a to b: monotonic within a process, wall clock across. */
-double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b);
 /* Warns when two snapshots do not make a series of one process. */
 void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b);
-/* Of a series in time order (n snapshots, the first at first, stride bytes
- * apart), how many to analyse: final snapshots at its end (at exit, at a
- * terminating signal: the teardown, not the running program) are left out
- * while two others remain. */
-int mt_series_running(const mt_snap_t *first, size_t stride, int n);
-/* One line on stderr for each snapshot left out (keep to n): once the
- * command's output is written. */
-void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n);
 
 typedef struct mt_stat mt_stat_t;
 struct mt_stat {
@@ -257,12 +245,14 @@ typedef struct mt_series {
 	int n, all;
 	const mt_stats_t **stats; /* n: &s[i].st */
 	double seconds;		  /* from the first to the last analysed */
+	bool mixed;		  /* they are not all of one process (warned) */
 } mt_series_t;
 
 /* Loads, orders, groups (with_dead: as mt_stats_build) and warns once when
  * the snapshots mix processes; a bad file ends the command (exit 2). */
 void mt_series_load(mt_series_t *s, char **paths, int n, const mt_view_t *v, bool with_dead);
-/* mt_series_say_left for the snapshots the series left out. */
+/* One line on stderr for each snapshot the series left out: once the
+ * command's output is written. */
 void mt_series_say_left_out(const char *cmd, const mt_series_t *s);
 void mt_series_free(mt_series_t *s);
 
@@ -428,9 +418,5 @@ int mt_cmd_check(int argc, char **argv);
 int mt_cmd_export(int argc, char **argv);
 int mt_cmd_report(int argc, char **argv);
 int mt_cmd_dump(int argc, char **argv);
-/* cmd-dump.c: a record's fields as JSON members (",\"name\":value" each),
- * and the format's records and fields, from format.h's lists. */
-void mt_json_record(FILE *f, const mt_rec_desc_t *d, const void *rec);
-void mt_print_format_spec(FILE *f);
 
 #endif

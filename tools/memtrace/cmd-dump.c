@@ -29,7 +29,8 @@ static void json_bytes(FILE *f, const mt_str_t *s)
 	fputc('"', f);
 }
 
-void mt_json_record(FILE *f, const mt_rec_desc_t *d, const void *rec)
+/* A record's fields as JSON members (",\"name\":value" each). */
+static void json_record(FILE *f, const mt_rec_desc_t *d, const void *rec)
 {
 	for (const mt_field_t *fl = d->fields; fl < d->fields + d->nfields; fl++) {
 		const void *v = mt_rec_field(rec, fl);
@@ -71,7 +72,7 @@ static void dump_record(void *arg, size_t off, uint16_t type, const mt_rec_desc_
 			type, off, len);
 	else {
 		fprintf(f, "{\"record\":\"%s\",\"offset\":%zu,\"len\":%" PRIu32, d->name, off, len);
-		mt_json_record(f, d, rec);
+		json_record(f, d, rec);
 		fputs("}\n", f);
 	}
 }
@@ -135,7 +136,8 @@ static void spec_values(FILE *f, const mt_rec_desc_t *d, const mt_field_t *fl)
 	wrapped(f, buf, 31, 31);
 }
 
-void mt_print_format_spec(FILE *f)
+/* The format's records and fields, from format.h's lists. */
+static void print_format_spec(FILE *f)
 {
 	fprintf(f, "memtrace snapshot format %d.%d (src/format.h)\n", MT_FORMAT_MAJOR,
 		MT_FORMAT_MINOR);
@@ -185,7 +187,7 @@ int mt_cmd_dump(int argc, char **argv)
 	if (spec) {
 		if (optind != argc)
 			mt_die_usage("dump", "--spec takes no snapshot");
-		mt_print_format_spec(stdout);
+		print_format_spec(stdout);
 		return MT_EXIT_OK;
 	}
 	if (argc - optind != 1)

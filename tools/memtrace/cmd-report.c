@@ -258,8 +258,7 @@ static void write_types(FILE *f, report_t *r, const mt_view_t *v)
 		stp[i] = &st[i];
 	}
 	size_t ng;
-	mt_growth_t *g =
-		mt_growth_series(stp, r->n, mt_seconds_between(&r->s[0].l->snap, &r->s[r->n - 1].l->snap), &ng);
+	mt_growth_t *g = mt_growth_series(stp, r->n, r->ser.seconds, &ng);
 	for (size_t i = 0; i < ng && i < 100; i++) {
 		fprintf(f, "%s[", i ? ",\n" : "\n");
 		mt_json_str(f, g[i].ref->key);
@@ -282,14 +281,10 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 {
 	const mt_snap_t *first = &r->s[0].l->snap, *last = &r->s[r->n - 1].l->snap;
 	uint64_t sampled = 0;
-	bool mixed = false;
 
-	for (int i = 0; i < r->n; i++) {
+	for (int i = 0; i < r->n; i++)
 		if (r->s[i].l->snap.sample_bytes > sampled)
 			sampled = r->s[i].l->snap.sample_bytes;
-		mixed |= r->s[i].l->snap.pid != first->pid ||
-			 r->s[i].l->snap.start_mono_ns != first->start_mono_ns;
-	}
 	fprintf(f, "{\"version\":1,\"exe\":");
 	mt_json_str(f, last->exe);
 	fprintf(f, ",\"cmdline\":");
@@ -298,7 +293,7 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 		",\"pid\":%u,\"mixed\":%s,\"sample_bytes\":%" PRIu64
 		",\"seconds\":%.6f,\"domain\":\"%s\",\"group_by\":\"%s\",\"cumulative\":%s,"
 		"\"limit\":%zu,\"verdict\":",
-		last->pid, mixed ? "true" : "false", sampled, mt_seconds_between(first, last),
+		last->pid, r->ser.mixed ? "true" : "false", sampled, r->ser.seconds,
 		mt_domain_name(v->domain), mt_group_name(v->group),
 		v->cumulative ? "true" : "false", v->limit);
 	mt_json_str(f, mt_memory_verdict(first, last, mt_growth_every(g, ng, r->n), r->n - 1));

@@ -28,37 +28,17 @@ void mt_load_or_die(const char *path, mt_snap_t *s)
 		mt_snap_use_native(s);
 }
 
-static const mt_snap_t *nth(const mt_snap_t *first, size_t stride, int i)
+/* Time order: monotonic within a process, wall clock across. */
+static int cmp_loaded(const void *pa, const void *pb)
 {
-	return (const mt_snap_t *)((const char *)first + (size_t)i * stride);
-}
-
-int mt_series_running(const mt_snap_t *first, size_t stride, int n)
-{
-	int keep = n;
-	while (keep > 2 && mt_reason_final(nth(first, stride, keep - 1)->reason))
-		keep--;
-	return keep;
-}
-
-void mt_series_say_left(const char *cmd, const mt_snap_t *first, size_t stride, int keep, int n)
-{
-	for (int i = keep; i < n; i++)
-		fprintf(stderr,
-			"memtrace %s: left out %s, taken %s: the teardown, not the running "
-			"program (memtrace leaks reads it)\n",
-			cmd, nth(first, stride, i)->file,
-			mt_reason_text(nth(first, stride, i)->reason));
-}
-
-int mt_snap_order(const mt_snap_t *a, const mt_snap_t *b)
-{
+	const mt_snap_t *a = &((const mt_loaded_t *)pa)->snap, *b = &((const mt_loaded_t *)pb)->snap;
 	if (a->start_mono_ns == b->start_mono_ns)
 		return a->mono_ns < b->mono_ns ? -1 : a->mono_ns > b->mono_ns;
 	return a->wall_ns < b->wall_ns ? -1 : a->wall_ns > b->wall_ns;
 }
 
-double mt_seconds_between(const mt_snap_t *a, const mt_snap_t *b)
+/* Seconds from a to b: monotonic within a process, wall clock across. */
+static double seconds_between(const mt_snap_t *a, const mt_snap_t *b)
 {
 	if (a->start_mono_ns == b->start_mono_ns)
 		return (double)(int64_t)(b->mono_ns - a->mono_ns) / 1e9;
@@ -83,11 +63,6 @@ void mt_warn_pair(const mt_snap_t *a, const mt_snap_t *b)
 	}
 }
 
-static int cmp_loaded(const void *a, const void *b)
-{
-	return mt_snap_order(&((const mt_loaded_t *)a)->snap, &((const mt_loaded_t *)b)->snap);
-}
-
 void mt_series_load(mt_series_t *s, char **paths, int n, const mt_view_t *v, bool with_dead)
 {
 	s->all = n;
@@ -96,26 +71,34 @@ void mt_series_load(mt_series_t *s, char **paths, int n, const mt_view_t *v, boo
 	for (int i = 0; i < n; i++)
 		mt_load_or_die(paths[i], &s->s[i].snap);
 	qsort(s->s, (size_t)n, sizeof(*s->s), cmp_loaded);
-	/* the teardown's snapshots are read, never analysed */
-	s->n = mt_series_running(&s->s[0].snap, sizeof(*s->s), n);
+	/* the teardown's snapshots (final ones at the end: at exit, at a
+	 * terminating signal) are read, never analysed, while two others
+	 * remain */
+	s->n = n;
+	while (s->n > 2 && mt_reason_final(s->s[s->n - 1].snap.reason))
+		s->n--;
 	s->stats = mt_xmalloc((size_t)s->n * sizeof(*s->stats));
 	for (int i = 0; i < s->n; i++) {
 		s->s[i].sym = mt_sym_open(&s->s[i].snap);
 		mt_stats_build(&s->s[i].snap, s->s[i].sym, v, with_dead, &s->s[i].st);
 		s->stats[i] = &s->s[i].st;
 	}
-	for (int i = 1; i < s->n; i++)
+	for (int i = 1; i < s->n && !s->mixed; i++)
 		if (s->s[i].snap.pid != s->s[0].snap.pid ||
 		    s->s[i].snap.start_mono_ns != s->s[0].snap.start_mono_ns) {
 			mt_warn_pair(&s->s[0].snap, &s->s[i].snap);
-			break;
+			s->mixed = true;
 		}
-	s->seconds = mt_seconds_between(&s->s[0].snap, &s->s[s->n - 1].snap);
+	s->seconds = seconds_between(&s->s[0].snap, &s->s[s->n - 1].snap);
 }
 
 void mt_series_say_left_out(const char *cmd, const mt_series_t *s)
 {
-	mt_series_say_left(cmd, &s->s[0].snap, sizeof(*s->s), s->n, s->all);
+	for (int i = s->n; i < s->all; i++)
+		fprintf(stderr,
+			"memtrace %s: left out %s, taken %s: the teardown, not the running "
+			"program (memtrace leaks reads it)\n",
+			cmd, s->s[i].snap.file, mt_reason_text(s->s[i].snap.reason));
 }
 
 void mt_series_free(mt_series_t *s)
