@@ -32,10 +32,9 @@ struct free_node {
 	struct free_node *next;
 };
 
-/* lock: free_lists, chunk_cur, chunk_end (table.c's lock order: 6) */
+/* lock: free_lists and the chunks carved from (table.c's lock order: 6) */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct free_node *free_lists[NCLASSES];
-static char *chunk_cur, *chunk_end;
 
 static long map_calls;
 
@@ -182,6 +181,31 @@ static int class_of(size_t size)
 	return c;
 }
 
+/* A chunk carved in order: [cur, end) is what is left of it. */
+struct carver {
+	char *cur, *end;
+};
+
+/* size bytes from c, a fresh chunk when it has not that many left (the old
+ * one's tail is lost: at most 64 KiB); mmap's zeroes. NULL out of memory.
+ * Under lock. */
+static void *carve(struct carver *c, size_t size)
+{
+	if ((size_t)(c->end - c->cur) < size) {
+		char *chunk = mt__map(CHUNK);
+		if (!chunk)
+			return NULL;
+		c->cur = chunk;
+		c->end = chunk + CHUNK;
+	}
+	void *p = c->cur;
+	c->cur += size;
+	return p;
+}
+
+/* lock: the chunk the size classes carve from */
+static struct carver classes_chunk;
+
 void *mt__ialloc(size_t size)
 {
 	if (size == 0)
@@ -191,33 +215,19 @@ void *mt__ialloc(size_t size)
 
 	int c = class_of(size);
 	size_t csize = class_size(c);
-	void *p = NULL;
+	void *p;
 
-	bool reused = false;
 	pthread_mutex_lock(&lock);
-	if (free_lists[c]) {
-		p = free_lists[c];
+	bool reused = (p = free_lists[c]) != NULL;
+	if (reused)
 		free_lists[c] = free_lists[c]->next;
-		reused = true;
-	} else {
-		if ((size_t)(chunk_end - chunk_cur) < csize) {
-			char *chunk = mt__map(CHUNK);
-			if (chunk) {
-				/* the tail of the old chunk is lost: at most 64 KiB */
-				chunk_cur = chunk;
-				chunk_end = chunk + CHUNK;
-			}
-		}
-		if ((size_t)(chunk_end - chunk_cur) >= csize) {
-			p = chunk_cur;
-			chunk_cur += csize;
-		}
-	}
+	else
+		p = carve(&classes_chunk, csize);
 	pthread_mutex_unlock(&lock);
-	/* memory carved fresh from a chunk is still mmap's zeroes: writing
-	 * them again would page in all of a sparse table (a thread's 58 KiB
-	 * second stack memo) before any of it is used */
-	if (p && reused)
+	/* a freed block is zeroed again; memory carved fresh is still mmap's
+	 * zeroes, and writing them would page in all of a sparse table (a
+	 * thread's 58 KiB second stack memo) before its use */
+	if (reused)
 		memset(p, 0, csize);
 	return p;
 }
@@ -226,26 +236,15 @@ void *mt__ialloc(size_t size)
  * the process's life): carved 8-byte aligned, in order, from chunks of its
  * own, with none of a size class's rounding (a 280-byte site took a 384-byte
  * class). Zeroed: fresh from mmap. */
-static char *keep_cur, *keep_end; /* lock */
+static struct carver keep_chunk; /* lock */
 
 void *mt__ialloc_keep(size_t size)
 {
 	size = (size + 7) & ~(size_t)7;
 	if (size == 0 || size > CHUNK / 16)
 		return mt__ialloc(size);
-	void *p = NULL;
 	pthread_mutex_lock(&lock);
-	if ((size_t)(keep_end - keep_cur) < size) {
-		char *chunk = mt__map(CHUNK);
-		if (chunk) { /* the old chunk's tail is lost: under 64 KiB */
-			keep_cur = chunk;
-			keep_end = chunk + CHUNK;
-		}
-	}
-	if ((size_t)(keep_end - keep_cur) >= size) {
-		p = keep_cur;
-		keep_cur += size;
-	}
+	void *p = carve(&keep_chunk, size);
 	pthread_mutex_unlock(&lock);
 	return p;
 }
