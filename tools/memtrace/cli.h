@@ -375,6 +375,8 @@ const char *mt_memory_verdict(const mt_snap_t *a, const mt_snap_t *b, size_t eve
 void mt_format_size(char *buf, size_t cap, double size, bool sign);
 /* Writes s as a JSON string literal (NULL as null). */
 void mt_json_str(FILE *f, const char *s);
+/* Writes n strings as a JSON array of them. */
+void mt_json_strs(FILE *f, char *const *v, size_t n);
 /* Copies s for display with control characters replaced by '?'. */
 char *mt_printable(const char *s);
 /* The first line of a group's key (a traceback key holds every frame). */

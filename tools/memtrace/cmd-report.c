@@ -322,12 +322,8 @@ static void write_data(FILE *f, report_t *r, const mt_view_t *v, const mt_growth
 			fprintf(gf, "%s%" PRIu64, j ? "," : "", g[i].count[j]);
 		fprintf(gf, "]");
 		if (st->ntrace) {
-			fprintf(gf, ",[");
-			for (size_t j = 0; j < st->ntrace; j++) {
-				fprintf(gf, j ? "," : "");
-				mt_json_str(gf, st->trace[j]);
-			}
-			fprintf(gf, "]");
+			fputc(',', gf);
+			mt_json_strs(gf, st->trace, st->ntrace);
 		}
 		fprintf(gf, "]");
 	}

@@ -200,13 +200,20 @@ void mt_json_group(FILE *f, const mt_stat_t *x)
 	mt_json_str(f, x->where.module);
 	fprintf(f, ",\"kind\":\"%s\"", mt_frame_kind_name(&x->where));
 	if (x->ntrace) {
-		fprintf(f, ",\"traceback\":[");
-		for (size_t j = 0; j < x->ntrace; j++) {
-			fprintf(f, j ? "," : "");
-			mt_json_str(f, x->trace[j]);
-		}
-		fprintf(f, "]");
+		fprintf(f, ",\"traceback\":");
+		mt_json_strs(f, x->trace, x->ntrace);
 	}
+}
+
+void mt_json_strs(FILE *f, char *const *v, size_t n)
+{
+	fputc('[', f);
+	for (size_t j = 0; j < n; j++) {
+		if (j)
+			fputc(',', f);
+		mt_json_str(f, v[j]);
+	}
+	fputc(']', f);
 }
 
 const char *mt_frame_kind_name(const mt_sframe_t *f)
