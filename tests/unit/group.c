@@ -33,12 +33,9 @@ void mt_die_usage(const char *cmd, const char *fmt, ...)
 		mt_rec_put(mt_rec_desc(mt_rec_type_of_##type), &r_, snap_emit, o); \
 	} while (0)
 enum {
-	mt_rec_type_of_meta = MT_REC_META,
-	mt_rec_type_of_code = MT_REC_CODE,
-	mt_rec_type_of_site = MT_REC_SITE,
-	mt_rec_type_of_census = MT_REC_CENSUS,
-	mt_rec_type_of_objtype = MT_REC_OBJTYPE,
-	mt_rec_type_of_python = MT_REC_PYTHON,
+#define X(up, code, low, what) mt_rec_type_of_##low = code,
+	MT_RECORDS(X)
+#undef X
 };
 
 static mt_str_t S(const char *s)
