@@ -231,6 +231,22 @@ static void count_direct(mt_site_t *s, int64_t bytes, int64_t count, bool alloc)
 	}
 }
 
+/* The figures into this thread's entry for their site (plain stores: the
+ * thread owns them), the live bytes flushed to the totals past a batch. */
+static MT_ALWAYS_INLINE void entry_add(struct tl_block *b, struct tl_entry *e, int64_t bytes,
+				       int64_t count, bool alloc)
+{
+	OWN_ADD(e->bytes, bytes);
+	OWN_ADD(e->count, count);
+	if (alloc) {
+		OWN_ADD(e->allocs, count);
+		OWN_ADD(e->alloc_bytes, bytes);
+	}
+	int64_t live = OWN_ADD(b->live_bytes, bytes);
+	if (MT_UNLIKELY(live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH))
+		live_flush(b);
+}
+
 /* heap_count without this thread's block, or to switch the block's entry
  * to another site. */
 static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t bytes, int64_t count,
@@ -255,15 +271,7 @@ static __attribute__((noinline)) void heap_count_slow(mt_site_t *s, int64_t byte
 		e->id = s->id;
 		blk_unlock(b);
 	}
-	OWN_ADD(e->bytes, bytes);
-	OWN_ADD(e->count, count);
-	if (alloc) {
-		OWN_ADD(e->allocs, count);
-		OWN_ADD(e->alloc_bytes, bytes);
-	}
-	int64_t live = OWN_ADD(b->live_bytes, bytes);
-	if (live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH)
-		live_flush(b);
+	entry_add(b, e, bytes, count, alloc);
 }
 
 /* Adds a heap block's weighted figures into this thread's block: a few
@@ -276,15 +284,7 @@ static inline bool heap_count_fast(uint32_t id, int64_t bytes, int64_t count, bo
 	struct tl_entry *e = &b->e[id % TL_SLOTS];
 	if (MT_UNLIKELY(e->id != id)) /* ids start at 1: 0 is a free entry */
 		return false;
-	OWN_ADD(e->bytes, bytes);
-	OWN_ADD(e->count, count);
-	if (alloc) {
-		OWN_ADD(e->allocs, count);
-		OWN_ADD(e->alloc_bytes, bytes);
-	}
-	int64_t live = OWN_ADD(b->live_bytes, bytes);
-	if (MT_UNLIKELY(live >= TL_LIVE_BATCH || live <= -TL_LIVE_BATCH))
-		live_flush(b);
+	entry_add(b, e, bytes, count, alloc);
 	return true;
 }
 
