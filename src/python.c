@@ -96,7 +96,12 @@ static const struct layout layouts[] = {
 #define BYTES_SIZE 16
 #define BYTES_DATA 32
 
+/* The rows are consecutive minors from 3.8 on (the start-up selection
+ * checks it): a row's index follows from its minor. */
+#define MT_PY_ROW(minor) ((minor) - 8)
+
 static struct layout L;
+static int layout_row = -1; /* L's row in layouts[] */
 int mt__py_state MT_HIDDEN = MT_PY_OFF;
 static int py_version; /* major << 8 | minor */
 
@@ -152,10 +157,13 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
 /* A Python thread's caches, allocated at its first recorded allocation
  * (static TLS is precious: a program's small thread stacks hold it, and
  * jemalloc's dlopen needs its share) and freed at its exit by a key's
- * destructor. The recent code objects: no lock on the common path; an
- * entry is used only while alive, so a retired one is never taken for a
- * new code object at its address. The callsites: hook.c's (python_site). */
-#define TL_CODES 64
+ * destructor. The recent code objects, 64 sets of 2 by hashed address:
+ * no lock on the common path; an entry is used only while alive, so a
+ * retired one is never taken for a new code object at its address (one
+ * way, direct-mapped by address bits, had the import machinery's frozen
+ * code objects evict each other on every call). The callsites: hook.c's (python_site). */
+#define TL_CODES 128
+#define TL_CODE_WAYS 2
 /* The callsites: 64 sets of 4 (a new entry goes first, the oldest of the
  * set out). Direct-mapped, two of a loop's few dozen stacks sharing a slot
  * missed on every turn: a fifth of the churn workload's calls walked the
@@ -163,7 +171,7 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
 #define TL_SITES 256
 #define TL_SITE_WAYS 4
 struct pytl {
-	struct {
+	struct codeway {
 		uintptr_t obj;
 		struct pycode *e;
 	} codes[TL_CODES];
@@ -344,16 +352,21 @@ static struct pycode *code_new(const char *co)
 	return e;
 }
 
-/* The id of a code object run by one of this thread's frames; 0 when the
- * table is full or out of memory. */
-static uint32_t code_id(const char *co)
+/* A code object's set in a thread's cache: the address hashed, since code
+ * objects of one size class sit at strides that a plain bit field maps to
+ * a few sets. */
+static inline unsigned code_set(const char *co)
 {
-	unsigned slot = (unsigned)((uintptr_t)co >> 4) & (TL_CODES - 1);
-	struct pytl *t = pytl();
-	struct pycode *e = t ? t->codes[slot].e : NULL;
-	if (MT_LIKELY(e && t->codes[slot].obj == (uintptr_t)co &&
-		      __atomic_load_n(&e->alive, __ATOMIC_ACQUIRE)))
-		return e->id;
+	return (unsigned)(((uintptr_t)co * 0x9E3779B97F4A7C15ull) >> 58) *
+	       TL_CODE_WAYS % TL_CODES;
+}
+
+/* The id of a code object run by one of this thread's frames, from the
+ * shared table (and into the thread's cache t, if any); 0 when the table is
+ * full or out of memory. Out of line: the walk's loop stays free of calls. */
+static __attribute__((noinline)) uint32_t code_id_slow(const char *co, struct pytl *t)
+{
+	struct pycode *e;
 	pthread_mutex_lock(&code_lock);
 	for (e = buckets[code_bucket((uintptr_t)co)]; e; e = e->next)
 		if (e->obj == (uintptr_t)co)
@@ -364,10 +377,29 @@ static uint32_t code_id(const char *co)
 	if (!e)
 		return 0;
 	if (t) {
-		t->codes[slot].obj = (uintptr_t)co;
-		t->codes[slot].e = e;
+		/* the newest first, the older one out: two code objects of
+		 * one set that alternate (a caller and its callee) both stay */
+		unsigned set = code_set(co);
+		t->codes[set + 1] = t->codes[set];
+		t->codes[set].obj = (uintptr_t)co;
+		t->codes[set].e = e;
 	}
 	return e->id;
+}
+
+/* The id of a code object run by one of this thread's frames: the
+ * thread's cache t (NULL: none), else the shared table. */
+static MT_ALWAYS_INLINE uint32_t code_id(const char *co, struct pytl *t)
+{
+	if (MT_LIKELY(t != NULL)) {
+		const struct codeway *w = &t->codes[code_set(co)];
+		const struct pycode *e = w[0].obj == (uintptr_t)co   ? w[0].e
+					 : w[1].obj == (uintptr_t)co ? w[1].e
+								     : NULL;
+		if (MT_LIKELY(e && __atomic_load_n(&e->alive, __ATOMIC_ACQUIRE)))
+			return e->id;
+	}
+	return code_id_slow(co, t);
 }
 
 /* PyCode_Type's tp_dealloc, wrapped: the entry of a dying code object is
@@ -387,21 +419,50 @@ static void code_dealloc(void *co)
 
 /* ---- the walk ---- */
 
-static inline int frame_pos(const char *f, const char *co)
-{
-	switch (L.pos_kind) {
-	case POS_LASTI_BYTES: return *(const int *)(f + L.f_pos);
-	case POS_LASTI_UNITS: return *(const int *)(f + L.f_pos) * 2;
-	default: return (int)(*(const char *const *)(f + L.f_pos) - (co + L.co_code));
-	}
-}
-
 static inline const char *first_frame(const char *ts)
 {
 	const char *f = *(const char *const *)(ts + L.ts_frame);
 	if (L.cframe_cur >= 0 && f)
 		f = *(const char *const *)(f + L.cframe_cur);
 	return f;
+}
+
+/* The walk for one row of the layouts (a constant: each version gets a
+ * loop of its own, its offsets and branches folded in; the row is the
+ * running interpreter's, which the start-up check compared with it). */
+static MT_ALWAYS_INLINE int walk(const char *f, uint64_t *out, int max, const int row)
+{
+	const struct layout *l = &layouts[row];
+	const void *code_type = py.code_type;
+	struct pytl *t = pytl();
+	int n = 0;
+	for (int steps = 0; f && n < max && steps < 4096; steps++) {
+		/* 3.12+: a shim frame at each entry into the eval loop */
+		if (l->f_owner >= 0 && f[l->f_owner] == OWNER_CSTACK) {
+			if (n)
+				out[n - 1] |= MT_FRAME_PY_ENTRY;
+			f = *(const char *const *)(f + l->f_back);
+			continue;
+		}
+		const char *co = *(const char *const *)(f + l->f_code);
+		if (MT_UNLIKELY(!co || *(void *const *)(co + OB_TYPE) != code_type))
+			break;
+		int off;
+		switch (l->pos_kind) {
+		case POS_LASTI_BYTES: off = *(const int *)(f + l->f_pos); break;
+		case POS_LASTI_UNITS: off = *(const int *)(f + l->f_pos) * 2; break;
+		default: off = (int)(*(const char *const *)(f + l->f_pos) - (co + l->co_code));
+		}
+		bool hidden = l->minor >= 12 && f[l->f_owner] != OWNER_GENERATOR &&
+			      off < 2 * *(const int *)(co + l->co_firsttraceable);
+		bool entry = l->f_is_entry < 0 ? l->minor <= 10 : f[l->f_is_entry] != 0;
+		uint32_t id = code_id(co, t);
+		if (MT_UNLIKELY(!id))
+			break;
+		out[n++] = mt_frame_py(id, off, entry, hidden);
+		f = *(const char *const *)(f + l->f_back);
+	}
+	return n;
 }
 
 int mt__py_frames(uint64_t *out, int max)
@@ -416,28 +477,14 @@ int mt__py_frames(uint64_t *out, int max)
 	if (!ts)
 		return 0;
 	const char *f = first_frame(ts);
-	int n = 0;
-	for (int steps = 0; f && n < max && steps < 4096; steps++) {
-		if (L.f_owner >= 0 && f[L.f_owner] == OWNER_CSTACK) {
-			if (n)
-				out[n - 1] |= MT_FRAME_PY_ENTRY;
-			f = *(const char *const *)(f + L.f_back);
-			continue;
-		}
-		const char *co = *(const char *const *)(f + L.f_code);
-		if (MT_UNLIKELY(!co || *(void *const *)(co + OB_TYPE) != py.code_type))
-			break;
-		int off = frame_pos(f, co);
-		bool hidden = L.minor >= 12 && f[L.f_owner] != OWNER_GENERATOR &&
-			      off < 2 * *(const int *)(co + L.co_firsttraceable);
-		bool entry = L.f_is_entry < 0 ? L.minor <= 10 : f[L.f_is_entry] != 0;
-		uint32_t id = code_id(co);
-		if (MT_UNLIKELY(!id))
-			break;
-		out[n++] = mt_frame_py(id, off, entry, hidden);
-		f = *(const char *const *)(f + L.f_back);
+	switch (layout_row) {
+#define X(mi, ...)                                                 \
+	case MT_PY_ROW(mi):                                        \
+		return walk(f, out, max, MT_PY_ROW(mi));
+		MT_PY_LAYOUTS(X)
+#undef X
 	}
-	return n;
+	return 0;
 }
 
 /* ---- start-up: the check, then the switch ---- */
@@ -700,7 +747,13 @@ void mt__python_init(void)
 			 major, minor);
 		return;
 	}
+	if (l != &layouts[MT_PY_ROW(l->minor)]) {
+		mt__warn("python %d.%d: memtrace's layout table is out of order; native frames only",
+			 major, minor);
+		return;
+	}
 	L = *l;
+	layout_row = MT_PY_ROW(l->minor);
 	py_key_ok = pthread_key_create(&py_key, pytl_destructor) == 0;
 	if (mt__opt.python_skew) { /* testing: a layout that is wrong */
 		L.ts_frame += (int)mt__opt.python_skew;
