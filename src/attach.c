@@ -23,7 +23,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -89,19 +88,6 @@ static bool remember(void **at, void *was, bool relro)
 	return true;
 }
 
-/* Writes a GOT slot, its page made writable for the moment when RELRO made
- * it read-only (and read-only again after). */
-static void put(void **at, void *v, bool relro)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t page = (uintptr_t)at & ~((uintptr_t)pg - 1);
-	if (relro && mprotect((void *)page, (size_t)pg, PROT_READ | PROT_WRITE) != 0)
-		return;
-	__atomic_store_n(at, v, __ATOMIC_RELEASE);
-	if (relro)
-		(void)mprotect((void *)page, (size_t)pg, PROT_READ);
-}
-
 static int hook_of(const char *name)
 {
 	for (size_t i = 0; i < NHOOKS; i++)
@@ -110,74 +96,27 @@ static int hook_of(const char *name)
 	return -1;
 }
 
-/* An address the dynamic section gives: absolute once the loader adjusted
- * it, else relative to the object's base. */
-static uintptr_t dyn_ptr(uintptr_t base, uintptr_t v)
+/* One GOT slot: memtrace's entry point if its symbol is hooked. */
+static void patch_slot(void **at, const char *name, bool relro, void *arg)
 {
-	return v < base ? v + base : v;
-}
-
-static void patch_relocs(uintptr_t base, const ElfW(Rela) *r, size_t bytes, const ElfW(Sym) *sym,
-			 const char *str, uintptr_t relro_lo, uintptr_t relro_hi)
-{
-	for (size_t i = 0; i < bytes / sizeof(*r); i++) {
-		unsigned type = ELF64_R_TYPE(r[i].r_info);
-		if (type != MT_R_JUMP_SLOT && type != MT_R_GLOB_DAT)
-			continue;
-		const char *name = str + sym[ELF64_R_SYM(r[i].r_info)].st_name;
-		int h = hook_of(name);
-		if (h < 0)
-			continue;
-		void **at = (void **)(base + r[i].r_offset);
-		void *was = *at;
-		bool relro = (uintptr_t)at >= relro_lo && (uintptr_t)at < relro_hi;
-		if (!hooks[h].ours || was == hooks[h].ours || !remember(at, was, relro))
-			continue;
-		put(at, hooks[h].ours, relro);
-	}
+	(void)arg;
+	int h = hook_of(name);
+	if (h < 0)
+		return;
+	void *was = *at;
+	if (!hooks[h].ours || was == hooks[h].ours || !remember(at, was, relro))
+		return;
+	mt__got_put(at, hooks[h].ours, relro);
 }
 
 static int patch_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	(void)arg;
-	uintptr_t base = info->dlpi_addr;
 	const char *nm = info->dlpi_name ? info->dlpi_name : "";
-	if (base == own_base || strstr(nm, "linux-vdso") || strstr(nm, "/ld-linux"))
+	if (info->dlpi_addr == own_base || strstr(nm, "linux-vdso") || strstr(nm, "/ld-linux"))
 		return 0;
-	const ElfW(Dyn) *dyn = NULL;
-	uintptr_t relro_lo = 0, relro_hi = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
-		if (ph->p_type == PT_GNU_RELRO) {
-			relro_lo = base + ph->p_vaddr;
-			relro_hi = relro_lo + ph->p_memsz;
-		}
-	}
-	if (!dyn)
-		return 0;
-	const ElfW(Sym) *sym = NULL;
-	const char *str = NULL;
-	const ElfW(Rela) *rela = NULL, *jmprel = NULL;
-	size_t relasz = 0, pltrelsz = 0;
-	for (; dyn->d_tag != DT_NULL; dyn++) {
-		switch (dyn->d_tag) {
-		case DT_SYMTAB: sym = (const ElfW(Sym) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
-		case DT_STRTAB: str = (const char *)dyn_ptr(base, dyn->d_un.d_ptr); break;
-		case DT_RELA: rela = (const ElfW(Rela) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
-		case DT_RELASZ: relasz = dyn->d_un.d_val; break;
-		case DT_JMPREL: jmprel = (const ElfW(Rela) *)dyn_ptr(base, dyn->d_un.d_ptr); break;
-		case DT_PLTRELSZ: pltrelsz = dyn->d_un.d_val; break;
-		}
-	}
-	if (!sym || !str)
-		return 0;
-	if (jmprel)
-		patch_relocs(base, jmprel, pltrelsz, sym, str, relro_lo, relro_hi);
-	if (rela)
-		patch_relocs(base, rela, relasz, sym, str, relro_lo, relro_hi);
+	mt__got_each(info, patch_slot, NULL);
 	return 0;
 }
 
@@ -266,7 +205,7 @@ static char *caller_path(const char *file, const void *caller, char *out, size_t
 	uintptr_t off = 0;
 	for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
 		if (d->d_tag == DT_STRTAB)
-			str = (const char *)dyn_ptr(lm->l_addr, d->d_un.d_ptr);
+			str = (const char *)mt__dyn_ptr(lm->l_addr, d->d_un.d_ptr);
 		else if (d->d_tag == DT_RUNPATH || (d->d_tag == DT_RPATH && !off))
 			off = d->d_un.d_val;
 	}
@@ -359,7 +298,7 @@ EXPORT int mt_detach(void)
 	for (size_t i = 0; i < nslots; i++) {
 		for (size_t h = 0; h < NHOOKS; h++)
 			if (*slots[i].at == hooks[h].ours) {
-				put(slots[i].at, slots[i].was, slots[i].relro);
+				mt__got_put(slots[i].at, slots[i].was, slots[i].relro);
 				n++;
 			}
 	}

@@ -347,6 +347,18 @@ static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *
 	mt__sample_weight_slow(size, wbytes, wcount);
 }
 
+/* ---- got.c: a loaded object's GOT slots ---- */
+struct dl_phdr_info;
+typedef void (*mt_got_fn)(void **at, const char *name, bool relro, void *arg);
+/* Every GOT slot (JUMP_SLOT or GLOB_DAT) of one loaded object, with the
+ * symbol it is bound to and whether RELRO made it read-only. */
+MT_HIDDEN void mt__got_each(const struct dl_phdr_info *info, mt_got_fn fn, void *arg);
+/* Writes a slot (made writable for the moment when relro). */
+MT_HIDDEN void mt__got_put(void **at, void *v, bool relro);
+/* An address a dynamic section gives: absolute once the loader adjusted
+ * it, else relative to the object's base. */
+MT_HIDDEN uintptr_t mt__dyn_ptr(uintptr_t base, uintptr_t v);
+
 /* ---- attach.c: loaded into a running process (memtrace attach) ---- */
 extern int mt__attached MT_HIDDEN; /* the GOT hooks are in place */
 MT_HIDDEN void mt__attach_patch(void);
