@@ -203,6 +203,26 @@ def case_host_dlerror():
            (0, b"start clean\nmissing said\nfound clean\n", b""), mode)
 
 
+@base.case(victims=("unwsig",))
+def case_host_unwind_signals():
+    """memtrace masks every signal once around each libunwind walk of its own
+    and makes libunwind's own sigprocmask calls do nothing meanwhile (a
+    patched GOT slot). A program that unwinds with libunwind in a SIGPROF
+    handler, while it allocates from 4,096 stacks new to memtrace, must see
+    its handler run and unwind, and keep the signal mask it set."""
+    want = b"mask kept\nhandler ran\nunwound yes\n"
+    bare = bounded("bare", [victim("unwsig")], HANG, preload=False)
+    eq((bare.returncode, bare.stdout, bare.stderr), (0, want, b""), "bare")
+    for mode, extra in MATRIX.items():
+        d = tempfile.mkdtemp(prefix="mt-unwsig-")
+        r = bounded(mode, [victim("unwsig")], HANG, env=extra, dump_dir=d)
+        eq((r.returncode, r.stdout, r.stderr), (0, want, b""), mode)
+        if mode != "sampled":
+            # the 4,096 stacks were recorded, each its own callsite
+            sites = show_json(only_snapshot(d))["totals"]["sites"]
+            check(sites >= 4096, f"{mode}: {sites} callsites, not the 4,096 stacks and more")
+
+
 @base.case(victims=("hosts",))
 def case_host_single_thread():
     """No thread of memtrace's until the first snapshot signal, which an idle

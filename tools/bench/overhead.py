@@ -220,8 +220,9 @@ def python_bench(a):
     d = tempfile.mkdtemp(prefix="mt-bench-")
     loads = []
     for name, text in (("objects (the existing one)", PY), ("circular-reference leak", PY_LEAK),
-                       ("dict/str/tuple churn", PY_CHURN), ("30 frames deep", PY_DEEP)):
-        path = os.path.join(d, name.split()[0].replace("/", "-") + ".py")
+                       ("dict/str/tuple churn", PY_CHURN), ("30 frames deep", PY_DEEP),
+                       ("start-up (an empty script)", "pass\n")):
+        path = os.path.join(d, name.split()[0].replace("/", "-").strip("-") + ".py")
         with open(path, "w") as f:
             f.write(text)
         loads.append((name, path))
