@@ -517,12 +517,15 @@ bool mt__heap_remove(void *p)
 }
 
 /* ---- the leak scan's view (leakscan.c), from its child process: one
- * thread, the parent held every table lock when it was made ---- */
+ * thread, the parent held every table lock when it was made; and the
+ * count, from the parent too, where another thread may be changing it (a
+ * moment's figure, as the scan's own is) ---- */
 
 static void count_span(struct span *sp, uintptr_t base, void *arg)
 {
 	(void)base;
-	*(size_t *)arg += sp ? sp->count : mt__blk_big.count;
+	*(size_t *)arg += sp ? __atomic_load_n(&sp->count, __ATOMIC_RELAXED)
+			     : __atomic_load_n(&mt__blk_big.count, __ATOMIC_RELAXED);
 }
 
 size_t mt__heap_count_unlocked(void)

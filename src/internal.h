@@ -119,7 +119,7 @@ MT_HIDDEN void mt__leak_scan_info(mt_leak_info_t *i);
 MT_HIDDEN const uint64_t *mt__leak_site(uint32_t id);
 MT_HIDDEN void mt__leak_scan_done(void);
 /* sites.c and heap.c, for the scan's child (one thread; the parent held
- * the locks) */
+ * the locks); the count also for the parent, as a moment's figure */
 MT_HIDDEN uint32_t mt__site_id_end(void);
 MT_HIDDEN size_t mt__heap_count_unlocked(void);
 MT_HIDDEN size_t mt__heap_copy_unlocked(mt_scan_block_t *out, size_t cap);

@@ -1009,6 +1009,12 @@ void mt__leak_scan(void)
 		P.status = MT_SCAN_TRACED;
 		return;
 	}
+	if (mt__heap_count_unlocked() == 0) {
+		/* no live block: nothing can be lost, and every class is empty
+		 * (the scan's process cost an exact-mode /bin/true 1.3 ms) */
+		P.status = MT_SCAN_DONE;
+		return;
+	}
 	P.status = MT_SCAN_FAILED;
 	P.nsites = mt__site_id_end();
 	size_t len = sizeof(struct out) + (size_t)P.nsites * sizeof(result->sites[0]);

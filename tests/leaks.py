@@ -65,6 +65,21 @@ def case_leaks():
         check(js["leaked_bytes"] >= 100000 + 12345 or "MEMTRACE_SAMPLE" in env,
               f"{env}: every live block: {js['leaked_bytes']}")
         shutil.rmtree(d2)
+    # nothing live at exit: nothing can be lost; the scan's process is not
+    # started, and the scan record says no block was scanned
+    d3 = tempfile.mkdtemp(prefix="mt-true-")
+    eq(run(["true"], dump_dir=d3).returncode, 0, "true under memtrace")
+    s3 = only_snapshot(d3)
+    eq(show_json(s3)["totals"]["heap_live_count"], 0, "true: no live block at exit")
+    js = json.loads(tool("leaks", "--json", "--show", "all", s3).stdout)
+    eq((js["scan"]["status"], js["leaked_bytes"], js["leaks"]), ("done", 0, []),
+       "true: the scan is done, and finds nothing")
+    eq({k: v["blocks"] for k, v in js["classes"].items()},
+       {"definite": 0, "indirect": 0, "possible": 0, "reachable": 0}, "true: every class empty")
+    rec = [json.loads(l) for l in tool("dump", s3).stdout.splitlines() if '"LEAKSCAN"' in l]
+    eq([(r["status"], r["blocks"], r["root_bytes"]) for r in rec], [(1, 0, 0)],
+       "true: the scan record: done, no block, no root scanned")
+    shutil.rmtree(d3)
     with open(sup, "w") as f:
         f.write("nonsense\n")
     r = tool("leaks", "--suppressions", sup, snap, check_rc=2)
