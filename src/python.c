@@ -161,7 +161,8 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
  * no lock on the common path; an entry is used only while alive, so a
  * retired one is never taken for a new code object at its address (one
  * way, direct-mapped by address bits, had the import machinery's frozen
- * code objects evict each other on every call). The callsites: hook.c's (python_site). */
+ * code objects evict each other on every call). The callsites: hook.c's
+ * (python_site). */
 #define TL_CODES 128
 #define TL_CODE_WAYS 2
 /* The callsites: 64 sets of 4 (a new entry goes first, the oldest of the
