@@ -150,6 +150,18 @@ struct pycode {
 #define STR_MAX 1024u
 #define TABLE_MAX (64u << 10)
 static struct pycode **buckets;
+/* The groups of 512 buckets (a 4 KiB page of them) that ever held an entry:
+ * a lookup or a retirement in a group never used reads nothing there. A
+ * Python start in sampled mode, which copies a few code objects, paged in
+ * a bucket page for nearly every code object that died. */
+#define BUCKET_GROUP_SHIFT 9
+static uint32_t bucket_groups;
+_Static_assert((CODE_BUCKETS >> BUCKET_GROUP_SHIFT) <= 32, "a bit a group");
+
+static inline bool bucket_used(size_t b)
+{
+	return __atomic_load_n(&bucket_groups, __ATOMIC_ACQUIRE) >> (b >> BUCKET_GROUP_SHIFT) & 1;
+}
 static struct pycode **code_chunks[CODE_CHUNKS];
 static uint32_t code_next = 1; /* ids published: [1, code_next) */
 static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -348,6 +360,7 @@ static struct pycode *code_new(const char *co)
 	size_t b = code_bucket(e->obj);
 	e->next = buckets[b];
 	buckets[b] = e;
+	__atomic_fetch_or(&bucket_groups, 1u << (b >> BUCKET_GROUP_SHIFT), __ATOMIC_RELEASE);
 	__atomic_store_n(&chunk[id % CODE_CHUNK], e, __ATOMIC_RELEASE);
 	__atomic_store_n(&code_next, id + 1, __ATOMIC_RELEASE);
 	return e;
@@ -369,7 +382,8 @@ static __attribute__((noinline)) uint32_t code_id_slow(const char *co, struct py
 {
 	struct pycode *e;
 	pthread_mutex_lock(&code_lock);
-	for (e = buckets[code_bucket((uintptr_t)co)]; e; e = e->next)
+	size_t b = code_bucket((uintptr_t)co);
+	for (e = bucket_used(b) ? buckets[b] : NULL; e; e = e->next)
 		if (e->obj == (uintptr_t)co)
 			break;
 	if (!e)
@@ -407,8 +421,15 @@ static MT_ALWAYS_INLINE uint32_t code_id(const char *co, struct pytl *t)
  * retired before the interpreter frees it. Runs with the GIL held. */
 static void code_dealloc(void *co)
 {
+	size_t b = code_bucket((uintptr_t)co);
+	if (!bucket_used(b)) {
+		/* set under code_lock when this object's entry was made, before
+		 * the interpreter could free it (the GIL orders the two) */
+		code_dealloc_orig(co);
+		return;
+	}
 	pthread_mutex_lock(&code_lock);
-	for (struct pycode **p = &buckets[code_bucket((uintptr_t)co)]; *p; p = &(*p)->next)
+	for (struct pycode **p = &buckets[b]; *p; p = &(*p)->next)
 		if ((*p)->obj == (uintptr_t)co) {
 			__atomic_store_n(&(*p)->alive, 0, __ATOMIC_RELEASE);
 			*p = (*p)->next;
