@@ -757,7 +757,9 @@ static int backtrace_walk(uintptr_t *frames, int max)
  * for sigprocmask is patched at start (got.c), no other caller in the
  * process is touched, and outside a walk of memtrace's the call goes on to
  * libc's. Without the patch (libunwind linked another way) libunwind masks
- * as before and memtrace does not mask twice.
+ * as before and memtrace does not mask twice. The price: a fault inside a
+ * masked walk (a stack libunwind misreads) would end the process at once,
+ * where before it could reach the program's own SIGSEGV handler first.
  */
 static __thread int tl_unw_masked __attribute__((tls_model("initial-exec")));
 static bool unw_patched;
