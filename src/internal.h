@@ -166,6 +166,10 @@ MT_HIDDEN void mt__dir_each(int fd, bool (*fn)(int fd, const char *name, void *a
 /* The executable range of the loaded object holding addr; at start only
  * (dladdr and dl_iterate_phdr take the loader's lock). */
 MT_HIDDEN bool mt__module_text(const void *addr, uintptr_t *lo, uintptr_t *hi);
+/* Whether one of a loaded object's segments (a dl_iterate_phdr entry)
+ * holds addr. */
+struct dl_phdr_info;
+MT_HIDDEN bool mt__phdr_holds(const struct dl_phdr_info *info, uintptr_t addr);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
@@ -348,7 +352,6 @@ static inline void mt__sample_weight(uint64_t size, uint64_t *wbytes, uint64_t *
 }
 
 /* ---- got.c: a loaded object's GOT slots ---- */
-struct dl_phdr_info;
 typedef void (*mt_got_fn)(void **at, const char *name, bool relro, void *arg);
 /* Every GOT slot (JUMP_SLOT or GLOB_DAT) of one loaded object, with the
  * symbol it is bound to and whether RELRO made it read-only. */

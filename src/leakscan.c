@@ -777,15 +777,7 @@ fail:
 static int own_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
-	uintptr_t self = (uintptr_t)arg;
-	bool mine = false;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-		if (ph->p_type == PT_LOAD && self >= lo && self < lo + ph->p_memsz)
-			mine = true;
-	}
-	if (!mine)
+	if (!mt__phdr_holds(info, (uintptr_t)arg))
 		return 0;
 	for (int i = 0; i < info->dlpi_phnum && P.nexcl < MAX_EXCL; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];

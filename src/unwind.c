@@ -789,16 +789,11 @@ static int unw_patch_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	uintptr_t fn = (uintptr_t)arg;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-		if (ph->p_type == PT_LOAD && fn >= lo && fn < lo + ph->p_memsz) {
-			if (!in_self(fn)) /* not linked into memtrace itself */
-				mt__got_each(info, unw_patch_slot, NULL);
-			return 1;
-		}
-	}
-	return 0;
+	if (!mt__phdr_holds(info, fn))
+		return 0;
+	if (!in_self(fn)) /* not linked into memtrace itself */
+		mt__got_each(info, unw_patch_slot, NULL);
+	return 1;
 }
 
 /* A slow walk, every signal masked once around it (above). */

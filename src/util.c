@@ -175,27 +175,34 @@ struct obj_find {
 	const void *id;		/* its program headers: one per object */
 };
 
+bool mt__phdr_holds(const struct dl_phdr_info *info, uintptr_t addr)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+		if (ph->p_type == PT_LOAD && addr >= a && addr < a + ph->p_memsz)
+			return true;
+	}
+	return false;
+}
+
 static int obj_of(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
 	struct obj_find *f = arg;
-	bool in = false;
+	if (!mt__phdr_holds(info, f->addr))
+		return 0;
 	uintptr_t lo = 0, hi = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type != PT_LOAD)
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
 			continue;
 		uintptr_t a = info->dlpi_addr + ph->p_vaddr, e = a + ph->p_memsz;
-		in |= f->addr >= a && f->addr < e;
-		if (ph->p_flags & PF_X) {
-			if (!lo || a < lo)
-				lo = a;
-			if (e > hi)
-				hi = e;
-		}
+		if (!lo || a < lo)
+			lo = a;
+		if (e > hi)
+			hi = e;
 	}
-	if (!in)
-		return 0;
 	f->id = info->dlpi_phdr;
 	f->lo = lo;
 	f->hi = hi;
