@@ -12,20 +12,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "arch.h"
 
 void mt__got_put(void **at, void *v, bool relro)
 {
-	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t page = (uintptr_t)at & ~((uintptr_t)pg - 1);
-	if (relro && mprotect((void *)page, (size_t)pg, PROT_READ | PROT_WRITE) != 0)
+	size_t pg = mt__page_size();
+	uintptr_t page = (uintptr_t)at & ~(uintptr_t)(pg - 1);
+	if (relro && mprotect((void *)page, pg, PROT_READ | PROT_WRITE) != 0)
 		return;
 	__atomic_store_n(at, v, __ATOMIC_RELEASE);
 	if (relro)
-		(void)mprotect((void *)page, (size_t)pg, PROT_READ);
+		(void)mprotect((void *)page, pg, PROT_READ);
 }
 
 uintptr_t mt__dyn_ptr(uintptr_t base, uintptr_t v)

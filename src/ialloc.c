@@ -77,7 +77,8 @@ static void own_lock_drop(void)
 static size_t own_home(uintptr_t lo)
 {
 	size_t page = (size_t)((lo >> 24) * 0x9E3779B97F4A7C15ull >> 56);
-	return (page << OWN_PAGE_SHIFT | ((lo >> 16) & 0xff)) & (OWN_SLOTS - 1);
+	return (page << OWN_PAGE_SHIFT | ((lo >> 16) & ((1u << OWN_PAGE_SHIFT) - 1))) &
+	       (OWN_SLOTS - 1);
 }
 
 void mt__own_add(void *p, size_t len)

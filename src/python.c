@@ -101,7 +101,6 @@ static const struct layout layouts[] = {
 #define MT_PY_ROW(minor) ((minor) - 8)
 
 static struct layout L;
-static int layout_row = -1; /* L's row in layouts[] */
 int mt__py_state MT_HIDDEN = MT_PY_OFF;
 static int py_version; /* major << 8 | minor */
 
@@ -175,8 +174,9 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
  * way, direct-mapped by address bits, had the import machinery's frozen
  * code objects evict each other on every call). The callsites: hook.c's
  * (python_site). */
-#define TL_CODES 128
+#define TL_CODE_SET_BITS 6
 #define TL_CODE_WAYS 2
+#define TL_CODES (TL_CODE_WAYS << TL_CODE_SET_BITS)
 /* The callsites: 64 sets of 4 (a new entry goes first, the oldest of the
  * set out). Direct-mapped, two of a loop's few dozen stacks sharing a slot
  * missed on every turn: a fifth of the churn workload's calls walked the
@@ -371,8 +371,8 @@ static struct pycode *code_new(const char *co)
  * a few sets. */
 static inline unsigned code_set(const char *co)
 {
-	return (unsigned)(((uintptr_t)co * 0x9E3779B97F4A7C15ull) >> 58) *
-	       TL_CODE_WAYS % TL_CODES;
+	return (unsigned)(((uintptr_t)co * 0x9E3779B97F4A7C15ull) >> (64 - TL_CODE_SET_BITS)) *
+	       TL_CODE_WAYS;
 }
 
 /* The id of a code object run by one of this thread's frames, from the
@@ -499,7 +499,7 @@ int mt__py_frames(uint64_t *out, int max)
 	if (!ts)
 		return 0;
 	const char *f = first_frame(ts);
-	switch (layout_row) {
+	switch (MT_PY_ROW(L.minor)) {
 #define X(mi, ...)                                                 \
 	case MT_PY_ROW(mi):                                        \
 		return walk(f, out, max, MT_PY_ROW(mi));
@@ -775,7 +775,6 @@ void mt__python_init(void)
 		return;
 	}
 	L = *l;
-	layout_row = MT_PY_ROW(l->minor);
 	py_key_ok = pthread_key_create(&py_key, pytl_destructor) == 0;
 	if (mt__opt.python_skew) { /* testing: a layout that is wrong */
 		L.ts_frame += (int)mt__opt.python_skew;
