@@ -511,11 +511,47 @@ int mt__py_frames(uint64_t *out, int max)
 
 /* ---- start-up: the check, then the switch ---- */
 
-/* Reads n bytes at src that may not be mapped: false if they are not. */
+/* Reads that may meet unmapped memory: process_vm_readv on this process,
+ * which fails where a load would fault. The pid is read once per batch of
+ * reads by the caller (soft_pid): a getpid per read was half of the system
+ * calls of a Python start under sampled memtrace. */
+static pid_t soft_pid;
+
+/* Reads n bytes at src: false if they are not all mapped. */
 static bool safe_read(void *dst, const void *src, size_t n)
 {
 	struct iovec local = {dst, n}, remote = {(void *)src, n};
-	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == (ssize_t)n;
+	return process_vm_readv(soft_pid, &local, 1, &remote, 1, 0) == (ssize_t)n;
+}
+
+/* Several fields of one object (or of a few) in one system call: each read
+ * is {dst, base + off, size}, skipped when its offset is negative (a field
+ * this version has not). False if any cannot be read. */
+struct soft {
+	void *dst;
+	const char *base;
+	int off;
+	size_t size;
+};
+
+#define SOFT_MAX 6
+static bool soft_reads(const struct soft *r, int n)
+{
+	struct iovec local[SOFT_MAX], remote[SOFT_MAX];
+	size_t total = 0;
+	int k = 0;
+	for (int i = 0; i < n && k < SOFT_MAX; i++) {
+		if (r[i].off < 0)
+			continue;
+		if (!r[i].base)
+			return false;
+		local[k] = (struct iovec){r[i].dst, r[i].size};
+		remote[k] = (struct iovec){(void *)(r[i].base + r[i].off), r[i].size};
+		total += r[i].size;
+		k++;
+	}
+	return !k || process_vm_readv(soft_pid, local, (unsigned long)k, remote, (unsigned long)k,
+				      0) == (ssize_t)total;
 }
 
 static bool safe_ptr(const void *base, int off, const char **out)
@@ -523,18 +559,16 @@ static bool safe_ptr(const void *base, int off, const char **out)
 	return off >= 0 && safe_read(out, (const char *)base + off, sizeof(*out));
 }
 
-static bool has_type(const char *o, void *type)
-{
-	void *t;
-	return o && safe_read(&t, o + OB_TYPE, sizeof(t)) && t == type;
-}
-
 /* Checks the layout against the running interpreter, from its main thread
- * with the GIL held: NULL, or what failed. */
+ * with the GIL held: NULL, or what failed. Each frame costs three system
+ * calls: the frame's fields, its code object's, the types of the code
+ * object's strings. */
 static const char *check_layout(void)
 {
-	const char *ts = py.this_thread_state(), *f, *co, *s;
+	const char *ts = py.this_thread_state(), *f = NULL, *co = NULL, *fname = NULL, *name = NULL,
+		   *lt = NULL;
 	unsigned long tid;
+	soft_pid = getpid();
 	if (!ts)
 		return "no thread state";
 	if (!safe_read(&tid, ts + L.ts_thread_id, sizeof(tid)) || tid != (unsigned long)pthread_self())
@@ -549,42 +583,50 @@ static const char *check_layout(void)
 	int inner_off = 0;
 	for (int depth = 0; f && depth < 256; depth++) {
 		char owner = 0;
-		if (L.f_owner >= 0 && !safe_read(&owner, f + L.f_owner, 1))
-			return "a frame's owner";
+		const char *back = NULL, *ip = NULL;
+		int lasti = 0, ft = 0;
+		bool by_ptr = L.pos_kind == POS_INSTR_PTR;
+		struct soft fr[] = {
+			{&owner, f, L.f_owner, 1},
+			{&back, f, L.f_back, sizeof(back)},
+			{&co, f, L.f_code, sizeof(co)},
+			{by_ptr ? (void *)&ip : (void *)&lasti, f, L.f_pos,
+			 by_ptr ? sizeof(ip) : sizeof(lasti)},
+		};
+		if (!soft_reads(fr, 4))
+			return "a frame's fields";
 		if (L.f_owner >= 0 && owner == OWNER_CSTACK) {
-			if (!safe_ptr(f, L.f_back, &f))
-				return "a frame's caller";
+			f = back;
 			continue;
 		}
-		if (!safe_ptr(f, L.f_code, &co) || !has_type(co, py.code_type))
+		void *cot = NULL, *t[3] = {NULL, NULL, NULL};
+		struct soft cr[] = {
+			{&cot, co, OB_TYPE, sizeof(cot)},
+			{&fname, co, L.co_filename, sizeof(fname)},
+			{&name, co, L.co_name, sizeof(name)},
+			{&lt, co, L.co_linetable, sizeof(lt)},
+			{&ft, co, L.co_firsttraceable, sizeof(ft)},
+		};
+		if (!co || !soft_reads(cr, 5) || cot != py.code_type)
 			return "a frame's code object";
-		if (!safe_ptr(co, L.co_filename, &s) || !has_type(s, py.unicode_type) ||
-		    !safe_ptr(co, L.co_name, &s) || !has_type(s, py.unicode_type))
+		struct soft tr[] = {
+			{&t[0], fname, OB_TYPE, sizeof(t[0])},
+			{&t[1], name, OB_TYPE, sizeof(t[1])},
+			{&t[2], lt, OB_TYPE, sizeof(t[2])},
+		};
+		if (!soft_reads(tr, 3) || t[0] != py.unicode_type || t[1] != py.unicode_type)
 			return "a code object's names";
-		if (!safe_ptr(co, L.co_linetable, &s) || !has_type(s, py.bytes_type))
+		if (t[2] != py.bytes_type)
 			return "a code object's line table";
 		if (!inner) {
-			const char *ip;
-			int lasti, ft = 0;
-			if (L.pos_kind == POS_INSTR_PTR) {
-				if (!safe_ptr(f, L.f_pos, &ip))
-					return "a frame's position";
-				inner_off = (int)(ip - (co + L.co_code));
-			} else {
-				if (!safe_read(&lasti, f + L.f_pos, sizeof(lasti)))
-					return "a frame's position";
-				inner_off = L.pos_kind == POS_LASTI_UNITS ? lasti * 2 : lasti;
-			}
-			if (L.co_firsttraceable >= 0 &&
-			    !safe_read(&ft, co + L.co_firsttraceable, sizeof(ft)))
-				return "a code object's first instruction";
+			inner_off = by_ptr ? (int)(ip - (co + L.co_code))
+					   : L.pos_kind == POS_LASTI_UNITS ? lasti * 2 : lasti;
 			if (inner_off >= 2 * ft || L.co_firsttraceable < 0) {
 				inner = f;
 				inner_code = co;
 			}
 		}
-		if (!safe_ptr(f, L.f_back, &f))
-			return "a frame's caller";
+		f = back;
 	}
 	if (!inner)
 		return "no running frame";
@@ -1082,6 +1124,7 @@ static int census_run(void *arg)
 		return 0; /* the dump gave up waiting */
 	int busy = mt__thread_busy_swap(1);
 	uint64_t t0 = mt__now_ns(CLOCK_MONOTONIC);
+	soft_pid = getpid();
 	C.nranges = 0;
 	dl_iterate_phdr(add_range, NULL);
 	if (census_tables())
