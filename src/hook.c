@@ -32,10 +32,11 @@
  *  - libunwind's local walk, only when the frame-size walk cannot tell:
  *    its memory comes from its own mmap pools, and it takes only the
  *    loader's dl_iterate_phdr lock, which is recursive (a program inside a
- *    dl_iterate_phdr callback or dlopen may allocate); every signal is
- *    masked around the walk (pthread_sigmask: a system call), so no signal
- *    handler runs inside it, and libunwind's own sigprocmask calls do
- *    nothing meanwhile (unwind.c);
+ *    dl_iterate_phdr callback or dlopen may allocate); where another user of
+ *    libunwind exists every signal is masked around the walk
+ *    (pthread_sigmask: a system call), so no signal handler unwinds inside
+ *    it, and libunwind's own sigprocmask calls do nothing meanwhile
+ *    (unwind.c says how the other user is found);
  *  - pthread_setspecific for memtrace's two thread-exit keys, once per
  *    thread: it takes no lock, and the block it may calloc for a key past
  *    the first 32 comes back here untracked and goes to the system;

@@ -49,6 +49,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -725,6 +726,15 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int max)
 	return n;
 }
 
+/* Which of memtrace's own uses of libunwind this thread is in (the
+ * masking, below slow_walk_in). */
+#define UNW_OWN_NONE 0
+#define UNW_OWN_PASS 1  /* libunwind masks for itself */
+#define UNW_OWN_QUIET 2 /* libunwind's masking does nothing: memtrace masked, or
+			 * no other user of libunwind exists */
+static __thread int tl_unw_own __attribute__((tls_model("initial-exec")));
+static bool unw_must_mask(void);
+
 /* unw_backtrace (libunwind's per-address trace cache), memtrace's frames
  * dropped: for checking the fast walk, which it should match exactly. It
  * finds nearly every frame in its cache and masks no signal then, so it is
@@ -736,7 +746,13 @@ static int backtrace_walk(uintptr_t *frames, int max)
 	int want = max + 6 > (int)(sizeof(buf) / sizeof(buf[0]))
 			   ? (int)(sizeof(buf) / sizeof(buf[0]))
 			   : max + 6;
+	int own = tl_unw_own;
+	/* with another user of libunwind about, libunwind masks for itself
+	 * on the rare lookups its cache misses (masking around every check
+	 * cost more) */
+	tl_unw_own = unw_must_mask() ? UNW_OWN_PASS : UNW_OWN_QUIET;
 	int n = unw_backtrace(buf, want), skip = 0, out = 0;
+	tl_unw_own = own;
 	while (skip < n && in_self((uintptr_t)buf[skip]))
 		skip++;
 	for (int i = skip; i < n && out < max; i++)
@@ -751,27 +767,47 @@ static int backtrace_walk(uintptr_t *frames, int max)
  * made: two system calls each time, some sixty a walk. A Python start under
  * exact mode made 53,714 of them, 55 ms of its 76 ms over bare here (each
  * walk teaches the table, so they are the first walks of each stack, and a
- * process with many stacks pays them at every start). memtrace masks every
- * signal once around each whole slow walk instead, the same guarantee held
- * longer, and libunwind's own calls do nothing meanwhile: its GOT slot
- * for sigprocmask is patched at start (got.c), no other caller in the
- * process is touched, and outside a walk of memtrace's the call goes on to
- * libc's. Without the patch (libunwind linked another way) libunwind masks
- * as before and memtrace does not mask twice. The price: a fault inside a
+ * process with many stacks pays them at every start). libunwind's own calls
+ * do nothing during memtrace's slow walks: its GOT slot for sigprocmask is
+ * patched at start (got.c), no other caller in the process is touched, and
+ * outside memtrace's walks the call goes on to libc's. Without the patch
+ * (libunwind linked another way) libunwind masks as before.
+ *
+ * The hazard libunwind's masking guards against needs a second user of
+ * libunwind in the process: a signal handler that unwinds on a thread whose
+ * walk it interrupted. memtrace masks every signal once around each slow
+ * walk (the same guarantee, held longer) when there may be one:
+ *  - an object other than memtrace and libunwind names one of libunwind's
+ *    functions in its GOT, or has a slot bound into libunwind (a program or
+ *    library linked with it: gperftools' profiler, the test
+ *    host-unwind-signals); checked at start and again before a slow walk
+ *    whenever objects were loaded since (dl_iterate_phdr's dlpi_adds);
+ *  - libunwind asked for sigprocmask outside memtrace's walks (a program
+ *    that found libunwind by dlsym, from its first call on).
+ * Otherwise a slow walk costs no system call for the mask: a Python start
+ * under exact mode made 3,526 of them (1,763 slow walks), 2 per walk. What
+ * is left open: a program that reaches libunwind only by dlsym and makes
+ * its very first call from a signal handler that lands inside a walk of
+ * memtrace's on the same thread. The price of masking: a fault inside a
  * masked walk (a stack libunwind misreads) would end the process at once,
- * where before it could reach the program's own SIGSEGV handler first.
+ * where unmasked it could reach the program's own SIGSEGV handler first.
  */
-static __thread int tl_unw_masked __attribute__((tls_model("initial-exec")));
 static bool unw_patched;
+static int unw_others;                   /* another user of libunwind may exist */
+static unsigned long long unw_adds = ~0ull; /* dlpi_adds at the last scan */
+static uintptr_t unw_lo, unw_hi;          /* libunwind's loaded extent */
 
 static int unw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-	if (tl_unw_masked) {
-		/* every signal is masked: what libunwind would save */
+	if (tl_unw_own == UNW_OWN_QUIET) {
+		/* memtrace's slow walk: what libunwind would save is what it
+		 * would restore, so nothing changes */
 		if (old)
 			sigfillset(old);
 		return 0;
 	}
+	if (tl_unw_own == UNW_OWN_NONE && !__atomic_load_n(&unw_others, __ATOMIC_RELAXED))
+		__atomic_store_n(&unw_others, 1, __ATOMIC_RELEASE); /* someone else unwinds */
 	return sigprocmask(how, set, old);
 }
 
@@ -791,23 +827,99 @@ static int unw_patch_object(struct dl_phdr_info *info, size_t size, void *arg)
 	uintptr_t fn = (uintptr_t)arg;
 	if (!mt__phdr_holds(info, fn))
 		return 0;
-	if (!in_self(fn)) /* not linked into memtrace itself */
-		mt__got_each(info, unw_patch_slot, NULL);
+	if (in_self(fn)) /* linked into memtrace itself */
+		return 1;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (!unw_lo || lo < unw_lo)
+			unw_lo = lo;
+		if (hi > unw_hi)
+			unw_hi = hi;
+	}
+	mt__got_each(info, unw_patch_slot, NULL);
 	return 1;
 }
 
-/* A slow walk, every signal masked once around it (above). */
+/* A GOT slot that names libunwind's API or is bound into libunwind. */
+static void unw_user_slot(void **at, const char *name, bool relro, void *arg)
+{
+	(void)relro;
+	static const char *const api[] = {"_UL", "_Ux86_64_", "_U_dyn_", "unw_", "__libunwind"};
+	uintptr_t v = (uintptr_t)__atomic_load_n(at, __ATOMIC_RELAXED);
+	bool user = v >= unw_lo && v < unw_hi;
+	for (size_t i = 0; !user && i < sizeof(api) / sizeof(api[0]); i++)
+		user = strncmp(name, api[i], strlen(api[i])) == 0;
+	if (user)
+		*(bool *)arg = true;
+}
+
+static int unw_user_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	if (mt__phdr_holds(info, (uintptr_t)&mt__unwind_init) || (unw_lo && mt__phdr_holds(info, unw_lo)))
+		return 0; /* memtrace, libunwind */
+	bool user = false;
+	mt__got_each(info, unw_user_slot, &user);
+	if (user)
+		*(const char **)arg = info->dlpi_name && *info->dlpi_name ? info->dlpi_name
+									 : "the program";
+	return user ? 1 : 0;
+}
+
+static int loaded_adds(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	*(unsigned long long *)arg =
+		size >= offsetof(struct dl_phdr_info, dlpi_subs) ? info->dlpi_adds : 0;
+	return 1;
+}
+
+/* Whether a slow walk must mask signals (above): the objects scanned again
+ * when any were loaded since the last scan. */
+static bool unw_must_mask(void)
+{
+	static int said;
+	if (__atomic_load_n(&unw_others, __ATOMIC_ACQUIRE)) {
+		if (mt__opt.verbose && !__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+			mt__warn("libunwind is called outside memtrace's walks: they mask signals");
+		return true;
+	}
+	unsigned long long adds = 0;
+	dl_iterate_phdr(loaded_adds, &adds);
+	if (adds == __atomic_load_n(&unw_adds, __ATOMIC_RELAXED) && adds)
+		return false;
+	const char *user = NULL;
+	if (dl_iterate_phdr(unw_user_object, &user)) { /* an object uses libunwind */
+		__atomic_store_n(&said, 1, __ATOMIC_RELAXED);
+		if (mt__opt.verbose)
+			mt__warn("libunwind is used by %s: memtrace's walks mask signals", user);
+		__atomic_store_n(&unw_others, 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&unw_adds, adds, __ATOMIC_RELAXED);
+	return __atomic_load_n(&unw_others, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* A slow walk, every signal masked once around it when another user of
+ * libunwind may exist (above). */
 static int slow_walk(uintptr_t *frames, int max)
 {
 	if (!unw_patched)
 		return slow_walk_in(frames, max);
+	bool mask = unw_must_mask();
 	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	tl_unw_masked = 1;
+	if (mask) {
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+	}
+	int own = tl_unw_own;
+	tl_unw_own = UNW_OWN_QUIET;
 	int n = slow_walk_in(frames, max);
-	tl_unw_masked = 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	tl_unw_own = own;
+	if (mask)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return n;
 }
 

@@ -223,6 +223,54 @@ def case_host_unwind_signals():
             check(sites >= 4096, f"{mode}: {sites} callsites, not the 4,096 stacks and more")
 
 
+def sigprocmask_calls(cmd, dump_dir, env=None):
+    """How many rt_sigprocmask system calls cmd makes under exact memtrace,
+    as strace counts them (every process and thread)."""
+    if not shutil.which("strace"):
+        raise Fail("strace is needed to count system calls (Debian package strace)")
+    out = os.path.join(dump_dir, "strace.txt")
+    r = bounded("strace", ["strace", "-f", "-qq", "-c", "-e", "trace=rt_sigprocmask", "-o", out,
+                           "-E", "LD_PRELOAD=" + LIB, *cmd], HANG, env=env, preload=False,
+                dump_dir=dump_dir)
+    eq(r.returncode, 0, f"{cmd[0]} under strace: {r.stderr.decode()[-300:]}")
+    with open(out) as f:
+        m = re.search(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?rt_sigprocmask$", f.read(),
+                      re.M)
+    return int(m.group(1)) if m else 0
+
+
+@base.case(victims=("unwsig",))
+def case_host_unwind_mask():
+    """memtrace masks signals around its libunwind walks only where a
+    signal handler could unwind inside one: when another user of libunwind
+    exists. A program linked with libunwind is found at start, one that
+    reaches it by dlopen at its first call (MEMTRACE_VERBOSE says which);
+    an exact-mode Python start, whose interpreter does not use libunwind,
+    makes no rt_sigprocmask call for them (3,526 when every walk masked)."""
+    d = tempfile.mkdtemp(prefix="mt-unwmask-")
+    env = {"MEMTRACE_DIR": d, "MEMTRACE_AT_EXIT": "0", "MEMTRACE_VERBOSE": "1"}
+    py = "/usr/bin/python3.11"
+    if not os.path.exists(py):
+        raise Fail(f"{py} is needed (Debian package python3.11)")
+    linked = b"libunwind is used by the program: memtrace's walks mask signals"
+    called = b"libunwind is called outside memtrace's walks: they mask signals"
+    r = bounded("linked", [victim("unwsig")], HANG, env=env)
+    eq((r.returncode, r.stdout), (0, b"mask kept\nhandler ran\nunwound yes\n"), "linked")
+    check(linked in r.stderr, f"linked: no word of masking: {r.stderr.decode()[-400:]}")
+    # by dlopen (ctypes), then more imports: more new stacks to walk
+    script = ("import ctypes\nu = ctypes.CDLL('libunwind.so.8')\nb = (ctypes.c_void_p * 32)()\n"
+              "assert u.unw_backtrace(b, 32) > 3\nimport email.parser, http.client\n")
+    r = bounded("dlopen", [py, "-c", script], HANG, env=env)
+    eq(r.returncode, 0, f"dlopen: {r.stderr.decode()[-400:]}")
+    check(called in r.stderr, f"dlopen: no word of masking: {r.stderr.decode()[-400:]}")
+    r = bounded("python", [py, "-c", "import email.parser, http.client"], HANG, env=env)
+    check(linked not in r.stderr and called not in r.stderr,
+          f"python: masks though nothing else uses libunwind: {r.stderr.decode()[-400:]}")
+    n = sigprocmask_calls([py, "-c", "import email.parser, http.client"], d, env)
+    check(n <= 16, f"a Python start: {n} rt_sigprocmask calls (memtrace masked its walks)")
+    print(f"python start: {n} rt_sigprocmask calls")
+
+
 @base.case(victims=("hosts",))
 def case_host_single_thread():
     """No thread of memtrace's until the first snapshot signal, which an idle

@@ -21,7 +21,7 @@ packages=(meson ninja-build pkg-config gcc g++ binutils libunwind-dev uthash-dev
                                  protobuf-compiler golang-go chromium python3-websocket
                                  openjdk-17-jdk-headless ruby rustc nodejs gdb python3-numpy
                                  python3-objgraph valgrind libtcmalloc-minimal4 libmimalloc2.0 libc6-dbg python3.11-dbg
-                                 procps tmux)
+                                 procps tmux strace)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
