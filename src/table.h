@@ -115,7 +115,7 @@ static inline void site_release(mt_site_t *s, uint64_t size, int64_t blocks)
  * frame, so two stacks with one hash are never merged. Not in static TLS:
  * 4 KiB of it per thread left too little of glibc's surplus for a library
  * dlopen'ed later (memtrace's own, at an attach). */
-#define TL_SLOTS 64
+#define TL_SLOTS 128
 #define TL_CACHE 256
 
 struct tl_entry {

@@ -137,25 +137,40 @@ static inline bool in_self(uintptr_t a)
  * an empty slot on the way ends a lookup. */
 #define FS_PROBES 16
 
+static inline size_t fs_home(uintptr_t ra)
+{
+	return (size_t)(((ra >> 6) & ~(uintptr_t)63) | ((ra >> 4) & 63));
+}
+
+static inline size_t fs_hashed(uintptr_t ra)
+{
+	return (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS));
+}
+
 static inline size_t fs_slot(uintptr_t ra, size_t n)
 {
-	size_t home = n < FS_PROBES
-			      ? (size_t)(((ra >> 6) & ~(uintptr_t)63) | ((ra >> 4) & 63)) + n
-			      : (size_t)((ra * 0x9e3779b97f4a7c15ull) >> (64 - FS_BITS)) + n - FS_PROBES;
-	return home & (FS_CAP - 1);
+	size_t at = n < FS_PROBES ? fs_home(ra) + n : fs_hashed(ra) + n - FS_PROBES;
+	return at & (FS_CAP - 1);
 }
 
 /* Relaxed loads: an entry's address never changes once set, and an info
- * read early (0, not yet filled) only sends the walk to libunwind. */
+ * read early (0, not yet filled) only sends the walk to libunwind. The
+ * home's probes, then the hashed place's (fs_slot's order), each a loop of
+ * its own: a lookup, nearly always found in its home's first slots, does
+ * not compute the hash. */
 static inline uint64_t fs_get(const struct fsize *t, uintptr_t ra)
 {
-	for (size_t n = 0; n < 2 * FS_PROBES; n++) {
-		size_t i = fs_slot(ra, n);
-		uintptr_t k = __atomic_load_n(&t[i].ra, __ATOMIC_RELAXED);
-		if (k == ra)
-			return __atomic_load_n(&t[i].info, __ATOMIC_RELAXED);
-		if (!k)
-			return 0;
+	size_t at = fs_home(ra);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t n = 0; n < FS_PROBES; n++) {
+			size_t i = (at + n) & (FS_CAP - 1);
+			uintptr_t k = __atomic_load_n(&t[i].ra, __ATOMIC_RELAXED);
+			if (k == ra)
+				return __atomic_load_n(&t[i].info, __ATOMIC_RELAXED);
+			if (!k)
+				return 0;
+		}
+		at = fs_hashed(ra);
 	}
 	return 0;
 }
@@ -555,10 +570,13 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 	if (e->slot0 == slot0 && e->max == max && e->gen == gen) {
 		/* the slots were inside this thread's stack when the entry
 		 * was made, and the stack has not moved */
-		if (memo_same(e, slot0))
-			return memo_hit(e, e->n, frames, tag);
-		while (*(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
+		/* one pass: the whole stack (a hit), or where it parts from
+		 * the entry's */
+		int n = e->n;
+		while (k < n && *(const uintptr_t *)(slot0 + e->off[k]) == e->ra[k])
 			k++;
+		if (k == n)
+			return memo_hit(e, n, frames, tag);
 		/* e stays: it is what the second memo's keys are read by */
 		int m = alt_walk(e, slot0, k, frames, max, gen, tag, fp);
 		if (m != -2)
@@ -733,7 +751,7 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int max)
 #define UNW_OWN_QUIET 2 /* libunwind's masking does nothing: memtrace masked, or
 			 * no other user of libunwind exists */
 static __thread int tl_unw_own __attribute__((tls_model("initial-exec")));
-static bool unw_must_mask(void);
+static int unw_others;
 
 /* unw_backtrace (libunwind's per-address trace cache), memtrace's frames
  * dropped: for checking the fast walk, which it should match exactly. It
@@ -749,8 +767,10 @@ static int backtrace_walk(uintptr_t *frames, int max)
 	int own = tl_unw_own;
 	/* with another user of libunwind about, libunwind masks for itself
 	 * on the rare lookups its cache misses (masking around every check
-	 * cost more) */
-	tl_unw_own = unw_must_mask() ? UNW_OWN_PASS : UNW_OWN_QUIET;
+	 * cost more); the last slow walk's answer, not a fresh look at the
+	 * loaded objects (a dl_iterate_phdr at every check was 0.15 % of a
+	 * Python churn's instructions and more of its cache misses) */
+	tl_unw_own = __atomic_load_n(&unw_others, __ATOMIC_ACQUIRE) ? UNW_OWN_PASS : UNW_OWN_QUIET;
 	int n = unw_backtrace(buf, want), skip = 0, out = 0;
 	tl_unw_own = own;
 	while (skip < n && in_self((uintptr_t)buf[skip]))
@@ -788,12 +808,13 @@ static int backtrace_walk(uintptr_t *frames, int max)
  * under exact mode made 3,526 of them (1,763 slow walks), 2 per walk. What
  * is left open: a program that reaches libunwind only by dlsym and makes
  * its very first call from a signal handler that lands inside a walk of
- * memtrace's on the same thread. The price of masking: a fault inside a
+ * memtrace's on the same thread; an object loaded since memtrace's last
+ * slow walk whose handler unwinds inside the periodic check's walk. The price of masking: a fault inside a
  * masked walk (a stack libunwind misreads) would end the process at once,
  * where unmasked it could reach the program's own SIGSEGV handler first.
  */
 static bool unw_patched;
-static int unw_others;                   /* another user of libunwind may exist */
+/* unw_others: another user of libunwind may exist */
 static unsigned long long unw_adds = ~0ull; /* dlpi_adds at the last scan */
 static uintptr_t unw_lo, unw_hi;          /* libunwind's loaded extent */
 
