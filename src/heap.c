@@ -27,8 +27,8 @@
  *
  * Threads that allocate at the same callsites would otherwise bounce the
  * sites' counter cache lines between cores on every call. Each thread adds
- * its heap counts into a block of its own (64 entries, direct-mapped by site
- * id), with atomic adds on lines no other thread writes; an entry is flushed
+ * its heap counts into a block of its own (TL_SLOTS entries, direct-mapped
+ * by site id), with atomic adds on lines no other thread writes; an entry is flushed
  * into its site when another site needs its place, and the live-byte total
  * into the process total every 64 KiB. Only the owner writes its block, with
  * plain stores; a dump reads every registered block (mt__heap_gather) and

@@ -5,8 +5,8 @@
  * meta (table.h).
  *
  * 64 shards by stack hash, each an open-addressing index of {hash, site}
- * under its own mutex (table.c's lock order: 3); in front of them a
- * per-thread cache in the thread's block, read without a lock. Ids are 24
+ * read without a lock and added to under its own mutex (table.c's lock
+ * order: 3); in front of them a per-thread cache in the thread's block. Ids are 24
  * bits (0 = none), published in a two-level array read lock-free. A site's
  * frames never change once made; its counts are written with atomic adds.
  */
@@ -27,13 +27,26 @@
  * hash sit in neighbouring slots and are told apart by their frames. */
 struct site_slot {
 	uint64_t hash;
-	mt_site_t *site;
+	mt_site_t *site; /* written last, with release: a reader that sees it
+			  * sees the hash and the whole record */
+};
+
+/* Read without the shard's lock: a thread whose cache misses finds a known
+ * stack here with no lock taken (at 1,000 callsites and more, nearly every
+ * call). Only the lock holder adds, into empty slots; a full index is
+ * copied into one twice its size, published whole, and the old one kept
+ * (a reader may still be probing it: it is at most half full, so its probe
+ * ends, and it misses only sites added since, which the locked lookup
+ * then finds). What is kept adds up to less than the live index. */
+struct site_index {
+	uint32_t cap; /* a power of two; at most half full */
+	struct site_slot slot[];
 };
 
 struct site_shard {
 	pthread_mutex_t lock;
-	struct site_slot *idx; /* NULL until the shard's first site */
-	uint32_t cap, count;   /* at most half full */
+	struct site_index *idx; /* NULL until the shard's first site */
+	uint32_t count;
 } __attribute__((aligned(MT_CACHELINE)));
 
 static struct site_shard site_shards[SITE_SHARDS];
@@ -88,6 +101,8 @@ static bool publish_id(mt_site_t *s)
 
 static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
 			      int domain);
+static mt_site_t *site_find(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			    int domain);
 
 /* The thread's callsite cache (table.h), NULL without a block. */
 static struct site_cache *my_sites(void)
@@ -113,7 +128,9 @@ mt_site_t *mt__site_get(const uintptr_t *frames, int n, int domain)
 	s = tl_sites ? tl_sites[slot].site : NULL;
 	if (s && tl_sites[slot].hash == h && same_site(s, frames, n, domain))
 		return s;
-	s = site_lookup(sh, h, frames, n, domain);
+	s = site_find(sh, h, frames, n, domain);
+	if (!s)
+		s = site_lookup(sh, h, frames, n, domain);
 	if (s && tl_sites) {
 		tl_sites[slot].hash = h;
 		tl_sites[slot].site = s;
@@ -127,24 +144,51 @@ static inline uint32_t site_home(uint64_t h, uint32_t cap)
 	return (uint32_t)(h >> 6) & (cap - 1);
 }
 
-/* Doubles a shard's index; false (index unchanged) when out of memory. */
+/* A known stack's site from the published index, no lock: NULL when not
+ * there (yet). */
+static mt_site_t *site_find(struct site_shard *sh, uint64_t h, const uintptr_t *frames, int n,
+			    int domain)
+{
+	const struct site_index *x = __atomic_load_n(&sh->idx, __ATOMIC_ACQUIRE);
+	if (!x)
+		return NULL;
+	uint32_t mask = x->cap - 1;
+	for (uint32_t i = site_home(h, x->cap);; i = (i + 1) & mask) {
+		mt_site_t *s = __atomic_load_n(&x->slot[i].site, __ATOMIC_ACQUIRE);
+		if (!s)
+			return NULL;
+		if (__atomic_load_n(&x->slot[i].hash, __ATOMIC_RELAXED) == h &&
+		    same_site(s, frames, n, domain))
+			return s;
+	}
+}
+
+static void slot_put(struct site_slot *sl, uint64_t h, mt_site_t *s)
+{
+	__atomic_store_n(&sl->hash, h, __ATOMIC_RELAXED);
+	__atomic_store_n(&sl->site, s, __ATOMIC_RELEASE);
+}
+
+/* Publishes an index twice the size (the shard's lock held); false (index
+ * unchanged) when out of memory. The old one stays (above). */
 static bool site_idx_grow(struct site_shard *sh)
 {
-	uint32_t cap = sh->cap ? sh->cap * 2 : 64;
-	struct site_slot *t = mt__ialloc((size_t)cap * sizeof(*t)); /* zeroed */
+	struct site_index *old = sh->idx;
+	uint32_t cap = old ? old->cap * 2 : 64;
+	struct site_index *t = mt__ialloc_keep(sizeof(*t) + (size_t)cap * sizeof(t->slot[0]));
 	if (!t)
 		return false;
-	for (uint32_t i = 0; i < sh->cap; i++) {
-		if (!sh->idx[i].site)
+	memset(t->slot, 0, (size_t)cap * sizeof(t->slot[0]));
+	t->cap = cap;
+	for (uint32_t i = 0; old && i < old->cap; i++) {
+		if (!old->slot[i].site)
 			continue;
-		uint32_t j = site_home(sh->idx[i].hash, cap);
-		while (t[j].site)
+		uint32_t j = site_home(old->slot[i].hash, cap);
+		while (t->slot[j].site)
 			j = (j + 1) & (cap - 1);
-		t[j] = sh->idx[i];
+		t->slot[j] = old->slot[i];
 	}
-	mt__ifree(sh->idx, (size_t)sh->cap * sizeof(*t));
-	sh->idx = t;
-	sh->cap = cap;
+	__atomic_store_n(&sh->idx, t, __ATOMIC_RELEASE);
 	return true;
 }
 
@@ -155,17 +199,19 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 	uint32_t i = 0;
 
 	pthread_mutex_lock(&sh->lock);
-	if (sh->cap) {
-		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
-			if (sh->idx[i].hash == h && same_site(sh->idx[i].site, frames, n, domain)) {
-				s = sh->idx[i].site;
+	struct site_index *x = sh->idx;
+	if (x) {
+		for (i = site_home(h, x->cap); x->slot[i].site; i = (i + 1) & (x->cap - 1))
+			if (x->slot[i].hash == h && same_site(x->slot[i].site, frames, n, domain)) {
+				s = x->slot[i].site;
 				goto out;
 			}
 	}
-	if ((sh->count + 1) * 2 > sh->cap) {
+	if (!x || (sh->count + 1) * 2 > x->cap) {
 		if (!site_idx_grow(sh))
 			goto out; /* out of memory: the allocation goes untracked */
-		for (i = site_home(h, sh->cap); sh->idx[i].site; i = (i + 1) & (sh->cap - 1))
+		x = sh->idx;
+		for (i = site_home(h, x->cap); x->slot[i].site; i = (i + 1) & (x->cap - 1))
 			;
 	}
 	s = mt__ialloc_keep(sizeof(*s) + (size_t)n * sizeof(*frames)); /* kept for good */
@@ -181,8 +227,7 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 		s = NULL;
 		goto out;
 	}
-	sh->idx[i].hash = h;
-	sh->idx[i].site = s;
+	slot_put(&x->slot[i], h, s);
 	sh->count++;
 out:
 	pthread_mutex_unlock(&sh->lock);
