@@ -509,13 +509,6 @@ static struct memo *alt_make(void)
 	return tl_alt;
 }
 
-/* A stack that starts as e's (a valid entry) does but differs from frame k
- * on: looked up in the second memo under the addresses it now holds at e's
- * slots (for stacks of the same shape, its own return addresses), and on a
- * miss walked by the table from frame k into the least recently used way.
- * A hit is checked in place against the entry's own slots, so the key only
- * decides where to look, never what is found. -1 when the table cannot
- * tell. */
 /* A thread whose stacks of one shape outnumber the second memo (1,000
  * callsites in turn) misses it at nearly every call, and a miss costs the
  * key, the probe and the entry's copies on top of the table walk: where
@@ -528,6 +521,13 @@ static __thread uint32_t tl_alt_tries __attribute__((tls_model("initial-exec")))
 static __thread uint32_t tl_alt_hits __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_alt_skip __attribute__((tls_model("initial-exec")));
 
+/* A stack that starts as e's (a valid entry) does but differs from frame k
+ * on: looked up in the second memo under the addresses it now holds at e's
+ * slots (for stacks of the same shape, its own return addresses), and on a
+ * miss walked by the table from frame k into the least recently used way.
+ * A hit is checked in place against the entry's own slots, so the key only
+ * decides where to look, never what is found. -1 when the table cannot
+ * tell. */
 static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, int k,
 					      uintptr_t *frames, int max, uint32_t gen, void ***tag,
 					      bool *fp)
@@ -769,12 +769,13 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int max)
 
 /* Which of memtrace's own uses of libunwind this thread is in (the
  * masking, below slow_walk_in). */
+/* PASS: libunwind masks for itself; QUIET: libunwind's masking does
+ * nothing (memtrace masked, or no other user of libunwind exists) */
 #define UNW_OWN_NONE 0
-#define UNW_OWN_PASS 1  /* libunwind masks for itself */
-#define UNW_OWN_QUIET 2 /* libunwind's masking does nothing: memtrace masked, or
-			 * no other user of libunwind exists */
+#define UNW_OWN_PASS 1
+#define UNW_OWN_QUIET 2
 static __thread int tl_unw_own __attribute__((tls_model("initial-exec")));
-static int unw_others;
+static int unw_others; /* another user of libunwind may exist (below) */
 
 /* unw_backtrace (libunwind's per-address trace cache), memtrace's frames
  * dropped: for checking the fast walk, which it should match exactly. It
@@ -832,19 +833,19 @@ static int backtrace_walk(uintptr_t *frames, int max)
  * is left open: a program that reaches libunwind only by dlsym and makes
  * its very first call from a signal handler that lands inside a walk of
  * memtrace's on the same thread; an object loaded since memtrace's last
- * slow walk whose handler unwinds inside the periodic check's walk. The price of masking: a fault inside a
- * masked walk (a stack libunwind misreads) would end the process at once,
- * where unmasked it could reach the program's own SIGSEGV handler first.
+ * slow walk whose handler unwinds inside the periodic check's walk. The
+ * price of masking: a fault inside a masked walk (a stack libunwind
+ * misreads) would end the process at once, where unmasked it could reach
+ * the program's own SIGSEGV handler first.
  */
 static bool unw_patched;
-/* unw_others: another user of libunwind may exist */
 static unsigned long long unw_adds = ~0ull; /* dlpi_adds at the last scan */
 
 static int unw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	if (tl_unw_own == UNW_OWN_QUIET) {
-		/* memtrace's slow walk: what libunwind would save is what it
-		 * would restore, so nothing changes */
+		/* memtrace's walk, masked or with no other user about: what
+		 * libunwind would save is what it would restore */
 		if (old)
 			sigfillset(old);
 		return 0;
@@ -880,8 +881,9 @@ static int unw_patch_object(struct dl_phdr_info *info, size_t size, void *arg)
  * dynamic section alone, a few entries. Reading every object's relocations
  * and symbols instead (a GOT naming libunwind's API) cost a large program
  * about 1 ms at every start (cmake --version under exact memtrace: 19.15
- * ms that way, 18.21 ms this way, bare 10.54). An object that reaches libunwind without needing it (dlsym, or a
- * dependency's dependency) is caught at its first call (unw_sigprocmask). */
+ * ms that way, 18.21 ms this way, bare 10.54). An object that reaches
+ * libunwind without needing it (dlsym, or a dependency's dependency) is
+ * caught at its first call (unw_sigprocmask). */
 static int unw_user_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
 	(void)size;
