@@ -2,7 +2,8 @@
 /*
  * got.c - a loaded object's GOT slots, by the symbol each is bound to: what
  * attach.c patches in a running process, and what unwind.c patches in
- * libunwind (its sigprocmask) at start. Reads the object's own dynamic
+ * libunwind (its sigprocmask) at start; and the libraries it needs (how
+ * unwind.c finds another user of libunwind). Reads the object's own dynamic
  * section through the loader's program headers; writes a slot with its page
  * made writable for the moment when RELRO made it read-only.
  */
@@ -11,6 +12,7 @@
 #include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -46,15 +48,35 @@ static void relocs_each(uintptr_t base, const ElfW(Rela) *r, size_t bytes, const
 	}
 }
 
+/* The object's dynamic section, NULL if it has none. */
+static const ElfW(Dyn) *dyn_of(const struct dl_phdr_info *info)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+			return (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	return NULL;
+}
+
+bool mt__dyn_needs(const struct dl_phdr_info *info, const char *part)
+{
+	const ElfW(Dyn) *dyn = dyn_of(info);
+	const char *str = NULL;
+	for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++)
+		if (d->d_tag == DT_STRTAB)
+			str = (const char *)mt__dyn_ptr(info->dlpi_addr, d->d_un.d_ptr);
+	for (const ElfW(Dyn) *d = dyn; d && str && d->d_tag != DT_NULL; d++)
+		if (d->d_tag == DT_NEEDED && strstr(str + d->d_un.d_val, part))
+			return true;
+	return false;
+}
+
 void mt__got_each(const struct dl_phdr_info *info, mt_got_fn fn, void *arg)
 {
 	uintptr_t base = info->dlpi_addr;
-	const ElfW(Dyn) *dyn = NULL;
+	const ElfW(Dyn) *dyn = dyn_of(info);
 	uintptr_t relro_lo = 0, relro_hi = 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		if (ph->p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
 		if (ph->p_type == PT_GNU_RELRO) {
 			relro_lo = base + ph->p_vaddr;
 			relro_hi = relro_lo + ph->p_memsz;

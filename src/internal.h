@@ -361,6 +361,8 @@ MT_HIDDEN void mt__got_put(void **at, void *v, bool relro);
 /* An address a dynamic section gives: absolute once the loader adjusted
  * it, else relative to the object's base. */
 MT_HIDDEN uintptr_t mt__dyn_ptr(uintptr_t base, uintptr_t v);
+/* Whether one of a loaded object's DT_NEEDED names contains part. */
+MT_HIDDEN bool mt__dyn_needs(const struct dl_phdr_info *info, const char *part);
 
 /* ---- attach.c: loaded into a running process (memtrace attach) ---- */
 extern int mt__attached MT_HIDDEN; /* the GOT hooks are in place */

@@ -890,21 +890,10 @@ static int unw_user_object(struct dl_phdr_info *info, size_t size, void *arg)
 	if (mt__phdr_holds(info, (uintptr_t)&mt__unwind_init) ||
 	    mt__phdr_holds(info, (uintptr_t)&unw_init_local))
 		return 0; /* memtrace, libunwind */
-	const ElfW(Dyn) *dyn = NULL;
-	for (int i = 0; i < info->dlpi_phnum; i++)
-		if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-	const char *str = NULL;
-	for (const ElfW(Dyn) *d = dyn; d && d->d_tag != DT_NULL; d++)
-		if (d->d_tag == DT_STRTAB)
-			str = (const char *)mt__dyn_ptr(info->dlpi_addr, d->d_un.d_ptr);
-	for (const ElfW(Dyn) *d = dyn; d && str && d->d_tag != DT_NULL; d++)
-		if (d->d_tag == DT_NEEDED && strstr(str + d->d_un.d_val, "libunwind")) {
-			*(const char **)arg = info->dlpi_name && *info->dlpi_name ? info->dlpi_name
-										 : "the program";
-			return 1;
-		}
-	return 0;
+	if (!mt__dyn_needs(info, "libunwind"))
+		return 0;
+	*(const char **)arg = info->dlpi_name && *info->dlpi_name ? info->dlpi_name : "the program";
+	return 1;
 }
 
 static int loaded_adds(struct dl_phdr_info *info, size_t size, void *arg)
