@@ -28,16 +28,16 @@
  * Threads that allocate at the same callsites would otherwise bounce the
  * sites' counter cache lines between cores on every call. Each thread adds
  * its heap counts into a block of its own (TL_SLOTS entries, direct-mapped
- * by site id), with atomic adds on lines no other thread writes; an entry is flushed
- * into its site when another site needs its place, and the live-byte total
- * into the process total every 64 KiB. Only the owner writes its block, with
- * plain stores; a dump reads every registered block (mt__heap_gather) and
- * adds what is pending, so snapshots are exact; only the process peak is
- * coarser: it may miss up to 64 KiB per thread. A block's lock is taken only
- * to change which site an entry counts for, by its thread, or by a dump
- * while it reads the block. At
- * thread exit a pthread key destructor flushes the block and frees it for the
- * next thread; later calls in that thread count straight into the sites.
+ * by site id), with atomic adds on lines no other thread writes; an entry
+ * is flushed into its site when another site needs its place, and the
+ * live-byte total into the process total every 64 KiB. Only the owner
+ * writes its block, with plain stores; a dump reads every registered block
+ * (mt__heap_gather) and adds what is pending, so snapshots are exact; only
+ * the process peak is coarser: it may miss up to 64 KiB per thread. A
+ * block's lock is taken only to change which site an entry counts for, by
+ * its thread, or by a dump while it reads the block. At thread exit a
+ * pthread key destructor flushes the block and frees it for the next
+ * thread; later calls in that thread count straight into the sites.
  */
 #define TL_LIVE_BATCH (64 << 10)
 

@@ -199,21 +199,17 @@ static mt_site_t *site_lookup(struct site_shard *sh, uint64_t h, const uintptr_t
 	uint32_t i = 0;
 
 	pthread_mutex_lock(&sh->lock);
+	/* again, with adding held off: another thread may have added it */
+	if ((s = site_find(sh, h, frames, n, domain)))
+		goto out;
 	struct site_index *x = sh->idx;
-	if (x) {
-		for (i = site_home(h, x->cap); x->slot[i].site; i = (i + 1) & (x->cap - 1))
-			if (x->slot[i].hash == h && same_site(x->slot[i].site, frames, n, domain)) {
-				s = x->slot[i].site;
-				goto out;
-			}
-	}
 	if (!x || (sh->count + 1) * 2 > x->cap) {
 		if (!site_idx_grow(sh))
 			goto out; /* out of memory: the allocation goes untracked */
 		x = sh->idx;
-		for (i = site_home(h, x->cap); x->slot[i].site; i = (i + 1) & (x->cap - 1))
-			;
 	}
+	for (i = site_home(h, x->cap); x->slot[i].site; i = (i + 1) & (x->cap - 1))
+		;
 	s = mt__ialloc_keep(sizeof(*s) + (size_t)n * sizeof(*frames)); /* kept for good */
 	if (!s)
 		goto out;
