@@ -117,18 +117,37 @@ static inline uint64_t py_hash(const uint64_t *f, int m, uintptr_t token)
 	return h ^ (h >> 29);
 }
 
+/* Whether Python frames f[0..m) are one run of the eval loop: the
+ * outermost entered it from C, no other did, and the walk reached the end
+ * (m short of its limit). The native frames beyond that run's eval-loop
+ * frame are then the interpreter's own start-up, or the C code that called
+ * into Python once (a thread started in C, an embedding program): the same
+ * for every allocation of the thread, and no view shows the interpreter's
+ * (frames.c); the walk ends there. Between two runs there may be C code of
+ * an extension that called back into Python: such stacks are walked whole. */
+static inline bool one_run(const uint64_t *f, int m, int depth)
+{
+	uint64_t entries = 0;
+	if (m == 0 || m >= depth)
+		return false;
+	for (int i = 0; i < m - 1; i++)
+		entries |= f[i];
+	return (f[m - 1] & MT_FRAME_PY_ENTRY) && !(entries & MT_FRAME_PY_ENTRY);
+}
+
 __attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
 {
 	uintptr_t frames[MT_MAX_FRAMES];
 	uint64_t pyf[MT_MAX_FRAMES];
 	void **tag = NULL;
-	int depth = mt__opt.depth, m = 0, n;
+	int depth = mt__opt.depth, m = 0, n, lim;
 	bool heap = domain == MT_DOMAIN_HEAP;
 	if (state == MT_PY_WAIT)
 		mt__py_poll();
 	else if (state == MT_PY_ON)
 		m = mt__py_frames(pyf, depth);
-	n = mt__unwind(frames, depth, mt__tl_entry_slot, heap ? &tag : NULL);
+	lim = one_run(pyf, m, depth) ? depth | MT_UNWIND_TO_EVAL : depth;
+	n = mt__unwind(frames, lim, mt__tl_entry_slot, heap ? &tag : NULL);
 	uintptr_t held = tag ? (uintptr_t)*tag : 0;
 	if (!m && held && !(held & 1))
 		return (mt_site_t *)held; /* a native-only stack seen lately */
@@ -149,7 +168,7 @@ __attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
 	}
 	if (held) {
 		/* frames were left unfilled: the tag named the stack */
-		n = mt__unwind(frames, depth, mt__tl_entry_slot, NULL);
+		n = mt__unwind(frames, lim, mt__tl_entry_slot, NULL);
 	}
 	if (m > MT_MAX_FRAMES - n)
 		m = MT_MAX_FRAMES - n;

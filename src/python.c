@@ -715,6 +715,7 @@ static int install(void *arg)
 	if (dladdr1(py.eval_fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym) {
 		eval_lo = (uintptr_t)py.eval_fn;
 		eval_hi = eval_lo + sym->st_size;
+		mt__unwind_eval(eval_lo, eval_hi);
 	}
 	buckets = mt__ialloc(CODE_BUCKETS * sizeof(*buckets));
 	if (!buckets) {

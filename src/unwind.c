@@ -38,6 +38,14 @@
  * memo, whose slots follow from return addresses alone). A JIT frame whose
  * rbp is no frame pointer ends the stack there.
  *
+ * A walk asked to end at the eval loop (MT_UNWIND_TO_EVAL, or'ed into its
+ * depth: a Python allocation whose Python frames are one run of the eval
+ * loop) ends at the first return address in the range python.c set with
+ * mt__unwind_eval: the frames beyond it are the interpreter's start-up,
+ * which no view shows and every such allocation would pay to walk. The memo
+ * keeps such stacks apart from whole ones (an entry holds the limit it was
+ * walked with).
+ *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
  * loader lock and allocate, and those allocations come back through the
@@ -107,6 +115,36 @@ static uint32_t fs_gen; /* bumped whenever a known frame size turns out wrong */
 
 static __thread uintptr_t tl_stack_lo, tl_stack_hi __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
+
+/* The eval loop's return addresses: (eval_lo, eval_lo + eval_len], set once
+ * before any walk asks for them (0: none, no walk ends early). */
+static uintptr_t eval_lo, eval_len;
+
+void mt__unwind_eval(uintptr_t lo, uintptr_t hi)
+{
+	if (hi > lo) {
+		eval_lo = lo;
+		eval_len = hi - lo;
+	}
+}
+
+/* A walk's limit: its depth, and whether it ends at the eval loop. */
+#define LIM_DEPTH(lim) ((lim) & (MT_UNWIND_TO_EVAL - 1))
+
+static inline bool ends_walk(uintptr_t ra, int lim)
+{
+	return (lim & MT_UNWIND_TO_EVAL) && ra - eval_lo - 1 < eval_len;
+}
+
+/* A walk by libunwind cut as the fast walk cuts it. */
+static int cut_walk(const uintptr_t *frames, int n, int lim)
+{
+	if (lim & MT_UNWIND_TO_EVAL)
+		for (int i = 0; i < n; i++)
+			if (ends_walk(frames[i], lim))
+				return i + 1;
+	return n;
+}
 
 /* written every 64th walk: a line of their own, away from what every walk
  * reads (fs_table, fs_gen, self_lo/hi) */
@@ -326,7 +364,8 @@ struct memo {
 	uintptr_t slot0; /* 0: empty */
 	uint32_t gen;
 	uint32_t used; /* tl_walks at the last use: the least recent goes */
-	uint8_t n, max;
+	uint8_t n;
+	uint16_t lim; /* the walk's limit (its depth, MT_UNWIND_TO_EVAL) */
 	void *tag;
 	uint64_t key; /* in the second memo: what it is filed under */
 	uintptr_t ra[MEMO_DEPTH];
@@ -374,10 +413,10 @@ static struct memo *memo_make(void)
 	return tl_memo = m;
 }
 
-/* The entry for a stack whose first return address ra sits at slot: the
- * one holding it, or the least recently used of its set, emptied. NULL
- * when the thread has no memo. */
-static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
+/* The entry for a stack whose first return address ra sits at slot, walked
+ * to the limit lim: the one holding it, or the least recently used of its
+ * set, emptied. NULL when the thread has no memo. */
+static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra, int lim)
 {
 	struct memo *m = tl_memo;
 	if (MT_UNLIKELY(!m) && !(m = memo_make()))
@@ -385,7 +424,7 @@ static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
 	struct memo *set = &m[(((slot ^ ra) * 0x9e3779b97f4a7c15ull) >> 61) * MEMO_WAYS];
 	struct memo *old = set;
 	for (int i = 0; i < MEMO_WAYS; i++) {
-		if (set[i].slot0 == slot && set[i].ra[0] == ra)
+		if (set[i].slot0 == slot && set[i].ra[0] == ra && set[i].lim == lim)
 			return &set[i];
 		if (set[i].used < old->used)
 			old = &set[i];
@@ -395,7 +434,7 @@ static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
 }
 
 /* Walks on from frame n at slot by the frame-size table, into frames and,
- * below MEMO_DEPTH, into e (if not NULL). From frame 0 it also follows rbp
+ * below MEMO_DEPTH, into e (if not NULL), to the limit lim. From frame 0 it also follows rbp
  * (its value at the allocating call is what the hook's own frame saved,
  * below slot0), which frame-pointer steps need; from a later frame rbp is
  * not known. -1 when the table cannot tell, -3 when only rbp was missing.
@@ -403,9 +442,10 @@ static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra)
  * slots follow from rbp's values as well as from the return addresses):
  * *fp is set for it. */
 #define WALK_NEEDS_RBP (-3)
-static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n, int max,
+static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n, int lim,
 		      struct memo *e, bool *fp)
 {
+	const int max = LIM_DEPTH(lim);
 	const struct fsize *t = fs_table;
 	const uintptr_t hi = tl_stack_hi - 8;
 	bool rbp_ok = n == 0;
@@ -414,7 +454,8 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 		if (slot > hi)
 			return -1;
 		uintptr_t ra = *(const uintptr_t *)slot;
-		uint64_t info = fs_get(t, ra);
+		bool last = ends_walk(ra, lim);
+		uint64_t info = last ? FS_TERMINAL : fs_get(t, ra);
 		uint32_t d = (uint32_t)info, rule = (uint32_t)(info >> 32);
 		if (d == 0 || d == FS_VARIABLE)
 			return -1;
@@ -484,15 +525,15 @@ static MT_ALWAYS_INLINE int memo_hit(struct memo *e, int n, uintptr_t *frames, v
 /* Walks on from frame k at slot by the table into entry e (its first k
  * frames in place, its n zero), and makes it a stack. */
 static int memo_fill(struct memo *e, uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int k,
-		     int max, void ***tag, bool *fp)
+		     int lim, void ***tag, bool *fp)
 {
-	int n = table_walk(slot0, slot, frames, k, max, e, fp);
+	int n = table_walk(slot0, slot, frames, k, lim, e, fp);
 	if (n < 0 || *fp) {
 		e->slot0 = 0;
 		return n;
 	}
 	e->n = (uint8_t)n;
-	e->max = (uint8_t)max;
+	e->lim = (uint16_t)lim;
 	if (tag)
 		*tag = &e->tag;
 	return n;
@@ -529,7 +570,7 @@ static __thread uint32_t tl_alt_skip __attribute__((tls_model("initial-exec")));
  * decides where to look, never what is found. -1 when the table cannot
  * tell. */
 static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, int k,
-					      uintptr_t *frames, int max, uint32_t gen, void ***tag,
+					      uintptr_t *frames, int lim, uint32_t gen, void ***tag,
 					      bool *fp)
 {
 	struct memo *alt = tl_alt;
@@ -538,7 +579,7 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	if (tl_alt_skip) {
 		tl_alt_skip--;
 		memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
-		return table_walk(slot0, slot0 + e->off[k], frames, k, max, NULL, fp);
+		return table_walk(slot0, slot0 + e->off[k], frames, k, lim, NULL, fp);
 	}
 	if (++tl_alt_tries == ALT_TRIAL) {
 		if (tl_alt_hits * 8 < ALT_TRIAL)
@@ -552,7 +593,7 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	struct memo *set = &alt[(key >> (64 - ALT_SET_BITS)) * MEMO_WAYS], *old = set;
 	for (int w = 0; w < MEMO_WAYS; w++) {
 		struct memo *a = &set[w];
-		if (a->key == key && a->slot0 == slot0 && a->gen == gen && a->max == max &&
+		if (a->key == key && a->slot0 == slot0 && a->gen == gen && a->lim == lim &&
 		    memo_same(a, slot0)) {
 			a->used = tl_walks;
 			tl_alt_hits++;
@@ -571,26 +612,26 @@ static __attribute__((noinline)) int alt_walk(struct memo *e, uintptr_t slot0, i
 	memcpy(a->ra, e->ra, (size_t)k * sizeof(a->ra[0]));
 	memcpy(a->off, e->off, (size_t)k * sizeof(a->off[0]));
 	memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
-	return memo_fill(a, slot0, slot0 + e->off[k], frames, k, max, tag, fp);
+	return memo_fill(a, slot0, slot0 + e->off[k], frames, k, lim, tag, fp);
 }
 
 /* Negative: the fast walk cannot tell (WALK_NEEDS_RBP: not from the
  * memo's frames on); else the number of frames, with *tag (if tag is not
  * NULL) set when the memo holds exactly this stack, and *fp when it took a
  * frame-pointer step. frames is filled unless **tag is not NULL. */
-static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int max, void ***tag,
+static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int lim, void ***tag,
 				      bool *fp)
 {
 	if (slot0 > tl_stack_hi - 8)
 		return -1;
 	uintptr_t ra0 = *(const uintptr_t *)slot0;
-	struct memo *e = memo_of(slot0, ra0);
+	struct memo *e = memo_of(slot0, ra0, lim);
 	if (!e)
-		return table_walk(slot0, slot0, frames, 0, max, NULL, fp);
+		return table_walk(slot0, slot0, frames, 0, lim, NULL, fp);
 	e->used = tl_walks;
 	uint32_t gen = __atomic_load_n(&fs_gen, __ATOMIC_ACQUIRE);
 	int k = 0;
-	if (e->slot0 == slot0 && e->max == max && e->gen == gen) {
+	if (e->slot0 == slot0 && e->lim == lim && e->gen == gen) {
 		/* the slots were inside this thread's stack when the entry
 		 * was made, and the stack has not moved */
 		/* one pass: the whole stack (a hit), or where it parts from
@@ -601,7 +642,7 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 		if (k == n)
 			return memo_hit(e, n, frames, tag);
 		/* e stays: it is what the second memo's keys are read by */
-		int m = alt_walk(e, slot0, k, frames, max, gen, tag, fp);
+		int m = alt_walk(e, slot0, k, frames, lim, gen, tag, fp);
 		if (m != -2)
 			return m;
 		memcpy(frames, e->ra, (size_t)k * sizeof(*frames));
@@ -612,11 +653,11 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int ma
 	e->n = 0; /* partly rewritten: not a stack until complete */
 	e->gen = gen;
 	uintptr_t slot = k ? slot0 + e->off[k] : slot0;
-	if (max > MEMO_DEPTH) {
+	if (LIM_DEPTH(lim) > MEMO_DEPTH) {
 		e->slot0 = 0;
-		return table_walk(slot0, slot, frames, k, max, NULL, fp);
+		return table_walk(slot0, slot, frames, k, lim, NULL, fp);
 	}
-	return memo_fill(e, slot0, slot, frames, k, max, tag, fp);
+	return memo_fill(e, slot0, slot, frames, k, lim, tag, fp);
 }
 
 /* Whether libunwind knows how to leave the function that ip returns into:
@@ -970,23 +1011,30 @@ void mt__unwind_init(void)
 
 /* The fast walk; a stack whose frames the memo held only in part and which
  * then needed rbp is walked once more by the table from frame 0. */
-static MT_ALWAYS_INLINE int fast_or_table_walk(uintptr_t slot, uintptr_t *frames, int max,
+static MT_ALWAYS_INLINE int fast_or_table_walk(uintptr_t slot, uintptr_t *frames, int lim,
 					       void ***tag, bool *fp)
 {
-	int n = fast_walk(slot, frames, max, tag, fp);
+	int n = fast_walk(slot, frames, lim, tag, fp);
 	if (MT_UNLIKELY(n == WALK_NEEDS_RBP))
-		n = table_walk(slot, slot, frames, 0, max, NULL, fp);
+		n = table_walk(slot, slot, frames, 0, lim, NULL, fp);
 	return n;
+}
+
+/* The slow walk, cut where the limit says. */
+static int slow_walk_to(uintptr_t *frames, int lim)
+{
+	return cut_walk(frames, slow_walk(frames, LIM_DEPTH(lim)), lim);
 }
 
 /* The periodic check: the fast walk, then the same stack by libunwind's own
  * cached backtrace. */
-static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *frames, int max)
+static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *frames, int lim)
 {
 	bool fp = false;
-	int n = fast_or_table_walk(slot, frames, max, NULL, &fp);
+	int max = LIM_DEPTH(lim);
+	int n = fast_or_table_walk(slot, frames, lim, NULL, &fp);
 	if (n < 0)
-		return slow_walk(frames, max);
+		return slow_walk_to(frames, lim);
 	__atomic_add_fetch(&fast_walks, CHECK_EVERY, __ATOMIC_RELAXED);
 	if (fp && (tl_walks / CHECK_EVERY) % FP_CHECK_EVERY)
 		return n;
@@ -994,7 +1042,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	 * guesses: a stack that took frame-pointer steps is checked against
 	 * the walk that taught them */
 	uintptr_t check[MT_MAX_FRAMES];
-	int m = fp ? slow_walk(check, max) : backtrace_walk(check, max);
+	int m = cut_walk(check, fp ? slow_walk(check, max) : backtrace_walk(check, max), lim);
 	bool same = m == n;
 	for (int i = 0; same && i < n; i++)
 		same = check[i] == frames[i];
@@ -1010,7 +1058,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	return m;
 }
 
-int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag)
+int mt__unwind(uintptr_t *frames, int lim, uintptr_t hint, void ***tag)
 {
 	if (tag)
 		*tag = NULL;
@@ -1021,14 +1069,14 @@ int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag)
 					 : first_slot();
 		if (slot && MT_LIKELY(++tl_walks % CHECK_EVERY)) {
 			bool fp = false;
-			int n = fast_or_table_walk(slot, frames, max, tag, &fp);
+			int n = fast_or_table_walk(slot, frames, lim, tag, &fp);
 			if (n >= 0)
 				return n;
 		} else if (slot) {
-			return checked_walk(slot, frames, max);
+			return checked_walk(slot, frames, lim);
 		}
 	}
-	return slow_walk(frames, max);
+	return slow_walk_to(frames, lim);
 }
 
 void mt__unwind_stats(uint64_t *fast, uint64_t *bad)

@@ -487,6 +487,72 @@ def case_python_threads():
         shutil.rmtree(d)
 
 
+EVAL_END = r'''
+import ctypes
+keep = []
+for i in range(300):
+    keep.append(bytearray(1111))  # @onerun
+libc = ctypes.CDLL(None)
+CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+def cmp(a, b):
+    for i in range(50):
+        keep.append(bytearray(2222))  # @tworuns
+    return 0
+cb = CMP(cmp)
+pair = (ctypes.c_int * 2)(2, 1)
+libc.qsort(pair, 2, ctypes.sizeof(ctypes.c_int), cb)  # =qsort
+snapshot_now()
+'''
+
+
+def case_python_eval_end():
+    """A Python allocation whose frames are one run of the eval loop: its
+    native stack ends at the eval loop's frame (the interpreter's start-up
+    beyond it is not walked); one made in a callback that C code outside
+    the interpreter (ctypes, libffi, libc's qsort) called keeps the native
+    frames beyond its run's eval frame, and the traceback shows them between
+    the callback's line and its caller's. On every interpreter present."""
+    for name, py in interpreters():
+        d = tempfile.mkdtemp(prefix="mt-py-")
+        path = script(d, "evalend.py", EVAL_END)
+        snapd = os.path.join(d, "snaps")
+        os.mkdir(snapd)
+        snap = under_memtrace(py, path, {}, snapd)
+        recs = [json.loads(l) for l in tool("dump", snap).stdout.splitlines()]
+        ev = [r for r in recs if r["record"] == "PYTHON"]
+        eq(len(ev), 1, f"{name}: one PYTHON record")
+        lo, hi = ev[0]["eval_lo"], ev[0]["eval_hi"]
+        check(0 < lo < hi, f"{name}: the eval loop's range is known: {ev[0]}")
+
+        def site(size, count):
+            """The native frames of the site holding count blocks of size."""
+            hits = [r for r in recs if r["record"] == "SITE" and r["domain"] == 0 and
+                    r["counters"][1] == count and r["counters"][0] == size * count]
+            eq(len(hits), 1, f"{name}: one site of {count} blocks of {size} B")
+            return [f for f in hits[0]["frames"] if not f >> 63]
+
+        one = site(1112, 300)
+        evals = [i for i, f in enumerate(one) if lo < f <= hi]
+        eq(evals, [len(one) - 1], f"{name}: one run: the native stack ends at its eval-loop "
+           f"frame, the only one: {[hex(f) for f in one]}")
+        two = site(2223, 50)
+        evals = [i for i, f in enumerate(two) if lo < f <= hi]
+        check(evals and evals[0] < len(two) - 1,
+              f"{name}: two runs: the walk goes on past the callback's eval-loop frame: "
+              f"{[hex(f) for f in two]}")
+        t = tags(path)
+        tb = [s["traceback"] for s in show_json(snap, "--group-by", "traceback")["stats"]
+              if s["line"] == t["tworuns"]]
+        check(tb, f"{name}: the callback's line {t['tworuns']} in the traceback view")
+        tb = tb[0]
+        inner = tb.index(f"{path}:{t['tworuns']} in cmp")
+        outer = tb.index(f"{path}:{t['qsort']} in <module>")
+        between = tb[inner + 1:outer]
+        check(between and not any(f.startswith(path) for f in between),
+              f"{name}: native frames between the callback and its caller: {tb}")
+        shutil.rmtree(d)
+
+
 NUMPY = r'''
 import os, signal, time
 import numpy as np
