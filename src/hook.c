@@ -117,22 +117,24 @@ static inline uint64_t py_hash(const uint64_t *f, int m, uintptr_t token)
 	return h ^ (h >> 29);
 }
 
-/* Whether Python frames f[0..m) are one run of the eval loop: the
- * outermost entered it from C, no other did, and the walk reached the end
- * (m short of its limit). The native frames beyond that run's eval-loop
- * frame are then the interpreter's own start-up, or the C code that called
- * into Python once (a thread started in C, an embedding program): the same
- * for every allocation of the thread, and no view shows the interpreter's
- * (frames.c); the walk ends there. Between two runs there may be C code of
- * an extension that called back into Python: such stacks are walked whole. */
-static inline bool one_run(const uint64_t *f, int m, int depth)
+/* How many runs of the eval loop Python frames f[0..m) are (each ends at a
+ * frame that entered the eval loop from C), when the walk reached the
+ * outermost (m short of its limit, and the last frame entered from C); 0
+ * when it cannot tell. The native stack then holds as many eval-loop frames
+ * (each run's, in the same order), and what lies beyond the outermost run's
+ * is the interpreter's own start-up, or the C code that called into Python
+ * first (a thread started in C, an embedding program): the same for every
+ * allocation of the thread, and no view shows the interpreter's (frames.c).
+ * The native walk ends there; the C code between runs (an extension that
+ * called back into Python) is walked and kept. */
+static inline int eval_runs(const uint64_t *f, int m, int depth)
 {
-	uint64_t entries = 0;
-	if (m == 0 || m >= depth)
-		return false;
-	for (int i = 0; i < m - 1; i++)
-		entries |= f[i];
-	return (f[m - 1] & MT_FRAME_PY_ENTRY) && !(entries & MT_FRAME_PY_ENTRY);
+	int runs = 0;
+	if (m == 0 || m >= depth || !(f[m - 1] & MT_FRAME_PY_ENTRY))
+		return 0;
+	for (int i = 0; i < m; i++)
+		runs += (f[i] & MT_FRAME_PY_ENTRY) != 0;
+	return runs;
 }
 
 __attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
@@ -146,7 +148,7 @@ __attribute__((noinline)) mt_site_t *mt__python_site(int domain, int state)
 		mt__py_poll();
 	else if (state == MT_PY_ON)
 		m = mt__py_frames(pyf, depth);
-	lim = one_run(pyf, m, depth) ? depth | MT_UNWIND_TO_EVAL : depth;
+	lim = depth | MT_UNWIND_EVALS(eval_runs(pyf, m, depth));
 	n = mt__unwind(frames, lim, mt__tl_entry_slot, heap ? &tag : NULL);
 	uintptr_t held = tag ? (uintptr_t)*tag : 0;
 	if (!m && held && !(held & 1))

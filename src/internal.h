@@ -173,8 +173,8 @@ MT_HIDDEN bool mt__phdr_holds(const struct dl_phdr_info *info, uintptr_t addr);
 
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
- * own frames removed; with MT_UNWIND_TO_EVAL or'ed into max, up to and with
- * the first one in the range mt__unwind_eval set (the eval loop). Takes no memtrace lock. Returns the count. hint is
+ * own frames removed; with MT_UNWIND_EVALS(k) or'ed into max, up to and
+ * with the k-th one in the range mt__unwind_eval set (the eval loop). Takes no memtrace lock. Returns the count. hint is
  * where the hook's own return address probably sits (0 if unknown); it is
  * checked, and the walk looks for the first one outside memtrace itself
  * when it is not one. With tag
@@ -184,7 +184,7 @@ MT_HIDDEN bool mt__phdr_holds(const struct dl_phdr_info *info, uintptr_t addr);
  * finds it again the next time this stack is taken, in which case frames is
  * left unfilled. The word is valid until the thread's next call. */
 MT_HIDDEN int mt__unwind(uintptr_t *frames, int max, uintptr_t hint, void ***tag);
-#define MT_UNWIND_TO_EVAL 0x100 /* above MT_MAX_FRAMES */
+#define MT_UNWIND_EVALS(k) ((k) << 8) /* k at most 255; max at most 255 */
 /* The eval loop's return addresses, (lo, hi]: set once, before the first
  * walk that ends there. */
 MT_HIDDEN void mt__unwind_eval(uintptr_t lo, uintptr_t hi);

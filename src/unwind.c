@@ -38,13 +38,13 @@
  * memo, whose slots follow from return addresses alone). A JIT frame whose
  * rbp is no frame pointer ends the stack there.
  *
- * A walk asked to end at the eval loop (MT_UNWIND_TO_EVAL, or'ed into its
- * depth: a Python allocation whose Python frames are one run of the eval
- * loop) ends at the first return address in the range python.c set with
- * mt__unwind_eval: the frames beyond it are the interpreter's start-up,
- * which no view shows and every such allocation would pay to walk. The memo
- * keeps such stacks apart from whole ones (an entry holds the limit it was
- * walked with).
+ * A walk asked to end at the eval loop (MT_UNWIND_EVALS(k), or'ed into its
+ * depth: a Python allocation whose Python frames are k runs of the eval
+ * loop) ends at the k-th return address in the range python.c set with
+ * mt__unwind_eval, the frame of the outermost run: the frames beyond it are
+ * the interpreter's start-up, which no view shows and every such allocation
+ * would pay to walk. The memo keeps such stacks apart from whole ones (an
+ * entry holds the limit it was walked with).
  *
  * Frames of libmemtrace.so itself are dropped: frame 0 is always the code
  * that called malloc. No memtrace lock is taken: libunwind may take the
@@ -128,21 +128,31 @@ void mt__unwind_eval(uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* A walk's limit: its depth, and whether it ends at the eval loop. */
-#define LIM_DEPTH(lim) ((lim) & (MT_UNWIND_TO_EVAL - 1))
+/* A walk's limit: its depth, and the eval-loop frame it ends at (0: none). */
+#define LIM_DEPTH(lim) ((lim) & (MT_UNWIND_EVALS(1) - 1))
+#define LIM_EVALS(lim) ((lim) >> 8)
 
-static inline bool ends_walk(uintptr_t ra, int lim)
+static inline bool in_eval(uintptr_t ra)
 {
-	return (lim & MT_UNWIND_TO_EVAL) && ra - eval_lo - 1 < eval_len;
+	return ra - eval_lo - 1 < eval_len;
+}
+
+/* How many eval-loop frames the walk is still to pass, frames[0..n) taken
+ * (0: it ends at none). */
+static int evals_left(const uintptr_t *frames, int n, int lim)
+{
+	int k = LIM_EVALS(lim);
+	for (int i = 0; k && i < n; i++)
+		k -= in_eval(frames[i]);
+	return k;
 }
 
 /* A walk by libunwind cut as the fast walk cuts it. */
 static int cut_walk(const uintptr_t *frames, int n, int lim)
 {
-	if (lim & MT_UNWIND_TO_EVAL)
-		for (int i = 0; i < n; i++)
-			if (ends_walk(frames[i], lim))
-				return i + 1;
+	for (int i = 0, k = LIM_EVALS(lim); k && i < n; i++)
+		if (in_eval(frames[i]) && --k == 0)
+			return i + 1;
 	return n;
 }
 
@@ -365,7 +375,7 @@ struct memo {
 	uint32_t gen;
 	uint32_t used; /* tl_walks at the last use: the least recent goes */
 	uint8_t n;
-	uint16_t lim; /* the walk's limit (its depth, MT_UNWIND_TO_EVAL) */
+	uint16_t lim; /* the walk's limit (its depth, MT_UNWIND_EVALS) */
 	void *tag;
 	uint64_t key; /* in the second memo: what it is filed under */
 	uintptr_t ra[MEMO_DEPTH];
@@ -446,6 +456,7 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 		      struct memo *e, bool *fp)
 {
 	const int max = LIM_DEPTH(lim);
+	int evals = LIM_EVALS(lim) ? evals_left(frames, n, lim) : 0;
 	const struct fsize *t = fs_table;
 	const uintptr_t hi = tl_stack_hi - 8;
 	bool rbp_ok = n == 0;
@@ -454,7 +465,7 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 		if (slot > hi)
 			return -1;
 		uintptr_t ra = *(const uintptr_t *)slot;
-		bool last = ends_walk(ra, lim);
+		bool last = evals && in_eval(ra) && --evals == 0;
 		uint64_t info = last ? FS_TERMINAL : fs_get(t, ra);
 		uint32_t d = (uint32_t)info, rule = (uint32_t)(info >> 32);
 		if (d == 0 || d == FS_VARIABLE)

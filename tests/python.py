@@ -492,6 +492,10 @@ import ctypes
 keep = []
 for i in range(300):
     keep.append(bytearray(1111))  # @onerun
+class Item:
+    def __init__(self):
+        self.buf = bytearray(3333)  # @init
+items = [Item() for i in range(40)]
 libc = ctypes.CDLL(None)
 CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 def cmp(a, b):
@@ -506,12 +510,14 @@ snapshot_now()
 
 
 def case_python_eval_end():
-    """A Python allocation whose frames are one run of the eval loop: its
-    native stack ends at the eval loop's frame (the interpreter's start-up
-    beyond it is not walked); one made in a callback that C code outside
-    the interpreter (ctypes, libffi, libc's qsort) called keeps the native
-    frames beyond its run's eval frame, and the traceback shows them between
-    the callback's line and its caller's. On every interpreter present."""
+    """The native stack of a Python allocation ends at the eval-loop frame
+    of its outermost run of Python frames (the interpreter's start-up beyond
+    it is not walked): one eval-loop frame for a stack of one run, as many as
+    the Python frames say entered the eval loop from C for every site whose
+    Python walk was complete; a callback that C code outside the interpreter
+    (ctypes, libffi, libc's qsort) called keeps the native frames beyond its
+    run's eval frame, and the traceback shows them between the callback's
+    line and its caller's. On every interpreter present."""
     for name, py in interpreters():
         d = tempfile.mkdtemp(prefix="mt-py-")
         path = script(d, "evalend.py", EVAL_END)
@@ -535,6 +541,21 @@ def case_python_eval_end():
         evals = [i for i, f in enumerate(one) if lo < f <= hi]
         eq(evals, [len(one) - 1], f"{name}: one run: the native stack ends at its eval-loop "
            f"frame, the only one: {[hex(f) for f in one]}")
+        # every site: as many eval-loop frames as runs, the last one last
+        depth, seen = 16, 0
+        for r in recs:
+            if r["record"] != "SITE":
+                continue
+            py = [f for f in r["frames"] if f >> 63]
+            nat = [f for f in r["frames"] if not f >> 63]
+            if not py or len(py) >= depth or not py[-1] >> 58 & 1 or len(nat) >= depth:
+                continue
+            runs = sum(f >> 58 & 1 for f in py)
+            evals = [i for i, f in enumerate(nat) if lo < f <= hi]
+            eq((len(evals), evals[-1] if evals else None), (runs, len(nat) - 1),
+               f"{name}: site {r['id']}: {runs} runs, native {[hex(f) for f in nat]}")
+            seen += runs > 1
+        check(seen, f"{name}: a site of more than one run was checked")
         two = site(2223, 50)
         evals = [i for i, f in enumerate(two) if lo < f <= hi]
         check(evals and evals[0] < len(two) - 1,
