@@ -137,7 +137,6 @@ struct pycode {
 	uintptr_t obj;
 	struct pycode *next; /* bucket chain of live entries */
 	uint32_t id;
-	int alive;
 	int32_t first;
 	uint32_t flen, nlen, tlen;
 	char data[]; /* file name, function name, line table */
@@ -168,12 +167,17 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
 /* A Python thread's caches, allocated at its first recorded allocation
  * (static TLS is precious: a program's small thread stacks hold it, and
  * jemalloc's dlopen needs its share) and freed at its exit by a key's
- * destructor. The recent code objects, 64 sets of 2 by hashed address:
- * no lock on the common path; an entry is used only while alive, so a
- * retired one is never taken for a new code object at its address (one
- * way, direct-mapped by address bits, had the import machinery's frozen
- * code objects evict each other on every call). The callsites: hook.c's
- * (python_site). */
+ * destructor. The recent code objects and their ids, 64 sets of 2 by hashed
+ * address: no lock on the common path, and no read of the shared entry (a
+ * cache line per code object, every frame of every walk). A retired entry
+ * is never taken for a new code object at its address: each retirement
+ * bumps code_gen, and a walk that finds the generation changed empties the
+ * thread's cache first. That is enough: a code object the walk meets runs
+ * in one of the thread's own frames, which holds it alive, so one at a
+ * retired address was made after the retirement, and ran after it (the GIL
+ * orders both), before the walk began. (One way, direct-mapped by address
+ * bits, had the import machinery's frozen code objects evict each other on
+ * every call.) The callsites: hook.c's (python_site). */
 #define TL_CODE_SET_BITS 6
 #define TL_CODE_WAYS 2
 #define TL_CODES (TL_CODE_WAYS << TL_CODE_SET_BITS)
@@ -183,11 +187,13 @@ static pthread_mutex_t code_lock = PTHREAD_MUTEX_INITIALIZER;
  * native stack a second time and looked the site up in the shared table. */
 #define TL_SITES 256
 #define TL_SITE_WAYS 4
+static uint32_t code_gen; /* entries retired so far */
 struct pytl {
 	struct codeway {
 		uintptr_t obj;
-		struct pycode *e;
+		uint32_t id;
 	} codes[TL_CODES];
+	uint32_t gen; /* code_gen when codes was last emptied */
 	struct {
 		uintptr_t token;
 		uint64_t hash;
@@ -348,7 +354,6 @@ static struct pycode *code_new(const char *co)
 		return NULL;
 	e->obj = (uintptr_t)co;
 	e->id = id;
-	e->alive = 1;
 	e->first = *(const int32_t *)(co + L.co_firstlineno);
 	e->flen = flen;
 	e->nlen = nlen;
@@ -397,24 +402,37 @@ static __attribute__((noinline)) uint32_t code_id_slow(const char *co, struct py
 		unsigned set = code_set(co);
 		t->codes[set + 1] = t->codes[set];
 		t->codes[set].obj = (uintptr_t)co;
-		t->codes[set].e = e;
+		t->codes[set].id = e->id;
 	}
 	return e->id;
 }
 
 /* The id of a code object run by one of this thread's frames: the
- * thread's cache t (NULL: none), else the shared table. */
+ * thread's cache t (NULL: none; its generation checked by the walk), else
+ * the shared table. */
 static MT_ALWAYS_INLINE uint32_t code_id(const char *co, struct pytl *t)
 {
 	if (MT_LIKELY(t != NULL)) {
 		const struct codeway *w = &t->codes[code_set(co)];
-		const struct pycode *e = w[0].obj == (uintptr_t)co   ? w[0].e
-					 : w[1].obj == (uintptr_t)co ? w[1].e
-								     : NULL;
-		if (MT_LIKELY(e && __atomic_load_n(&e->alive, __ATOMIC_ACQUIRE)))
-			return e->id;
+		if (w[0].obj == (uintptr_t)co)
+			return w[0].id;
+		if (w[1].obj == (uintptr_t)co)
+			return w[1].id;
 	}
 	return code_id_slow(co, t);
+}
+
+/* The thread's cache of code objects, emptied if an entry was retired
+ * since it was last (above). */
+static MT_ALWAYS_INLINE struct pytl *pytl_fresh(void)
+{
+	struct pytl *t = pytl();
+	uint32_t gen = __atomic_load_n(&code_gen, __ATOMIC_ACQUIRE);
+	if (MT_LIKELY(t != NULL) && MT_UNLIKELY(t->gen != gen)) {
+		memset(t->codes, 0, sizeof(t->codes));
+		t->gen = gen;
+	}
+	return t;
 }
 
 /* PyCode_Type's tp_dealloc, wrapped: the entry of a dying code object is
@@ -431,7 +449,7 @@ static void code_dealloc(void *co)
 	pthread_mutex_lock(&code_lock);
 	for (struct pycode **p = &buckets[b]; *p; p = &(*p)->next)
 		if ((*p)->obj == (uintptr_t)co) {
-			__atomic_store_n(&(*p)->alive, 0, __ATOMIC_RELEASE);
+			__atomic_add_fetch(&code_gen, 1, __ATOMIC_RELEASE);
 			*p = (*p)->next;
 			break;
 		}
@@ -456,7 +474,7 @@ static MT_ALWAYS_INLINE int walk(const char *f, uint64_t *out, int max, const in
 {
 	const struct layout *l = &layouts[row];
 	const void *code_type = py.code_type;
-	struct pytl *t = pytl();
+	struct pytl *t = pytl_fresh();
 	int n = 0;
 	for (int steps = 0; f && n < max && steps < 4096; steps++) {
 		/* 3.12+: a shim frame at each entry into the eval loop */
