@@ -174,7 +174,8 @@ MT_HIDDEN bool mt__phdr_holds(const struct dl_phdr_info *info, uintptr_t addr);
 /* ---- unwind.c ---- */
 /* Captures up to max return addresses of the caller of the hook, memtrace's
  * own frames removed; with MT_UNWIND_EVALS(k) or'ed into max, up to and
- * with the k-th one in the range mt__unwind_eval set (the eval loop). Takes no memtrace lock. Returns the count. hint is
+ * with the k-th one in the range mt__unwind_eval set (the eval loop). Takes
+ * no memtrace lock. Returns the count. hint is
  * where the hook's own return address probably sits (0 if unknown); it is
  * checked, and the walk looks for the first one outside memtrace itself
  * when it is not one. With tag

@@ -444,7 +444,8 @@ static inline struct memo *memo_of(uintptr_t slot, uintptr_t ra, int lim)
 }
 
 /* Walks on from frame n at slot by the frame-size table, into frames and,
- * below MEMO_DEPTH, into e (if not NULL), to the limit lim. From frame 0 it also follows rbp
+ * below MEMO_DEPTH, into e (if not NULL), to the limit lim (a depth, and
+ * maybe an eval-loop frame). From frame 0 it also follows rbp
  * (its value at the allocating call is what the hook's own frame saved,
  * below slot0), which frame-pointer steps need; from a later frame rbp is
  * not known. -1 when the table cannot tell, -3 when only rbp was missing.
