@@ -167,7 +167,8 @@ bool mt__blk_span_grow(struct span *sp)
 	}
 	if (sp->lg)
 		mt__ifree(sp->slots, span_cap(sp->lg) * sizeof(*t));
-	/* atomic stores: mt__heap_prefetch reads these without the lock */
+	/* atomic stores: whether a span has a table (lg) is read without its
+	 * lock (span_take, span_put) */
 	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
 	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
 	return true;

@@ -304,17 +304,4 @@ static inline uint64_t block_get(uintptr_t p)
 	return meta;
 }
 
-/* A hint: the cache line of p's entry, read without a lock (a prefetch
- * never faults). */
-static inline void block_prefetch(uintptr_t p)
-{
-	const struct span *sp = p >> VA_BITS ? NULL : span_of(p, false);
-	if (!sp)
-		return;
-	const uint64_t *slots = __atomic_load_n(&sp->slots, __ATOMIC_RELAXED);
-	unsigned lg = __atomic_load_n(&sp->lg, __ATOMIC_RELAXED);
-	if (slots && lg)
-		__builtin_prefetch(&slots[span_home(span_key(p), lg)], 1, 1);
-}
-
 #endif

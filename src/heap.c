@@ -462,11 +462,6 @@ bool mt__heap_add(void *p, size_t size, mt_site_t *site, int owner)
 	return true;
 }
 
-void mt__heap_prefetch(const void *p)
-{
-	block_prefetch((uintptr_t)p);
-}
-
 uint64_t mt__heap_detach(void *p)
 {
 	uint64_t meta = block_take((uintptr_t)p);

@@ -130,7 +130,6 @@ static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 {
 	int saved = errno;
-	mt__heap_prefetch(p); /* the table's cache miss overlaps the unwind */
 	mt_site_t *s = current_site(MT_DOMAIN_HEAP);
 	bool ok = s && mt__heap_add(p, size, s, owner);
 	errno = saved;

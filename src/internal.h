@@ -214,8 +214,6 @@ MT_HIDDEN int mt__meta_owner(uint64_t meta);
 /* The size a detached or looked-up entry's block was asked with. */
 MT_HIDDEN uint64_t mt__meta_size(uint64_t meta);
 MT_HIDDEN bool mt__heap_remove(void *p);
-/* Starts loading p's slot into the cache, ahead of mt__heap_add. */
-MT_HIDDEN void mt__heap_prefetch(const void *p);
 /* realloc's three steps: take the entry out (0: unknown pointer), then
  * either release its counters (the block is gone) or put it back. */
 MT_HIDDEN uint64_t mt__heap_detach(void *p);
