@@ -177,6 +177,15 @@ def under_memtrace(py, path, env, d, args=()):
     return files[0]
 
 
+def snapshot_of(py, d, name, text, env):
+    """Writes a script into d and runs it under memtrace: (its path, the one
+    snapshot it asked for)."""
+    path = script(d, name, text)
+    snapd = os.path.join(d, "snaps")
+    os.mkdir(snapd)
+    return path, under_memtrace(py, path, env, snapd)
+
+
 def close(a, b, rel):
     return abs(a - b) <= rel * max(a, b, 1)
 
@@ -251,10 +260,7 @@ def case_python_code_reuse():
     reused, next to a long-lived one: every line names its own function."""
     for name, py in interpreters():
         d = tempfile.mkdtemp(prefix="mt-py-")
-        path = script(d, "reuse.py", CODE_REUSE)
-        snapd = os.path.join(d, "snaps")
-        os.mkdir(snapd)
-        snap = under_memtrace(py, path, {}, snapd)
+        path, snap = snapshot_of(py, d, "reuse.py", CODE_REUSE, {})
         js = show_json(snap, "--group-by", "traceback")
         line = tags(path)["longlived"]
         seen = 0
@@ -520,10 +526,7 @@ def case_python_eval_end():
     line and its caller's. On every interpreter present."""
     for name, py in interpreters():
         d = tempfile.mkdtemp(prefix="mt-py-")
-        path = script(d, "evalend.py", EVAL_END)
-        snapd = os.path.join(d, "snaps")
-        os.mkdir(snapd)
-        snap = under_memtrace(py, path, {}, snapd)
+        path, snap = snapshot_of(py, d, "evalend.py", EVAL_END, {})
         recs = [json.loads(l) for l in tool("dump", snap).stdout.splitlines()]
         ev = [r for r in recs if r["record"] == "PYTHON"]
         eq(len(ev), 1, f"{name}: one PYTHON record")
@@ -591,10 +594,7 @@ def case_python_numpy():
     r = subprocess.run([py, "-c", "import numpy"], capture_output=True)
     check(r.returncode == 0, "python3-numpy is installed (tools/dev.sh test installs it)")
     d = tempfile.mkdtemp(prefix="mt-py-")
-    path = script(d, "np.py", NUMPY)
-    snapd = os.path.join(d, "snaps")
-    os.mkdir(snapd)
-    snap = under_memtrace(py, path, {}, snapd)
+    path, snap = snapshot_of(py, d, "np.py", NUMPY, {})
     line = tags(path)["zeros"]
     top = show_json(snap)["stats"][0]
     eq((top["file"], top["line"], top["kind"]), (path, line, "python"), f"the biggest: {top}")
@@ -727,10 +727,7 @@ def case_python_export():
     (`make_items (lines.py:12)`) and JSON carry the Python frames."""
     py = "/usr/bin/python3.11"
     d = tempfile.mkdtemp(prefix="mt-py-")
-    path = script(d, "lines.py", LINES)
-    snapd = os.path.join(d, "snaps")
-    os.mkdir(snapd)
-    snap = under_memtrace(py, path, {}, snapd)
+    path, snap = snapshot_of(py, d, "lines.py", LINES, {})
     t = tags(path)
     js = {(s["file"], s["line"]): s for s in show_json(snap)["stats"]}
     want_size = js[(path, t["bytearray"])]["size"]
