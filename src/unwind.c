@@ -755,12 +755,17 @@ static uint32_t rbp_rule(uintptr_t sp0, uintptr_t home0, uintptr_t sp1, uintptr_
 	return RB_LOST;
 }
 
-/* libunwind's walk, teaching the frame-size table as it goes: per return
- * address, the step to the next slot and what becomes of rbp. Through code
- * without unwind information it steps by frame pointers itself, then starts
- * libunwind again from the first frame it can read. */
-static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int max)
+/* libunwind's walk to the limit lim, teaching the frame-size table as it
+ * goes: per return address, the step to the next slot and what becomes of
+ * rbp. Through code without unwind information it steps by frame pointers
+ * itself, then starts libunwind again from the first frame it can read. A
+ * walk that ends at an eval-loop frame takes no step beyond it: libunwind's
+ * steps are most of a slow walk's cost, and the interpreter's start-up
+ * beyond is a third of a Python stack's frames. */
+static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int lim)
 {
+	const int max = LIM_DEPTH(lim);
+	int evals = LIM_EVALS(lim);
 	unw_context_t uc, again;
 	unw_cursor_t c;
 	uintptr_t prev_ra = 0, prev_sp = 0, prev_bp = 0, prev_home = 0;
@@ -791,6 +796,8 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int max)
 			if (n >= max)
 				break;
 			frames[n++] = ip;
+			if (evals && in_eval(ip) && --evals == 0)
+				break;
 			prev_ra = plain ? ip : 0;
 			if (!plain)
 				fs_put(ip, FS_VARIABLE, 0);
@@ -981,12 +988,12 @@ static bool unw_must_mask(void)
 	return __atomic_load_n(&unw_others, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* A slow walk, every signal masked once around it when another user of
- * libunwind may exist (above). */
-static int slow_walk(uintptr_t *frames, int max)
+/* A slow walk to the limit lim, every signal masked once around it when
+ * another user of libunwind may exist (above). */
+static int slow_walk(uintptr_t *frames, int lim)
 {
 	if (!unw_patched)
-		return slow_walk_in(frames, max);
+		return slow_walk_in(frames, lim);
 	bool mask = unw_must_mask();
 	sigset_t all, old;
 	if (mask) {
@@ -995,7 +1002,7 @@ static int slow_walk(uintptr_t *frames, int max)
 	}
 	int own = tl_unw_own;
 	tl_unw_own = UNW_OWN_QUIET;
-	int n = slow_walk_in(frames, max);
+	int n = slow_walk_in(frames, lim);
 	tl_unw_own = own;
 	if (mask)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -1035,7 +1042,7 @@ static MT_ALWAYS_INLINE int fast_or_table_walk(uintptr_t slot, uintptr_t *frames
 /* The slow walk, cut where the limit says. */
 static int slow_walk_to(uintptr_t *frames, int lim)
 {
-	return cut_walk(frames, slow_walk(frames, LIM_DEPTH(lim)), lim);
+	return cut_walk(frames, slow_walk(frames, lim), lim);
 }
 
 /* The periodic check: the fast walk, then the same stack by libunwind's own
@@ -1054,7 +1061,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	 * guesses: a stack that took frame-pointer steps is checked against
 	 * the walk that taught them */
 	uintptr_t check[MT_MAX_FRAMES];
-	int m = cut_walk(check, fp ? slow_walk(check, max) : backtrace_walk(check, max), lim);
+	int m = cut_walk(check, fp ? slow_walk(check, lim) : backtrace_walk(check, max), lim);
 	bool same = m == n;
 	for (int i = 0; same && i < n; i++)
 		same = check[i] == frames[i];
