@@ -134,7 +134,7 @@ bool mt__own_foreach(void (*fn)(uintptr_t lo, uintptr_t len, void *arg), void *a
 	return !own_lost;
 }
 
-static void *map_raw(size_t size)
+static void *map_raw(size_t size, int flags)
 {
 	/* MEMTRACE_FAIL_AFTER (testing): memtrace's own memory runs out */
 	if (MT_UNLIKELY(mt__opt.fail_after > 0) &&
@@ -143,23 +143,29 @@ static void *map_raw(size_t size)
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 	/* sanitized unit tests: the intercepted calls, so that a range unmapped
 	 * by one table and mapped again by another is not taken for a race */
-	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1,
+		       0);
 	return m == MAP_FAILED ? NULL : m;
 #else
-	long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
+	long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
 	if (r == -1)
 		return NULL;
 	return (void *)r;
 #endif
 }
 
-void *mt__map(size_t size)
+static void *map_flags(size_t size, int flags)
 {
-	void *p = map_raw(size);
+	void *p = map_raw(size, flags);
 	if (p)
 		mt__own_add(p, size);
 	return p;
+}
+
+void *mt__map(size_t size)
+{
+	return map_flags(size, 0);
 }
 
 void mt__unmap(void *p, size_t size)
@@ -197,6 +203,8 @@ static int class_of(size_t size)
 /* A chunk carved in order: [cur, end) is what is left of it. */
 struct carver {
 	char *cur, *end;
+	bool populate; /* map its chunks after the first with their pages in */
+	int chunks;
 };
 
 /* size bytes from c, a fresh chunk when it has not that many left (the old
@@ -205,7 +213,7 @@ struct carver {
 static void *carve(struct carver *c, size_t size)
 {
 	if ((size_t)(c->end - c->cur) < size) {
-		char *chunk = mt__map(CHUNK);
+		char *chunk = map_flags(CHUNK, c->populate && c->chunks++ ? MAP_POPULATE : 0);
 		if (!chunk)
 			return NULL;
 		c->cur = chunk;
@@ -249,7 +257,11 @@ void *mt__ialloc(size_t size)
  * the process's life): carved 8-byte aligned, in order, from chunks of its
  * own, with none of a size class's rounding (a 280-byte site took a 384-byte
  * class). Zeroed: fresh from mmap. */
-static struct carver keep_chunk; /* lock */
+/* A process that filled one chunk with them makes many (a Python import
+ * makes a callsite for every other allocation): its later chunks come with
+ * their pages in, one system call for 256 pages where each page's first
+ * write was a fault. */
+static struct carver keep_chunk = {.populate = true}; /* lock */
 
 void *mt__ialloc_keep(size_t size)
 {
