@@ -137,8 +137,15 @@ static inline bool in_eval(uintptr_t ra)
 	return ra - eval_lo - 1 < eval_len;
 }
 
-/* How many eval-loop frames the walk is still to pass, frames[0..n) taken
- * (0: it ends at none). */
+/* Whether return address ra ends a walk that has *evals eval-loop frames
+ * still to pass (0: it ends at none): the last of them does. Every walk
+ * ends by this one rule. */
+static inline bool ends_walk(uintptr_t ra, int *evals)
+{
+	return *evals && in_eval(ra) && --*evals == 0;
+}
+
+/* How many eval-loop frames the walk is still to pass, frames[0..n) taken. */
 static int evals_left(const uintptr_t *frames, int n, int lim)
 {
 	int k = LIM_EVALS(lim);
@@ -147,11 +154,13 @@ static int evals_left(const uintptr_t *frames, int n, int lim)
 	return k;
 }
 
-/* A walk by libunwind cut as the fast walk cuts it. */
+/* A walk by libunwind cut as the fast walk cuts it (the frames a slow walk
+ * took by frame pointers were not counted as it went). */
 static int cut_walk(const uintptr_t *frames, int n, int lim)
 {
-	for (int i = 0, k = LIM_EVALS(lim); k && i < n; i++)
-		if (in_eval(frames[i]) && --k == 0)
+	int k = LIM_EVALS(lim);
+	for (int i = 0; i < n; i++)
+		if (ends_walk(frames[i], &k))
 			return i + 1;
 	return n;
 }
@@ -466,7 +475,7 @@ static int table_walk(uintptr_t slot0, uintptr_t slot, uintptr_t *frames, int n,
 		if (slot > hi)
 			return -1;
 		uintptr_t ra = *(const uintptr_t *)slot;
-		bool last = evals && in_eval(ra) && --evals == 0;
+		bool last = ends_walk(ra, &evals);
 		uint64_t info = last ? FS_TERMINAL : fs_get(t, ra);
 		uint32_t d = (uint32_t)info, rule = (uint32_t)(info >> 32);
 		if (d == 0 || d == FS_VARIABLE)
@@ -643,7 +652,8 @@ static MT_ALWAYS_INLINE int fast_walk(uintptr_t slot0, uintptr_t *frames, int li
 	e->used = tl_walks;
 	uint32_t gen = __atomic_load_n(&fs_gen, __ATOMIC_ACQUIRE);
 	int k = 0;
-	if (e->slot0 == slot0 && e->lim == lim && e->gen == gen) {
+	/* memo_of found it by its slot, first address and limit */
+	if (e->slot0 == slot0 && e->gen == gen) {
 		/* the slots were inside this thread's stack when the entry
 		 * was made, and the stack has not moved */
 		/* one pass: the whole stack (a hit), or where it parts from
@@ -796,7 +806,7 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int lim)
 			if (n >= max)
 				break;
 			frames[n++] = ip;
-			if (evals && in_eval(ip) && --evals == 0)
+			if (ends_walk(ip, &evals))
 				break;
 			prev_ra = plain ? ip : 0;
 			if (!plain)
