@@ -71,6 +71,7 @@
 
 __thread int mt__tl_busy TLS_IE;
 __thread uintptr_t mt__tl_entry_slot TLS_IE;
+__thread void *mt__tl_detached TLS_IE;
 
 /* ---- the per-thread guard, for the rest of memtrace ---- */
 
@@ -231,6 +232,12 @@ static __attribute__((noinline)) void free_slow(void *p)
 	if (!p || in_pool(p))
 		return;
 	ENSURE_RESOLVED();
+	if (p == mt__tl_detached) {
+		/* the Python domain's hook took it out already */
+		mt__tl_detached = NULL;
+		mt__real.m.free(p);
+		return;
+	}
 	if (MT_LIKELY(mt__init_state == INIT_READY) && !unrecorded(p)) {
 		int saved = errno;
 		forget(p)->free(p);
@@ -300,8 +307,13 @@ static void *do_realloc(void *p, size_t size)
 		if (mt__init_state != INIT_READY)
 			return mt__real.m.realloc(p, size);
 		/* nested (from inside memtrace or libc under a hook): the
-		 * block's owner still decides, and a tracked block stays so */
-		uint64_t meta = mt__heap_detach(p);
+		 * block's owner still decides, and a tracked block stays so;
+		 * a block the Python domain's hook took out is the system's */
+		uint64_t meta = 0;
+		if (p == mt__tl_detached)
+			mt__tl_detached = NULL;
+		else
+			meta = mt__heap_detach(p);
 		const mt_backend_t *ob = meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
 		void *q = ob->realloc(p, size);
 		int saved = errno;

@@ -31,6 +31,12 @@ extern __thread int mt__tl_busy TLS_IE MT_HIDDEN;
 /* Where the outermost hook's return address sits: the stack walk starts
  * there (unwind.c checks it). */
 extern __thread uintptr_t mt__tl_entry_slot TLS_IE MT_HIDDEN;
+/* A block this thread's Python domain hook (pyalloc.c) has just taken out
+ * of the tables and is handing to the interpreter's allocator: the free or
+ * realloc hook that allocator calls for it (PYTHONMALLOC=malloc, pymalloc's
+ * large blocks) skips the lookup, which would find nothing. Set only around
+ * that one call, and only for a block the system owns. */
+extern __thread void *mt__tl_detached TLS_IE MT_HIDDEN;
 
 /* The functions the hooks forward to, one per row of hooks.h's tables with
  * a function of its own (init.c resolves them). */

@@ -83,8 +83,11 @@ static void *py_realloc(void *ctx, void *p, size_t size)
 		return d->realloc(d->ctx, p, size);
 	bool foreign;
 	uint64_t meta = py_detach(p, &foreign);
+	if (!foreign)
+		mt__tl_detached = p;
 	void *q = d->realloc(d->ctx, p, size);
 	int saved = errno;
+	mt__tl_detached = NULL;
 	if (foreign) {
 		/* the nested hook moved it, tracked, with its owner */
 	} else if (q) {
@@ -108,6 +111,13 @@ static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 		mt__heap_release(py_detach(p, &foreign));
 		guard_leave(busy);
 		errno = saved;
+		if (!foreign) {
+			/* what the allocator's free hook would look up again */
+			mt__tl_detached = p;
+			d->free(d->ctx, p);
+			mt__tl_detached = NULL;
+			return;
+		}
 	}
 	d->free(d->ctx, p);
 }
