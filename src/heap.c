@@ -504,6 +504,31 @@ mt_site_t *mt__meta_site(uint64_t meta)
 	return site_by_id((uint32_t)(meta & ((1u << ID_BITS) - 1)));
 }
 
+static MT_ALWAYS_INLINE int forget_block(void *p, int only)
+{
+	uint64_t meta = block_take((uintptr_t)p);
+	if (!meta)
+		return -1;
+	int owner = (meta & OWNER_BIT) ? 1 : 0;
+	if (only >= 0 && owner != only) {
+		mt__heap_reattach(p, meta);
+		return owner;
+	}
+	filter_add(p, -1);
+	release_meta(meta);
+	return owner;
+}
+
+int mt__heap_forget(void *p)
+{
+	return forget_block(p, -1);
+}
+
+int mt__heap_forget_own(void *p, int owner)
+{
+	return forget_block(p, owner);
+}
+
 bool mt__heap_remove(void *p)
 {
 	uint64_t meta = mt__heap_detach(p);

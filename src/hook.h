@@ -225,15 +225,14 @@ static inline void guard_leave(int busy)
 	mt__tl_busy = busy;
 }
 
-/* Forgets a block and returns the backend that owns it. */
+/* Forgets a block and returns the backend that owns it (errno is the
+ * caller's to keep: both callers keep it around the real free too). */
 static inline const mt_backend_t *forget(void *p)
 {
-	int saved = errno, busy = guard_enter();
-	uint64_t meta = mt__heap_detach(p);
-	mt__heap_release(meta);
+	int busy = guard_enter();
+	int owner = mt__heap_forget(p);
 	guard_leave(busy);
-	errno = saved;
-	return meta ? be_of_owner(mt__meta_owner(meta)) : &sysbe;
+	return be_of_owner(owner);
 }
 
 #endif

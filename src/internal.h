@@ -214,6 +214,12 @@ MT_HIDDEN int mt__meta_owner(uint64_t meta);
 /* The size a detached or looked-up entry's block was asked with. */
 MT_HIDDEN uint64_t mt__meta_size(uint64_t meta);
 MT_HIDDEN bool mt__heap_remove(void *p);
+/* A freed block forgotten in one call (detach and release): its owner
+ * (MT_OWNER_*), or -1 when memtrace never saw the pointer. _own: only a
+ * block of that owner; one another allocator owns stays tracked (its
+ * owner is returned). */
+MT_HIDDEN int mt__heap_forget(void *p);
+MT_HIDDEN int mt__heap_forget_own(void *p, int owner);
 /* realloc's three steps: take the entry out (0: unknown pointer), then
  * either release its counters (the block is gone) or put it back. */
 MT_HIDDEN uint64_t mt__heap_detach(void *p);

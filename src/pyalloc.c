@@ -107,11 +107,11 @@ static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 	const mt_pyalloc_t *d = ctx;
 	if (p && mt__init_state == INIT_READY) {
 		int saved = errno, busy = guard_enter();
-		bool foreign;
-		mt__heap_release(py_detach(p, &foreign));
+		/* as py_detach, in one call */
+		int owner = unrecorded(p) ? -1 : mt__heap_forget_own(p, MT_OWNER_SYSTEM);
 		guard_leave(busy);
 		errno = saved;
-		if (!foreign) {
+		if (owner <= MT_OWNER_SYSTEM) {
 			/* what the allocator's free hook would look up again */
 			mt__tl_detached = p;
 			d->free(d->ctx, p);
