@@ -20,10 +20,12 @@
  * repeated stack by reading its return addresses in place, and keeps its
  * callsite; stacks that share their first frame (every allocation through
  * operator new, or one wrapper) go on to a second memo, keyed by what their
- * stack holds at the first one's slots. Every 64th fast walk of a thread is
- * checked against libunwind's unw_backtrace of the same stack: a difference
- * marks the addresses involved variable (voiding every memo entry) and is
- * counted, so a stack is never silently mis-captured twice.
+ * stack holds at the first one's slots. Every 64th fast walk of a thread
+ * (up to every 4,096th while its stacks are old and keep agreeing: see
+ * CHECK_EVERY) is checked against libunwind's unw_backtrace of the same
+ * stack: a difference marks the addresses involved variable (voiding every
+ * memo entry) and is counted, so a stack is never silently mis-captured
+ * twice.
  *
  * Code with no unwind information (JIT-compiled code, V8's builtins and
  * interpreter) defeats libunwind: it guesses a frame chain and validates

@@ -192,5 +192,32 @@ def case_unwind_cache():
     # bypassed would give the same (the exact tests above run with it on)
 
 
+
+@case(victims=("recheck",))
+def case_unwind_recheck():
+    """The check against libunwind thins out while a thread repeats stacks
+    that agreed, and comes soon again for a stack new to it: a wrong stack
+    that the frame-size table reads after a long calm (recheck.c) is caught
+    within one interval of 64 walks, and the blocks after it stand at their
+    true line."""
+    d, r = run_victim("recheck")
+    eq((r.returncode, r.stdout), (0, b"recheck ok\n"), "recheck victim")
+    js = show_json(only_snapshot(d), "--group-by", "traceback")
+    leaf = "%s:%s " % line_of("recheck.c", "leaf")
+    calm = "%s:%s " % line_of("recheck.c", "calm")
+    poisoned = "%s:%s " % line_of("recheck.c", "poisoned")
+    got = {"calm": 0, "poisoned": 0}
+    for s in js["stats"]:
+        tb = s["traceback"]
+        if not tb or not tb[0].startswith(leaf):
+            continue
+        for name, at in (("calm", calm), ("poisoned", poisoned)):
+            if any(t.startswith(at) for t in tb):
+                got[name] += s["count"]
+    t = js["totals"]
+    check(t["unwind_mismatches"] >= 1, f"the check caught the wrong stack: {t['unwind_mismatches']}")
+    check(got["calm"] <= 64 and got["calm"] + got["poisoned"] == 3000,
+          f"at most 64 of the 3000 kept blocks read wrong before the check: {got}")
+
 if __name__ == "__main__":
     sys.exit(main(globals()))
