@@ -192,7 +192,6 @@ def case_unwind_cache():
     # bypassed would give the same (the exact tests above run with it on)
 
 
-
 @case(victims=("recheck",))
 def case_unwind_recheck():
     """The check against libunwind thins out while a thread repeats stacks
@@ -218,6 +217,7 @@ def case_unwind_recheck():
     check(t["unwind_mismatches"] >= 1, f"the check caught the wrong stack: {t['unwind_mismatches']}")
     check(got["calm"] <= 64 and got["calm"] + got["poisoned"] == 3000,
           f"at most 64 of the 3000 kept blocks read wrong before the check: {got}")
+
 
 if __name__ == "__main__":
     sys.exit(main(globals()))
