@@ -509,7 +509,7 @@ static MT_ALWAYS_INLINE int forget_block(void *p, int only)
 	uint64_t meta = block_take((uintptr_t)p);
 	if (!meta)
 		return -1;
-	int owner = (meta & OWNER_BIT) ? 1 : 0;
+	int owner = mt__meta_owner(meta);
 	if (only >= 0 && owner != only) {
 		mt__heap_reattach(p, meta);
 		return owner;
@@ -531,9 +531,7 @@ int mt__heap_forget_own(void *p, int owner)
 
 bool mt__heap_remove(void *p)
 {
-	uint64_t meta = mt__heap_detach(p);
-	mt__heap_release(meta);
-	return meta != 0;
+	return mt__heap_forget(p) >= 0;
 }
 
 /* ---- the leak scan's view (leakscan.c), from its child process: one

@@ -133,6 +133,13 @@ static __thread uint32_t tl_walks __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_check_more __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tl_check_calm __attribute__((tls_model("initial-exec")));
 
+/* The walks of this thread between two checks, less one (a mask of
+ * tl_walks' low bits). */
+static inline uint32_t check_mask(void)
+{
+	return (CHECK_EVERY - 1) | tl_check_more;
+}
+
 /* Something new to this thread: its next checks come at CHECK_EVERY again. */
 static inline void check_soon(void)
 {
@@ -198,8 +205,8 @@ static int cut_walk(const uintptr_t *frames, int n, int lim)
 	return n;
 }
 
-/* written every 64th walk: a line of their own, away from what every walk
- * reads (fs_table, fs_gen, self_lo/hi) */
+/* written at each periodic check: a line of their own, away from what
+ * every walk reads (fs_table, fs_gen, self_lo/hi) */
 static struct {
 	uint64_t fast_walks, mismatches;
 } __attribute__((aligned(MT_CACHELINE))) stats;
@@ -1099,7 +1106,7 @@ static __attribute__((noinline)) int checked_walk(uintptr_t slot, uintptr_t *fra
 	int n = fast_or_table_walk(slot, frames, lim, NULL, &fp);
 	if (n < 0)
 		return slow_walk_to(frames, lim);
-	__atomic_add_fetch(&fast_walks, ((CHECK_EVERY - 1) | tl_check_more) + 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&fast_walks, check_mask() + 1, __ATOMIC_RELAXED);
 	if (fp && (tl_walks / CHECK_EVERY) % FP_CHECK_EVERY)
 		return n;
 	/* through code without unwind information libunwind's own backtrace
@@ -1134,7 +1141,7 @@ int mt__unwind(uintptr_t *frames, int lim, uintptr_t hint, void ***tag)
 						 !in_self(*(const uintptr_t *)hint)
 					 ? hint
 					 : first_slot();
-		if (slot && MT_LIKELY(++tl_walks & ((CHECK_EVERY - 1) | tl_check_more))) {
+		if (slot && MT_LIKELY(++tl_walks & check_mask())) {
 			bool fp = false;
 			int n = fast_or_table_walk(slot, frames, lim, tag, &fp);
 			if (n >= 0)
