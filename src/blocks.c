@@ -170,6 +170,7 @@ bool mt__blk_span_grow(struct span *sp)
 	/* atomic stores: whether a span has a table (lg) is read without its
 	 * lock (span_take, span_put) */
 	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
+	sp->limit = span_limit(lg);
 	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
 	return true;
 }

@@ -61,7 +61,8 @@ struct span {
 	uint16_t count; /* at most 1 << KEY_BITS keys */
 	uint8_t lg;	/* log2 of the slots, 0: no table yet */
 	uint8_t lock;	/* spin lock: held for a probe or two, never across a call out */
-	uint32_t pad;
+	uint16_t limit; /* the most keys before the table doubles (span_limit) */
+	uint16_t pad;
 };
 
 /* mt__blk_dir[hi] is a page of 1 << DIR_LO_BITS spans (256 KiB, mapped
@@ -183,6 +184,14 @@ static inline size_t span_cap(unsigned lg)
 	return (size_t)1 << lg;
 }
 
+/* A table is at most half full up to SPAN_ROOMY_LG, 70 % beyond: the most
+ * keys a table of 1 << lg slots takes (kept in the span, so that a put
+ * compares, not multiplies). */
+static inline uint16_t span_limit(unsigned lg)
+{
+	return (uint16_t)(span_cap(lg) * (lg <= SPAN_ROOMY_LG ? 5 : 7) / 10);
+}
+
 /* Index of key's entry, or of the empty slot where it would go. */
 static MT_ALWAYS_INLINE size_t span_find(const struct span *sp, uint32_t key)
 {
@@ -208,7 +217,14 @@ static MT_ALWAYS_INLINE uint64_t span_take(uintptr_t p)
 		uint64_t e = sp->slots[i];
 		if (e) {
 			meta = entry_meta(e);
-			mt__blk_span_delete_at(sp, i);
+			/* nothing after it to shift back: no call */
+			size_t next = (i + 1) & (span_cap(sp->lg) - 1);
+			if (!sp->slots[next]) {
+				sp->slots[i] = 0;
+				sp->count--;
+			} else {
+				mt__blk_span_delete_at(sp, i);
+			}
 		}
 	}
 	spin_unlock(&sp->lock);
@@ -236,8 +252,7 @@ static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
 			return ~0ull;
 	}
 	spin_lock(&sp->lock);
-	if ((sp->count + 1u) * 10 > span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7) &&
-	    !mt__blk_span_grow(sp)) {
+	if (sp->count + 1u > sp->limit && !mt__blk_span_grow(sp)) {
 		spin_unlock(&sp->lock);
 		return ~0ull;
 	}
@@ -247,8 +262,7 @@ static MT_ALWAYS_INLINE uint64_t span_put(uintptr_t p, uint64_t meta)
 		stale = entry_meta(e); /* freed behind our back: forget it */
 	else
 		sp->count++;
-	/* at most half full up to SPAN_ROOMY_LG, 70 % beyond */
-	MT_ASSERT(sp->count * 10u <= span_cap(sp->lg) * (sp->lg <= SPAN_ROOMY_LG ? 5 : 7));
+	MT_ASSERT(sp->count <= span_limit(sp->lg));
 	sp->slots[i] = (meta >> MT_META_SIZE_SHIFT) << E_SIZE_SHIFT | (uint64_t)key << E_KEY_SHIFT |
 		       (meta & META_LOW);
 	/* the entry packs the meta whole, and is never an empty slot's 0 */
