@@ -142,23 +142,38 @@ struct pycode {
 	char data[]; /* file name, function name, line table */
 };
 
-#define CODE_BUCKETS (1u << 14)
 #define CODE_CHUNK 4096u
 #define CODE_CHUNKS (MT_FRAME_PY_CODE_MAX / CODE_CHUNK + 1)
 #define STR_MAX 1024u
 #define TABLE_MAX (64u << 10)
+/* The live entries, chained by the top bits of their address's hash: 512
+ * buckets (a page) at first, doubled while the entries outnumber them two
+ * to one, up to 1 << 17; all under code_lock. A Python start in sampled
+ * mode, which copies a few dozen code objects, paged in most of a fixed
+ * 128 KiB array (29 of its 32 pages, about 50 us here). */
+#define BUCKET_BITS_MIN 9
+#define BUCKET_BITS_MAX 17
 static struct pycode **buckets;
-/* The groups of 512 buckets (a 4 KiB page of them) that ever held an entry:
- * a lookup or a retirement in a group never used reads nothing there. A
- * Python start in sampled mode, which copies a few code objects, paged in
- * a bucket page for nearly every code object that died. */
-#define BUCKET_GROUP_SHIFT 9
+static unsigned bucket_bits;
+static uint32_t bucket_entries;
+/* The 32 groups of addresses (by the top 5 bits of the same hash) that ever
+ * had an entry: a code object's death in a group never used takes no lock
+ * and reads no bucket. Set under code_lock, read without it. */
 static uint32_t bucket_groups;
-_Static_assert((CODE_BUCKETS >> BUCKET_GROUP_SHIFT) <= 32, "a bit a group");
 
-static inline bool bucket_used(size_t b)
+static inline uint64_t code_hash(uintptr_t obj)
 {
-	return __atomic_load_n(&bucket_groups, __ATOMIC_ACQUIRE) >> (b >> BUCKET_GROUP_SHIFT) & 1;
+	return (obj >> 4) * 0x9E3779B97F4A7C15ull;
+}
+
+static inline bool group_used(uintptr_t obj)
+{
+	return __atomic_load_n(&bucket_groups, __ATOMIC_ACQUIRE) >> (code_hash(obj) >> 59) & 1;
+}
+
+static inline size_t code_bucket(uintptr_t obj)
+{
+	return (size_t)(code_hash(obj) >> (64 - bucket_bits));
 }
 static struct pycode **code_chunks[CODE_CHUNKS];
 static uint32_t code_next = 1; /* ids published: [1, code_next) */
@@ -266,11 +281,6 @@ void mt__py_site_keep(uintptr_t token, uint64_t hash, void *site)
 	t->sites[set].site = site;
 }
 
-static inline size_t code_bucket(uintptr_t obj)
-{
-	return (size_t)((obj >> 4) * 0x9E3779B97F4A7C15ull >> 50) & (CODE_BUCKETS - 1);
-}
-
 /* Appends s (a str object) as UTF-8, at most STR_MAX bytes; "?" when it
  * is not a compact str of this layout. */
 static uint32_t copy_str(const char *o, char *out)
@@ -331,6 +341,26 @@ static uint32_t table_of(const char *co, const unsigned char **t)
 	return (uint32_t)n;
 }
 
+/* Doubles the buckets; under code_lock. Out of memory, they stay (the
+ * chains grow longer). */
+static void buckets_grow(void)
+{
+	unsigned bits = bucket_bits + 1;
+	struct pycode **nb = mt__ialloc(sizeof(*nb) << bits); /* zeroed */
+	if (!nb)
+		return;
+	for (size_t i = 0; i < (size_t)1 << bucket_bits; i++)
+		for (struct pycode *e = buckets[i], *next; e; e = next) {
+			next = e->next;
+			size_t b = (size_t)(code_hash(e->obj) >> (64 - bits));
+			e->next = nb[b];
+			nb[b] = e;
+		}
+	mt__ifree(buckets, sizeof(*buckets) << bucket_bits);
+	buckets = nb;
+	bucket_bits = bits;
+}
+
 /* Creates the entry of a live code object; under code_lock. */
 static struct pycode *code_new(const char *co)
 {
@@ -362,10 +392,13 @@ static struct pycode *code_new(const char *co)
 	memcpy(e->data + flen, name, nlen);
 	if (tlen)
 		memcpy(e->data + flen + nlen, t, tlen);
+	if (bucket_entries >= 2u << bucket_bits && bucket_bits < BUCKET_BITS_MAX)
+		buckets_grow();
 	size_t b = code_bucket(e->obj);
 	e->next = buckets[b];
 	buckets[b] = e;
-	__atomic_fetch_or(&bucket_groups, 1u << (b >> BUCKET_GROUP_SHIFT), __ATOMIC_RELEASE);
+	bucket_entries++;
+	__atomic_fetch_or(&bucket_groups, 1u << (code_hash(e->obj) >> 59), __ATOMIC_RELEASE);
 	__atomic_store_n(&chunk[id % CODE_CHUNK], e, __ATOMIC_RELEASE);
 	__atomic_store_n(&code_next, id + 1, __ATOMIC_RELEASE);
 	return e;
@@ -387,8 +420,8 @@ static __attribute__((noinline)) uint32_t code_id_slow(const char *co, struct py
 {
 	struct pycode *e;
 	pthread_mutex_lock(&code_lock);
-	size_t b = code_bucket((uintptr_t)co);
-	for (e = bucket_used(b) ? buckets[b] : NULL; e; e = e->next)
+	for (e = group_used((uintptr_t)co) ? buckets[code_bucket((uintptr_t)co)] : NULL; e;
+	     e = e->next)
 		if (e->obj == (uintptr_t)co)
 			break;
 	if (!e)
@@ -439,18 +472,18 @@ static MT_ALWAYS_INLINE struct pytl *pytl_fresh(void)
  * retired before the interpreter frees it. Runs with the GIL held. */
 static void code_dealloc(void *co)
 {
-	size_t b = code_bucket((uintptr_t)co);
-	if (!bucket_used(b)) {
+	if (!group_used((uintptr_t)co)) {
 		/* set under code_lock when this object's entry was made, before
 		 * the interpreter could free it (the GIL orders the two) */
 		code_dealloc_orig(co);
 		return;
 	}
 	pthread_mutex_lock(&code_lock);
-	for (struct pycode **p = &buckets[b]; *p; p = &(*p)->next)
+	for (struct pycode **p = &buckets[code_bucket((uintptr_t)co)]; *p; p = &(*p)->next)
 		if ((*p)->obj == (uintptr_t)co) {
 			__atomic_add_fetch(&code_gen, 1, __ATOMIC_RELEASE);
 			*p = (*p)->next;
+			bucket_entries--;
 			break;
 		}
 	pthread_mutex_unlock(&code_lock);
@@ -735,7 +768,8 @@ static int install(void *arg)
 		eval_hi = eval_lo + sym->st_size;
 		mt__unwind_eval(eval_lo, eval_hi);
 	}
-	buckets = mt__ialloc(CODE_BUCKETS * sizeof(*buckets));
+	bucket_bits = BUCKET_BITS_MIN;
+	buckets = mt__ialloc(sizeof(*buckets) << bucket_bits);
 	if (!buckets) {
 		__atomic_store_n(&mt__py_state, MT_PY_OFF, __ATOMIC_RELEASE);
 		mt__thread_busy_swap(busy);

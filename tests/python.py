@@ -243,6 +243,15 @@ import gc, os, signal, sys, time
 def long_lived(n):
     return [bytearray(64) for _ in range(n)]  # @longlived
 kept = []
+# 3,000 functions that stay alive, each recorded once: the code table grows
+# (its buckets double from 512) with the entries live across it
+live = []
+for k in range(3000):
+    ns = {}
+    exec(compile("def g%d(n):\n    return [bytes(%d) for _ in range(n)]\n" % (k, 50 + k % 3),
+                 "<live%d>" % k, "exec"), ns)
+    live.append(ns["g%d" % k])
+    kept.append(live[-1](2))
 for k in range(400):
     ns = {}
     src = "def f%d(n):\n    return [bytes(%d) for _ in range(n)]\n" % (k, 40 + k % 3)
@@ -257,13 +266,14 @@ snapshot_now()
 
 def case_python_code_reuse():
     """Functions compiled and dropped in a loop, their code objects' memory
-    reused, next to a long-lived one: every line names its own function."""
+    reused, next to a long-lived one and 3,000 live ones made before them
+    (the code table grown meanwhile): every line names its own function."""
     for name, py in interpreters():
         d = tempfile.mkdtemp(prefix="mt-py-")
         path, snap = snapshot_of(py, d, "reuse.py", CODE_REUSE, {})
         js = show_json(snap, "--group-by", "traceback")
         line = tags(path)["longlived"]
-        seen = 0
+        seen, live = 0, set()
         for s in js["stats"]:
             for f in s["traceback"]:
                 m = re.match(r"(.*):(\d+) in (.*)$", f)
@@ -276,10 +286,20 @@ def case_python_code_reuse():
                     check(ln == 2 and re.match(rf"(f{k}(\.<locals>)?\.)?(<listcomp>|f{k})$", func),
                           f"{name}: <gen{k}> shows {f}")
                     seen += 1
+                g = re.match(r"<live(\d+)>$", file)
+                if g:
+                    k = g.group(1)
+                    if func == "<module>":  # the def itself
+                        check(ln == 1, f"{name}: <live{k}> shows {f}")
+                        continue
+                    check(ln == 2 and re.match(rf"(g{k}(\.<locals>)?\.)?(<listcomp>|g{k})$", func),
+                          f"{name}: <live{k}> shows {f}")
+                    live.add(k)
                 if file == path and func in ("long_lived", "<listcomp>",
                                              "long_lived.<locals>.<listcomp>"):
                     eq(ln, line, f"{name}: the long-lived function's line: {f}")
         check(seen >= 400, f"{name}: frames of the generated functions: {seen}")
+        eq(len(live), 3000, f"{name}: the live functions seen")
         shutil.rmtree(d)
 
 
