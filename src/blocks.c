@@ -13,6 +13,9 @@
 #include "blocks.h"
 
 struct span *mt__blk_dir[1u << DIR_HI_BITS];
+int mt__blk_prefetch;
+/* the slots of every span's table, in 8-byte words */
+static size_t span_slots_total;
 pthread_mutex_t mt__blk_dir_lock = PTHREAD_MUTEX_INITIALIZER;
 /* The spans that have a table, in the order they got it: every walk over
  * all blocks and the fork's lock order. Chunks that never move (a walk
@@ -171,6 +174,10 @@ bool mt__blk_span_grow(struct span *sp)
 	 * lock (span_take, span_put) */
 	__atomic_store_n(&sp->slots, t, __ATOMIC_RELAXED);
 	sp->limit = span_limit(lg);
+	size_t total = __atomic_add_fetch(&span_slots_total, cap - (sp->lg ? cap / 2 : 0),
+					  __ATOMIC_RELAXED);
+	if (total * sizeof(*t) > SPAN_PREFETCH_BYTES)
+		__atomic_store_n(&mt__blk_prefetch, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&sp->lg, (uint8_t)lg, __ATOMIC_RELEASE);
 	return true;
 }

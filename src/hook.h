@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "arch.h"
+#include "blocks.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define TLS_IE __attribute__((tls_model("initial-exec")))
@@ -136,6 +137,7 @@ static MT_ALWAYS_INLINE mt_site_t *current_site(int domain)
 static MT_ALWAYS_INLINE bool record_heap(void *p, size_t size, int owner)
 {
 	int saved = errno;
+	span_prefetch((uintptr_t)p);
 	mt_site_t *s = current_site(MT_DOMAIN_HEAP);
 	bool ok = s && mt__heap_add(p, size, s, owner);
 	errno = saved;
