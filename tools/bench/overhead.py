@@ -210,6 +210,9 @@ def bench(workloads, reps, have_ht):
     return rows
 
 
+START_TIMES = 20
+
+
 def python_bench(a):
     """The Python workloads: bare (the default allocator, pymalloc),
     tracemalloc, heaptrack, memtrace exact and sampled with Python frames,
@@ -219,19 +222,22 @@ def python_bench(a):
     have_ht = shutil.which("heaptrack") is not None
     d = tempfile.mkdtemp(prefix="mt-bench-")
     loads = []
-    for name, text in (("objects (the existing one)", PY), ("circular-reference leak", PY_LEAK),
-                       ("dict/str/tuple churn", PY_CHURN), ("30 frames deep", PY_DEEP),
-                       ("start-up (an empty script)", "pass\n")):
+    # each measurement of the start is 20 starts in a row (one start is 0.01 s
+    # of CPU, and single starts moved its ratios by 0.2 between runs)
+    for name, text, times in (("objects (the existing one)", PY, 1),
+                              ("circular-reference leak", PY_LEAK, 1),
+                              ("dict/str/tuple churn", PY_CHURN, 1), ("30 frames deep", PY_DEEP, 1),
+                              ("start-up (an empty script)", "pass\n", START_TIMES)):
         path = os.path.join(d, name.split()[0].replace("/", "-").strip("-") + ".py")
         with open(path, "w") as f:
             f.write(text)
-        loads.append((name, path))
+        loads.append((name, path, times))
     pmodes = ["bare", "tracemalloc", "exact", "sampled", "exact+malloc"]
     pmodes += ["heaptrack"] if have_ht else []
     print(f"\nPython ({py}), median of {a.reps} runs each, modes alternating; CPU ratio to "
-          f"bare (the default allocator); maxRSS ratio")
+          f"bare (the default allocator); maxRSS ratio; a start-up run is {START_TIMES} starts")
     print(f"{'workload':<28} " + " ".join(f"{m:>13}" for m in pmodes[1:]))
-    for name, path in loads:
+    for name, path, times in loads:
         res = {m: [] for m in pmodes}
         work = tempfile.mkdtemp(prefix="mt-bench-")
         for _ in range(a.reps):
@@ -244,7 +250,9 @@ def python_bench(a):
                     c = [py, "-X", "tracemalloc=1", path]
                 if m == "exact+malloc":
                     env["PYTHONMALLOC"] = "malloc"
-                res[m].append(run(c, env, work))
+                rs = [run(c, env, work) for _ in range(times)]
+                res[m].append(None if None in rs else
+                              (sum(x[0] for x in rs), sum(x[1] for x in rs), max(x[2] for x in rs)))
         shutil.rmtree(work, ignore_errors=True)
         med = {m: (statistics.median(x[1] for x in v), max(x[2] for x in v))
                for m, v in res.items() if v and None not in v}
