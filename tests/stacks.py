@@ -219,5 +219,27 @@ def case_unwind_recheck():
           f"at most 64 of the 3000 kept blocks read wrong before the check: {got}")
 
 
+@case(victims=("handoff",))
+def case_unwind_handoff():
+    """A slow walk goes on by the frame-size table once past the frames it
+    did not know (handoff.c): 64 stacks, each new only in its first frame,
+    each show the whole chain once, at its lines."""
+    d, r = run_victim("handoff")
+    eq((r.returncode, r.stdout), (0, b"handoff ok\n"), "handoff victim")
+    js = show_json(only_snapshot(d), "--group-by", "traceback")
+    chain = ["deep", "c6", "c5", "c4", "c3", "c2", "c1", "main"]
+    path = line_of("handoff.c", "main")[0]
+    got = {}
+    for s in js["stats"]:
+        ours = [t for t in s["traceback"] if t.startswith(path + ":")]
+        if ours:
+            got[ours[0].split(" ")[0]] = (s["count"], [t.split(" ")[0] for t in ours[1:]])
+    want_tail = ["%s:%s" % line_of("handoff.c", tag) for tag in chain]
+    for k in range(64):
+        leaf = "%s:%s" % line_of("handoff.c", f"leaf{k}")
+        eq(got.get(leaf), (1, want_tail), f"leaf{k}'s block and its chain")
+    eq(js["totals"]["unwind_mismatches"], 0, "no fast walk disagreed with libunwind")
+
+
 if __name__ == "__main__":
     sys.exit(main(globals()))
