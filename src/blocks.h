@@ -312,11 +312,9 @@ static MT_ALWAYS_INLINE void span_prefetch(uintptr_t p)
 {
 	if (!__atomic_load_n(&mt__blk_prefetch, __ATOMIC_RELAXED) || !span_addr(p))
 		return;
-	struct span *d = __atomic_load_n(&mt__blk_dir[p >> (SPAN_SHIFT + DIR_LO_BITS)],
-					 __ATOMIC_RELAXED);
-	if (!d)
+	const struct span *sp = span_of(p, false);
+	if (!sp)
 		return;
-	const struct span *sp = &d[(p >> SPAN_SHIFT) & ((1u << DIR_LO_BITS) - 1)];
 	unsigned lg = __atomic_load_n(&sp->lg, __ATOMIC_RELAXED);
 	const uint64_t *slots = __atomic_load_n(&sp->slots, __ATOMIC_RELAXED);
 	if (lg)

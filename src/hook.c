@@ -239,9 +239,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 		return;
 	}
 	if (MT_LIKELY(mt__init_state == INIT_READY) && !unrecorded(p)) {
-		/* the allocator's own first load (the chunk's header): its
-		 * cache miss overlaps the table's instead of following it */
-		__builtin_prefetch((const char *)p - 16, 1, 3);
+		prefetch_header(p);
 		int saved = errno;
 		forget(p)->free(p);
 		errno = saved;

@@ -106,8 +106,7 @@ static __attribute__((noinline)) void py_free_slow(void *ctx, void *p)
 {
 	const mt_pyalloc_t *d = ctx;
 	if (p && mt__init_state == INIT_READY) {
-		/* the system allocator's header, as free_slow does */
-		__builtin_prefetch((const char *)p - 16, 1, 3);
+		prefetch_header(p);
 		int saved = errno, busy = guard_enter();
 		/* as py_detach, in one call */
 		int owner = unrecorded(p) ? -1 : mt__heap_forget_own(p, MT_OWNER_SYSTEM);

@@ -870,9 +870,10 @@ static __attribute__((noinline)) int slow_walk_in(uintptr_t *frames, int lim, bo
 					bool fp = false;
 					tries--;
 					int m = table_walk(0, sp - 8, frames, n - 1, lim, NULL, &fp);
+					/* short of that it left frames[n - 1] as
+					 * it was: ip, read at its slot */
 					if (m >= n)
 						return m;
-					frames[n - 1] = ip;
 				}
 			}
 			prev_ra = plain ? ip : 0;
